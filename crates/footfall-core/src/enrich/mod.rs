@@ -1,0 +1,49 @@
+//! enrich: what we can learn from a request without keeping it — browser, OS and device
+//! from the user agent, a source name from the referrer, UTM tags from the URL. Geo lookup
+//! needs a database file and lives in the server; its result arrives here as a [`GeoHint`].
+//!
+//! After [`enrich`], the IP and raw user agent are gone.
+
+pub mod referrer;
+pub mod ua;
+pub mod utm;
+
+use crate::event::{EnrichedEvent, GeoHint, IncomingEvent};
+use crate::types::{SiteId, Timestamp, VisitorId};
+
+/// Everything enrich needs that isn't in the event body.
+pub struct Context<'a> {
+    pub site: SiteId,
+    pub now: Timestamp,
+    pub user_agent: &'a str,
+    pub geo: GeoHint,
+    pub visitor: VisitorId,
+    pub visitor_previous_salt: Option<VisitorId>,
+}
+
+pub fn enrich(ev: IncomingEvent, cx: Context<'_>) -> EnrichedEvent {
+    let client = ua::parse(cx.user_agent);
+    let utm = utm::from_query(&ev.query);
+    let (referrer, referrer_source) = referrer::classify(ev.referrer.as_deref(), &ev.hostname, &utm, &ev.query);
+    EnrichedEvent {
+        site: cx.site,
+        ts: ev.timestamp.unwrap_or(cx.now),
+        kind: ev.kind,
+        name: ev.name,
+        visitor: cx.visitor,
+        visitor_previous_salt: cx.visitor_previous_salt,
+        hostname: ev.hostname,
+        pathname: ev.pathname,
+        title: ev.title,
+        page_type: ev.page_type,
+        referrer,
+        referrer_source,
+        utm,
+        geo: if ev.geo.is_empty() { cx.geo } else { ev.geo },
+        client,
+        props: ev.props,
+        scroll_depth: ev.scroll_depth,
+        engaged_ms: ev.engaged_ms,
+        interactive: ev.interactive,
+    }
+}

@@ -1,0 +1,369 @@
+//! Visits, dedup and page durations, as one state machine per (site, visitor).
+//!
+//! Rules (DESIGN.md §1–2):
+//! - a visit ends after `visit_gap` without activity; an event joins the visit whose
+//!   `[start − gap, end + gap]` contains it, so slightly out-of-order events land in the
+//!   right visit;
+//! - the same visitor viewing the same path within `dedup_window` counts once (the
+//!   repeat still counts as activity: the visitor is on that page);
+//! - a page view's duration is the time to the next page view of the visit; the last page
+//!   view's lasts until the visit's last activity (heartbeat, engagement or event).
+//!
+//! Every change is reported as before/after values so the caller can keep running totals
+//! and write collapsing rows (`sign = −1` for the old state, `+1` for the new).
+
+use crate::event::{EnrichedEvent, EventKind, Utm};
+use crate::types::{EventId, SessionId, SiteId, Timestamp, VisitorId};
+use siphasher::sip::SipHasher13;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Config {
+    pub visit_gap_ms: i64,
+    /// 0 turns dedup off.
+    pub dedup_window_ms: i64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { visit_gap_ms: 30 * Timestamp::MINUTE, dedup_window_ms: 30 * Timestamp::MINUTE }
+    }
+}
+
+/// The visit's attributes, taken from its first event.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SessionAttrs {
+    pub hostname: String,
+    pub referrer: String,
+    pub referrer_source: String,
+    pub utm: Utm,
+    pub country: String,
+    pub region: String,
+    pub city: String,
+    pub browser: String,
+    pub browser_version: String,
+    pub os: String,
+    pub os_version: String,
+    pub device: String,
+}
+
+impl SessionAttrs {
+    pub fn from_event(ev: &EnrichedEvent) -> Self {
+        SessionAttrs {
+            hostname: ev.hostname.clone(),
+            referrer: ev.referrer.clone(),
+            referrer_source: ev.referrer_source.clone(),
+            utm: ev.utm.clone(),
+            country: ev.geo.country.clone().unwrap_or_default(),
+            region: ev.geo.region.clone().unwrap_or_default(),
+            city: ev.geo.city.clone().unwrap_or_default(),
+            browser: ev.client.browser.clone(),
+            browser_version: ev.client.browser_version.clone(),
+            os: ev.client.os.clone(),
+            os_version: ev.client.os_version.clone(),
+            device: ev.client.device.clone(),
+        }
+    }
+}
+
+/// One visit as stored in the `sessions` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRow {
+    pub site: SiteId,
+    pub session: SessionId,
+    pub visitor: VisitorId,
+    pub version: u64,
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub entry_page: String,
+    pub exit_page: String,
+    pub pageviews: u32,
+    pub events: u32,
+    pub is_bounce: bool,
+    pub attrs: SessionAttrs,
+}
+
+impl SessionRow {
+    pub fn duration_ms(&self) -> i64 {
+        self.end.0 - self.start.0
+    }
+}
+
+/// A change in one page view's measured duration (None: not measurable yet).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DurationChange {
+    pub event: EventId,
+    pub pathname: String,
+    pub before: Option<i64>,
+    pub after: Option<i64>,
+}
+
+/// What identify decided about one event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// The visitor id to record (yesterday's hash if the visit started before midnight).
+    pub visitor: VisitorId,
+    pub session: Option<SessionId>,
+    /// Whether the event is written to `events` (under `event_id`).
+    pub stored: bool,
+    /// Why a valid event is not stored, if it isn't (and isn't a heartbeat).
+    pub skipped: Option<&'static str>,
+    pub session_before: Option<SessionRow>,
+    pub session_after: Option<SessionRow>,
+    pub durations: Vec<DurationChange>,
+}
+
+/// A stored page view, as restored from the database after a restart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PageviewRecord {
+    pub event: EventId,
+    pub ts: Timestamp,
+    pub pathname: String,
+}
+
+#[derive(Debug, Clone)]
+struct Pageview {
+    event: EventId,
+    ts: Timestamp,
+    pathname: String,
+    duration: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+struct Visit {
+    row: SessionRow,
+    interactive: u32,
+    /// Page views in (ts, event id) order.
+    pageviews: Vec<Pageview>,
+}
+
+#[derive(Debug, Default)]
+struct VisitorState {
+    visits: Vec<Visit>,
+    /// Counted page views per path, for dedup.
+    counted: HashMap<String, Vec<Timestamp>>,
+    last_seen: Timestamp,
+}
+
+/// Bounds memory for pathological visits (a script reloading all day).
+const MAX_PAGEVIEWS_PER_VISIT: usize = 5_000;
+
+#[derive(Debug, Default)]
+pub struct Identifier {
+    cfg: Config,
+    visitors: HashMap<(SiteId, VisitorId), VisitorState>,
+}
+
+impl Identifier {
+    pub fn new(cfg: Config) -> Self {
+        Identifier { cfg, visitors: HashMap::new() }
+    }
+
+    pub fn config(&self) -> Config {
+        self.cfg
+    }
+
+    pub fn tracked_visitors(&self) -> usize {
+        self.visitors.len()
+    }
+
+    /// Decides visitor, visit, dedup and durations for `ev`. `event_id` is the id the event
+    /// gets if it is stored.
+    pub fn process(&mut self, ev: &EnrichedEvent, event_id: EventId) -> Outcome {
+        let visitor = self.resolve_visitor(&ev.site, ev.visitor, ev.visitor_previous_salt);
+        let cfg = self.cfg;
+        let state = self.visitors.entry((ev.site.clone(), visitor)).or_default();
+        state.last_seen = state.last_seen.max(ev.ts);
+        let ts = ev.ts;
+
+        let deduped = ev.kind == EventKind::Pageview && cfg.dedup_window_ms > 0 && {
+            let times = state.counted.get(&ev.pathname);
+            times.is_some_and(|t| t.iter().any(|c| (ts.0 - c.0).abs() < cfg.dedup_window_ms))
+        };
+
+        let gap = cfg.visit_gap_ms;
+        let found = state.visits.iter().position(|v| ts.0 >= v.row.start.0 - gap && ts.0 <= v.row.end.0 + gap);
+        let idx = match found {
+            Some(i) => i,
+            None if matches!(ev.kind, EventKind::Heartbeat | EventKind::Engagement) => {
+                // Pings don't start visits: a tab left open overnight isn't a new visit.
+                let skipped = (ev.kind == EventKind::Engagement).then_some("no_visit");
+                return Outcome { visitor, session: None, stored: false, skipped, session_before: None, session_after: None, durations: vec![] };
+            }
+            None => {
+                let row = SessionRow {
+                    site: ev.site.clone(),
+                    session: session_id(&ev.site, visitor, ts),
+                    visitor,
+                    version: 0,
+                    start: ts,
+                    end: ts,
+                    entry_page: ev.pathname.clone(),
+                    exit_page: ev.pathname.clone(),
+                    pageviews: 0,
+                    events: 0,
+                    is_bounce: true,
+                    attrs: SessionAttrs::from_event(ev),
+                };
+                let pos = state.visits.partition_point(|v| v.row.start <= ts);
+                state.visits.insert(pos, Visit { row, interactive: 0, pageviews: Vec::new() });
+                pos
+            }
+        };
+
+        let visit = &mut state.visits[idx];
+        let before = (visit.row.version > 0).then(|| visit.row.clone());
+        let mut durations = Vec::new();
+        let stored = match ev.kind {
+            EventKind::Pageview if !deduped => {
+                let pos = visit.pageviews.partition_point(|p| p.ts <= ts);
+                visit.pageviews.insert(pos, Pageview { event: event_id, ts, pathname: ev.pathname.clone(), duration: None });
+                visit.row.pageviews += 1;
+                visit.row.events += 1;
+                state.counted.entry(ev.pathname.clone()).or_default().push(ts);
+                visit.row.start = visit.row.start.min(ts);
+                visit.row.end = visit.row.end.max(ts);
+                update_durations(visit, &[pos.saturating_sub(1), pos], &mut durations);
+                true
+            }
+            EventKind::Custom => {
+                visit.row.events += 1;
+                if ev.interactive {
+                    visit.interactive += 1;
+                }
+                visit.row.start = visit.row.start.min(ts);
+                visit.row.end = visit.row.end.max(ts);
+                update_durations(visit, &[], &mut durations);
+                true
+            }
+            // Engagement is stored; heartbeats and repeated page views only show presence.
+            EventKind::Engagement | EventKind::Heartbeat | EventKind::Pageview => {
+                visit.row.start = visit.row.start.min(ts);
+                visit.row.end = visit.row.end.max(ts);
+                update_durations(visit, &[], &mut durations);
+                ev.kind == EventKind::Engagement
+            }
+        };
+        if let (Some(first), Some(last)) = (visit.pageviews.first(), visit.pageviews.last()) {
+            visit.row.entry_page = first.pathname.clone();
+            visit.row.exit_page = last.pathname.clone();
+        }
+        visit.row.is_bounce = visit.row.pageviews <= 1 && visit.interactive == 0;
+        if visit.pageviews.len() > MAX_PAGEVIEWS_PER_VISIT {
+            // The oldest views' durations are final; forget them.
+            visit.pageviews.drain(..visit.pageviews.len() - MAX_PAGEVIEWS_PER_VISIT);
+        }
+
+        let changed = before.as_ref().map_or(true, |b| !same_state(b, &visit.row));
+        let after = if changed {
+            visit.row.version += 1;
+            Some(visit.row.clone())
+        } else {
+            None
+        };
+        Outcome {
+            visitor,
+            session: Some(visit.row.session),
+            stored,
+            skipped: deduped.then_some("duplicate"),
+            session_before: if changed { before } else { None },
+            session_after: after,
+            durations,
+        }
+    }
+
+    /// A visit that started under yesterday's salt keeps yesterday's visitor id.
+    fn resolve_visitor(&self, site: &SiteId, today: VisitorId, yesterday: Option<VisitorId>) -> VisitorId {
+        match yesterday {
+            Some(y) if !self.visitors.contains_key(&(site.clone(), today)) && self.visitors.contains_key(&(site.clone(), y)) => y,
+            _ => today,
+        }
+    }
+
+    /// Forgets visits that can no longer be extended and dedup entries that can no longer
+    /// match, as of `now`.
+    pub fn evict(&mut self, now: Timestamp) {
+        let visit_cutoff = now.0 - 2 * self.cfg.visit_gap_ms;
+        let dedup_cutoff = now.0 - 2 * self.cfg.dedup_window_ms.max(1);
+        self.visitors.retain(|_, st| {
+            st.visits.retain(|v| v.row.end.0 >= visit_cutoff);
+            st.counted.retain(|_, times| {
+                times.retain(|t| t.0 >= dedup_cutoff);
+                !times.is_empty()
+            });
+            !st.visits.is_empty() || !st.counted.is_empty()
+        });
+    }
+
+    /// Restores a visit (and its page views) loaded from storage after a restart.
+    pub fn restore(&mut self, row: SessionRow, mut pageviews: Vec<PageviewRecord>) {
+        pageviews.sort_by_key(|p| (p.ts, p.event));
+        let interactive = u32::from(!row.is_bounce && row.pageviews <= 1);
+        let mut visit = Visit {
+            interactive,
+            pageviews: pageviews.into_iter().map(|p| Pageview { event: p.event, ts: p.ts, pathname: p.pathname, duration: None }).collect(),
+            row,
+        };
+        let all: Vec<usize> = (0..visit.pageviews.len()).collect();
+        update_durations(&mut visit, &all, &mut Vec::new());
+        let state = self.visitors.entry((visit.row.site.clone(), visit.row.visitor)).or_default();
+        state.last_seen = state.last_seen.max(visit.row.end);
+        let pos = state.visits.partition_point(|v| v.row.start <= visit.row.start);
+        state.visits.insert(pos, visit);
+    }
+
+    /// Restores a counted page view for dedup after a restart.
+    pub fn restore_counted(&mut self, site: &SiteId, visitor: VisitorId, pathname: &str, ts: Timestamp) {
+        let state = self.visitors.entry((site.clone(), visitor)).or_default();
+        state.counted.entry(pathname.to_string()).or_default().push(ts);
+    }
+}
+
+/// Whether two versions of a row describe the same visit (ignoring the version number).
+fn same_state(a: &SessionRow, b: &SessionRow) -> bool {
+    a.start == b.start
+        && a.end == b.end
+        && a.pageviews == b.pageviews
+        && a.events == b.events
+        && a.is_bounce == b.is_bounce
+        && a.entry_page == b.entry_page
+        && a.exit_page == b.exit_page
+}
+
+/// Session ids are derived, not random, so that identify is deterministic (tests, rebuilds);
+/// a visitor can't start two visits at the same millisecond.
+fn session_id(site: &SiteId, visitor: VisitorId, start: Timestamp) -> SessionId {
+    let mut h = SipHasher13::new_with_keys(0x666f_6f74, 0x6661_6c6c);
+    site.hash(&mut h);
+    visitor.0.hash(&mut h);
+    start.0.hash(&mut h);
+    SessionId(h.finish().max(1))
+}
+
+/// Recomputes the durations of the page views at `indices` and of the last page view (whose
+/// duration depends on the visit's end), recording what changed.
+fn update_durations(visit: &mut Visit, indices: &[usize], out: &mut Vec<DurationChange>) {
+    let n = visit.pageviews.len();
+    if n == 0 {
+        return;
+    }
+    let end = visit.row.end;
+    let mut check = |i: usize| {
+        if i >= n {
+            return;
+        }
+        let pv = &visit.pageviews[i];
+        let next = if i + 1 < n { Some(visit.pageviews[i + 1].ts.0 - pv.ts.0) } else { (end.0 > pv.ts.0).then(|| end.0 - pv.ts.0) };
+        if next != pv.duration {
+            out.push(DurationChange { event: pv.event, pathname: pv.pathname.clone(), before: pv.duration, after: next });
+            visit.pageviews[i].duration = next;
+        }
+    };
+    for &i in indices {
+        check(i);
+    }
+    if !indices.contains(&(n - 1)) {
+        check(n - 1);
+    }
+}

@@ -1,0 +1,15 @@
+//! footfall's domain types and pure pipeline logic. Nothing in this crate does I/O:
+//! every stage takes its inputs (including the current time) as arguments, so that it
+//! can be tested exhaustively, including with proptest.
+//!
+//! The modules follow the ingest pipeline: [`decode`] → [`enrich`] → [`identify`] → [`live`].
+
+pub mod decode;
+pub mod enrich;
+pub mod event;
+pub mod identify;
+pub mod live;
+pub mod types;
+
+pub use event::{EnrichedEvent, EventKind, GeoHint, IncomingEvent};
+pub use types::{EventId, SessionId, SiteId, Timestamp, VisitorId};

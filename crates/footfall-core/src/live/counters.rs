@@ -1,0 +1,98 @@
+//! Exact running counters, maintained as batches commit and rebuilt from storage on start.
+//! Both paths go through the same `apply_*` methods, so live maintenance and a rebuild can
+//! only agree.
+
+use crate::identify::{DurationChange, SessionRow};
+use crate::types::{EventId, SiteId, Timestamp, VisitorId};
+use std::collections::{HashMap, HashSet};
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PathStats {
+    pub views: u64,
+    /// The latest title and page type sent for this path, with the (ts, id) they came at.
+    pub title: Option<(String, (Timestamp, EventId))>,
+    pub page_type: Option<(String, (Timestamp, EventId))>,
+    pub duration_sum_ms: i64,
+    pub duration_count: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SiteCounters {
+    pub total_pageviews: u64,
+    pub paths: HashMap<String, PathStats>,
+    pub visitors: HashSet<VisitorId>,
+    pub tracking_since: Option<Timestamp>,
+    pub visits: i64,
+    pub bounces: i64,
+    pub visit_duration_sum_ms: i64,
+}
+
+fn newer(slot: &mut Option<(String, (Timestamp, EventId))>, value: Option<&str>, at: (Timestamp, EventId)) {
+    if let Some(v) = value.filter(|v| !v.is_empty()) {
+        if slot.as_ref().is_none_or(|(_, seen)| at >= *seen) {
+            *slot = Some((v.to_string(), at));
+        }
+    }
+}
+
+impl SiteCounters {
+    /// A stored page view.
+    pub fn apply_pageview(&mut self, event: EventId, ts: Timestamp, path: &str, title: Option<&str>, page_type: Option<&str>, visitor: VisitorId) {
+        self.add_pageviews(path, 1, ts);
+        let p = self.paths.entry(path.to_string()).or_default();
+        newer(&mut p.title, title, (ts, event));
+        newer(&mut p.page_type, page_type, (ts, event));
+        self.visitors.insert(visitor);
+    }
+
+    /// `n` page views of `path`, the earliest at `first` (used by chunked rebuilds).
+    pub fn add_pageviews(&mut self, path: &str, n: u64, first: Timestamp) {
+        self.total_pageviews += n;
+        self.paths.entry(path.to_string()).or_default().views += n;
+        self.tracking_since = Some(self.tracking_since.map_or(first, |t| t.min(first)));
+    }
+
+    /// Replaces a visit's previous state (if any) with its new one.
+    pub fn apply_session(&mut self, before: Option<&SessionRow>, after: Option<&SessionRow>) {
+        if let Some(b) = before {
+            self.add_session(-1, b.is_bounce, b.duration_ms());
+        }
+        if let Some(a) = after {
+            self.add_session(1, a.is_bounce, a.duration_ms());
+        }
+    }
+
+    pub fn add_session(&mut self, sign: i64, is_bounce: bool, duration_ms: i64) {
+        self.visits += sign;
+        self.bounces += sign * i64::from(is_bounce);
+        self.visit_duration_sum_ms += sign * duration_ms;
+    }
+
+    pub fn apply_duration(&mut self, change: &DurationChange) {
+        let p = self.paths.entry(change.pathname.clone()).or_default();
+        if let Some(b) = change.before {
+            p.duration_sum_ms -= b;
+            p.duration_count -= 1;
+        }
+        if let Some(a) = change.after {
+            p.duration_sum_ms += a;
+            p.duration_count += 1;
+        }
+    }
+}
+
+/// Counters for every site.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Counters {
+    pub sites: HashMap<SiteId, SiteCounters>,
+}
+
+impl Counters {
+    pub fn site_mut(&mut self, site: &SiteId) -> &mut SiteCounters {
+        self.sites.entry(site.clone()).or_default()
+    }
+
+    pub fn site(&self, site: &SiteId) -> Option<&SiteCounters> {
+        self.sites.get(site)
+    }
+}
