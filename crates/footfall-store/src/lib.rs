@@ -1,1 +1,15 @@
+//! store: durable storage. The embedded backend keeps everything in one DuckDB file:
+//! the append-only `events` table, the collapsing `sessions` table (each change of a visit
+//! is written as −1 for its old state and +1 for its new one, the layout ClickHouse's
+//! `VersionedCollapsingMergeTree` uses), and metadata (sites, salts).
+//!
+//! DuckDB connections are blocking; callers run them on a dedicated thread or in
+//! `spawn_blocking`.
 
+pub mod duckdb;
+mod error;
+pub mod row;
+
+pub use crate::duckdb::DuckStore;
+pub use error::StoreError;
+pub use row::{EventRow, SessionChange};

@@ -1,1 +1,147 @@
-fn main() {}
+//! The footfall binary: `serve`, `sites`, `rebuild`.
+
+mod settings;
+
+use clap::{Parser, Subcommand};
+use footfall_core::SiteId;
+use footfall_server::{start, SystemClock};
+use footfall_store::DuckStore;
+use settings::{ServeArgs, Settings};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(name = "footfall", version, about = "Real-time, privacy-first web analytics")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Manage sites in a data directory (offline: stop the server first).
+    Sites {
+        #[command(subcommand)]
+        action: SitesAction,
+    },
+    /// Recompute the live counters from stored events and print them (offline).
+    Rebuild {
+        #[arg(long, env = "FOOTFALL_DATA_DIR", default_value = "./footfall-data")]
+        data_dir: PathBuf,
+        #[arg(long, default_value_t = 500_000)]
+        chunk: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum SitesAction {
+    /// Register a site.
+    Add {
+        domain: String,
+        /// Anyone may read this site's stats.
+        #[arg(long)]
+        public: bool,
+        #[arg(long, env = "FOOTFALL_DATA_DIR", default_value = "./footfall-data")]
+        data_dir: PathBuf,
+    },
+    /// List registered sites.
+    List {
+        #[arg(long, env = "FOOTFALL_DATA_DIR", default_value = "./footfall-data")]
+        data_dir: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_env("FOOTFALL_LOG").unwrap_or_else(|_| "info".into())).init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Sites { action } => sites(action),
+        Command::Rebuild { data_dir, chunk } => rebuild(&data_dir, chunk),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("footfall: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+fn serve(args: ServeArgs) -> Result<()> {
+    let settings = Settings::resolve(args)?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let running = start(settings.server, Arc::new(SystemClock)).await?;
+        println!("footfall listening on http://{}", running.addr);
+        shutdown_signal().await;
+        tracing::info!("shutting down: draining the buffer");
+        running.shutdown().await;
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+fn sites(action: SitesAction) -> Result<()> {
+    match action {
+        SitesAction::Add { domain, public, data_dir } => {
+            let site = SiteId::parse(&domain)?;
+            let store = DuckStore::open(&data_dir)?;
+            let created = store.add_site(&site, public, now_ms())?;
+            println!("{} {site}{}", if created { "added" } else { "updated" }, if public { " (public)" } else { "" });
+        }
+        SitesAction::List { data_dir } => {
+            let store = DuckStore::open(&data_dir)?;
+            for s in store.sites()? {
+                println!("{}{}", s.domain, if s.public { " (public)" } else { "" });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn rebuild(data_dir: &std::path::Path, chunk: u64) -> Result<()> {
+    let store = DuckStore::open(data_dir)?;
+    let counters = store.rebuild_counters(chunk, |p| {
+        eprintln!("rebuild: {}/{} events ({} chunks)", p.done, p.total, p.chunks);
+    })?;
+    let mut sites: Vec<_> = counters.sites.iter().collect();
+    sites.sort_by(|a, b| a.0.cmp(b.0));
+    for (site, c) in sites {
+        println!(
+            "{site}: page views {}, unique visitors {}, visits {}, bounces {}, paths {}",
+            c.total_pageviews,
+            c.visitors.len(),
+            c.visits,
+            c.bounces,
+            c.paths.len()
+        );
+    }
+    Ok(())
+}

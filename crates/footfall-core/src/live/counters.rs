@@ -39,10 +39,22 @@ impl SiteCounters {
     /// A stored page view.
     pub fn apply_pageview(&mut self, event: EventId, ts: Timestamp, path: &str, title: Option<&str>, page_type: Option<&str>, visitor: VisitorId) {
         self.add_pageviews(path, 1, ts);
+        self.offer_labels(path, title, page_type, ts, event);
+        self.visitors.insert(visitor);
+    }
+
+    /// Keeps the title and page type of the latest page view (by time, then id) that had one.
+    pub fn offer_labels(&mut self, path: &str, title: Option<&str>, page_type: Option<&str>, ts: Timestamp, event: EventId) {
         let p = self.paths.entry(path.to_string()).or_default();
         newer(&mut p.title, title, (ts, event));
         newer(&mut p.page_type, page_type, (ts, event));
-        self.visitors.insert(visitor);
+    }
+
+    /// Adds measured page durations in bulk (used by rebuilds).
+    pub fn add_durations(&mut self, path: &str, sum_ms: i64, count: i64) {
+        let p = self.paths.entry(path.to_string()).or_default();
+        p.duration_sum_ms += sum_ms;
+        p.duration_count += count;
     }
 
     /// `n` page views of `path`, the earliest at `first` (used by chunked rebuilds).

@@ -1,0 +1,152 @@
+//! Wiring: open the store, rebuild the live state, start the writer, serve HTTP, and shut
+//! down in order (stop accepting, drain the writer, checkpoint).
+
+use crate::clock::Clock;
+use crate::config::ServerConfig;
+use crate::error::ApiError;
+use crate::ingest::geo::GeoDb;
+use crate::metrics::Metrics;
+use crate::pipeline::live::{spawn_expiry, Live};
+use crate::pipeline::salts::Salts;
+use crate::pipeline::sites::Sites;
+use crate::pipeline::writer::{Writer, WriterHandle};
+use axum::http::{header, Method, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Router;
+use footfall_core::identify::{Config as IdentifyConfig, Identifier};
+use footfall_core::Timestamp;
+use footfall_store::DuckStore;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::watch;
+use tower_http::cors::{Any, CorsLayer};
+
+pub struct AppState {
+    pub config: ServerConfig,
+    pub clock: Arc<dyn Clock>,
+    pub sites: Sites,
+    pub salts: Salts,
+    pub live: Arc<Live>,
+    pub writer: WriterHandle,
+    pub geo: Option<GeoDb>,
+    pub metrics: Arc<Metrics>,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("storage: {0}")]
+    Store(#[from] footfall_store::StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("{0}")]
+    Geo(String),
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    // Trackers run on other origins; they may post events from anywhere. Everything else
+    // gets no CORS headers, so browsers refuse cross-origin reads.
+    let ingest_cors = CorsLayer::new().allow_origin(Any).allow_methods([Method::POST, Method::OPTIONS]).allow_headers([header::CONTENT_TYPE]).max_age(std::time::Duration::from_secs(86_400));
+    let ingest = Router::new()
+        .route("/api/event", post(crate::ingest::event))
+        .route("/api/pageview", post(crate::ingest::seed_pageview))
+        .route("/api/heartbeat", post(crate::ingest::seed_heartbeat))
+        .layer(ingest_cors);
+    Router::new()
+        .merge(ingest)
+        .route("/api/events", post(crate::ingest::batch))
+        .route("/api/stats/{site}/live", get(crate::read::stats::live))
+        .route("/api/stats/{site}/live/stream", get(crate::read::stream::live_stream))
+        .route("/api/admin/sites", post(crate::admin::add_site).get(crate::admin::list_sites))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .method_not_allowed_fallback(|| async { (StatusCode::METHOD_NOT_ALLOWED, axum::Json(serde_json::json!({"error": "method not allowed"}))) })
+        .with_state(state)
+}
+
+async fn metrics(axum::extract::State(st): axum::extract::State<Arc<AppState>>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.metrics.render())
+}
+
+/// A running server.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub state: Arc<AppState>,
+    shutdown_tx: watch::Sender<bool>,
+    server: tokio::task::JoinHandle<()>,
+    writer_thread: std::thread::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops accepting requests, lets in-flight ones finish, drains the writer so every
+    /// acknowledged event is committed, and checkpoints the database.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown_tx.send(true);
+        let _ = self.server.await;
+        self.state.writer.shutdown().await;
+        let t = self.writer_thread;
+        let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        tracing::info!("footfall stopped");
+    }
+}
+
+/// Rebuilds state from storage and starts serving. Returns once the server is listening,
+/// so `/healthz` answers as soon as this returns.
+pub async fn start(config: ServerConfig, clock: Arc<dyn Clock>) -> Result<Running, StartError> {
+    let cfg = config.clone();
+    let clock2 = clock.clone();
+    let (store, counters, identify, next_id) = tokio::task::spawn_blocking(move || -> Result<_, StartError> {
+        let store = DuckStore::open(&cfg.data_dir)?;
+        let now = clock2.now().0;
+        for site in &cfg.sites {
+            store.add_site(site, cfg.public_sites.contains(site), now)?;
+        }
+        for site in &cfg.public_sites {
+            store.add_site(site, true, now)?;
+        }
+        let started = std::time::Instant::now();
+        let counters = store.rebuild_counters(cfg.rebuild_chunk, |p| {
+            tracing::info!(done = p.done, total = p.total, chunks = p.chunks, "rebuilding live counters");
+        })?;
+        let id_cfg = IdentifyConfig { visit_gap_ms: cfg.visit_gap_ms, dedup_window_ms: cfg.dedup_window_ms };
+        let mut identify = Identifier::new(id_cfg);
+        let restored = store.restore_identify(&mut identify, Timestamp(now - 2 * cfg.visit_gap_ms), Timestamp(now - cfg.dedup_window_ms))?;
+        tracing::info!(ms = started.elapsed().as_millis() as u64, visits_restored = restored, "state rebuilt from storage");
+        let next_id = store.max_event_id()? + 1;
+        Ok((store, counters, identify, next_id))
+    })
+    .await
+    .map_err(|e| StartError::Geo(format!("startup task failed: {e}")))??;
+
+    let geo = match &config.geoip_db {
+        Some(p) => Some(GeoDb::open(p).map_err(StartError::Geo)?),
+        None => None,
+    };
+    let metrics = Arc::new(Metrics::default());
+    let live = Arc::new(Live::new(counters, config.active_timeout_ms));
+    let sites = Sites::load(store.try_clone()?)?;
+    let salts = Salts::new(store.try_clone()?);
+    let writer = Writer { store, identify, live: live.clone(), clock: clock.clone(), metrics: metrics.clone(), max_batch: config.batch_max_events.max(1), next_id };
+    let (writer, writer_thread) = writer.spawn();
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    spawn_expiry(live.clone(), clock.clone(), shutdown_rx.clone());
+
+    let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|source| StartError::Listen { addr: config.listen, source })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Listen { addr: config.listen, source })?;
+    let state = Arc::new(AppState { config, clock, sites, salts, live, writer, geo, metrics, shutdown: shutdown_rx.clone() });
+    let app = router(state.clone());
+    let mut stop = shutdown_rx;
+    let server = tokio::spawn(async move {
+        let graceful = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(graceful).await {
+            tracing::error!(error = %e, "server error");
+        }
+    });
+    tracing::info!(%addr, "footfall listening");
+    Ok(Running { addr, state, shutdown_tx, server, writer_thread })
+}

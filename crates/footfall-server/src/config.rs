@@ -1,0 +1,46 @@
+//! Server settings, filled in by the binary from flags, environment and TOML.
+
+use footfall_core::SiteId;
+use ipnet::IpNet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// Sites registered at start.
+    pub sites: Vec<SiteId>,
+    /// Sites whose stats anyone may read.
+    pub public_sites: Vec<SiteId>,
+    pub admin_token: Option<String>,
+    /// Peers whose forwarding headers are believed (loopback is always trusted).
+    pub trusted_proxies: Vec<IpNet>,
+    pub geoip_db: Option<PathBuf>,
+    pub active_timeout_ms: i64,
+    pub visit_gap_ms: i64,
+    pub dedup_window_ms: i64,
+    /// Most events per commit.
+    pub batch_max_events: usize,
+    /// Events per chunk when rebuilding counters at start.
+    pub rebuild_chunk: u64,
+}
+
+impl ServerConfig {
+    pub fn new(data_dir: PathBuf) -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir,
+            sites: Vec::new(),
+            public_sites: Vec::new(),
+            admin_token: None,
+            trusted_proxies: Vec::new(),
+            geoip_db: None,
+            active_timeout_ms: 2 * 60_000,
+            visit_gap_ms: 30 * 60_000,
+            dedup_window_ms: 30 * 60_000,
+            batch_max_events: 5_000,
+            rebuild_chunk: 500_000,
+        }
+    }
+}

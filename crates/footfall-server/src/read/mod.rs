@@ -1,0 +1,4 @@
+//! Read routes: the live stats object, as JSON and as a Server-Sent Events stream.
+
+pub mod stats;
+pub mod stream;

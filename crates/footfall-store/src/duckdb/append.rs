@@ -1,0 +1,109 @@
+//! Group commit: one transaction per batch, rows added with DuckDB's Appender.
+
+use super::DuckStore;
+use crate::{EventRow, SessionChange, StoreError};
+use ::duckdb::params;
+
+impl DuckStore {
+    /// Writes a batch atomically: either every row is durable when this returns Ok, or
+    /// none is.
+    pub fn commit(&mut self, events: &[EventRow], sessions: &[SessionChange]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut app = tx.appender("events")?;
+            for r in events {
+                let e = &r.event;
+                let props = props_json(&e.props);
+                app.append_row(params![
+                    r.id.0,
+                    e.site.as_str(),
+                    e.ts.0,
+                    e.name,
+                    r.visitor.0,
+                    r.session.0,
+                    e.hostname,
+                    e.pathname,
+                    e.title,
+                    e.page_type,
+                    e.referrer,
+                    e.referrer_source,
+                    e.utm.source,
+                    e.utm.medium,
+                    e.utm.campaign,
+                    e.utm.content,
+                    e.utm.term,
+                    e.geo.country.as_deref().unwrap_or(""),
+                    e.geo.region.as_deref().unwrap_or(""),
+                    e.geo.city.as_deref().unwrap_or(""),
+                    e.geo.latitude,
+                    e.geo.longitude,
+                    e.client.browser,
+                    e.client.browser_version,
+                    e.client.os,
+                    e.client.os_version,
+                    e.client.device,
+                    props,
+                    e.scroll_depth,
+                    e.engaged_ms,
+                    e.interactive,
+                ])?;
+            }
+            app.flush()?;
+            let mut app = tx.appender("sessions")?;
+            for c in sessions {
+                let s = &c.row;
+                let a = &s.attrs;
+                app.append_row(params![
+                    s.site.as_str(),
+                    s.session.0,
+                    s.visitor.0,
+                    c.sign,
+                    s.version,
+                    s.start.0,
+                    s.end.0,
+                    s.duration_ms(),
+                    s.entry_page,
+                    s.exit_page,
+                    s.pageviews,
+                    s.events,
+                    s.is_bounce,
+                    a.hostname,
+                    a.referrer,
+                    a.referrer_source,
+                    a.utm.source,
+                    a.utm.medium,
+                    a.utm.campaign,
+                    a.utm.content,
+                    a.utm.term,
+                    a.country,
+                    a.region,
+                    a.city,
+                    a.browser,
+                    a.browser_version,
+                    a.os,
+                    a.os_version,
+                    a.device,
+                ])?;
+            }
+            app.flush()?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The highest event id stored, so ids keep increasing across restarts.
+    pub fn max_event_id(&self) -> Result<u64, StoreError> {
+        let v: Option<u64> = self.conn.query_row("SELECT max(event_id) FROM events", [], |r| r.get(0))?;
+        Ok(v.unwrap_or(0))
+    }
+
+    pub fn count_events(&self, site: &str) -> Result<u64, StoreError> {
+        let v: i64 = self.conn.query_row("SELECT count(*) FROM events WHERE site = ?", [site], |r| r.get(0))?;
+        Ok(v as u64)
+    }
+}
+
+fn props_json(props: &[(String, String)]) -> String {
+    let map: serde_json::Map<String, serde_json::Value> = props.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
+    serde_json::Value::Object(map).to_string()
+}

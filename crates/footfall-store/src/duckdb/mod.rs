@@ -1,0 +1,52 @@
+//! The embedded DuckDB backend.
+
+mod append;
+mod meta;
+mod rebuild;
+mod restore;
+mod schema;
+
+pub use rebuild::RebuildProgress;
+
+use crate::StoreError;
+use ::duckdb::Connection;
+use std::path::{Path, PathBuf};
+
+/// One DuckDB database file. Each `DuckStore` is one connection; `try_clone` gives another
+/// connection to the same database for use on another thread.
+pub struct DuckStore {
+    conn: Connection,
+    path: PathBuf,
+}
+
+pub const DB_FILE: &str = "footfall.duckdb";
+
+impl DuckStore {
+    /// Opens (creating if needed) the database in `data_dir` and applies migrations.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir)?;
+        let path = data_dir.join(DB_FILE);
+        let conn = Connection::open(&path)?;
+        let store = DuckStore { conn, path };
+        schema::migrate(&store.conn)?;
+        Ok(store)
+    }
+
+    pub fn try_clone(&self) -> Result<Self, StoreError> {
+        Ok(DuckStore { conn: self.conn.try_clone()?, path: self.path.clone() })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        schema::current_version(&self.conn)
+    }
+
+    /// Forces a checkpoint so the WAL is folded into the database file (on shutdown).
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.conn.execute_batch("CHECKPOINT")?;
+        Ok(())
+    }
+}

@@ -1,0 +1,110 @@
+//! Versioned schema migrations. Each migration runs once, in order, in a transaction, and
+//! is recorded in `schema_migrations`; a database written by a newer footfall is refused
+//! rather than misread.
+
+use crate::StoreError;
+use ::duckdb::Connection;
+
+/// (version, SQL). Append only: never edit a released migration.
+const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    r#"
+CREATE TABLE sites (
+    domain      VARCHAR PRIMARY KEY,
+    public      BOOLEAN NOT NULL DEFAULT false,
+    created_at  BIGINT  NOT NULL
+);
+CREATE TABLE salts (
+    day   BIGINT PRIMARY KEY,   -- days since the epoch, UTC
+    salt  VARCHAR NOT NULL      -- hex
+);
+-- Append-only. No secondary indexes: zone maps on (site, ts) do the work.
+CREATE TABLE events (
+    event_id        UBIGINT NOT NULL,
+    site            VARCHAR NOT NULL,
+    ts              BIGINT  NOT NULL,  -- unix milliseconds, UTC
+    name            VARCHAR NOT NULL,
+    visitor_id      UBIGINT NOT NULL,
+    session_id      UBIGINT NOT NULL,
+    hostname        VARCHAR NOT NULL,
+    pathname        VARCHAR NOT NULL,
+    title           VARCHAR,
+    page_type       VARCHAR,
+    referrer        VARCHAR NOT NULL,
+    referrer_source VARCHAR NOT NULL,
+    utm_source      VARCHAR NOT NULL,
+    utm_medium      VARCHAR NOT NULL,
+    utm_campaign    VARCHAR NOT NULL,
+    utm_content     VARCHAR NOT NULL,
+    utm_term        VARCHAR NOT NULL,
+    country         VARCHAR NOT NULL,
+    region          VARCHAR NOT NULL,
+    city            VARCHAR NOT NULL,
+    latitude        DOUBLE,
+    longitude       DOUBLE,
+    browser         VARCHAR NOT NULL,
+    browser_version VARCHAR NOT NULL,
+    os              VARCHAR NOT NULL,
+    os_version      VARCHAR NOT NULL,
+    device          VARCHAR NOT NULL,
+    props           VARCHAR NOT NULL,  -- JSON object of string values
+    scroll_depth    UTINYINT,
+    engaged_ms      UBIGINT,
+    interactive     BOOLEAN NOT NULL
+);
+-- Collapsing: a visit's current state is the version whose signs sum to +1.
+CREATE TABLE sessions (
+    site            VARCHAR  NOT NULL,
+    session_id      UBIGINT  NOT NULL,
+    visitor_id      UBIGINT  NOT NULL,
+    sign            TINYINT  NOT NULL,
+    version         UBIGINT  NOT NULL,
+    start_ts        BIGINT   NOT NULL,
+    end_ts          BIGINT   NOT NULL,
+    duration_ms     BIGINT   NOT NULL,
+    entry_page      VARCHAR  NOT NULL,
+    exit_page       VARCHAR  NOT NULL,
+    pageviews       UINTEGER NOT NULL,
+    events          UINTEGER NOT NULL,
+    is_bounce       BOOLEAN  NOT NULL,
+    hostname        VARCHAR  NOT NULL,
+    referrer        VARCHAR  NOT NULL,
+    referrer_source VARCHAR  NOT NULL,
+    utm_source      VARCHAR  NOT NULL,
+    utm_medium      VARCHAR  NOT NULL,
+    utm_campaign    VARCHAR  NOT NULL,
+    utm_content     VARCHAR  NOT NULL,
+    utm_term        VARCHAR  NOT NULL,
+    country         VARCHAR  NOT NULL,
+    region          VARCHAR  NOT NULL,
+    city            VARCHAR  NOT NULL,
+    browser         VARCHAR  NOT NULL,
+    browser_version VARCHAR  NOT NULL,
+    os              VARCHAR  NOT NULL,
+    os_version      VARCHAR  NOT NULL,
+    device          VARCHAR  NOT NULL
+);
+"#,
+)];
+
+pub fn latest() -> i64 {
+    MIGRATIONS.last().map_or(0, |m| m.0)
+}
+
+pub fn current_version(conn: &Connection) -> Result<i64, StoreError> {
+    let v: Option<i64> = conn.query_row("SELECT max(version) FROM schema_migrations", [], |r| r.get(0))?;
+    Ok(v.unwrap_or(0))
+}
+
+pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)")?;
+    let current = current_version(conn)?;
+    if current > latest() {
+        return Err(StoreError::SchemaTooNew { found: current, known: latest() });
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+        conn.execute_batch(&format!("BEGIN TRANSACTION; {sql}; INSERT INTO schema_migrations (version) VALUES ({version}); COMMIT;"))?;
+        tracing::info!(version, "applied schema migration");
+    }
+    Ok(())
+}

@@ -1,0 +1,20 @@
+//! What one commit writes.
+
+use footfall_core::identify::SessionRow;
+use footfall_core::{EnrichedEvent, EventId, SessionId, VisitorId};
+
+/// An event as stored: the enriched event plus what identify decided.
+#[derive(Debug, Clone)]
+pub struct EventRow {
+    pub id: EventId,
+    pub visitor: VisitorId,
+    pub session: SessionId,
+    pub event: EnrichedEvent,
+}
+
+/// One collapsing row of `sessions`: `sign` −1 cancels an earlier state, +1 adds a state.
+#[derive(Debug, Clone)]
+pub struct SessionChange {
+    pub sign: i8,
+    pub row: SessionRow,
+}

@@ -1,0 +1,135 @@
+//! Serve settings from flags, `FOOTFALL_*` environment variables and an optional TOML file,
+//! in that order of precedence.
+
+use clap::Args;
+use footfall_core::SiteId;
+use footfall_server::ServerConfig;
+use ipnet::IpNet;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Args, Debug, Default)]
+pub struct ServeArgs {
+    /// TOML file with any of the settings below (snake_case keys).
+    #[arg(long, env = "FOOTFALL_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "FOOTFALL_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Where the database lives [default: ./footfall-data].
+    #[arg(long, env = "FOOTFALL_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Register a site at start (repeatable; env: comma-separated).
+    #[arg(long = "site", env = "FOOTFALL_SITES", value_delimiter = ',')]
+    pub sites: Vec<String>,
+    /// Register a site whose stats anyone may read (repeatable).
+    #[arg(long = "public-site", env = "FOOTFALL_PUBLIC_SITES", value_delimiter = ',')]
+    pub public_sites: Vec<String>,
+    /// Token for admin routes and the batch route (`Authorization: Bearer ...`).
+    #[arg(long, env = "FOOTFALL_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// A proxy whose X-Forwarded-For is believed (CIDR, repeatable). Loopback always is.
+    #[arg(long = "trusted-proxy", env = "FOOTFALL_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<IpNet>,
+    /// MaxMind-format (.mmdb) database for country, region, city and coordinates.
+    #[arg(long, env = "FOOTFALL_GEOIP_DB")]
+    pub geoip_db: Option<PathBuf>,
+    /// Seconds without a heartbeat or event before a visitor stops being active [120].
+    #[arg(long, env = "FOOTFALL_ACTIVE_TIMEOUT_SECS")]
+    pub active_timeout_secs: Option<u64>,
+    /// Seconds within which the same visitor viewing the same path counts once; 0 = off [1800].
+    #[arg(long, env = "FOOTFALL_DEDUP_WINDOW_SECS")]
+    pub dedup_window_secs: Option<u64>,
+    /// Minutes of inactivity that end a visit [30].
+    #[arg(long, env = "FOOTFALL_VISIT_GAP_MINS")]
+    pub visit_gap_mins: Option<u64>,
+}
+
+#[derive(Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    #[serde(default)]
+    sites: Vec<String>,
+    #[serde(default)]
+    public_sites: Vec<String>,
+    admin_token: Option<String>,
+    #[serde(default)]
+    trusted_proxies: Vec<IpNet>,
+    geoip_db: Option<PathBuf>,
+    active_timeout_secs: Option<u64>,
+    dedup_window_secs: Option<u64>,
+    visit_gap_mins: Option<u64>,
+}
+
+pub struct Settings {
+    pub server: ServerConfig,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read config file {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    #[error("invalid config file {0}: {1}")]
+    Parse(PathBuf, toml::de::Error),
+    #[error("{0}")]
+    Site(#[from] footfall_core::types::InvalidDomain),
+}
+
+fn parse_sites(raw: &[String]) -> Result<Vec<SiteId>, SettingsError> {
+    raw.iter().filter(|s| !s.trim().is_empty()).map(|s| SiteId::parse(s).map_err(SettingsError::from)).collect()
+}
+
+impl Settings {
+    pub fn resolve(args: ServeArgs) -> Result<Settings, SettingsError> {
+        let file = match &args.config {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| SettingsError::Read(p.clone(), e))?;
+                toml::from_str::<FileSettings>(&text).map_err(|e| SettingsError::Parse(p.clone(), e))?
+            }
+            None => FileSettings::default(),
+        };
+        let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./footfall-data"));
+        let mut c = ServerConfig::new(data_dir);
+        if let Some(l) = args.listen.or(file.listen) {
+            c.listen = l;
+        }
+        c.sites = parse_sites(if args.sites.is_empty() { &file.sites } else { &args.sites })?;
+        c.public_sites = parse_sites(if args.public_sites.is_empty() { &file.public_sites } else { &args.public_sites })?;
+        c.admin_token = args.admin_token.or(file.admin_token).filter(|t| !t.is_empty());
+        c.trusted_proxies = if args.trusted_proxies.is_empty() { file.trusted_proxies } else { args.trusted_proxies };
+        c.geoip_db = args.geoip_db.or(file.geoip_db);
+        if let Some(s) = args.active_timeout_secs.or(file.active_timeout_secs) {
+            c.active_timeout_ms = (s as i64).max(1) * 1000;
+        }
+        if let Some(s) = args.dedup_window_secs.or(file.dedup_window_secs) {
+            c.dedup_window_ms = s as i64 * 1000;
+        }
+        if let Some(m) = args.visit_gap_mins.or(file.visit_gap_mins) {
+            c.visit_gap_ms = (m as i64).max(1) * 60_000;
+        }
+        Ok(Settings { server: c })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_file_beats_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:9999\"\nsites = [\"a.com\"]\ndedup_window_secs = 60\nadmin_token = \"file\"\n").unwrap();
+        let s = Settings::resolve(ServeArgs { config: Some(path.clone()), admin_token: Some("flag".into()), ..Default::default() }).unwrap().server;
+        assert_eq!(s.listen.port(), 9999);
+        assert_eq!(s.sites, vec![SiteId::parse("a.com").unwrap()]);
+        assert_eq!(s.dedup_window_ms, 60_000);
+        assert_eq!(s.admin_token.as_deref(), Some("flag"));
+        assert_eq!(s.active_timeout_ms, 120_000);
+        std::fs::write(&path, "bogus = 1\n").unwrap();
+        assert!(Settings::resolve(ServeArgs { config: Some(path), ..Default::default() }).is_err());
+    }
+}
