@@ -49,9 +49,9 @@ pub fn router(state: Arc<AppState>) -> Router {
     // gets no CORS headers, so browsers refuse cross-origin reads.
     let ingest_cors = CorsLayer::new().allow_origin(Any).allow_methods([Method::POST, Method::OPTIONS]).allow_headers([header::CONTENT_TYPE]).max_age(std::time::Duration::from_secs(86_400));
     let ingest = Router::new()
-        .route("/api/event", post(crate::ingest::event))
-        .route("/api/pageview", post(crate::ingest::seed_pageview))
-        .route("/api/heartbeat", post(crate::ingest::seed_heartbeat))
+        .route("/api/event", post(crate::ingest::event).options(preflight))
+        .route("/api/pageview", post(crate::ingest::seed_pageview).options(preflight))
+        .route("/api/heartbeat", post(crate::ingest::seed_heartbeat).options(preflight))
         .layer(ingest_cors);
     Router::new()
         .merge(ingest)
@@ -65,6 +65,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { (StatusCode::METHOD_NOT_ALLOWED, axum::Json(serde_json::json!({"error": "method not allowed"}))) })
         .with_state(state)
+}
+
+/// The CORS layer answers preflights itself; this only gives OPTIONS a route to land on.
+async fn preflight() -> StatusCode {
+    StatusCode::NO_CONTENT
 }
 
 async fn metrics(axum::extract::State(st): axum::extract::State<Arc<AppState>>) -> impl IntoResponse {

@@ -70,7 +70,7 @@ impl GeoDb {
         let country = rec.country.and_then(|c| c.iso_code).or(rec.country_code).filter(|c| c.len() == 2 && c != "ZZ");
         GeoHint {
             country,
-            region: rec.subdivisions.as_ref().and_then(|s| s.first()).and_then(Names::english).or(rec.state1),
+            region: rec.subdivisions.as_ref().and_then(|s| s.first()).and_then(Names::english).or(rec.state1).filter(|r| !r.is_empty()),
             city: match rec.city {
                 Some(City::Flat(s)) => Some(s),
                 Some(City::Named(n)) => n.english(),
