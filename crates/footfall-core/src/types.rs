@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Milliseconds since the Unix epoch, UTC.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
 #[serde(transparent)]
 pub struct Timestamp(pub i64);
 
@@ -51,7 +53,9 @@ impl SiteId {
             && d.split('.').all(|label| {
                 !label.is_empty()
                     && label.len() <= 63
-                    && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
             });
         if valid {
             Ok(SiteId(d))
@@ -96,7 +100,10 @@ mod tests {
 
     #[test]
     fn domains_are_normalised() {
-        assert_eq!(SiteId::parse("WWW.Example.com.").unwrap().as_str(), "example.com");
+        assert_eq!(
+            SiteId::parse("WWW.Example.com.").unwrap().as_str(),
+            "example.com"
+        );
         assert!(SiteId::parse("").is_err());
         assert!(SiteId::parse("exa mple.com").is_err());
         assert!(SiteId::parse("a..b").is_err());

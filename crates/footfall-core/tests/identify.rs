@@ -46,7 +46,11 @@ struct Run {
 
 impl Run {
     fn new(cfg: Config) -> Self {
-        Run { id: Identifier::new(cfg), next: 1, outcomes: vec![] }
+        Run {
+            id: Identifier::new(cfg),
+            next: 1,
+            outcomes: vec![],
+        }
     }
     fn feed(&mut self, e: EnrichedEvent) -> Outcome {
         let id = EventId(self.next);
@@ -66,16 +70,31 @@ impl Run {
 fn dedup_window_edges() {
     let mut r = Run::new(Config::default());
     assert!(r.pageview(0, "/a").stored);
-    assert!(!r.pageview(30 * MIN - 1, "/a").stored, "inside the window counts once");
+    assert!(
+        !r.pageview(30 * MIN - 1, "/a").stored,
+        "inside the window counts once"
+    );
     assert_eq!(r.outcomes[1].2.skipped, Some("duplicate"));
-    assert!(r.pageview(30 * MIN, "/a").stored, "at the window's end it counts again");
-    assert!(r.pageview(30 * MIN + 1, "/b").stored, "another path is not a duplicate");
+    assert!(
+        r.pageview(30 * MIN, "/a").stored,
+        "at the window's end it counts again"
+    );
+    assert!(
+        r.pageview(30 * MIN + 1, "/b").stored,
+        "another path is not a duplicate"
+    );
 
-    let mut off = Run::new(Config { dedup_window_ms: 0, ..Config::default() });
+    let mut off = Run::new(Config {
+        dedup_window_ms: 0,
+        ..Config::default()
+    });
     assert!(off.pageview(0, "/a").stored);
     assert!(off.pageview(0, "/a").stored, "window 0 turns dedup off");
 
-    let mut short = Run::new(Config { dedup_window_ms: 5_000, ..Config::default() });
+    let mut short = Run::new(Config {
+        dedup_window_ms: 5_000,
+        ..Config::default()
+    });
     assert!(short.pageview(0, "/a").stored);
     assert!(!short.pageview(4_999, "/a").stored);
     assert!(short.pageview(5_000, "/a").stored);
@@ -88,7 +107,10 @@ fn visit_splits_after_thirty_minutes() {
     let b = r.pageview(30 * MIN, "/b").session;
     assert_eq!(a, b, "exactly 30 minutes later is the same visit");
     let c = r.pageview(60 * MIN + 1, "/c").session;
-    assert_ne!(b, c, "more than 30 minutes without events starts a new visit");
+    assert_ne!(
+        b, c,
+        "more than 30 minutes without events starts a new visit"
+    );
 }
 
 #[test]
@@ -120,13 +142,25 @@ fn duration_from_next_pageview_and_from_last_ping() {
     r.pageview(0, "/a");
     r.pageview(40_000, "/b");
     let d = &r.outcomes[1].2.durations;
-    assert!(d.iter().any(|c| c.pathname == "/a" && c.before.is_none() && c.after == Some(40_000)));
+    assert!(d
+        .iter()
+        .any(|c| c.pathname == "/a" && c.before.is_none() && c.after == Some(40_000)));
     let hb = r.feed(ev(EventKind::Heartbeat, 70_000, "/b", 7));
     assert_eq!(hb.durations.len(), 1);
-    assert_eq!((hb.durations[0].pathname.as_str(), hb.durations[0].before, hb.durations[0].after), ("/b", None, Some(30_000)));
+    assert_eq!(
+        (
+            hb.durations[0].pathname.as_str(),
+            hb.durations[0].before,
+            hb.durations[0].after
+        ),
+        ("/b", None, Some(30_000))
+    );
     let eng = r.feed(ev(EventKind::Engagement, 95_000, "/b", 7));
     assert!(eng.stored);
-    assert_eq!((eng.durations[0].before, eng.durations[0].after), (Some(30_000), Some(55_000)));
+    assert_eq!(
+        (eng.durations[0].before, eng.durations[0].after),
+        (Some(30_000), Some(55_000))
+    );
     let row = eng.session_after.unwrap();
     assert_eq!(row.duration_ms(), 95_000);
     assert!(!row.is_bounce);
@@ -138,8 +172,16 @@ fn bounce_and_interaction() {
     assert!(r.pageview(0, "/a").session_after.unwrap().is_bounce);
     let mut custom = ev(EventKind::Custom, 1_000, "/a", 7);
     custom.interactive = false;
-    assert!(r.feed(custom).session_after.unwrap().is_bounce, "non-interactive events don't end a bounce");
-    assert!(!r.feed(ev(EventKind::Custom, 2_000, "/a", 7)).session_after.unwrap().is_bounce);
+    assert!(
+        r.feed(custom).session_after.unwrap().is_bounce,
+        "non-interactive events don't end a bounce"
+    );
+    assert!(
+        !r.feed(ev(EventKind::Custom, 2_000, "/a", 7))
+            .session_after
+            .unwrap()
+            .is_bounce
+    );
 }
 
 #[test]
@@ -184,7 +226,12 @@ fn steps() -> impl Strategy<Value = Vec<Step>> {
 fn run(steps: &[Step], cfg: Config) -> Run {
     let mut r = Run::new(cfg);
     for s in steps {
-        r.feed(ev(s.kind, s.ts, &format!("/p{}", s.path), u64::from(s.visitor)));
+        r.feed(ev(
+            s.kind,
+            s.ts,
+            &format!("/p{}", s.path),
+            u64::from(s.visitor),
+        ));
     }
     r
 }

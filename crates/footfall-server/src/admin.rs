@@ -22,10 +22,15 @@ struct AddSite {
 }
 
 /// `POST /api/admin/sites {"domain": "example.com", "public": false}`
-pub async fn add_site(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+pub async fn add_site(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     crate::auth::require_admin(&st, &headers)?;
     let body = crate::ingest::read_body(body, limits::BODY_BYTES).await?;
-    let req: AddSite = serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid site: {e}")))?;
+    let req: AddSite = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("invalid site: {e}")))?;
     let site = SiteId::parse(&req.domain).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let now = st.clock.now().0;
     let st2 = st.clone();
@@ -34,13 +39,29 @@ pub async fn add_site(State(st): State<Arc<AppState>>, headers: HeaderMap, body:
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, Json(json!({ "domain": site, "public": req.public, "created": created }))).into_response())
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(json!({ "domain": site, "public": req.public, "created": created })),
+    )
+        .into_response())
 }
 
 /// `GET /api/admin/sites`
-pub async fn list_sites(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn list_sites(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     crate::auth::require_admin(&st, &headers)?;
-    let sites: Vec<_> = st.sites.list().into_iter().map(|(d, p)| json!({ "domain": d, "public": p })).collect();
+    let sites: Vec<_> = st
+        .sites
+        .list()
+        .into_iter()
+        .map(|(d, p)| json!({ "domain": d, "public": p }))
+        .collect();
     Ok(Json(json!({ "sites": sites })).into_response())
 }

@@ -39,7 +39,10 @@ pub enum StartError {
     #[error("storage: {0}")]
     Store(#[from] footfall_store::StoreError),
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: SocketAddr, source: std::io::Error },
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Geo(String),
 }
@@ -47,23 +50,44 @@ pub enum StartError {
 pub fn router(state: Arc<AppState>) -> Router {
     // Trackers run on other origins; they may post events from anywhere. Everything else
     // gets no CORS headers, so browsers refuse cross-origin reads.
-    let ingest_cors = CorsLayer::new().allow_origin(Any).allow_methods([Method::POST, Method::OPTIONS]).allow_headers([header::CONTENT_TYPE]).max_age(std::time::Duration::from_secs(86_400));
+    let ingest_cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::POST, Method::OPTIONS])
+        .allow_headers([header::CONTENT_TYPE])
+        .max_age(std::time::Duration::from_secs(86_400));
     let ingest = Router::new()
         .route("/api/event", post(crate::ingest::event).options(preflight))
-        .route("/api/pageview", post(crate::ingest::seed_pageview).options(preflight))
-        .route("/api/heartbeat", post(crate::ingest::seed_heartbeat).options(preflight))
+        .route(
+            "/api/pageview",
+            post(crate::ingest::seed_pageview).options(preflight),
+        )
+        .route(
+            "/api/heartbeat",
+            post(crate::ingest::seed_heartbeat).options(preflight),
+        )
         .layer(ingest_cors);
     Router::new()
         .merge(ingest)
         .route("/api/events", post(crate::ingest::batch))
         .route("/api/stats/{site}/live", get(crate::read::stats::live))
-        .route("/api/stats/{site}/live/stream", get(crate::read::stream::live_stream))
-        .route("/api/admin/sites", post(crate::admin::add_site).get(crate::admin::list_sites))
+        .route(
+            "/api/stats/{site}/live/stream",
+            get(crate::read::stream::live_stream),
+        )
+        .route(
+            "/api/admin/sites",
+            post(crate::admin::add_site).get(crate::admin::list_sites),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
-        .method_not_allowed_fallback(|| async { (StatusCode::METHOD_NOT_ALLOWED, axum::Json(serde_json::json!({"error": "method not allowed"}))) })
+        .method_not_allowed_fallback(|| async {
+            (
+                StatusCode::METHOD_NOT_ALLOWED,
+                axum::Json(serde_json::json!({"error": "method not allowed"})),
+            )
+        })
         .with_state(state)
 }
 
@@ -72,8 +96,13 @@ async fn preflight() -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
-async fn metrics(axum::extract::State(st): axum::extract::State<Arc<AppState>>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], st.metrics.render())
+async fn metrics(
+    axum::extract::State(st): axum::extract::State<Arc<AppState>>,
+) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        st.metrics.render(),
+    )
 }
 
 /// A running server.
@@ -103,28 +132,45 @@ impl Running {
 pub async fn start(config: ServerConfig, clock: Arc<dyn Clock>) -> Result<Running, StartError> {
     let cfg = config.clone();
     let clock2 = clock.clone();
-    let (store, counters, identify, next_id) = tokio::task::spawn_blocking(move || -> Result<_, StartError> {
-        let store = DuckStore::open(&cfg.data_dir)?;
-        let now = clock2.now().0;
-        for site in &cfg.sites {
-            store.add_site(site, cfg.public_sites.contains(site), now)?;
-        }
-        for site in &cfg.public_sites {
-            store.add_site(site, true, now)?;
-        }
-        let started = std::time::Instant::now();
-        let counters = store.rebuild_counters(cfg.rebuild_chunk, |p| {
-            tracing::info!(done = p.done, total = p.total, chunks = p.chunks, "rebuilding live counters");
-        })?;
-        let id_cfg = IdentifyConfig { visit_gap_ms: cfg.visit_gap_ms, dedup_window_ms: cfg.dedup_window_ms };
-        let mut identify = Identifier::new(id_cfg);
-        let restored = store.restore_identify(&mut identify, Timestamp(now - 2 * cfg.visit_gap_ms), Timestamp(now - cfg.dedup_window_ms))?;
-        tracing::info!(ms = started.elapsed().as_millis() as u64, visits_restored = restored, "state rebuilt from storage");
-        let next_id = store.max_event_id()? + 1;
-        Ok((store, counters, identify, next_id))
-    })
-    .await
-    .map_err(|e| StartError::Geo(format!("startup task failed: {e}")))??;
+    let (store, counters, identify, next_id) =
+        tokio::task::spawn_blocking(move || -> Result<_, StartError> {
+            let store = DuckStore::open(&cfg.data_dir)?;
+            let now = clock2.now().0;
+            for site in &cfg.sites {
+                store.add_site(site, cfg.public_sites.contains(site), now)?;
+            }
+            for site in &cfg.public_sites {
+                store.add_site(site, true, now)?;
+            }
+            let started = std::time::Instant::now();
+            let counters = store.rebuild_counters(cfg.rebuild_chunk, |p| {
+                tracing::info!(
+                    done = p.done,
+                    total = p.total,
+                    chunks = p.chunks,
+                    "rebuilding live counters"
+                );
+            })?;
+            let id_cfg = IdentifyConfig {
+                visit_gap_ms: cfg.visit_gap_ms,
+                dedup_window_ms: cfg.dedup_window_ms,
+            };
+            let mut identify = Identifier::new(id_cfg);
+            let restored = store.restore_identify(
+                &mut identify,
+                Timestamp(now - 2 * cfg.visit_gap_ms),
+                Timestamp(now - cfg.dedup_window_ms),
+            )?;
+            tracing::info!(
+                ms = started.elapsed().as_millis() as u64,
+                visits_restored = restored,
+                "state rebuilt from storage"
+            );
+            let next_id = store.max_event_id()? + 1;
+            Ok((store, counters, identify, next_id))
+        })
+        .await
+        .map_err(|e| StartError::Geo(format!("startup task failed: {e}")))??;
 
     let geo = match &config.geoip_db {
         Some(p) => Some(GeoDb::open(p).map_err(StartError::Geo)?),
@@ -134,24 +180,62 @@ pub async fn start(config: ServerConfig, clock: Arc<dyn Clock>) -> Result<Runnin
     let live = Arc::new(Live::new(counters, config.active_timeout_ms));
     let sites = Sites::load(store.try_clone()?)?;
     let salts = Salts::new(store.try_clone()?);
-    let writer = Writer { store, identify, live: live.clone(), clock: clock.clone(), metrics: metrics.clone(), max_batch: config.batch_max_events.max(1), next_id };
+    let writer = Writer {
+        store,
+        identify,
+        live: live.clone(),
+        clock: clock.clone(),
+        metrics: metrics.clone(),
+        max_batch: config.batch_max_events.max(1),
+        next_id,
+    };
     let (writer, writer_thread) = writer.spawn();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     spawn_expiry(live.clone(), clock.clone(), shutdown_rx.clone());
 
-    let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|source| StartError::Listen { addr: config.listen, source })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Listen { addr: config.listen, source })?;
-    let state = Arc::new(AppState { config, clock, sites, salts, live, writer, geo, metrics, shutdown: shutdown_rx.clone() });
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Listen {
+        addr: config.listen,
+        source,
+    })?;
+    let state = Arc::new(AppState {
+        config,
+        clock,
+        sites,
+        salts,
+        live,
+        writer,
+        geo,
+        metrics,
+        shutdown: shutdown_rx.clone(),
+    });
     let app = router(state.clone());
     let mut stop = shutdown_rx;
     let server = tokio::spawn(async move {
         let graceful = async move {
             let _ = stop.wait_for(|s| *s).await;
         };
-        if let Err(e) = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(graceful).await {
+        if let Err(e) = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(graceful)
+        .await
+        {
             tracing::error!(error = %e, "server error");
         }
     });
     tracing::info!(%addr, "footfall listening");
-    Ok(Running { addr, state, shutdown_tx, server, writer_thread })
+    Ok(Running {
+        addr,
+        state,
+        shutdown_tx,
+        server,
+        writer_thread,
+    })
 }

@@ -47,6 +47,10 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(detail) | ApiError::Unavailable(detail) = &self {
             tracing::error!(%detail, "request failed");
         }
-        (self.status(), Json(serde_json::json!({ "error": self.to_string() }))).into_response()
+        (
+            self.status(),
+            Json(serde_json::json!({ "error": self.to_string() })),
+        )
+            .into_response()
     }
 }

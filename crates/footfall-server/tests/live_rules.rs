@@ -17,7 +17,10 @@ async fn pageview_is_stored_and_counted_with_title() {
     assert_eq!(st["trackingSince"], T0);
     assert_eq!(page(&st, "/blog/hello").unwrap()["title"], "Hello, world");
     assert_eq!(st["activeVisitors"], 1);
-    assert_eq!(st["activeByPath"], json!([{"path": "/blog/hello", "count": 1}]));
+    assert_eq!(
+        st["activeByPath"],
+        json!([{"path": "/blog/hello", "count": 1}])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -27,12 +30,24 @@ async fn dedup_window_edges() {
     s.advance(30 * MIN - 1);
     let (status, body) = s.pageview("/a", "1.1.1.1").await;
     assert_eq!((status, body["reason"].as_str()), (202, Some("duplicate")));
-    assert_eq!(s.stats().await["totalPageViews"], 1, "a repeat within 30 minutes counts once");
+    assert_eq!(
+        s.stats().await["totalPageViews"],
+        1,
+        "a repeat within 30 minutes counts once"
+    );
     s.pageview("/a", "2.2.2.2").await;
-    assert_eq!(s.stats().await["totalPageViews"], 2, "another visitor is not a duplicate");
+    assert_eq!(
+        s.stats().await["totalPageViews"],
+        2,
+        "another visitor is not a duplicate"
+    );
     s.advance(1);
     s.pageview("/a", "1.1.1.1").await;
-    assert_eq!(s.stats().await["totalPageViews"], 3, "30 minutes after the counted view it counts again");
+    assert_eq!(
+        s.stats().await["totalPageViews"],
+        3,
+        "30 minutes after the counted view it counts again"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -46,24 +61,47 @@ async fn dedup_window_is_configurable_and_can_be_off() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn active_visitors_expire_after_two_minutes() {
     let s = TestServer::start().await;
-    let (status, _) = s.post("/api/heartbeat", json!({"sessionId": "v1", "currentPath": "/a", "domain": "example.com"}), "1.1.1.1").await;
+    let (status, _) = s
+        .post(
+            "/api/heartbeat",
+            json!({"sessionId": "v1", "currentPath": "/a", "domain": "example.com"}),
+            "1.1.1.1",
+        )
+        .await;
     assert_eq!(status, 202);
     s.advance(2 * MIN - 1);
     assert_eq!(s.stats().await["activeVisitors"], 1);
     s.advance(1);
     let st = s.stats().await;
-    assert_eq!(st["activeVisitors"], 0, "two minutes without a heartbeat: no longer active");
+    assert_eq!(
+        st["activeVisitors"], 0,
+        "two minutes without a heartbeat: no longer active"
+    );
     assert_eq!(st["activeByPath"], json!([]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn path_change_is_reflected_at_once() {
     let s = TestServer::start().await;
-    s.post("/api/pageview", json!({"path": "/a", "pageType": "blog", "sessionId": "v1", "domain": "example.com"}), "1.1.1.1").await;
+    s.post(
+        "/api/pageview",
+        json!({"path": "/a", "pageType": "blog", "sessionId": "v1", "domain": "example.com"}),
+        "1.1.1.1",
+    )
+    .await;
     s.advance(1_000);
-    s.post("/api/heartbeat", json!({"sessionId": "v1", "currentPath": "/b", "domain": "example.com"}), "1.1.1.1").await;
+    s.post(
+        "/api/heartbeat",
+        json!({"sessionId": "v1", "currentPath": "/b", "domain": "example.com"}),
+        "1.1.1.1",
+    )
+    .await;
     let st = s.stats().await;
-    assert_eq!(st["activeByPath"], json!([{"path": "/b", "count": 1}]), "no 20-second lag");
+    assert_eq!(
+        st["activeByPath"],
+        json!([{"path": "/b", "count": 1}]),
+        "no 20-second lag"
+    );
     assert_eq!(page(&st, "/a").unwrap()["pageType"], "blog");
 }
 
@@ -94,13 +132,31 @@ async fn duration_from_next_pageview_then_from_last_heartbeat() {
     s.post("/api/pageview", pv("/b"), "1.1.1.1").await;
     let st = s.stats().await;
     assert_eq!(page(&st, "/a").unwrap()["avgTimeOnPageMs"], 40_000);
-    assert_eq!(page(&st, "/b").unwrap()["avgTimeOnPageMs"], json!(null), "not measurable yet");
+    assert_eq!(
+        page(&st, "/b").unwrap()["avgTimeOnPageMs"],
+        json!(null),
+        "not measurable yet"
+    );
     s.advance(30_000);
-    s.post("/api/heartbeat", json!({"sessionId": "v1", "currentPath": "/b", "domain": "example.com"}), "1.1.1.1").await;
+    s.post(
+        "/api/heartbeat",
+        json!({"sessionId": "v1", "currentPath": "/b", "domain": "example.com"}),
+        "1.1.1.1",
+    )
+    .await;
     s.advance(30_000);
-    s.post("/api/heartbeat", json!({"sessionId": "v1", "currentPath": "/b", "domain": "example.com"}), "1.1.1.1").await;
+    s.post(
+        "/api/heartbeat",
+        json!({"sessionId": "v1", "currentPath": "/b", "domain": "example.com"}),
+        "1.1.1.1",
+    )
+    .await;
     let st = s.stats().await;
-    assert_eq!(page(&st, "/b").unwrap()["avgTimeOnPageMs"], 60_000, "the last page lasts until the last heartbeat");
+    assert_eq!(
+        page(&st, "/b").unwrap()["avgTimeOnPageMs"],
+        60_000,
+        "the last page lasts until the last heartbeat"
+    );
     assert_eq!(st["avgVisitDurationMs"], 100_000);
 }
 
@@ -111,7 +167,10 @@ async fn engagement_event_measures_the_last_page() {
     s.advance(12_000);
     let (status, _) = s.post("/api/event", json!({"n":"engagement","u":"https://example.com/a","d":"example.com","sd":80,"e":11000}), "1.1.1.1").await;
     assert_eq!(status, 202);
-    assert_eq!(page(&s.stats().await, "/a").unwrap()["avgTimeOnPageMs"], 12_000);
+    assert_eq!(
+        page(&s.stats().await, "/a").unwrap()["avgTimeOnPageMs"],
+        12_000
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -119,7 +178,13 @@ async fn custom_event_ends_a_bounce() {
     let s = TestServer::start().await;
     s.pageview("/a", "1.1.1.1").await;
     assert_eq!(s.stats().await["bounceRate"], 100.0);
-    let (status, _) = s.post("/api/event", json!({"n":"signup","u":"https://example.com/a","d":"example.com","p":{"plan":"pro"}}), "1.1.1.1").await;
+    let (status, _) = s
+        .post(
+            "/api/event",
+            json!({"n":"signup","u":"https://example.com/a","d":"example.com","p":{"plan":"pro"}}),
+            "1.1.1.1",
+        )
+        .await;
     assert_eq!(status, 202);
     let st = s.stats().await;
     assert_eq!(st["bounceRate"], 0.0);
@@ -131,7 +196,13 @@ async fn visitors_are_told_apart_by_ip_and_user_agent() {
     let s = TestServer::start().await;
     s.pageview("/", "1.1.1.1").await;
     s.pageview("/", "1.1.1.2").await;
-    s.post_raw("/api/event", json!({"n":"pageview","u":"https://example.com/","d":"example.com"}).to_string(), "1.1.1.1", FIREFOX).await;
+    s.post_raw(
+        "/api/event",
+        json!({"n":"pageview","u":"https://example.com/","d":"example.com"}).to_string(),
+        "1.1.1.1",
+        FIREFOX,
+    )
+    .await;
     let st = s.stats().await;
     assert_eq!(st["uniqueVisitors"], 3);
     assert_eq!(page(&st, "/").unwrap()["title"], "Home");
@@ -147,16 +218,27 @@ async fn visit_survives_midnight_and_old_salts_are_deleted() {
     s.advance(20 * MIN);
     s.pageview("/b", "1.1.1.1").await;
     let st = s.stats().await;
-    assert_eq!((st["visits"].as_i64(), st["uniqueVisitors"].as_i64()), (Some(1), Some(1)), "the visit continues past midnight under yesterday's salt");
+    assert_eq!(
+        (st["visits"].as_i64(), st["uniqueVisitors"].as_i64()),
+        (Some(1), Some(1)),
+        "the visit continues past midnight under yesterday's salt"
+    );
     s.advance(2 * 86_400_000);
     s.pageview("/c", "1.1.1.1").await;
-    assert_eq!(s.stats().await["uniqueVisitors"], 2, "two days later the same IP and UA are a new visitor");
+    assert_eq!(
+        s.stats().await["uniqueVisitors"],
+        2,
+        "two days later the same IP and UA are a new visitor"
+    );
     let mut s = s;
     s.stop().await;
     let store = footfall_store::DuckStore::open(s.dir.path()).unwrap();
     let days = store.salt_days().unwrap();
     let today = s.clock_now_day();
-    assert!(days.iter().all(|d| *d >= today - 1), "salts older than yesterday are deleted: {days:?}");
+    assert!(
+        days.iter().all(|d| *d >= today - 1),
+        "salts older than yesterday are deleted: {days:?}"
+    );
 }
 
 trait Day {
@@ -175,5 +257,8 @@ async fn heartbeat_geo_shows_in_visitor_locations() {
     s.post("/api/heartbeat", json!({"sessionId":"v1","currentPath":"/","domain":"example.com","city":"Paris","country":"FR","latitude":48.8566,"longitude":2.3522}), "1.1.1.1").await;
     s.post("/api/heartbeat", json!({"sessionId":"v2","currentPath":"/","domain":"example.com","city":"Paris","country":"FR","latitude":48.8566,"longitude":2.3522}), "1.1.1.2").await;
     let st = s.stats().await;
-    assert_eq!(st["visitorLocations"], json!([{"latitude": 48.86, "longitude": 2.35, "city": "Paris", "country": "FR", "count": 2}]));
+    assert_eq!(
+        st["visitorLocations"],
+        json!([{"latitude": 48.86, "longitude": 2.35, "city": "Paris", "country": "FR", "count": 2}])
+    );
 }

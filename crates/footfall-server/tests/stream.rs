@@ -13,7 +13,9 @@ struct Sse {
 
 impl Sse {
     async fn open(s: &TestServer, site: &str, token: Option<&str>) -> reqwest::Response {
-        let mut r = s.http.get(format!("{}/api/stats/{site}/live/stream", s.base));
+        let mut r = s
+            .http
+            .get(format!("{}/api/stats/{site}/live/stream", s.base));
         if let Some(t) = token {
             r = r.bearer_auth(t);
         }
@@ -21,7 +23,10 @@ impl Sse {
     }
 
     fn new(resp: reqwest::Response) -> Sse {
-        Sse { body: Box::pin(resp.bytes_stream()), buf: String::new() }
+        Sse {
+            body: Box::pin(resp.bytes_stream()),
+            buf: String::new(),
+        }
     }
 
     /// The next `stats` event's data. Fails the test instead of hanging.
@@ -30,7 +35,10 @@ impl Sse {
             loop {
                 if let Some(end) = self.buf.find("\n\n") {
                     let frame: String = self.buf.drain(..end + 2).collect();
-                    if let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data: ").or_else(|| l.strip_prefix("data:"))) {
+                    if let Some(data) = frame
+                        .lines()
+                        .find_map(|l| l.strip_prefix("data: ").or_else(|| l.strip_prefix("data:")))
+                    {
                         return serde_json::from_str(data).unwrap();
                     }
                     continue;
@@ -49,7 +57,10 @@ async fn stream_pushes_a_fresh_snapshot_after_each_write() {
     let s = TestServer::start().await;
     let resp = Sse::open(&s, "example.com", Some(TOKEN)).await;
     assert_eq!(resp.status(), 200);
-    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
     let mut sse = Sse::new(resp);
     let first = sse.next().await;
     assert_eq!(first["totalPageViews"], 0);

@@ -5,11 +5,11 @@ use footfall_core::{EnrichedEvent, EventId, SessionId, VisitorId};
 
 /// An event as stored: the enriched event plus what identify decided.
 #[derive(Debug, Clone)]
-pub struct EventRow {
+pub struct EventRow<'a> {
     pub id: EventId,
     pub visitor: VisitorId,
     pub session: SessionId,
-    pub event: EnrichedEvent,
+    pub event: &'a EnrichedEvent,
 }
 
 /// One collapsing row of `sessions`: `sign` −1 cancels an earlier state, +1 adds a state.

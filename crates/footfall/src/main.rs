@@ -12,7 +12,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(name = "footfall", version, about = "Real-time, privacy-first web analytics")]
+#[command(
+    name = "footfall",
+    version,
+    about = "Real-time, privacy-first web analytics"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -55,7 +59,12 @@ enum SitesAction {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_env("FOOTFALL_LOG").unwrap_or_else(|_| "info".into())).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FOOTFALL_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args),
@@ -75,7 +84,9 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 fn serve(args: ServeArgs) -> Result<()> {
     let settings = Settings::resolve(args)?;
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         let running = start(settings.server, Arc::new(SystemClock)).await?;
         println!("footfall listening on http://{}", running.addr);
@@ -105,16 +116,27 @@ async fn shutdown_signal() {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 fn sites(action: SitesAction) -> Result<()> {
     match action {
-        SitesAction::Add { domain, public, data_dir } => {
+        SitesAction::Add {
+            domain,
+            public,
+            data_dir,
+        } => {
             let site = SiteId::parse(&domain)?;
             let store = DuckStore::open(&data_dir)?;
             let created = store.add_site(&site, public, now_ms())?;
-            println!("{} {site}{}", if created { "added" } else { "updated" }, if public { " (public)" } else { "" });
+            println!(
+                "{} {site}{}",
+                if created { "added" } else { "updated" },
+                if public { " (public)" } else { "" }
+            );
         }
         SitesAction::List { data_dir } => {
             let store = DuckStore::open(&data_dir)?;
@@ -129,7 +151,10 @@ fn sites(action: SitesAction) -> Result<()> {
 fn rebuild(data_dir: &std::path::Path, chunk: u64) -> Result<()> {
     let store = DuckStore::open(data_dir)?;
     let counters = store.rebuild_counters(chunk, |p| {
-        eprintln!("rebuild: {}/{} events ({} chunks)", p.done, p.total, p.chunks);
+        eprintln!(
+            "rebuild: {}/{} events ({} chunks)",
+            p.done, p.total, p.chunks
+        );
     })?;
     let mut sites: Vec<_> = counters.sites.iter().collect();
     sites.sort_by(|a, b| a.0.cmp(b.0));

@@ -24,13 +24,21 @@ pub struct ServeArgs {
     #[arg(long = "site", env = "FOOTFALL_SITES", value_delimiter = ',')]
     pub sites: Vec<String>,
     /// Register a site whose stats anyone may read (repeatable).
-    #[arg(long = "public-site", env = "FOOTFALL_PUBLIC_SITES", value_delimiter = ',')]
+    #[arg(
+        long = "public-site",
+        env = "FOOTFALL_PUBLIC_SITES",
+        value_delimiter = ','
+    )]
     pub public_sites: Vec<String>,
     /// Token for admin routes and the batch route (`Authorization: Bearer ...`).
     #[arg(long, env = "FOOTFALL_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
     /// A proxy whose X-Forwarded-For is believed (CIDR, repeatable). Loopback always is.
-    #[arg(long = "trusted-proxy", env = "FOOTFALL_TRUSTED_PROXIES", value_delimiter = ',')]
+    #[arg(
+        long = "trusted-proxy",
+        env = "FOOTFALL_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
     pub trusted_proxies: Vec<IpNet>,
     /// MaxMind-format (.mmdb) database for country, region, city and coordinates.
     #[arg(long, env = "FOOTFALL_GEOIP_DB")]
@@ -79,27 +87,50 @@ pub enum SettingsError {
 }
 
 fn parse_sites(raw: &[String]) -> Result<Vec<SiteId>, SettingsError> {
-    raw.iter().filter(|s| !s.trim().is_empty()).map(|s| SiteId::parse(s).map_err(SettingsError::from)).collect()
+    raw.iter()
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| SiteId::parse(s).map_err(SettingsError::from))
+        .collect()
 }
 
 impl Settings {
     pub fn resolve(args: ServeArgs) -> Result<Settings, SettingsError> {
         let file = match &args.config {
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|e| SettingsError::Read(p.clone(), e))?;
-                toml::from_str::<FileSettings>(&text).map_err(|e| SettingsError::Parse(p.clone(), e))?
+                let text =
+                    std::fs::read_to_string(p).map_err(|e| SettingsError::Read(p.clone(), e))?;
+                toml::from_str::<FileSettings>(&text)
+                    .map_err(|e| SettingsError::Parse(p.clone(), e))?
             }
             None => FileSettings::default(),
         };
-        let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./footfall-data"));
+        let data_dir = args
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("./footfall-data"));
         let mut c = ServerConfig::new(data_dir);
         if let Some(l) = args.listen.or(file.listen) {
             c.listen = l;
         }
-        c.sites = parse_sites(if args.sites.is_empty() { &file.sites } else { &args.sites })?;
-        c.public_sites = parse_sites(if args.public_sites.is_empty() { &file.public_sites } else { &args.public_sites })?;
-        c.admin_token = args.admin_token.or(file.admin_token).filter(|t| !t.is_empty());
-        c.trusted_proxies = if args.trusted_proxies.is_empty() { file.trusted_proxies } else { args.trusted_proxies };
+        c.sites = parse_sites(if args.sites.is_empty() {
+            &file.sites
+        } else {
+            &args.sites
+        })?;
+        c.public_sites = parse_sites(if args.public_sites.is_empty() {
+            &file.public_sites
+        } else {
+            &args.public_sites
+        })?;
+        c.admin_token = args
+            .admin_token
+            .or(file.admin_token)
+            .filter(|t| !t.is_empty());
+        c.trusted_proxies = if args.trusted_proxies.is_empty() {
+            file.trusted_proxies
+        } else {
+            args.trusted_proxies
+        };
         c.geoip_db = args.geoip_db.or(file.geoip_db);
         if let Some(s) = args.active_timeout_secs.or(file.active_timeout_secs) {
             c.active_timeout_ms = (s as i64).max(1) * 1000;
@@ -123,13 +154,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f.toml");
         std::fs::write(&path, "listen = \"127.0.0.1:9999\"\nsites = [\"a.com\"]\ndedup_window_secs = 60\nadmin_token = \"file\"\n").unwrap();
-        let s = Settings::resolve(ServeArgs { config: Some(path.clone()), admin_token: Some("flag".into()), ..Default::default() }).unwrap().server;
+        let s = Settings::resolve(ServeArgs {
+            config: Some(path.clone()),
+            admin_token: Some("flag".into()),
+            ..Default::default()
+        })
+        .unwrap()
+        .server;
         assert_eq!(s.listen.port(), 9999);
         assert_eq!(s.sites, vec![SiteId::parse("a.com").unwrap()]);
         assert_eq!(s.dedup_window_ms, 60_000);
         assert_eq!(s.admin_token.as_deref(), Some("flag"));
         assert_eq!(s.active_timeout_ms, 120_000);
         std::fs::write(&path, "bogus = 1\n").unwrap();
-        assert!(Settings::resolve(ServeArgs { config: Some(path), ..Default::default() }).is_err());
+        assert!(Settings::resolve(ServeArgs {
+            config: Some(path),
+            ..Default::default()
+        })
+        .is_err());
     }
 }

@@ -41,7 +41,10 @@ pub enum DecodeError {
     #[error("missing required field `{0}`")]
     Missing(&'static str),
     #[error("field `{field}` must be {expected}")]
-    WrongType { field: String, expected: &'static str },
+    WrongType {
+        field: String,
+        expected: &'static str,
+    },
     #[error("field `{field}` is longer than {max} characters")]
     TooLong { field: String, max: usize },
     #[error("field `{field}` is invalid: {reason}")]
@@ -49,7 +52,10 @@ pub enum DecodeError {
     #[error("batch holds {0} events; at most {max} are allowed", max = limits::BATCH_EVENTS)]
     BatchTooLarge(usize),
     #[error("event {index} in batch: {error}")]
-    InBatch { index: usize, error: Box<DecodeError> },
+    InBatch {
+        index: usize,
+        error: Box<DecodeError>,
+    },
 }
 
 /// Parses a body as JSON, distinguishing invalid UTF-8 from invalid JSON.

@@ -25,7 +25,12 @@ pub fn decode_batch(body: &[u8]) -> Result<Vec<IncomingEvent>, DecodeError> {
     items
         .iter()
         .enumerate()
-        .map(|(index, v)| decode_value(v, true).map_err(|e| DecodeError::InBatch { index, error: Box::new(e) }))
+        .map(|(index, v)| {
+            decode_value(v, true).map_err(|e| DecodeError::InBatch {
+                index,
+                error: Box::new(e),
+            })
+        })
         .collect()
 }
 
@@ -42,13 +47,19 @@ pub fn decode_value(value: &Value, server_side: bool) -> Result<IncomingEvent, D
     ev.hostname = page.hostname;
     ev.pathname = page.pathname;
     ev.query = page.query;
-    ev.referrer = f.string(&["referrer", "r"], limits::REFERRER)?.filter(|r| !r.is_empty());
+    ev.referrer = f
+        .string(&["referrer", "r"], limits::REFERRER)?
+        .filter(|r| !r.is_empty());
     ev.interactive = f.boolean(&["interactive", "i"])?.unwrap_or(true);
     ev.props = decode_props(&f)?;
     ev.title = f.string(&["title", "t"], limits::TITLE)?;
-    ev.client_id = f.string(&["sid"], limits::CLIENT_ID)?.filter(|s| !s.is_empty());
+    ev.client_id = f
+        .string(&["sid"], limits::CLIENT_ID)?
+        .filter(|s| !s.is_empty());
     ev.scroll_depth = f.bounded(&["sd"], 0.0, 100.0)?.map(|v| v.round() as u8);
-    ev.engaged_ms = f.bounded(&["e"], 0.0, 30.0 * 86_400_000.0)?.map(|v| v as u64);
+    ev.engaged_ms = f
+        .bounded(&["e"], 0.0, 30.0 * 86_400_000.0)?
+        .map(|v| v as u64);
 
     let server_fields = ["timestamp", "ip", "user_agent"];
     if server_side {
@@ -72,20 +83,34 @@ pub(crate) struct PageUrl {
 
 /// Splits an absolute http(s) URL into what we keep. In hash mode the fragment is part of
 /// the page (`/#/settings`), as Plausible records it.
-pub(crate) fn parse_page_url(raw: &str, hash_mode: bool, field: &'static str) -> Result<PageUrl, DecodeError> {
-    let invalid = |reason: &str| DecodeError::Invalid { field: field.into(), reason: reason.into() };
+pub(crate) fn parse_page_url(
+    raw: &str,
+    hash_mode: bool,
+    field: &'static str,
+) -> Result<PageUrl, DecodeError> {
+    let invalid = |reason: &str| DecodeError::Invalid {
+        field: field.into(),
+        reason: reason.into(),
+    };
     let url = url::Url::parse(raw).map_err(|e| invalid(&format!("not an absolute URL ({e})")))?;
     if url.scheme() != "http" && url.scheme() != "https" {
         return Err(invalid("scheme must be http or https"));
     }
-    let hostname = url.host_str().ok_or_else(|| invalid("has no host"))?.to_ascii_lowercase();
+    let hostname = url
+        .host_str()
+        .ok_or_else(|| invalid("has no host"))?
+        .to_ascii_lowercase();
     let mut pathname = url.path().to_string();
     if hash_mode {
         if let Some(fragment) = url.fragment().filter(|f| !f.is_empty()) {
             pathname = format!("{pathname}#{fragment}");
         }
     }
-    Ok(PageUrl { hostname, pathname, query: url.query().unwrap_or("").to_string() })
+    Ok(PageUrl {
+        hostname,
+        pathname,
+        query: url.query().unwrap_or("").to_string(),
+    })
 }
 
 fn decode_props(f: &Fields<'_>) -> Result<Vec<(String, String)>, DecodeError> {
@@ -103,29 +128,60 @@ fn decode_props(f: &Fields<'_>) -> Result<Vec<(String, String)>, DecodeError> {
             })?;
             match &parsed {
                 Value::Object(o) => o,
-                _ => return Err(DecodeError::WrongType { field: field.into(), expected: "an object" }),
+                _ => {
+                    return Err(DecodeError::WrongType {
+                        field: field.into(),
+                        expected: "an object",
+                    })
+                }
             }
         }
-        _ => return Err(DecodeError::WrongType { field: field.into(), expected: "an object" }),
+        _ => {
+            return Err(DecodeError::WrongType {
+                field: field.into(),
+                expected: "an object",
+            })
+        }
     };
     if obj.len() > limits::PROPS {
-        return Err(DecodeError::Invalid { field: field.into(), reason: format!("has {} keys; at most {} are allowed", obj.len(), limits::PROPS) });
+        return Err(DecodeError::Invalid {
+            field: field.into(),
+            reason: format!(
+                "has {} keys; at most {} are allowed",
+                obj.len(),
+                limits::PROPS
+            ),
+        });
     }
     let mut props = Vec::with_capacity(obj.len());
     for (k, v) in obj {
         let key_field = || format!("{field}.{}", k.chars().take(40).collect::<String>());
         if k.is_empty() || k.chars().count() > limits::PROP_KEY {
-            return Err(DecodeError::Invalid { field: key_field(), reason: format!("property names must be 1 to {} characters", limits::PROP_KEY) });
+            return Err(DecodeError::Invalid {
+                field: key_field(),
+                reason: format!(
+                    "property names must be 1 to {} characters",
+                    limits::PROP_KEY
+                ),
+            });
         }
         let value = match v {
             Value::String(s) => s.clone(),
             Value::Number(n) => n.to_string(),
             Value::Bool(b) => b.to_string(),
             Value::Null => continue,
-            _ => return Err(DecodeError::WrongType { field: key_field(), expected: "a string, number or boolean" }),
+            _ => {
+                return Err(DecodeError::WrongType {
+                    field: key_field(),
+                    expected: "a string, number or boolean",
+                })
+            }
         };
         if value.chars().count() > limits::PROP_VALUE {
-            return Err(DecodeError::TooLong { field: key_field(), max: limits::PROP_VALUE });
+            return Err(DecodeError::TooLong {
+                field: key_field(),
+                max: limits::PROP_VALUE,
+            });
         }
         if !value.is_empty() {
             props.push((k.clone(), value));
@@ -136,18 +192,32 @@ fn decode_props(f: &Fields<'_>) -> Result<Vec<(String, String)>, DecodeError> {
 }
 
 fn decode_timestamp(f: &Fields<'_>) -> Result<Option<Timestamp>, DecodeError> {
-    let Some((field, raw)) = f.raw(&["timestamp"]) else { return Ok(None) };
-    let invalid = |reason: &str| DecodeError::Invalid { field: field.into(), reason: reason.into() };
+    let Some((field, raw)) = f.raw(&["timestamp"]) else {
+        return Ok(None);
+    };
+    let invalid = |reason: &str| DecodeError::Invalid {
+        field: field.into(),
+        reason: reason.into(),
+    };
     let ms = match raw {
-        Value::Number(n) => n.as_i64().ok_or_else(|| invalid("must be integer unix milliseconds"))?,
+        Value::Number(n) => n
+            .as_i64()
+            .ok_or_else(|| invalid("must be integer unix milliseconds"))?,
         Value::String(s) => chrono::DateTime::parse_from_rfc3339(s)
             .map_err(|e| invalid(&format!("not an RFC 3339 date-time ({e})")))?
             .timestamp_millis(),
-        _ => return Err(DecodeError::WrongType { field: field.into(), expected: "RFC 3339 text or unix milliseconds" }),
+        _ => {
+            return Err(DecodeError::WrongType {
+                field: field.into(),
+                expected: "RFC 3339 text or unix milliseconds",
+            })
+        }
     };
     // 2000-01-01 .. 2100-01-01: anything outside is a unit mistake (seconds, microseconds).
     if !(946_684_800_000..4_102_444_800_000).contains(&ms) {
-        return Err(invalid("is outside 2000-01-01..2100-01-01 (unix milliseconds expected)"));
+        return Err(invalid(
+            "is outside 2000-01-01..2100-01-01 (unix milliseconds expected)",
+        ));
     }
     Ok(Some(Timestamp(ms)))
 }
@@ -170,29 +240,45 @@ mod tests {
 
     #[test]
     fn hash_mode_keeps_fragment() {
-        let ev = decode(br#"{"n":"pageview","u":"https://e.com/app#/settings","d":"e.com","h":1}"#).unwrap();
+        let ev = decode(br#"{"n":"pageview","u":"https://e.com/app#/settings","d":"e.com","h":1}"#)
+            .unwrap();
         assert_eq!(ev.pathname, "/app#/settings");
-        let ev = decode(br#"{"n":"pageview","u":"https://e.com/app#/settings","d":"e.com"}"#).unwrap();
+        let ev =
+            decode(br#"{"n":"pageview","u":"https://e.com/app#/settings","d":"e.com"}"#).unwrap();
         assert_eq!(ev.pathname, "/app");
     }
 
     #[test]
     fn props_as_object_or_string_scalars_only() {
         let ev = decode(br#"{"n":"signup","u":"https://e.com/","d":"e.com","p":{"plan":"pro","seats":3,"trial":true,"x":null}}"#).unwrap();
-        assert_eq!(ev.props, vec![("plan".into(), "pro".into()), ("seats".into(), "3".into()), ("trial".into(), "true".into())]);
-        let ev = decode(br#"{"n":"signup","u":"https://e.com/","d":"e.com","p":"{\"plan\":\"pro\"}"}"#).unwrap();
+        assert_eq!(
+            ev.props,
+            vec![
+                ("plan".into(), "pro".into()),
+                ("seats".into(), "3".into()),
+                ("trial".into(), "true".into())
+            ]
+        );
+        let ev =
+            decode(br#"{"n":"signup","u":"https://e.com/","d":"e.com","p":"{\"plan\":\"pro\"}"}"#)
+                .unwrap();
         assert_eq!(ev.props, vec![("plan".into(), "pro".into())]);
-        let err = decode(br#"{"n":"signup","u":"https://e.com/","d":"e.com","p":{"a":{"b":1}}}"#).unwrap_err();
+        let err = decode(br#"{"n":"signup","u":"https://e.com/","d":"e.com","p":{"a":{"b":1}}}"#)
+            .unwrap_err();
         assert!(err.to_string().contains("p.a"), "{err}");
     }
 
     #[test]
     fn engagement_fields() {
-        let ev = decode(br#"{"n":"engagement","u":"https://e.com/","d":"e.com","sd":57,"e":12000}"#).unwrap();
+        let ev =
+            decode(br#"{"n":"engagement","u":"https://e.com/","d":"e.com","sd":57,"e":12000}"#)
+                .unwrap();
         assert_eq!(ev.kind, EventKind::Engagement);
         assert_eq!(ev.scroll_depth, Some(57));
         assert_eq!(ev.engaged_ms, Some(12000));
-        assert!(decode(br#"{"n":"engagement","u":"https://e.com/","d":"e.com","sd":101}"#).is_err());
+        assert!(
+            decode(br#"{"n":"engagement","u":"https://e.com/","d":"e.com","sd":101}"#).is_err()
+        );
     }
 
     #[test]
@@ -206,20 +292,44 @@ mod tests {
             (br#"{"n":"x","u":"https://e.com/"}"#, "`domain`"),
             (br#"{"n":"x","u":"not a url","d":"e.com"}"#, "`url`"),
             (br#"{"n":"x","u":"ftp://e.com/","d":"e.com"}"#, "scheme"),
-            (br#"{"n":5,"u":"https://e.com/","d":"e.com"}"#, "`n` must be a string"),
-            (br#"{"n":"x","u":"https://e.com/","d":"e.com","timestamp":1}"#, "batch route"),
+            (
+                br#"{"n":5,"u":"https://e.com/","d":"e.com"}"#,
+                "`n` must be a string",
+            ),
+            (
+                br#"{"n":"x","u":"https://e.com/","d":"e.com","timestamp":1}"#,
+                "batch route",
+            ),
         ];
         for (body, needle) in cases {
             let err = decode(body).unwrap_err().to_string();
             assert!(err.contains(needle), "{err:?} should mention {needle:?}");
         }
-        let long_name = format!(r#"{{"n":"{}","u":"https://e.com/","d":"e.com"}}"#, "x".repeat(121));
-        assert!(decode(long_name.as_bytes()).unwrap_err().to_string().contains("longer than 120"));
-        let long_url = format!(r#"{{"n":"x","u":"https://e.com/{}","d":"e.com"}}"#, "x".repeat(2000));
-        assert!(decode(long_url.as_bytes()).unwrap_err().to_string().contains("longer than 2000"));
-        let many: String = (0..31).map(|i| format!(r#""k{i}":"v""#)).collect::<Vec<_>>().join(",");
+        let long_name = format!(
+            r#"{{"n":"{}","u":"https://e.com/","d":"e.com"}}"#,
+            "x".repeat(121)
+        );
+        assert!(decode(long_name.as_bytes())
+            .unwrap_err()
+            .to_string()
+            .contains("longer than 120"));
+        let long_url = format!(
+            r#"{{"n":"x","u":"https://e.com/{}","d":"e.com"}}"#,
+            "x".repeat(2000)
+        );
+        assert!(decode(long_url.as_bytes())
+            .unwrap_err()
+            .to_string()
+            .contains("longer than 2000"));
+        let many: String = (0..31)
+            .map(|i| format!(r#""k{i}":"v""#))
+            .collect::<Vec<_>>()
+            .join(",");
         let many = format!(r#"{{"n":"x","u":"https://e.com/","d":"e.com","p":{{{many}}}}}"#);
-        assert!(decode(many.as_bytes()).unwrap_err().to_string().contains("at most 30"));
+        assert!(decode(many.as_bytes())
+            .unwrap_err()
+            .to_string()
+            .contains("at most 30"));
     }
 
     #[test]
@@ -228,9 +338,13 @@ mod tests {
         assert_eq!(evs[0].timestamp, Some(Timestamp(1_767_323_045_000)));
         assert_eq!(evs[1].timestamp, Some(Timestamp(1_767_323_045_000)));
         assert_eq!(evs[0].ip.as_deref(), Some("1.2.3.4"));
-        let err = decode_batch(br#"[{"n":"pageview","u":"https://e.com/","d":"e.com"},{"n":"x"}]"#).unwrap_err();
+        let err = decode_batch(br#"[{"n":"pageview","u":"https://e.com/","d":"e.com"},{"n":"x"}]"#)
+            .unwrap_err();
         assert!(err.to_string().starts_with("event 1 in batch"), "{err}");
-        let err = decode_batch(br#"[{"n":"pageview","u":"https://e.com/","d":"e.com","timestamp":1767323045}]"#).unwrap_err();
+        let err = decode_batch(
+            br#"[{"n":"pageview","u":"https://e.com/","d":"e.com","timestamp":1767323045}]"#,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("unix milliseconds"), "{err}");
     }
 }

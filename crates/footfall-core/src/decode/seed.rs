@@ -16,7 +16,9 @@ pub fn decode_pageview(body: &[u8]) -> Result<IncomingEvent, DecodeError> {
     ev.page_type = f.string(&["pageType"], limits::PAGE_TYPE)?;
     ev.client_id = Some(f.required_string(&["sessionId"], limits::CLIENT_ID)?);
     ev.title = f.string(&["title"], limits::TITLE)?;
-    ev.referrer = f.string(&["referrer"], limits::REFERRER)?.filter(|r| !r.is_empty());
+    ev.referrer = f
+        .string(&["referrer"], limits::REFERRER)?
+        .filter(|r| !r.is_empty());
     ev.domain = f.string(&["domain"], limits::DOMAIN)?.unwrap_or_default();
     Ok(ev)
 }
@@ -38,7 +40,10 @@ pub fn decode_heartbeat(body: &[u8]) -> Result<IncomingEvent, DecodeError> {
 fn path(f: &Fields<'_>, names: &[&'static str]) -> Result<String, DecodeError> {
     let p = f.required_string(names, limits::URL)?;
     if !p.starts_with('/') || p.chars().any(char::is_control) {
-        return Err(DecodeError::Invalid { field: names[0].into(), reason: "must be a path starting with '/'".into() });
+        return Err(DecodeError::Invalid {
+            field: names[0].into(),
+            reason: "must be a path starting with '/'".into(),
+        });
     }
     // A path is a path: drop any query or fragment the caller left on it.
     let end = p.find(['?', '#']).unwrap_or(p.len());
@@ -51,12 +56,18 @@ mod tests {
 
     #[test]
     fn pageview() {
-        let ev = decode_pageview(br#"{"path":"/blog/x?y=1","pageType":"blog","sessionId":"abc","domain":"e.com"}"#).unwrap();
+        let ev = decode_pageview(
+            br#"{"path":"/blog/x?y=1","pageType":"blog","sessionId":"abc","domain":"e.com"}"#,
+        )
+        .unwrap();
         assert_eq!(ev.pathname, "/blog/x");
         assert_eq!(ev.page_type.as_deref(), Some("blog"));
         assert_eq!(ev.client_id.as_deref(), Some("abc"));
         assert!(decode_pageview(br#"{"path":"blog","sessionId":"a"}"#).is_err());
-        assert!(decode_pageview(br#"{"path":"/"}"#).unwrap_err().to_string().contains("sessionId"));
+        assert!(decode_pageview(br#"{"path":"/"}"#)
+            .unwrap_err()
+            .to_string()
+            .contains("sessionId"));
     }
 
     #[test]
@@ -65,7 +76,11 @@ mod tests {
         assert_eq!(ev.kind, EventKind::Heartbeat);
         assert_eq!(ev.geo.city.as_deref(), Some("Paris"));
         assert_eq!(ev.geo.latitude, Some(48.85));
-        assert!(decode_heartbeat(br#"{"sessionId":"abc","currentPath":"/a","latitude":91}"#).is_err());
-        assert!(decode_heartbeat(br#"{"sessionId":"abc","currentPath":"/a","latitude":"x"}"#).is_err());
+        assert!(
+            decode_heartbeat(br#"{"sessionId":"abc","currentPath":"/a","latitude":91}"#).is_err()
+        );
+        assert!(
+            decode_heartbeat(br#"{"sessionId":"abc","currentPath":"/a","latitude":"x"}"#).is_err()
+        );
     }
 }

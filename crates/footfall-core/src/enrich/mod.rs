@@ -24,7 +24,8 @@ pub struct Context<'a> {
 pub fn enrich(ev: IncomingEvent, cx: Context<'_>) -> EnrichedEvent {
     let client = ua::parse(cx.user_agent);
     let utm = utm::from_query(&ev.query);
-    let (referrer, referrer_source) = referrer::classify(ev.referrer.as_deref(), &ev.hostname, &utm, &ev.query);
+    let (referrer, referrer_source) =
+        referrer::classify(ev.referrer.as_deref(), &ev.hostname, &utm, &ev.query);
     EnrichedEvent {
         site: cx.site,
         ts: ev.timestamp.unwrap_or(cx.now),

@@ -49,7 +49,7 @@ const SOURCES: &[(&str, &str)] = &[
 fn known_source(host: &str) -> Option<&'static str> {
     // Google has a domain per country (google.co.uk, google.de, ...).
     let labels: Vec<&str> = host.split('.').collect();
-    if labels.iter().any(|l| *l == "google") {
+    if labels.contains(&"google") {
         return Some("Google");
     }
     SOURCES
@@ -60,13 +60,20 @@ fn known_source(host: &str) -> Option<&'static str> {
 
 /// Returns the referrer as stored (host and path, no query: queries leak search terms and
 /// tokens) and the source name. Referrals from the site's own host count as direct.
-pub fn classify(referrer: Option<&str>, page_host: &str, utm: &Utm, page_query: &str) -> (String, String) {
+pub fn classify(
+    referrer: Option<&str>,
+    page_host: &str,
+    utm: &Utm,
+    page_query: &str,
+) -> (String, String) {
     let parsed = referrer.and_then(|r| url::Url::parse(r).ok());
     let host = parsed
         .as_ref()
         .and_then(|u| u.host_str())
         .map(|h| h.trim_start_matches("www.").to_ascii_lowercase());
-    let internal = host.as_deref().is_some_and(|h| h == page_host.trim_start_matches("www."));
+    let internal = host
+        .as_deref()
+        .is_some_and(|h| h == page_host.trim_start_matches("www."));
     let stored = match (&parsed, &host) {
         (Some(u), Some(h)) if !internal => format!("{h}{}", u.path().trim_end_matches('/')),
         _ => String::new(),
@@ -75,9 +82,13 @@ pub fn classify(referrer: Option<&str>, page_host: &str, utm: &Utm, page_query: 
         .find(|(k, _)| k == "ref" || k == "source")
         .map(|(_, v)| v.into_owned());
     let source = match host.as_deref() {
-        Some(h) if !internal => known_source(h).map(str::to_string).unwrap_or_else(|| h.to_string()),
+        Some(h) if !internal => known_source(h)
+            .map(str::to_string)
+            .unwrap_or_else(|| h.to_string()),
         _ if !utm.source.is_empty() => utm.source.clone(),
-        _ => ref_param.filter(|r| !r.is_empty()).unwrap_or_else(|| DIRECT.to_string()),
+        _ => ref_param
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(|| DIRECT.to_string()),
     };
     (stored, source)
 }
@@ -92,11 +103,20 @@ mod tests {
 
     #[test]
     fn sources() {
-        assert_eq!(src(Some("https://www.google.co.uk/search?q=secret")), "Google");
-        assert_eq!(src(Some("https://news.ycombinator.com/item?id=1")), "Hacker News");
+        assert_eq!(
+            src(Some("https://www.google.co.uk/search?q=secret")),
+            "Google"
+        );
+        assert_eq!(
+            src(Some("https://news.ycombinator.com/item?id=1")),
+            "Hacker News"
+        );
         assert_eq!(src(Some("https://t.co/abc")), "Twitter");
         assert_eq!(src(Some("https://old.reddit.com/r/rust")), "Reddit");
-        assert_eq!(src(Some("https://blog.somebody.net/post")), "blog.somebody.net");
+        assert_eq!(
+            src(Some("https://blog.somebody.net/post")),
+            "blog.somebody.net"
+        );
         assert_eq!(src(None), DIRECT);
         assert_eq!(src(Some("https://example.com/other")), DIRECT);
         assert_eq!(src(Some("garbage")), DIRECT);
@@ -104,14 +124,25 @@ mod tests {
 
     #[test]
     fn stored_referrer_drops_query() {
-        let (stored, _) = classify(Some("https://www.google.com/search?q=secret"), "e.com", &Utm::default(), "");
+        let (stored, _) = classify(
+            Some("https://www.google.com/search?q=secret"),
+            "e.com",
+            &Utm::default(),
+            "",
+        );
         assert_eq!(stored, "google.com/search");
     }
 
     #[test]
     fn utm_source_when_no_referrer() {
-        let utm = Utm { source: "newsletter".into(), ..Default::default() };
+        let utm = Utm {
+            source: "newsletter".into(),
+            ..Default::default()
+        };
         assert_eq!(classify(None, "e.com", &utm, "").1, "newsletter");
-        assert_eq!(classify(None, "e.com", &Utm::default(), "ref=producthunt").1, "producthunt");
+        assert_eq!(
+            classify(None, "e.com", &Utm::default(), "ref=producthunt").1,
+            "producthunt"
+        );
     }
 }

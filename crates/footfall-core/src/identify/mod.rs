@@ -5,4 +5,6 @@
 pub mod sessionize;
 pub mod visitor;
 
-pub use sessionize::{Config, DurationChange, Identifier, Outcome, PageviewRecord, SessionAttrs, SessionRow};
+pub use sessionize::{
+    Config, DurationChange, Identifier, Outcome, PageviewRecord, SessionAttrs, SessionRow,
+};

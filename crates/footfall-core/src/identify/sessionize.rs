@@ -17,6 +17,7 @@ use crate::types::{EventId, SessionId, SiteId, Timestamp, VisitorId};
 use siphasher::sip::SipHasher13;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Config {
@@ -27,7 +28,10 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config { visit_gap_ms: 30 * Timestamp::MINUTE, dedup_window_ms: 30 * Timestamp::MINUTE }
+        Config {
+            visit_gap_ms: 30 * Timestamp::MINUTE,
+            dedup_window_ms: 30 * Timestamp::MINUTE,
+        }
     }
 }
 
@@ -81,7 +85,8 @@ pub struct SessionRow {
     pub pageviews: u32,
     pub events: u32,
     pub is_bounce: bool,
-    pub attrs: SessionAttrs,
+    /// Shared: a visit's attributes never change, and rows are cloned on every event.
+    pub attrs: Arc<SessionAttrs>,
 }
 
 impl SessionRow {
@@ -157,7 +162,10 @@ pub struct Identifier {
 
 impl Identifier {
     pub fn new(cfg: Config) -> Self {
-        Identifier { cfg, visitors: HashMap::new() }
+        Identifier {
+            cfg,
+            visitors: HashMap::new(),
+        }
     }
 
     pub fn config(&self) -> Config {
@@ -183,13 +191,24 @@ impl Identifier {
         };
 
         let gap = cfg.visit_gap_ms;
-        let found = state.visits.iter().position(|v| ts.0 >= v.row.start.0 - gap && ts.0 <= v.row.end.0 + gap);
+        let found = state
+            .visits
+            .iter()
+            .position(|v| ts.0 >= v.row.start.0 - gap && ts.0 <= v.row.end.0 + gap);
         let idx = match found {
             Some(i) => i,
             None if matches!(ev.kind, EventKind::Heartbeat | EventKind::Engagement) => {
                 // Pings don't start visits: a tab left open overnight isn't a new visit.
                 let skipped = (ev.kind == EventKind::Engagement).then_some("no_visit");
-                return Outcome { visitor, session: None, stored: false, skipped, session_before: None, session_after: None, durations: vec![] };
+                return Outcome {
+                    visitor,
+                    session: None,
+                    stored: false,
+                    skipped,
+                    session_before: None,
+                    session_after: None,
+                    durations: vec![],
+                };
             }
             None => {
                 let row = SessionRow {
@@ -204,10 +223,17 @@ impl Identifier {
                     pageviews: 0,
                     events: 0,
                     is_bounce: true,
-                    attrs: SessionAttrs::from_event(ev),
+                    attrs: Arc::new(SessionAttrs::from_event(ev)),
                 };
                 let pos = state.visits.partition_point(|v| v.row.start <= ts);
-                state.visits.insert(pos, Visit { row, interactive: 0, pageviews: Vec::new() });
+                state.visits.insert(
+                    pos,
+                    Visit {
+                        row,
+                        interactive: 0,
+                        pageviews: Vec::new(),
+                    },
+                );
                 pos
             }
         };
@@ -218,10 +244,22 @@ impl Identifier {
         let stored = match ev.kind {
             EventKind::Pageview if !deduped => {
                 let pos = visit.pageviews.partition_point(|p| p.ts <= ts);
-                visit.pageviews.insert(pos, Pageview { event: event_id, ts, pathname: ev.pathname.clone(), duration: None });
+                visit.pageviews.insert(
+                    pos,
+                    Pageview {
+                        event: event_id,
+                        ts,
+                        pathname: ev.pathname.clone(),
+                        duration: None,
+                    },
+                );
                 visit.row.pageviews += 1;
                 visit.row.events += 1;
-                state.counted.entry(ev.pathname.clone()).or_default().push(ts);
+                state
+                    .counted
+                    .entry(ev.pathname.clone())
+                    .or_default()
+                    .push(ts);
                 visit.row.start = visit.row.start.min(ts);
                 visit.row.end = visit.row.end.max(ts);
                 update_durations(visit, &[pos.saturating_sub(1), pos], &mut durations);
@@ -252,10 +290,12 @@ impl Identifier {
         visit.row.is_bounce = visit.row.pageviews <= 1 && visit.interactive == 0;
         if visit.pageviews.len() > MAX_PAGEVIEWS_PER_VISIT {
             // The oldest views' durations are final; forget them.
-            visit.pageviews.drain(..visit.pageviews.len() - MAX_PAGEVIEWS_PER_VISIT);
+            visit
+                .pageviews
+                .drain(..visit.pageviews.len() - MAX_PAGEVIEWS_PER_VISIT);
         }
 
-        let changed = before.as_ref().map_or(true, |b| !same_state(b, &visit.row));
+        let changed = before.as_ref().is_none_or(|b| !same_state(b, &visit.row));
         let after = if changed {
             visit.row.version += 1;
             Some(visit.row.clone())
@@ -274,9 +314,19 @@ impl Identifier {
     }
 
     /// A visit that started under yesterday's salt keeps yesterday's visitor id.
-    fn resolve_visitor(&self, site: &SiteId, today: VisitorId, yesterday: Option<VisitorId>) -> VisitorId {
+    fn resolve_visitor(
+        &self,
+        site: &SiteId,
+        today: VisitorId,
+        yesterday: Option<VisitorId>,
+    ) -> VisitorId {
         match yesterday {
-            Some(y) if !self.visitors.contains_key(&(site.clone(), today)) && self.visitors.contains_key(&(site.clone(), y)) => y,
+            Some(y)
+                if !self.visitors.contains_key(&(site.clone(), today))
+                    && self.visitors.contains_key(&(site.clone(), y)) =>
+            {
+                y
+            }
             _ => today,
         }
     }
@@ -302,21 +352,44 @@ impl Identifier {
         let interactive = u32::from(!row.is_bounce && row.pageviews <= 1);
         let mut visit = Visit {
             interactive,
-            pageviews: pageviews.into_iter().map(|p| Pageview { event: p.event, ts: p.ts, pathname: p.pathname, duration: None }).collect(),
+            pageviews: pageviews
+                .into_iter()
+                .map(|p| Pageview {
+                    event: p.event,
+                    ts: p.ts,
+                    pathname: p.pathname,
+                    duration: None,
+                })
+                .collect(),
             row,
         };
         let all: Vec<usize> = (0..visit.pageviews.len()).collect();
         update_durations(&mut visit, &all, &mut Vec::new());
-        let state = self.visitors.entry((visit.row.site.clone(), visit.row.visitor)).or_default();
+        let state = self
+            .visitors
+            .entry((visit.row.site.clone(), visit.row.visitor))
+            .or_default();
         state.last_seen = state.last_seen.max(visit.row.end);
-        let pos = state.visits.partition_point(|v| v.row.start <= visit.row.start);
+        let pos = state
+            .visits
+            .partition_point(|v| v.row.start <= visit.row.start);
         state.visits.insert(pos, visit);
     }
 
     /// Restores a counted page view for dedup after a restart.
-    pub fn restore_counted(&mut self, site: &SiteId, visitor: VisitorId, pathname: &str, ts: Timestamp) {
+    pub fn restore_counted(
+        &mut self,
+        site: &SiteId,
+        visitor: VisitorId,
+        pathname: &str,
+        ts: Timestamp,
+    ) {
         let state = self.visitors.entry((site.clone(), visitor)).or_default();
-        state.counted.entry(pathname.to_string()).or_default().push(ts);
+        state
+            .counted
+            .entry(pathname.to_string())
+            .or_default()
+            .push(ts);
     }
 }
 
@@ -354,9 +427,18 @@ fn update_durations(visit: &mut Visit, indices: &[usize], out: &mut Vec<Duration
             return;
         }
         let pv = &visit.pageviews[i];
-        let next = if i + 1 < n { Some(visit.pageviews[i + 1].ts.0 - pv.ts.0) } else { (end.0 > pv.ts.0).then(|| end.0 - pv.ts.0) };
+        let next = if i + 1 < n {
+            Some(visit.pageviews[i + 1].ts.0 - pv.ts.0)
+        } else {
+            (end.0 > pv.ts.0).then(|| end.0 - pv.ts.0)
+        };
         if next != pv.duration {
-            out.push(DurationChange { event: pv.event, pathname: pv.pathname.clone(), before: pv.duration, after: next });
+            out.push(DurationChange {
+                event: pv.event,
+                pathname: pv.pathname.clone(),
+                before: pv.duration,
+                after: next,
+            });
             visit.pageviews[i].duration = next;
         }
     };

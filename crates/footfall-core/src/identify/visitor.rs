@@ -28,14 +28,24 @@ fn keyed(key: &[u8; 16], parts: &[&[u8]]) -> u64 {
 }
 
 pub fn from_request(salt: &Salt, site: &SiteId, ip: &str, user_agent: &str) -> VisitorId {
-    VisitorId(keyed(&salt.0, &[site.as_str().as_bytes(), ip.as_bytes(), user_agent.as_bytes()]))
+    VisitorId(keyed(
+        &salt.0,
+        &[
+            site.as_str().as_bytes(),
+            ip.as_bytes(),
+            user_agent.as_bytes(),
+        ],
+    ))
 }
 
 /// The seed's model: the client keeps an anonymous UUID and that is the visitor. Hashed
 /// with the site so that one id used on two sites gives two visitors.
 pub fn from_client_id(site: &SiteId, client_id: &str) -> VisitorId {
     const KEY: [u8; 16] = *b"footfall-clientk";
-    VisitorId(keyed(&KEY, &[site.as_str().as_bytes(), client_id.as_bytes()]))
+    VisitorId(keyed(
+        &KEY,
+        &[site.as_str().as_bytes(), client_id.as_bytes()],
+    ))
 }
 
 #[cfg(test)]

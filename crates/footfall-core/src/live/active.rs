@@ -21,7 +21,12 @@ pub struct Location {
 impl Location {
     fn from_geo(geo: &GeoHint) -> Option<Location> {
         let (lat, lon) = (geo.latitude?, geo.longitude?);
-        Some(Location { country: geo.country.clone(), city: geo.city.clone(), lat_e2: (lat * 100.0).round() as i32, lon_e2: (lon * 100.0).round() as i32 })
+        Some(Location {
+            country: geo.country.clone(),
+            city: geo.city.clone(),
+            lat_e2: (lat * 100.0).round() as i32,
+            lon_e2: (lon * 100.0).round() as i32,
+        })
     }
 }
 
@@ -76,22 +81,39 @@ pub struct ActiveVisitors {
 
 impl ActiveVisitors {
     pub fn new(timeout_ms: i64) -> Self {
-        ActiveVisitors { timeout_ms, entries: HashMap::new(), by_last_seen: BTreeSet::new(), sites: HashMap::new() }
+        ActiveVisitors {
+            timeout_ms,
+            entries: HashMap::new(),
+            by_last_seen: BTreeSet::new(),
+            sites: HashMap::new(),
+        }
     }
 
     /// Records activity. The path changes at once (the seed lagged 20 s); a location, once
     /// known, is kept when later pings carry none. Older-than-known pings only refresh
     /// nothing: last-seen never moves backwards.
-    pub fn touch(&mut self, site: &SiteId, visitor: VisitorId, ts: Timestamp, path: &str, geo: &GeoHint) {
+    pub fn touch(
+        &mut self,
+        site: &SiteId,
+        visitor: VisitorId,
+        ts: Timestamp,
+        path: &str,
+        geo: &GeoHint,
+    ) {
         let key = (site.clone(), visitor);
         let tally = self.sites.entry(site.clone()).or_default();
         let mut entry = match self.entries.remove(&key) {
             Some(old) => {
                 tally.remove(&old);
-                self.by_last_seen.remove(&(old.last_seen, site.clone(), visitor));
+                self.by_last_seen
+                    .remove(&(old.last_seen, site.clone(), visitor));
                 old
             }
-            None => Entry { last_seen: ts, path: path.to_string(), location: None },
+            None => Entry {
+                last_seen: ts,
+                path: path.to_string(),
+                location: None,
+            },
         };
         if ts >= entry.last_seen {
             entry.last_seen = ts;
@@ -101,7 +123,8 @@ impl ActiveVisitors {
             entry.location = Some(l);
         }
         tally.add(&entry);
-        self.by_last_seen.insert((entry.last_seen, site.clone(), visitor));
+        self.by_last_seen
+            .insert((entry.last_seen, site.clone(), visitor));
         self.entries.insert(key, entry);
     }
 
@@ -114,7 +137,9 @@ impl ActiveVisitors {
             if first.0 > cutoff {
                 break;
             }
-            let Some((_, site, visitor)) = self.by_last_seen.pop_first() else { break };
+            let Some((_, site, visitor)) = self.by_last_seen.pop_first() else {
+                break;
+            };
             if let Some(e) = self.entries.remove(&(site.clone(), visitor)) {
                 if let Some(t) = self.sites.get_mut(&site) {
                     t.remove(&e);
@@ -127,7 +152,9 @@ impl ActiveVisitors {
 
     /// When the next entry expires, for the purge task's timer.
     pub fn next_expiry(&self) -> Option<Timestamp> {
-        self.by_last_seen.first().map(|(t, _, _)| Timestamp(t.0 + self.timeout_ms))
+        self.by_last_seen
+            .first()
+            .map(|(t, _, _)| Timestamp(t.0 + self.timeout_ms))
     }
 
     pub fn total(&self) -> usize {
@@ -140,14 +167,22 @@ impl ActiveVisitors {
 
     /// (path, active visitors), most first.
     pub fn by_path(&self, site: &SiteId) -> Vec<(String, usize)> {
-        let mut v: Vec<_> = self.sites.get(site).map(|t| t.by_path.iter().map(|(p, n)| (p.clone(), *n)).collect()).unwrap_or_default();
+        let mut v: Vec<_> = self
+            .sites
+            .get(site)
+            .map(|t| t.by_path.iter().map(|(p, n)| (p.clone(), *n)).collect())
+            .unwrap_or_default();
         v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         v
     }
 
     /// (location, active visitors there).
     pub fn locations(&self, site: &SiteId) -> Vec<(Location, usize)> {
-        let mut v: Vec<_> = self.sites.get(site).map(|t| t.by_location.iter().map(|(l, n)| (l.clone(), *n)).collect()).unwrap_or_default();
+        let mut v: Vec<_> = self
+            .sites
+            .get(site)
+            .map(|t| t.by_location.iter().map(|(l, n)| (l.clone(), *n)).collect())
+            .unwrap_or_default();
         v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         v
     }
@@ -166,9 +201,24 @@ mod tests {
         let mut a = ActiveVisitors::new(120_000);
         let s = site();
         a.touch(&s, VisitorId(1), Timestamp(0), "/a", &GeoHint::default());
-        a.touch(&s, VisitorId(2), Timestamp(1_000), "/a", &GeoHint::default());
-        a.touch(&s, VisitorId(1), Timestamp(2_000), "/b", &GeoHint::default());
-        assert_eq!(a.by_path(&s), vec![("/a".to_string(), 1), ("/b".to_string(), 1)]);
+        a.touch(
+            &s,
+            VisitorId(2),
+            Timestamp(1_000),
+            "/a",
+            &GeoHint::default(),
+        );
+        a.touch(
+            &s,
+            VisitorId(1),
+            Timestamp(2_000),
+            "/b",
+            &GeoHint::default(),
+        );
+        assert_eq!(
+            a.by_path(&s),
+            vec![("/a".to_string(), 1), ("/b".to_string(), 1)]
+        );
         assert_eq!(a.expire(Timestamp(120_999)), 0);
         assert_eq!(a.expire(Timestamp(121_000)), 1);
         assert_eq!(a.count(&s), 1);
@@ -180,7 +230,13 @@ mod tests {
     fn location_sticks() {
         let mut a = ActiveVisitors::new(120_000);
         let s = site();
-        let paris = GeoHint { country: Some("FR".into()), city: Some("Paris".into()), latitude: Some(48.85), longitude: Some(2.35), region: None };
+        let paris = GeoHint {
+            country: Some("FR".into()),
+            city: Some("Paris".into()),
+            latitude: Some(48.85),
+            longitude: Some(2.35),
+            region: None,
+        };
         a.touch(&s, VisitorId(1), Timestamp(0), "/", &paris);
         a.touch(&s, VisitorId(1), Timestamp(10), "/x", &GeoHint::default());
         let locs = a.locations(&s);

@@ -27,7 +27,11 @@ pub struct SiteCounters {
     pub visit_duration_sum_ms: i64,
 }
 
-fn newer(slot: &mut Option<(String, (Timestamp, EventId))>, value: Option<&str>, at: (Timestamp, EventId)) {
+fn newer(
+    slot: &mut Option<(String, (Timestamp, EventId))>,
+    value: Option<&str>,
+    at: (Timestamp, EventId),
+) {
     if let Some(v) = value.filter(|v| !v.is_empty()) {
         if slot.as_ref().is_none_or(|(_, seen)| at >= *seen) {
             *slot = Some((v.to_string(), at));
@@ -37,14 +41,29 @@ fn newer(slot: &mut Option<(String, (Timestamp, EventId))>, value: Option<&str>,
 
 impl SiteCounters {
     /// A stored page view.
-    pub fn apply_pageview(&mut self, event: EventId, ts: Timestamp, path: &str, title: Option<&str>, page_type: Option<&str>, visitor: VisitorId) {
+    pub fn apply_pageview(
+        &mut self,
+        event: EventId,
+        ts: Timestamp,
+        path: &str,
+        title: Option<&str>,
+        page_type: Option<&str>,
+        visitor: VisitorId,
+    ) {
         self.add_pageviews(path, 1, ts);
         self.offer_labels(path, title, page_type, ts, event);
         self.visitors.insert(visitor);
     }
 
     /// Keeps the title and page type of the latest page view (by time, then id) that had one.
-    pub fn offer_labels(&mut self, path: &str, title: Option<&str>, page_type: Option<&str>, ts: Timestamp, event: EventId) {
+    pub fn offer_labels(
+        &mut self,
+        path: &str,
+        title: Option<&str>,
+        page_type: Option<&str>,
+        ts: Timestamp,
+        event: EventId,
+    ) {
         let p = self.paths.entry(path.to_string()).or_default();
         newer(&mut p.title, title, (ts, event));
         newer(&mut p.page_type, page_type, (ts, event));

@@ -57,7 +57,13 @@ pub struct LiveStats {
 impl LiveStats {
     /// Builds the object from counters and active visitors (already expired as of now).
     /// `limit` caps `pageStats` (None: all paths).
-    pub fn build(site: &SiteId, version: u64, counters: Option<&SiteCounters>, active: &ActiveVisitors, limit: Option<usize>) -> LiveStats {
+    pub fn build(
+        site: &SiteId,
+        version: u64,
+        counters: Option<&SiteCounters>,
+        active: &ActiveVisitors,
+        limit: Option<usize>,
+    ) -> LiveStats {
         let empty = SiteCounters::default();
         let c = counters.unwrap_or(&empty);
         let mut pages: Vec<PageStat> = c
@@ -66,10 +72,19 @@ impl LiveStats {
             .filter(|(_, p)| p.views > 0)
             .map(|(path, p)| PageStat {
                 path: path.clone(),
-                title: p.title.as_ref().map(|(t, _)| t.clone()).unwrap_or_else(|| default_title(path)),
-                page_type: p.page_type.as_ref().map(|(t, _)| t.clone()).unwrap_or_else(|| default_type(path)),
+                title: p
+                    .title
+                    .as_ref()
+                    .map(|(t, _)| t.clone())
+                    .unwrap_or_else(|| default_title(path)),
+                page_type: p
+                    .page_type
+                    .as_ref()
+                    .map(|(t, _)| t.clone())
+                    .unwrap_or_else(|| default_type(path)),
                 views: p.views,
-                avg_time_on_page_ms: (p.duration_count > 0).then(|| p.duration_sum_ms / p.duration_count),
+                avg_time_on_page_ms: (p.duration_count > 0)
+                    .then(|| p.duration_sum_ms / p.duration_count),
             })
             .collect();
         pages.sort_by(|a, b| b.views.cmp(&a.views).then_with(|| a.path.cmp(&b.path)));
@@ -81,19 +96,37 @@ impl LiveStats {
             site: site.to_string(),
             version,
             active_visitors: active.count(site),
-            active_by_path: active.by_path(site).into_iter().map(|(path, count)| PathCount { path, count }).collect(),
+            active_by_path: active
+                .by_path(site)
+                .into_iter()
+                .map(|(path, count)| PathCount { path, count })
+                .collect(),
             visitor_locations: active
                 .locations(site)
                 .into_iter()
-                .map(|(l, count)| VisitorLocation { latitude: f64::from(l.lat_e2) / 100.0, longitude: f64::from(l.lon_e2) / 100.0, city: l.city, country: l.country, count })
+                .map(|(l, count)| VisitorLocation {
+                    latitude: f64::from(l.lat_e2) / 100.0,
+                    longitude: f64::from(l.lon_e2) / 100.0,
+                    city: l.city,
+                    country: l.country,
+                    count,
+                })
                 .collect(),
             total_page_views: c.total_pageviews,
             unique_visitors: c.visitors.len() as u64,
             tracking_since: c.tracking_since.map(|t| t.0),
             page_stats: pages,
             visits,
-            bounce_rate: if visits > 0 { (c.bounces as f64 * 1000.0 / visits as f64).round() / 10.0 } else { 0.0 },
-            avg_visit_duration_ms: if visits > 0 { c.visit_duration_sum_ms / visits } else { 0 },
+            bounce_rate: if visits > 0 {
+                (c.bounces as f64 * 1000.0 / visits as f64).round() / 10.0
+            } else {
+                0.0
+            },
+            avg_visit_duration_ms: if visits > 0 {
+                c.visit_duration_sum_ms / visits
+            } else {
+                0
+            },
         }
     }
 }

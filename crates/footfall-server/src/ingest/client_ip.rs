@@ -17,7 +17,9 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
     if !is_trusted(peer, trusted) {
         return peer;
     }
-    if let Some(ip) = header_ip(headers, "cf-connecting-ip").or_else(|| header_ip(headers, "x-real-ip")) {
+    if let Some(ip) =
+        header_ip(headers, "cf-connecting-ip").or_else(|| header_ip(headers, "x-real-ip"))
+    {
         return ip;
     }
     // X-Forwarded-For lists client, proxy1, proxy2...; each proxy appends the address it
@@ -54,15 +56,26 @@ mod tests {
     #[test]
     fn untrusted_peer_headers_are_ignored() {
         let peer: IpAddr = "203.0.113.9".parse().unwrap();
-        assert_eq!(client_ip(peer, &h(&[("x-forwarded-for", "1.1.1.1")]), &[]), peer);
+        assert_eq!(
+            client_ip(peer, &h(&[("x-forwarded-for", "1.1.1.1")]), &[]),
+            peer
+        );
     }
 
     #[test]
     fn rightmost_untrusted_hop() {
         let peer: IpAddr = "10.0.0.2".parse().unwrap();
         let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
-        let ip = client_ip(peer, &h(&[("x-forwarded-for", "6.6.6.6, 8.8.8.8, 10.0.0.5")]), &trusted);
-        assert_eq!(ip, "8.8.8.8".parse::<IpAddr>().unwrap(), "the client may forge what is left of the first untrusted hop");
+        let ip = client_ip(
+            peer,
+            &h(&[("x-forwarded-for", "6.6.6.6, 8.8.8.8, 10.0.0.5")]),
+            &trusted,
+        );
+        assert_eq!(
+            ip,
+            "8.8.8.8".parse::<IpAddr>().unwrap(),
+            "the client may forge what is left of the first untrusted hop"
+        );
         let ip = client_ip(peer, &h(&[("cf-connecting-ip", "9.9.9.9")]), &trusted);
         assert_eq!(ip, "9.9.9.9".parse::<IpAddr>().unwrap());
         assert_eq!(client_ip(peer, &HeaderMap::new(), &trusted), peer);

@@ -23,22 +23,39 @@ use std::sync::Arc;
 
 /// Reads the body up to `max` bytes; larger bodies are refused without reading them all.
 pub async fn read_body(body: Body, max: usize) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, max).await.map_err(|_| ApiError::BodyTooLarge(max))
+    axum::body::to_bytes(body, max)
+        .await
+        .map_err(|_| ApiError::BodyTooLarge(max))
 }
 
-pub async fn event(State(st): State<Arc<AppState>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+pub async fn event(
+    State(st): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     let body = read_body(body, limits::BODY_BYTES).await?;
     let ev = plausible::decode(&body)?;
     single(&st, peer.ip(), &headers, ev).await
 }
 
-pub async fn seed_pageview(State(st): State<Arc<AppState>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+pub async fn seed_pageview(
+    State(st): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     let body = read_body(body, limits::BODY_BYTES).await?;
     let ev = seed::decode_pageview(&body)?;
     single(&st, peer.ip(), &headers, ev).await
 }
 
-pub async fn seed_heartbeat(State(st): State<Arc<AppState>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+pub async fn seed_heartbeat(
+    State(st): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     let body = read_body(body, limits::BODY_BYTES).await?;
     let ev = seed::decode_heartbeat(&body)?;
     single(&st, peer.ip(), &headers, ev).await
@@ -46,7 +63,12 @@ pub async fn seed_heartbeat(State(st): State<Arc<AppState>>, ConnectInfo(peer): 
 
 /// `POST /api/events`: up to 1000 events from a trusted server-side sender, each of which
 /// may carry its own timestamp, IP and user agent.
-pub async fn batch(State(st): State<Arc<AppState>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+pub async fn batch(
+    State(st): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     crate::auth::require_admin(&st, &headers)?;
     let body = read_body(body, limits::BATCH_BODY_BYTES).await?;
     let incoming = plausible::decode_batch(&body)?;
@@ -64,7 +86,12 @@ pub async fn batch(State(st): State<Arc<AppState>>, ConnectInfo(peer): ConnectIn
     }
     let mut stored = 0;
     if !events.is_empty() {
-        for d in st.writer.write(events).await.map_err(ApiError::Unavailable)? {
+        for d in st
+            .writer
+            .write(events)
+            .await
+            .map_err(ApiError::Unavailable)?
+        {
             match d {
                 Disposition::Stored => stored += 1,
                 Disposition::Skipped(reason) => {
@@ -75,10 +102,19 @@ pub async fn batch(State(st): State<Arc<AppState>>, ConnectInfo(peer): ConnectIn
             }
         }
     }
-    Ok((StatusCode::ACCEPTED, Json(json!({ "received": received, "stored": stored, "dropped": dropped }))).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "received": received, "stored": stored, "dropped": dropped })),
+    )
+        .into_response())
 }
 
-async fn single(st: &AppState, peer: IpAddr, headers: &HeaderMap, ev: IncomingEvent) -> Result<Response, ApiError> {
+async fn single(
+    st: &AppState,
+    peer: IpAddr,
+    headers: &HeaderMap,
+    ev: IncomingEvent,
+) -> Result<Response, ApiError> {
     let events = match prepare(st, peer, headers, ev, false) {
         Ok(e) => e,
         Err(reason) => {
@@ -86,7 +122,11 @@ async fn single(st: &AppState, peer: IpAddr, headers: &HeaderMap, ev: IncomingEv
             return Ok(dropped(reason));
         }
     };
-    let dispositions = st.writer.write(events).await.map_err(ApiError::Unavailable)?;
+    let dispositions = st
+        .writer
+        .write(events)
+        .await
+        .map_err(ApiError::Unavailable)?;
     // An event sent to several sites is stored for each; report the first outcome.
     match dispositions.first() {
         Some(Disposition::Skipped(reason)) => {
@@ -99,23 +139,43 @@ async fn single(st: &AppState, peer: IpAddr, headers: &HeaderMap, ev: IncomingEv
 
 /// Plausible answers 202 for valid events it chose not to record, with a header saying so.
 fn dropped(reason: &'static str) -> Response {
-    (StatusCode::ACCEPTED, [("x-footfall-dropped", reason)], Json(json!({ "status": "dropped", "reason": reason }))).into_response()
+    (
+        StatusCode::ACCEPTED,
+        [("x-footfall-dropped", reason)],
+        Json(json!({ "status": "dropped", "reason": reason })),
+    )
+        .into_response()
 }
 
 fn header_host(headers: &HeaderMap, name: header::HeaderName) -> Option<String> {
     let v = headers.get(name)?.to_str().ok()?;
-    url::Url::parse(v).ok()?.host_str().map(str::to_ascii_lowercase)
+    url::Url::parse(v)
+        .ok()?
+        .host_str()
+        .map(str::to_ascii_lowercase)
 }
 
 /// Everything between decode and the writer. Returns one event per target site, or the
 /// reason the event is dropped.
-fn prepare(st: &AppState, peer: IpAddr, headers: &HeaderMap, mut ev: IncomingEvent, server_side: bool) -> Result<Vec<EnrichedEvent>, &'static str> {
+fn prepare(
+    st: &AppState,
+    peer: IpAddr,
+    headers: &HeaderMap,
+    mut ev: IncomingEvent,
+    server_side: bool,
+) -> Result<Vec<EnrichedEvent>, &'static str> {
     // The seed's calls carry no URL: the page's host comes from the browser's Origin.
-    let origin_host = header_host(headers, header::ORIGIN).or_else(|| header_host(headers, header::REFERER));
+    let origin_host =
+        header_host(headers, header::ORIGIN).or_else(|| header_host(headers, header::REFERER));
     if ev.domain.is_empty() {
         ev.domain = origin_host.clone().ok_or("unknown_site")?;
     }
-    let sites: Vec<SiteId> = ev.domain.split(',').filter_map(|d| SiteId::parse(d).ok()).filter(|s| st.sites.contains(s)).collect();
+    let sites: Vec<SiteId> = ev
+        .domain
+        .split(',')
+        .filter_map(|d| SiteId::parse(d).ok())
+        .filter(|s| st.sites.contains(s))
+        .collect();
     if sites.is_empty() {
         return Err("unknown_site");
     }
@@ -123,8 +183,17 @@ fn prepare(st: &AppState, peer: IpAddr, headers: &HeaderMap, mut ev: IncomingEve
         ev.hostname = origin_host.unwrap_or_else(|| sites[0].as_str().to_string());
     }
 
-    let header_ua = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let user_agent = if server_side { ev.user_agent.clone().unwrap_or_else(|| header_ua.to_string()) } else { header_ua.to_string() };
+    let header_ua = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let user_agent = if server_side {
+        ev.user_agent
+            .clone()
+            .unwrap_or_else(|| header_ua.to_string())
+    } else {
+        header_ua.to_string()
+    };
     if ua::is_bot(&user_agent) {
         return Err("bot");
     }
@@ -134,7 +203,9 @@ fn prepare(st: &AppState, peer: IpAddr, headers: &HeaderMap, mut ev: IncomingEve
     };
     let geo = match &st.geo {
         Some(db) => db.lookup(ip),
-        None if client_ip::is_trusted(peer, &st.config.trusted_proxies) => geo::from_edge_headers(headers),
+        None if client_ip::is_trusted(peer, &st.config.trusted_proxies) => {
+            geo::from_edge_headers(headers)
+        }
         None => GeoHint::default(),
     };
     let (salt, previous) = st.salts.get(st.clock.as_ref()).map_err(|e| {
@@ -153,9 +224,21 @@ fn prepare(st: &AppState, peer: IpAddr, headers: &HeaderMap, mut ev: IncomingEve
         hostname_ok = true;
         let (v, prev) = match &ev.client_id {
             Some(cid) => (visitor::from_client_id(&site, cid), None),
-            None => (visitor::from_request(&salt, &site, &ip_text, &user_agent), previous.as_ref().map(|p| visitor::from_request(p, &site, &ip_text, &user_agent))),
+            None => (
+                visitor::from_request(&salt, &site, &ip_text, &user_agent),
+                previous
+                    .as_ref()
+                    .map(|p| visitor::from_request(p, &site, &ip_text, &user_agent)),
+            ),
         };
-        let cx = enrich::Context { site, now, user_agent: &user_agent, geo: geo.clone(), visitor: v, visitor_previous_salt: prev };
+        let cx = enrich::Context {
+            site,
+            now,
+            user_agent: &user_agent,
+            geo: geo.clone(),
+            visitor: v,
+            visitor_previous_salt: prev,
+        };
         out.push(enrich::enrich(ev.clone(), cx));
     }
     if !hostname_ok {

@@ -22,7 +22,14 @@ pub struct Live {
 impl Live {
     pub fn new(counters: Counters, active_timeout_ms: i64) -> Self {
         let (feed, _) = watch::channel(1);
-        Live { state: Mutex::new(LiveState { counters, active: ActiveVisitors::new(active_timeout_ms), version: 1 }), feed }
+        Live {
+            state: Mutex::new(LiveState {
+                counters,
+                active: ActiveVisitors::new(active_timeout_ms),
+                version: 1,
+            }),
+            feed,
+        }
     }
 
     pub fn lock(&self) -> MutexGuard<'_, LiveState> {

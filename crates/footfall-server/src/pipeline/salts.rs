@@ -20,13 +20,18 @@ pub struct Salts {
 
 fn decode(hex_salt: &str) -> Result<Salt, StoreError> {
     let bytes = hex::decode(hex_salt).map_err(|e| StoreError::Corrupt(format!("salt: {e}")))?;
-    let arr: [u8; 16] = bytes.try_into().map_err(|_| StoreError::Corrupt("salt length".into()))?;
+    let arr: [u8; 16] = bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("salt length".into()))?;
     Ok(Salt(arr))
 }
 
 impl Salts {
     pub fn new(store: DuckStore) -> Self {
-        Salts { current: RwLock::new(None), store: Mutex::new(store) }
+        Salts {
+            current: RwLock::new(None),
+            store: Mutex::new(store),
+        }
     }
 
     /// Today's salt and yesterday's (if it still exists), rotating when the day changed.
@@ -45,7 +50,11 @@ impl Salts {
                 hex::encode(b)
             })?
         };
-        let cur = Current { day, today: decode(&today)?, yesterday: yesterday.as_deref().map(decode).transpose()? };
+        let cur = Current {
+            day,
+            today: decode(&today)?,
+            yesterday: yesterday.as_deref().map(decode).transpose()?,
+        };
         let out = (cur.today.clone(), cur.yesterday.clone());
         if let Ok(mut guard) = self.current.write() {
             *guard = Some(cur);

@@ -12,16 +12,29 @@ pub struct Sites {
 
 impl Sites {
     pub fn load(store: DuckStore) -> Result<Self, StoreError> {
-        let known = store.sites()?.into_iter().map(|s| (s.domain, s.public)).collect();
-        Ok(Sites { known: RwLock::new(known), store: Mutex::new(store) })
+        let known = store
+            .sites()?
+            .into_iter()
+            .map(|s| (s.domain, s.public))
+            .collect();
+        Ok(Sites {
+            known: RwLock::new(known),
+            store: Mutex::new(store),
+        })
     }
 
     pub fn contains(&self, site: &SiteId) -> bool {
-        self.known.read().map(|k| k.contains_key(site)).unwrap_or(false)
+        self.known
+            .read()
+            .map(|k| k.contains_key(site))
+            .unwrap_or(false)
     }
 
     pub fn is_public(&self, site: &SiteId) -> bool {
-        self.known.read().map(|k| k.get(site).copied().unwrap_or(false)).unwrap_or(false)
+        self.known
+            .read()
+            .map(|k| k.get(site).copied().unwrap_or(false))
+            .unwrap_or(false)
     }
 
     /// Registers (or updates) a site; returns whether it is new.
@@ -37,7 +50,11 @@ impl Sites {
     }
 
     pub fn list(&self) -> Vec<(SiteId, bool)> {
-        let mut v: Vec<_> = self.known.read().map(|k| k.iter().map(|(s, p)| (s.clone(), *p)).collect()).unwrap_or_default();
+        let mut v: Vec<_> = self
+            .known
+            .read()
+            .map(|k| k.iter().map(|(s, p)| (s.clone(), *p)).collect())
+            .unwrap_or_default();
         v.sort();
         v
     }

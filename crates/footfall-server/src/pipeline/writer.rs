@@ -31,7 +31,10 @@ pub enum Disposition {
 pub type Reply = Result<Vec<Disposition>, String>;
 
 enum Job {
-    Write { events: Vec<EnrichedEvent>, reply: oneshot::Sender<Reply> },
+    Write {
+        events: Vec<EnrichedEvent>,
+        reply: oneshot::Sender<Reply>,
+    },
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -76,8 +79,13 @@ pub struct Writer {
 impl Writer {
     pub fn spawn(self) -> (WriterHandle, std::thread::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(16_384);
-        let handle = WriterHandle { tx, metrics: self.metrics.clone() };
-        let thread = std::thread::Builder::new().name("footfall-writer".into()).spawn(move || self.run(rx));
+        let handle = WriterHandle {
+            tx,
+            metrics: self.metrics.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("footfall-writer".into())
+            .spawn(move || self.run(rx));
         match thread {
             Ok(t) => (handle, t),
             Err(e) => panic!("cannot start the writer thread: {e}"),
@@ -133,22 +141,27 @@ impl Writer {
     fn commit(&mut self, jobs: Vec<(Vec<EnrichedEvent>, oneshot::Sender<Reply>)>) {
         let started = Instant::now();
         let total: usize = jobs.iter().map(|j| j.0.len()).sum();
-        let mut rows = Vec::new();
-        let mut outcomes: Vec<Vec<(EnrichedEvent, Outcome, EventId)>> = Vec::with_capacity(jobs.len());
+        let mut outcomes: Vec<Vec<(EnrichedEvent, Outcome, EventId)>> =
+            Vec::with_capacity(jobs.len());
         // Per visit: its state before this batch and after it; one −1/+1 pair per batch.
-        let mut visits: HashMap<SessionId, (Option<footfall_core::identify::SessionRow>, Option<footfall_core::identify::SessionRow>)> = HashMap::new();
+        let mut visits: HashMap<
+            SessionId,
+            (
+                Option<footfall_core::identify::SessionRow>,
+                Option<footfall_core::identify::SessionRow>,
+            ),
+        > = HashMap::new();
         let mut visit_order = Vec::new();
         let first_id = self.next_id;
-        for (events, _) in &jobs {
+        let mut replies = Vec::with_capacity(jobs.len());
+        for (events, reply) in jobs {
+            replies.push(reply);
             let mut per_job = Vec::with_capacity(events.len());
             for ev in events {
                 let id = EventId(self.next_id);
-                let out = self.identify.process(ev, id);
+                let out = self.identify.process(&ev, id);
                 if out.stored {
                     self.next_id += 1;
-                    if let Some(session) = out.session {
-                        rows.push(EventRow { id, visitor: out.visitor, session, event: ev.clone() });
-                    }
                 }
                 if let Some(after) = &out.session_after {
                     let entry = visits.entry(after.session).or_insert_with(|| {
@@ -157,7 +170,7 @@ impl Writer {
                     });
                     entry.1 = Some(after.clone());
                 }
-                per_job.push((ev.clone(), out, id));
+                per_job.push((ev, out, id));
             }
             outcomes.push(per_job);
         }
@@ -174,19 +187,43 @@ impl Writer {
             }
         }
 
+        let rows: Vec<EventRow<'_>> = outcomes
+            .iter()
+            .flatten()
+            .filter(|(_, out, _)| out.stored)
+            .filter_map(|(ev, out, id)| {
+                out.session.map(|session| EventRow {
+                    id: *id,
+                    visitor: out.visitor,
+                    session,
+                    event: ev,
+                })
+            })
+            .collect();
+        let t_identify = started.elapsed();
         let result = self.store.commit(&rows, &changes);
+        tracing::debug!(
+            events = total,
+            rows = rows.len(),
+            session_rows = changes.len(),
+            identify_us = t_identify.as_micros() as u64,
+            commit_us = (started.elapsed() - t_identify).as_micros() as u64,
+            "batch"
+        );
         self.metrics.buffer_depth.fetch_sub(total as i64, Relaxed);
         if let Err(e) = result {
             self.metrics.flush_failures.fetch_add(1, Relaxed);
             tracing::error!(error = %e, events = total, "commit failed; rejecting the batch");
             self.recover(first_id);
-            for (_, reply) in jobs {
+            for reply in replies {
                 let _ = reply.send(Err(e.to_string()));
             }
             return;
         }
         self.metrics.flushes.fetch_add(1, Relaxed);
-        self.metrics.flush_seconds_sum_us.fetch_add(started.elapsed().as_micros() as u64, Relaxed);
+        self.metrics
+            .flush_seconds_sum_us
+            .fetch_add(started.elapsed().as_micros() as u64, Relaxed);
         self.metrics.ingested.fetch_add(rows.len() as u64, Relaxed);
 
         let version = {
@@ -196,18 +233,28 @@ impl Writer {
                 for (ev, out, id) in per_job {
                     let c = st.counters.site_mut(&ev.site);
                     if out.stored && ev.kind == EventKind::Pageview {
-                        c.apply_pageview(*id, ev.ts, &ev.pathname, ev.title.as_deref(), ev.page_type.as_deref(), out.visitor);
+                        c.apply_pageview(
+                            *id,
+                            ev.ts,
+                            &ev.pathname,
+                            ev.title.as_deref(),
+                            ev.page_type.as_deref(),
+                            out.visitor,
+                        );
                     }
                     for d in &out.durations {
                         c.apply_duration(d);
                     }
-                    st.active.touch(&ev.site, out.visitor, ev.ts, &ev.pathname, &ev.geo);
+                    st.active
+                        .touch(&ev.site, out.visitor, ev.ts, &ev.pathname, &ev.geo);
                 }
             }
             for s in &visit_order {
                 if let Some((before, after)) = visits.get(s) {
                     if let Some(site) = after.as_ref().map(|a| &a.site) {
-                        st.counters.site_mut(site).apply_session(before.as_ref(), after.as_ref());
+                        st.counters
+                            .site_mut(site)
+                            .apply_session(before.as_ref(), after.as_ref());
                     }
                 }
             }
@@ -216,7 +263,8 @@ impl Writer {
         };
         self.live.publish(version);
 
-        for ((_, reply), per_job) in jobs.into_iter().zip(outcomes) {
+        drop(rows);
+        for (reply, per_job) in replies.into_iter().zip(outcomes) {
             let dispositions = per_job
                 .iter()
                 .map(|(ev, out, _)| match (out.stored, out.skipped, ev.kind) {
@@ -235,9 +283,15 @@ impl Writer {
         let cfg = self.identify.config();
         let mut fresh = Identifier::new(cfg);
         let now = self.clock.now();
-        match self.store.restore_identify(&mut fresh, Timestamp(now.0 - 2 * cfg.visit_gap_ms), Timestamp(now.0 - cfg.dedup_window_ms)) {
+        match self.store.restore_identify(
+            &mut fresh,
+            Timestamp(now.0 - 2 * cfg.visit_gap_ms),
+            Timestamp(now.0 - cfg.dedup_window_ms),
+        ) {
             Ok(_) => self.identify = fresh,
-            Err(e) => tracing::error!(error = %e, "could not restore visit state after a failed commit"),
+            Err(e) => {
+                tracing::error!(error = %e, "could not restore visit state after a failed commit")
+            }
         }
         self.next_id = first_id;
     }

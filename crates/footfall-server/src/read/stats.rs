@@ -26,7 +26,12 @@ pub fn authorized_site(st: &AppState, headers: &HeaderMap, raw: &str) -> Result<
     Ok(site)
 }
 
-pub async fn live(State(st): State<Arc<AppState>>, Path(site): Path<String>, Query(p): Query<LiveParams>, headers: HeaderMap) -> Result<Json<LiveStats>, ApiError> {
+pub async fn live(
+    State(st): State<Arc<AppState>>,
+    Path(site): Path<String>,
+    Query(p): Query<LiveParams>,
+    headers: HeaderMap,
+) -> Result<Json<LiveStats>, ApiError> {
     let site = authorized_site(&st, &headers, &site)?;
     Ok(Json(st.live.snapshot(&site, st.clock.as_ref(), p.limit)))
 }

@@ -45,7 +45,10 @@ pub async fn live_stream(
             if snap.version > last_sent {
                 last_sent = snap.version;
                 let data = serde_json::to_string(&snap).unwrap_or_else(|_| "{}".into());
-                let ev = Event::default().event("stats").id(snap.version.to_string()).data(data);
+                let ev = Event::default()
+                    .event("stats")
+                    .id(snap.version.to_string())
+                    .data(data);
                 if tx.send(Ok(ev)).await.is_err() {
                     return;
                 }

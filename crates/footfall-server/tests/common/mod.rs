@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 pub const TOKEN: &str = "test-admin-token";
 pub const CHROME: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.6099.71 Safari/537.36";
-pub const FIREFOX: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:121.0) Gecko/20100101 Firefox/121.0";
+pub const FIREFOX: &str =
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:121.0) Gecko/20100101 Firefox/121.0";
 pub const MIN: i64 = 60_000;
 /// 2026-03-10 12:00:00 UTC: mid-day, so tests don't cross midnight unless they mean to.
 pub const T0: i64 = 1_773_144_000_000;
@@ -43,15 +44,26 @@ impl TestServer {
         let mut cfg = config(dir.path());
         f(&mut cfg);
         let clock = ManualClock::new(Timestamp(T0));
-        let running = start(cfg.clone(), Arc::new(clock.clone())).await.expect("server starts");
+        let running = start(cfg.clone(), Arc::new(clock.clone()))
+            .await
+            .expect("server starts");
         let base = format!("http://{}", running.addr);
-        TestServer { running: Some(running), clock, base, http: reqwest::Client::new(), dir, config: cfg }
+        TestServer {
+            running: Some(running),
+            clock,
+            base,
+            http: reqwest::Client::new(),
+            dir,
+            config: cfg,
+        }
     }
 
     /// Stops (draining the writer) and starts again on the same data directory.
     pub async fn restart(&mut self) {
         self.stop().await;
-        let running = start(self.config.clone(), Arc::new(self.clock.clone())).await.expect("server restarts");
+        let running = start(self.config.clone(), Arc::new(self.clock.clone()))
+            .await
+            .expect("server restarts");
         self.base = format!("http://{}", running.addr);
         self.running = Some(running);
     }
@@ -71,7 +83,13 @@ impl TestServer {
     }
 
     /// POSTs raw bytes with a browser UA and the given client IP; returns status and JSON.
-    pub async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>, ip: &str, ua: &str) -> (u16, Value) {
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        body: impl Into<reqwest::Body>,
+        ip: &str,
+        ua: &str,
+    ) -> (u16, Value) {
         let resp = self
             .http
             .post(format!("{}{path}", self.base))
@@ -84,7 +102,10 @@ impl TestServer {
             .unwrap();
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     pub async fn post(&self, path: &str, body: Value, ip: &str) -> (u16, Value) {
@@ -101,7 +122,13 @@ impl TestServer {
     }
 
     pub async fn live(&self, site: &str) -> Value {
-        let resp = self.http.get(format!("{}/api/stats/{site}/live", self.base)).bearer_auth(TOKEN).send().await.unwrap();
+        let resp = self
+            .http
+            .get(format!("{}/api/stats/{site}/live", self.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status().as_u16(), 200);
         resp.json().await.unwrap()
     }
@@ -111,11 +138,27 @@ impl TestServer {
     }
 
     pub async fn metric(&self, line_prefix: &str) -> f64 {
-        let text = self.http.get(format!("{}/metrics", self.base)).send().await.unwrap().text().await.unwrap();
-        text.lines().find(|l| l.starts_with(line_prefix)).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find(|l| l.starts_with(line_prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
     }
 }
 
 pub fn page<'a>(stats: &'a Value, path: &str) -> Option<&'a Value> {
-    stats["pageStats"].as_array().unwrap().iter().find(|p| p["path"] == path)
+    stats["pageStats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["path"] == path)
 }

@@ -7,12 +7,20 @@ use ::duckdb::params;
 impl DuckStore {
     /// Writes a batch atomically: either every row is durable when this returns Ok, or
     /// none is.
-    pub fn commit(&mut self, events: &[EventRow], sessions: &[SessionChange]) -> Result<(), StoreError> {
+    pub fn commit(
+        &mut self,
+        events: &[EventRow<'_>],
+        sessions: &[SessionChange],
+    ) -> Result<(), StoreError> {
+        let t0 = std::time::Instant::now();
         let tx = self.conn.transaction()?;
+        let t_app;
+        let t_flush;
         {
             let mut app = tx.appender("events")?;
+            t_app = t0.elapsed();
             for r in events {
-                let e = &r.event;
+                let e = r.event;
                 let props = props_json(&e.props);
                 app.append_row(params![
                     r.id.0,
@@ -86,24 +94,42 @@ impl DuckStore {
                 ])?;
             }
             app.flush()?;
+            t_flush = t0.elapsed();
         }
         tx.commit()?;
+        tracing::debug!(
+            events = events.len(),
+            sessions = sessions.len(),
+            appender_us = t_app.as_micros() as u64,
+            flushed_us = t_flush.as_micros() as u64,
+            committed_us = t0.elapsed().as_micros() as u64,
+            "commit"
+        );
         Ok(())
     }
 
     /// The highest event id stored, so ids keep increasing across restarts.
     pub fn max_event_id(&self) -> Result<u64, StoreError> {
-        let v: Option<u64> = self.conn.query_row("SELECT max(event_id) FROM events", [], |r| r.get(0))?;
+        let v: Option<u64> = self
+            .conn
+            .query_row("SELECT max(event_id) FROM events", [], |r| r.get(0))?;
         Ok(v.unwrap_or(0))
     }
 
     pub fn count_events(&self, site: &str) -> Result<u64, StoreError> {
-        let v: i64 = self.conn.query_row("SELECT count(*) FROM events WHERE site = ?", [site], |r| r.get(0))?;
+        let v: i64 =
+            self.conn
+                .query_row("SELECT count(*) FROM events WHERE site = ?", [site], |r| {
+                    r.get(0)
+                })?;
         Ok(v as u64)
     }
 }
 
 fn props_json(props: &[(String, String)]) -> String {
-    let map: serde_json::Map<String, serde_json::Value> = props.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
+    let map: serde_json::Map<String, serde_json::Value> = props
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
     serde_json::Value::Object(map).to_string()
 }

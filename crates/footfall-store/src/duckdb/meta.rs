@@ -15,37 +15,67 @@ pub struct Site {
 impl DuckStore {
     /// Registers a site; returns false if it already existed (its settings are updated).
     pub fn add_site(&self, site: &SiteId, public: bool, now_ms: i64) -> Result<bool, StoreError> {
-        let existed: i64 = self.conn.query_row("SELECT count(*) FROM sites WHERE domain = ?", [site.as_str()], |r| r.get(0))?;
+        let existed: i64 = self.conn.query_row(
+            "SELECT count(*) FROM sites WHERE domain = ?",
+            [site.as_str()],
+            |r| r.get(0),
+        )?;
         if existed > 0 {
-            self.conn.execute("UPDATE sites SET public = ? WHERE domain = ?", params![public, site.as_str()])?;
+            self.conn.execute(
+                "UPDATE sites SET public = ? WHERE domain = ?",
+                params![public, site.as_str()],
+            )?;
         } else {
-            self.conn.execute("INSERT INTO sites (domain, public, created_at) VALUES (?, ?, ?)", params![site.as_str(), public, now_ms])?;
+            self.conn.execute(
+                "INSERT INTO sites (domain, public, created_at) VALUES (?, ?, ?)",
+                params![site.as_str(), public, now_ms],
+            )?;
         }
         Ok(existed == 0)
     }
 
     pub fn sites(&self) -> Result<Vec<Site>, StoreError> {
-        let mut stmt = self.conn.prepare("SELECT domain, public, created_at FROM sites ORDER BY domain")?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?, r.get::<_, i64>(2)?)))?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT domain, public, created_at FROM sites ORDER BY domain")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, bool>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
         let mut out = Vec::new();
         for row in rows {
             let (domain, public, created_at) = row?;
             let domain = SiteId::parse(&domain).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            out.push(Site { domain, public, created_at });
+            out.push(Site {
+                domain,
+                public,
+                created_at,
+            });
         }
         Ok(out)
     }
 
     /// The salts for `day` and `day − 1`, creating today's with `fresh` if missing, and
     /// deleting every older one: a salt lives at most 48 hours.
-    pub fn rotate_salts(&self, day: i64, fresh: impl FnOnce() -> String) -> Result<(String, Option<String>), StoreError> {
-        self.conn.execute("DELETE FROM salts WHERE day < ?", [day - 1])?;
+    pub fn rotate_salts(
+        &self,
+        day: i64,
+        fresh: impl FnOnce() -> String,
+    ) -> Result<(String, Option<String>), StoreError> {
+        self.conn
+            .execute("DELETE FROM salts WHERE day < ?", [day - 1])?;
         let today: Option<String> = self.salt(day)?;
         let today = match today {
             Some(s) => s,
             None => {
                 let s = fresh();
-                self.conn.execute("INSERT INTO salts (day, salt) VALUES (?, ?)", params![day, s])?;
+                self.conn.execute(
+                    "INSERT INTO salts (day, salt) VALUES (?, ?)",
+                    params![day, s],
+                )?;
                 s
             }
         };

@@ -33,7 +33,10 @@ impl DuckStore {
     }
 
     pub fn try_clone(&self) -> Result<Self, StoreError> {
-        Ok(DuckStore { conn: self.conn.try_clone()?, path: self.path.clone() })
+        Ok(DuckStore {
+            conn: self.conn.try_clone()?,
+            path: self.path.clone(),
+        })
     }
 
     pub fn path(&self) -> &Path {

@@ -24,7 +24,11 @@ fn site(raw: String) -> Result<SiteId, StoreError> {
 }
 
 impl DuckStore {
-    pub fn rebuild_counters(&self, chunk_size: u64, mut progress: impl FnMut(RebuildProgress)) -> Result<Counters, StoreError> {
+    pub fn rebuild_counters(
+        &self,
+        chunk_size: u64,
+        mut progress: impl FnMut(RebuildProgress),
+    ) -> Result<Counters, StoreError> {
         let chunk_size = chunk_size.max(1);
         let max = self.max_event_id()?;
         let mut counters = Counters::default();
@@ -34,7 +38,11 @@ impl DuckStore {
             let hi = lo.saturating_add(chunk_size).min(max);
             self.rebuild_chunk(&mut counters, lo, hi)?;
             chunks += 1;
-            progress(RebuildProgress { done: hi, total: max, chunks });
+            progress(RebuildProgress {
+                done: hi,
+                total: max,
+                chunks,
+            });
             lo = hi;
         }
         self.rebuild_sessions(&mut counters)?;
@@ -52,7 +60,8 @@ impl DuckStore {
         while let Some(r) = rows.next()? {
             let n: i64 = r.get(2)?;
             let path: String = r.get(1)?;
-            c.site_mut(&site(r.get(0)?)?).add_pageviews(&path, n as u64, Timestamp(r.get(3)?));
+            c.site_mut(&site(r.get(0)?)?)
+                .add_pageviews(&path, n as u64, Timestamp(r.get(3)?));
         }
         for (column, is_title) in [("title", true), ("page_type", false)] {
             // Column names come from this fixed list, never from input.
@@ -80,7 +89,9 @@ impl DuckStore {
         let mut stmt = self.conn.prepare("SELECT DISTINCT site, visitor_id FROM events WHERE name = 'pageview' AND event_id > ? AND event_id <= ?")?;
         let mut rows = stmt.query([lo, hi])?;
         while let Some(r) = rows.next()? {
-            c.site_mut(&site(r.get(0)?)?).visitors.insert(VisitorId(r.get(1)?));
+            c.site_mut(&site(r.get(0)?)?)
+                .visitors
+                .insert(VisitorId(r.get(1)?));
         }
         Ok(())
     }
@@ -120,7 +131,8 @@ impl DuckStore {
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
             let path: String = r.get(1)?;
-            c.site_mut(&site(r.get(0)?)?).add_durations(&path, r.get(2)?, r.get(3)?);
+            c.site_mut(&site(r.get(0)?)?)
+                .add_durations(&path, r.get(2)?, r.get(3)?);
         }
         Ok(())
     }

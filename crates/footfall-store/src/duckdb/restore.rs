@@ -11,7 +11,12 @@ use std::collections::HashMap;
 impl DuckStore {
     /// Loads visits that ended at or after `visits_since` and page views at or after
     /// `dedup_since` into `id`. Returns how many visits were restored.
-    pub fn restore_identify(&self, id: &mut Identifier, visits_since: Timestamp, dedup_since: Timestamp) -> Result<usize, StoreError> {
+    pub fn restore_identify(
+        &self,
+        id: &mut Identifier,
+        visits_since: Timestamp,
+        dedup_since: Timestamp,
+    ) -> Result<usize, StoreError> {
         let mut pageviews: HashMap<u64, Vec<PageviewRecord>> = HashMap::new();
         let mut stmt = self.conn.prepare(
             "SELECT session_id, event_id, ts, pathname FROM events
@@ -19,7 +24,14 @@ impl DuckStore {
         )?;
         let mut rows = stmt.query([visits_since.0])?;
         while let Some(r) = rows.next()? {
-            pageviews.entry(r.get(0)?).or_default().push(PageviewRecord { event: EventId(r.get(1)?), ts: Timestamp(r.get(2)?), pathname: r.get(3)? });
+            pageviews
+                .entry(r.get(0)?)
+                .or_default()
+                .push(PageviewRecord {
+                    event: EventId(r.get(1)?),
+                    ts: Timestamp(r.get(2)?),
+                    pathname: r.get(3)?,
+                });
         }
 
         let mut stmt = self.conn.prepare(
@@ -50,11 +62,17 @@ impl DuckStore {
                 pageviews: r.get(8)?,
                 events: r.get(9)?,
                 is_bounce: r.get(10)?,
-                attrs: SessionAttrs {
+                attrs: std::sync::Arc::new(SessionAttrs {
                     hostname: r.get(11)?,
                     referrer: r.get(12)?,
                     referrer_source: r.get(13)?,
-                    utm: Utm { source: r.get(14)?, medium: r.get(15)?, campaign: r.get(16)?, content: r.get(17)?, term: r.get(18)? },
+                    utm: Utm {
+                        source: r.get(14)?,
+                        medium: r.get(15)?,
+                        campaign: r.get(16)?,
+                        content: r.get(17)?,
+                        term: r.get(18)?,
+                    },
                     country: r.get(19)?,
                     region: r.get(20)?,
                     city: r.get(21)?,
@@ -63,13 +81,15 @@ impl DuckStore {
                     os: r.get(24)?,
                     os_version: r.get(25)?,
                     device: r.get(26)?,
-                },
+                }),
             };
             id.restore(row, pageviews.remove(&session).unwrap_or_default());
             n += 1;
         }
 
-        let mut stmt = self.conn.prepare("SELECT site, visitor_id, pathname, ts FROM events WHERE name = 'pageview' AND ts >= ?")?;
+        let mut stmt = self.conn.prepare(
+            "SELECT site, visitor_id, pathname, ts FROM events WHERE name = 'pageview' AND ts >= ?",
+        )?;
         let mut rows = stmt.query([dedup_since.0])?;
         while let Some(r) = rows.next()? {
             let site_raw: String = r.get(0)?;

@@ -92,7 +92,9 @@ pub fn latest() -> i64 {
 }
 
 pub fn current_version(conn: &Connection) -> Result<i64, StoreError> {
-    let v: Option<i64> = conn.query_row("SELECT max(version) FROM schema_migrations", [], |r| r.get(0))?;
+    let v: Option<i64> = conn.query_row("SELECT max(version) FROM schema_migrations", [], |r| {
+        r.get(0)
+    })?;
     Ok(v.unwrap_or(0))
 }
 
@@ -100,7 +102,10 @@ pub fn migrate(conn: &Connection) -> Result<(), StoreError> {
     conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp)")?;
     let current = current_version(conn)?;
     if current > latest() {
-        return Err(StoreError::SchemaTooNew { found: current, known: latest() });
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            known: latest(),
+        });
     }
     for (version, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
         conn.execute_batch(&format!("BEGIN TRANSACTION; {sql}; INSERT INTO schema_migrations (version) VALUES ({version}); COMMIT;"))?;

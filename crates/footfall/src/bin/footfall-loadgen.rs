@@ -1,0 +1,279 @@
+//! Plays traffic against a running footfall and prints throughput and latency.
+//!
+//! Modes:
+//! - `realistic`: many concurrent visitors, each with visits of several page views,
+//!   heartbeats, an engagement event, sometimes a custom event; a share of bots.
+//! - `single`: one page view per request, as fast as possible (distinct visitors and paths,
+//!   so nothing is deduplicated).
+//! - `batch`: `POST /api/events` with `--batch-size` events per request.
+//! - `baseline`: serves a bare axum handler that only answers 202, to load with the same
+//!   tool for the DESIGN.md §8 comparison.
+
+use clap::{Parser, ValueEnum};
+use hdrhistogram::Histogram;
+use rand::Rng;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+#[derive(Clone, Copy, ValueEnum, Debug)]
+enum Mode {
+    Realistic,
+    Single,
+    Batch,
+    Baseline,
+}
+
+#[derive(Parser, Debug)]
+#[command(name = "footfall-loadgen", about = "Load generator for footfall")]
+struct Args {
+    #[arg(long, value_enum, default_value = "realistic")]
+    mode: Mode,
+    /// Server base URL (or, for `baseline`, the address to listen on).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    #[arg(long, default_value = "example.com")]
+    site: String,
+    /// Admin token, for `batch`.
+    #[arg(long, env = "FOOTFALL_ADMIN_TOKEN")]
+    token: Option<String>,
+    /// Concurrent connections (each a simulated visitor stream).
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Seconds to run.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    #[arg(long, default_value_t = 1000)]
+    batch_size: usize,
+    /// Share of realistic visitors that are bots (0–1).
+    #[arg(long, default_value_t = 0.05)]
+    bots: f64,
+}
+
+const UAS: &[&str] = &[
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.6099.71 Safari/537.36",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:121.0) Gecko/20100101 Firefox/121.0",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Mobile Safari/537.36",
+];
+const BOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+const PATHS: &[&str] = &[
+    "/",
+    "/blog",
+    "/blog/rust-analytics",
+    "/blog/privacy",
+    "/pricing",
+    "/docs",
+    "/docs/install",
+    "/about",
+];
+const REFERRERS: &[&str] = &[
+    "",
+    "",
+    "https://www.google.com/",
+    "https://news.ycombinator.com/",
+    "https://t.co/x",
+    "https://duckduckgo.com/",
+];
+
+#[derive(Default)]
+struct Stats {
+    hist: Option<Histogram<u64>>,
+    statuses: BTreeMap<u16, u64>,
+    errors: u64,
+    requests: u64,
+    events: u64,
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(run(args))
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    if let Mode::Baseline = args.mode {
+        let addr = args.url.trim_start_matches("http://");
+        let app = axum::Router::new().route(
+            "/api/event",
+            axum::routing::post(|| async { (axum::http::StatusCode::ACCEPTED, "ok") }),
+        );
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        println!("baseline listening on {addr}");
+        axum::serve(listener, app).await?;
+        return Ok(());
+    }
+    let stats = Arc::new(Mutex::new(Stats {
+        hist: Some(Histogram::new_with_bounds(1, 60_000_000, 3)?),
+        ..Default::default()
+    }));
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .build()?;
+    let deadline = Instant::now() + Duration::from_secs(args.duration);
+    let args = Arc::new(args);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for worker in 0..args.concurrency {
+        let (client, stats, args) = (client.clone(), stats.clone(), args.clone());
+        tasks.push(tokio::spawn(async move {
+            worker_loop(worker, client, stats, args, deadline).await
+        }));
+    }
+    for t in tasks {
+        t.await?;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let st = stats.lock().await;
+    let h = st.hist.as_ref().ok_or("no histogram")?;
+    println!(
+        "mode={:?} concurrency={} duration={:.1}s",
+        args.mode, args.concurrency, elapsed
+    );
+    println!(
+        "requests: {} ({:.0}/s)   events: {} ({:.0}/s)   errors: {}",
+        st.requests,
+        st.requests as f64 / elapsed,
+        st.events,
+        st.events as f64 / elapsed,
+        st.errors
+    );
+    println!(
+        "latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
+        h.value_at_quantile(0.5) as f64 / 1000.0,
+        h.value_at_quantile(0.9) as f64 / 1000.0,
+        h.value_at_quantile(0.99) as f64 / 1000.0,
+        h.max() as f64 / 1000.0
+    );
+    println!("statuses: {:?}", st.statuses);
+    Ok(())
+}
+
+async fn send(
+    client: &reqwest::Client,
+    args: &Args,
+    path: &str,
+    body: String,
+    (ip, ua): (&str, &str),
+    events: u64,
+    stats: &Mutex<Stats>,
+) {
+    let mut req = client
+        .post(format!("{}{path}", args.url))
+        .header("content-type", "text/plain")
+        .header("user-agent", ua)
+        .header("x-forwarded-for", ip)
+        .body(body);
+    if path == "/api/events" {
+        if let Some(t) = &args.token {
+            req = req.bearer_auth(t);
+        }
+    }
+    let t = Instant::now();
+    let res = req.send().await;
+    let us = t.elapsed().as_micros() as u64;
+    let mut st = stats.lock().await;
+    st.requests += 1;
+    match res {
+        Ok(r) => {
+            *st.statuses.entry(r.status().as_u16()).or_default() += 1;
+            if r.status().is_success() {
+                st.events += events;
+            }
+            let _ = r.bytes().await;
+        }
+        Err(_) => st.errors += 1,
+    }
+    if let Some(h) = st.hist.as_mut() {
+        let _ = h.record(us.max(1));
+    }
+}
+
+async fn worker_loop(
+    worker: usize,
+    client: reqwest::Client,
+    stats: Arc<Mutex<Stats>>,
+    args: Arc<Args>,
+    deadline: Instant,
+) {
+    let mut n: u64 = 0;
+    while Instant::now() < deadline {
+        n += 1;
+        let ip = format!("10.{}.{}.{}", worker % 250, (n / 250) % 250, n % 250);
+        match args.mode {
+            Mode::Single => {
+                let body = json!({"n":"pageview","u":format!("https://{}/p/{worker}/{n}", args.site),"d":args.site}).to_string();
+                send(&client, &args, "/api/event", body, (&ip, UAS[0]), 1, &stats).await;
+            }
+            Mode::Batch => {
+                let events: Vec<_> = (0..args.batch_size)
+                    .map(|i| {
+                        let ua = UAS[i % UAS.len()];
+                        json!({"n":"pageview","u":format!("https://{}{}", args.site, PATHS[i % PATHS.len()]),"d":args.site,
+                               "ip":format!("10.{}.{}.{}", worker % 250, n % 250, i % 250),"user_agent":ua,"r":REFERRERS[i % REFERRERS.len()]})
+                    })
+                    .collect();
+                let body = serde_json::Value::Array(events).to_string();
+                send(
+                    &client,
+                    &args,
+                    "/api/events",
+                    body,
+                    (&ip, UAS[0]),
+                    args.batch_size as u64,
+                    &stats,
+                )
+                .await;
+            }
+            Mode::Realistic => visit(&client, &args, &ip, &stats).await,
+            Mode::Baseline => return,
+        }
+    }
+}
+
+/// One visit: 1–6 page views with heartbeats between them, an engagement event at the
+/// end, sometimes a signup.
+async fn visit(client: &reqwest::Client, args: &Args, ip: &str, stats: &Mutex<Stats>) {
+    let (pages, bot, ua, referrer, signup) = {
+        let mut rng = rand::rng();
+        let bot = rng.random_bool(args.bots.clamp(0.0, 1.0));
+        (
+            rng.random_range(1..=6),
+            bot,
+            if bot {
+                BOT
+            } else {
+                UAS[rng.random_range(0..UAS.len())]
+            },
+            REFERRERS[rng.random_range(0..REFERRERS.len())],
+            rng.random_bool(0.1),
+        )
+    };
+    let site = &args.site;
+    let mut path = "/";
+    for i in 0..pages {
+        path = PATHS[rand::rng().random_range(0..PATHS.len())];
+        let r = if i == 0 { referrer } else { "" };
+        let body = json!({"n":"pageview","u":format!("https://{site}{path}"),"d":site,"r":r,"t":format!("Title of {path}")}).to_string();
+        send(client, args, "/api/event", body, (ip, ua), 1, stats).await;
+        if bot {
+            continue;
+        }
+        let hb = json!({"n":"heartbeat","u":format!("https://{site}{path}"),"d":site}).to_string();
+        send(client, args, "/api/event", hb, (ip, ua), 1, stats).await;
+    }
+    if signup && !bot {
+        let body =
+            json!({"n":"signup","u":format!("https://{site}{path}"),"d":site,"p":{"plan":"pro"}})
+                .to_string();
+        send(client, args, "/api/event", body, (ip, ua), 1, stats).await;
+    }
+    let eng =
+        json!({"n":"engagement","u":format!("https://{site}{path}"),"d":site,"sd":60,"e":15000})
+            .to_string();
+    send(client, args, "/api/event", eng, (ip, ua), 1, stats).await;
+}
