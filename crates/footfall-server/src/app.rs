@@ -150,6 +150,7 @@ pub async fn start(config: ServerConfig, clock: Arc<dyn Clock>) -> Result<Runnin
                     chunks = p.chunks,
                     "rebuilding live counters"
                 );
+                true
             })?;
             let id_cfg = IdentifyConfig {
                 visit_gap_ms: cfg.visit_gap_ms,

@@ -115,7 +115,12 @@ async fn rebuild_gives_the_same_counters_as_live_maintenance() {
     let store = footfall_store::DuckStore::open(s.dir.path()).unwrap();
     for chunk in [1, 3, 1_000_000] {
         let mut progress = Vec::new();
-        let rebuilt = store.rebuild_counters(chunk, |p| progress.push(p)).unwrap();
+        let rebuilt = store
+            .rebuild_counters(chunk, |p| {
+                progress.push(p);
+                true
+            })
+            .unwrap();
         assert_eq!(
             normalized(rebuilt),
             normalized(live.clone()),

@@ -8,6 +8,8 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
     #[error("database schema version {found} is newer than this footfall understands ({known}); upgrade footfall")]
     SchemaTooNew { found: i64, known: i64 },
+    #[error("interrupted; progress is saved and the next run resumes")]
+    Interrupted,
     #[error("invalid stored data: {0}")]
     Corrupt(String),
 }

@@ -155,6 +155,7 @@ fn rebuild(data_dir: &std::path::Path, chunk: u64) -> Result<()> {
             "rebuild: {}/{} events ({} chunks)",
             p.done, p.total, p.chunks
         );
+        true
     })?;
     let mut sites: Vec<_> = counters.sites.iter().collect();
     sites.sort_by(|a, b| a.0.cmp(b.0));

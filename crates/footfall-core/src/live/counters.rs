@@ -4,9 +4,10 @@
 
 use crate::identify::{DurationChange, SessionRow};
 use crate::types::{EventId, SiteId, Timestamp, VisitorId};
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PathStats {
     pub views: u64,
     /// The latest title and page type sent for this path, with the (ts, id) they came at.
@@ -16,10 +17,12 @@ pub struct PathStats {
     pub duration_count: i64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SiteCounters {
     pub total_pageviews: u64,
     pub paths: HashMap<String, PathStats>,
+    /// Not serialised: rebuild checkpoints keep visitor ids in a table of their own.
+    #[serde(skip)]
     pub visitors: HashSet<VisitorId>,
     pub tracking_since: Option<Timestamp>,
     pub visits: i64,
@@ -113,7 +116,7 @@ impl SiteCounters {
 }
 
 /// Counters for every site.
-#[derive(Debug, Default, Clone, PartialEq)]
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Counters {
     pub sites: HashMap<SiteId, SiteCounters>,
 }

@@ -3,8 +3,12 @@
 //! Page views are read in chunks of event ids with progress reported after each, and every
 //! chunk's contribution goes through the same `SiteCounters` methods that live maintenance
 //! uses. The visitor set is kept whole (the seed kept only the last 10,000 ids between
-//! chunks and over-counted). Rebuilding is idempotent: it starts from empty counters and
-//! only reads.
+//! chunks and over-counted).
+//!
+//! After each chunk the progress is checkpointed (counters as JSON, the chunk's visitors in
+//! `rebuild_visitors`, in one transaction), so an interrupted rebuild resumes where it
+//! stopped; a completed one clears the checkpoint. Rebuilding never changes `events` or
+//! `sessions`, so running it again is harmless.
 
 use super::DuckStore;
 use crate::StoreError;
@@ -24,30 +28,121 @@ fn site(raw: String) -> Result<SiteId, StoreError> {
 }
 
 impl DuckStore {
+    /// Rebuilds every site's counters, resuming from a checkpoint if one exists. `progress`
+    /// is called after each chunk; returning false stops with [`StoreError::Interrupted`]
+    /// (the checkpoint stays for the next run).
     pub fn rebuild_counters(
         &self,
         chunk_size: u64,
-        mut progress: impl FnMut(RebuildProgress),
+        mut progress: impl FnMut(RebuildProgress) -> bool,
     ) -> Result<Counters, StoreError> {
         let chunk_size = chunk_size.max(1);
         let max = self.max_event_id()?;
-        let mut counters = Counters::default();
-        let mut lo = 0u64;
+        let (mut counters, mut lo) = match self.load_checkpoint()? {
+            Some((done, c)) if done <= max => {
+                tracing::info!(
+                    done,
+                    total = max,
+                    "resuming counter rebuild from checkpoint"
+                );
+                (c, done)
+            }
+            _ => (Counters::default(), 0),
+        };
         let mut chunks = 0;
         while lo < max {
             let hi = lo.saturating_add(chunk_size).min(max);
             self.rebuild_chunk(&mut counters, lo, hi)?;
+            self.save_checkpoint(&counters, lo, hi, chunk_size)?;
             chunks += 1;
-            progress(RebuildProgress {
+            lo = hi;
+            if !progress(RebuildProgress {
                 done: hi,
                 total: max,
                 chunks,
-            });
-            lo = hi;
+            }) {
+                return Err(StoreError::Interrupted);
+            }
         }
         self.rebuild_sessions(&mut counters)?;
         self.rebuild_durations(&mut counters)?;
+        self.conn
+            .execute_batch("DELETE FROM rebuild_checkpoint; DELETE FROM rebuild_visitors;")?;
         Ok(counters)
+    }
+
+    /// Whether an interrupted rebuild left a checkpoint (the event id it reached).
+    pub fn rebuild_checkpoint(&self) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT max(done) FROM rebuild_checkpoint", [], |r| {
+                r.get::<_, Option<u64>>(0)
+            })?)
+    }
+
+    fn load_checkpoint(&self) -> Result<Option<(u64, Counters)>, StoreError> {
+        let row: Option<(u64, String)> = {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT done, counters FROM rebuild_checkpoint LIMIT 1")?;
+            let mut rows = stmt.query([])?;
+            match rows.next()? {
+                Some(r) => Some((r.get(0)?, r.get(1)?)),
+                None => None,
+            }
+        };
+        let Some((done, json)) = row else {
+            return Ok(None);
+        };
+        let mut counters: Counters = serde_json::from_str(&json)
+            .map_err(|e| StoreError::Corrupt(format!("rebuild checkpoint: {e}")))?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT DISTINCT site, visitor_id FROM rebuild_visitors")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            counters
+                .site_mut(&site(r.get(0)?)?)
+                .visitors
+                .insert(VisitorId(r.get(1)?));
+        }
+        Ok(Some((done, counters)))
+    }
+
+    /// Records that page views up to `hi` are in `counters`, atomically with the chunk's
+    /// visitors.
+    fn save_checkpoint(
+        &self,
+        counters: &Counters,
+        lo: u64,
+        hi: u64,
+        chunk_size: u64,
+    ) -> Result<(), StoreError> {
+        let json =
+            serde_json::to_string(counters).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.conn.execute_batch("BEGIN TRANSACTION")?;
+        let result = (|| -> Result<(), StoreError> {
+            self.conn.execute(
+                "INSERT INTO rebuild_visitors SELECT DISTINCT site, visitor_id FROM events WHERE name = 'pageview' AND event_id > ? AND event_id <= ?",
+                [lo, hi],
+            )?;
+            self.conn.execute("DELETE FROM rebuild_checkpoint", [])?;
+            self.conn.execute(
+                "INSERT INTO rebuild_checkpoint (done, chunk_size, counters) VALUES (?, ?, ?)",
+                ::duckdb::params![hi, chunk_size, json],
+            )?;
+            Ok(())
+        })();
+        match result {
+            Ok(()) => {
+                self.conn.execute_batch("COMMIT")?;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
     }
 
     /// Page views with `lo < event_id <= hi`.

@@ -6,9 +6,10 @@ use crate::StoreError;
 use ::duckdb::Connection;
 
 /// (version, SQL). Append only: never edit a released migration.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    r#"
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        r#"
 CREATE TABLE sites (
     domain      VARCHAR PRIMARY KEY,
     public      BOOLEAN NOT NULL DEFAULT false,
@@ -85,7 +86,24 @@ CREATE TABLE sessions (
     device          VARCHAR  NOT NULL
 );
 "#,
-)];
+    ),
+    (
+        2,
+        r#"
+-- Progress of an interrupted counter rebuild: page views up to `done` are in `counters`
+-- (JSON) and their visitors in rebuild_visitors. Cleared when a rebuild completes.
+CREATE TABLE rebuild_checkpoint (
+    done        UBIGINT NOT NULL,
+    chunk_size  UBIGINT NOT NULL,
+    counters    VARCHAR NOT NULL
+);
+CREATE TABLE rebuild_visitors (
+    site        VARCHAR NOT NULL,
+    visitor_id  UBIGINT NOT NULL
+);
+"#,
+    ),
+];
 
 pub fn latest() -> i64 {
     MIGRATIONS.last().map_or(0, |m| m.0)
