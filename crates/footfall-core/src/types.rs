@@ -73,7 +73,9 @@ impl SiteId {
     /// any subdomain of it.
     pub fn allows_hostname(&self, hostname: &str) -> bool {
         let h = hostname.trim_end_matches('.').to_ascii_lowercase();
-        h == *self.0 || h.strip_suffix(&*self.0).is_some_and(|rest| rest.ends_with('.'))
+        h == *self.0
+            || h.strip_suffix(&*self.0)
+                .is_some_and(|rest| rest.ends_with('.'))
     }
 }
 
