@@ -5,6 +5,7 @@ use crate::clock::Clock;
 use crate::config::ServerConfig;
 use crate::error::ApiError;
 use crate::ingest::geo::GeoDb;
+use crate::ingest::single_event_route;
 use crate::metrics::Metrics;
 use crate::pipeline::live::{spawn_expiry, Live};
 use crate::pipeline::salts::Salts;
@@ -14,6 +15,7 @@ use axum::http::{header, Method, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
+use footfall_core::decode::{plausible, seed};
 use footfall_core::identify::{Config as IdentifyConfig, Identifier};
 use footfall_core::Timestamp;
 use footfall_store::DuckStore;
@@ -56,14 +58,17 @@ pub fn router(state: Arc<AppState>) -> Router {
         .allow_headers([header::CONTENT_TYPE])
         .max_age(std::time::Duration::from_secs(86_400));
     let ingest = Router::new()
-        .route("/api/event", post(crate::ingest::event).options(preflight))
+        .route(
+            "/api/event",
+            single_event_route(plausible::decode).options(preflight),
+        )
         .route(
             "/api/pageview",
-            post(crate::ingest::seed_pageview).options(preflight),
+            single_event_route(seed::decode_pageview).options(preflight),
         )
         .route(
             "/api/heartbeat",
-            post(crate::ingest::seed_heartbeat).options(preflight),
+            single_event_route(seed::decode_heartbeat).options(preflight),
         )
         .layer(ingest_cors);
     Router::new()

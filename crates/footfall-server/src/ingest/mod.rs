@@ -11,8 +11,9 @@ use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{post, MethodRouter};
 use axum::Json;
-use footfall_core::decode::{limits, plausible, seed};
+use footfall_core::decode::{limits, plausible, DecodeError};
 use footfall_core::enrich::{self, ua};
 use footfall_core::identify::visitor;
 use footfall_core::{EnrichedEvent, GeoHint, IncomingEvent, SiteId};
@@ -28,37 +29,22 @@ pub async fn read_body(body: Body, max: usize) -> Result<Bytes, ApiError> {
         .map_err(|_| ApiError::BodyTooLarge(max))
 }
 
-pub async fn event(
-    State(st): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
-    let body = read_body(body, limits::BODY_BYTES).await?;
-    let ev = plausible::decode(&body)?;
-    single(&st, peer.ip(), &headers, ev).await
-}
+/// A decoder for one wire format.
+pub type Decoder = fn(&[u8]) -> Result<IncomingEvent, DecodeError>;
 
-pub async fn seed_pageview(
-    State(st): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
-    let body = read_body(body, limits::BODY_BYTES).await?;
-    let ev = seed::decode_pageview(&body)?;
-    single(&st, peer.ip(), &headers, ev).await
-}
-
-pub async fn seed_heartbeat(
-    State(st): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
-    let body = read_body(body, limits::BODY_BYTES).await?;
-    let ev = seed::decode_heartbeat(&body)?;
-    single(&st, peer.ip(), &headers, ev).await
+/// The route for a single-event wire format (`/api/event`, `/api/pageview`,
+/// `/api/heartbeat`): the formats differ only in how the body decodes.
+pub fn single_event_route(decode: Decoder) -> MethodRouter<Arc<AppState>> {
+    post(
+        move |State(st): State<Arc<AppState>>,
+              ConnectInfo(peer): ConnectInfo<SocketAddr>,
+              headers: HeaderMap,
+              body: Body| async move {
+            let body = read_body(body, limits::BODY_BYTES).await?;
+            let ev = decode(&body)?;
+            single(&st, peer.ip(), &headers, ev).await
+        },
+    )
 }
 
 /// `POST /api/events`: up to 1000 events from a trusted server-side sender, each of which
