@@ -60,6 +60,7 @@ enum SitesAction {
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("FOOTFALL_LOG")
                 .unwrap_or_else(|_| "info".into()),

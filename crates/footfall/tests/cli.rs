@@ -1,0 +1,100 @@
+//! The binary as a user runs it: offline site registry, serve configured by environment,
+//! SIGTERM drains, rebuild prints the counters.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_footfall");
+const UA: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
+
+fn run(args: &[&str], data: &std::path::Path) -> String {
+    let out = Command::new(BIN)
+        .args(args)
+        .env("FOOTFALL_DATA_DIR", data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn sites_serve_sigterm_rebuild() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    assert_eq!(
+        run(&["sites", "add", "Example.com"], data).trim(),
+        "added example.com"
+    );
+    assert_eq!(run(&["sites", "list"], data).trim(), "example.com");
+    let bad = Command::new(BIN)
+        .args(["sites", "add", "not a domain"])
+        .env("FOOTFALL_DATA_DIR", data)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .env("FOOTFALL_DATA_DIR", data)
+        .env("FOOTFALL_LISTEN", "127.0.0.1:0")
+        .env("FOOTFALL_ADMIN_TOKEN", "tok")
+        .env("FOOTFALL_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The server prints its address once it is listening.
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("footfall listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+
+    let http = reqwest::blocking::Client::new();
+    assert_eq!(
+        http.get(format!("{base}/healthz")).send().unwrap().status(),
+        200
+    );
+    for (i, path) in ["/a", "/b", "/a"].iter().enumerate() {
+        let r = http
+            .post(format!("{base}/api/event"))
+            .header("user-agent", UA)
+            .header("x-forwarded-for", format!("1.1.1.{i}"))
+            .body(format!(
+                r#"{{"n":"pageview","u":"https://example.com{path}","d":"example.com"}}"#
+            ))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 202);
+    }
+    let stats: serde_json::Value = http
+        .get(format!("{base}/api/stats/example.com/live"))
+        .bearer_auth("tok")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(stats["totalPageViews"], 3);
+
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "graceful exit on SIGTERM: {status}");
+
+    let out = run(&["rebuild", "--chunk", "1"], data);
+    assert_eq!(
+        out.trim(),
+        "example.com: page views 3, unique visitors 3, visits 3, bounces 3, paths 2"
+    );
+}
