@@ -9,6 +9,7 @@ pub mod enrich;
 pub mod event;
 pub mod identify;
 pub mod live;
+pub mod query;
 pub mod types;
 
 pub use event::{EnrichedEvent, EventKind, GeoHint, IncomingEvent};

@@ -124,7 +124,16 @@ impl Running {
     /// acknowledged event is committed, and checkpoints the database.
     pub async fn shutdown(self) {
         let _ = self.shutdown_tx.send(true);
-        let _ = self.server.await;
+        // Connections get a grace period to finish; a client that never does (a stalled
+        // upload, say) must not keep the buffer from draining.
+        let mut server = self.server;
+        if tokio::time::timeout(std::time::Duration::from_secs(10), &mut server)
+            .await
+            .is_err()
+        {
+            tracing::warn!("connections still open after 10 s; closing them");
+            server.abort();
+        }
         self.state.writer.shutdown().await;
         let t = self.writer_thread;
         let _ = tokio::task::spawn_blocking(move || t.join()).await;
@@ -194,6 +203,7 @@ pub async fn start(config: ServerConfig, clock: Arc<dyn Clock>) -> Result<Runnin
         metrics: metrics.clone(),
         max_batch: config.batch_max_events.max(1),
         next_id,
+        failed: None,
     };
     let (writer, writer_thread) = writer.spawn();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);

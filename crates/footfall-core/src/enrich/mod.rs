@@ -21,6 +21,27 @@ pub struct Context<'a> {
     pub visitor_previous_salt: Option<VisitorId>,
 }
 
+/// Location the server determined (database or trusted edge) wins; what the client sent
+/// (the seed's heartbeat fields) only fills gaps.
+fn merge_geo(server: GeoHint, client: GeoHint) -> GeoHint {
+    let has_coords = server.latitude.is_some() && server.longitude.is_some();
+    GeoHint {
+        country: server.country.or(client.country),
+        region: server.region.or(client.region),
+        city: server.city.or(client.city),
+        latitude: if has_coords {
+            server.latitude
+        } else {
+            client.latitude
+        },
+        longitude: if has_coords {
+            server.longitude
+        } else {
+            client.longitude
+        },
+    }
+}
+
 pub fn enrich(ev: IncomingEvent, cx: Context<'_>) -> EnrichedEvent {
     let client = ua::parse(cx.user_agent);
     let utm = utm::from_query(&ev.query);
@@ -40,7 +61,7 @@ pub fn enrich(ev: IncomingEvent, cx: Context<'_>) -> EnrichedEvent {
         referrer,
         referrer_source,
         utm,
-        geo: if ev.geo.is_empty() { cx.geo } else { ev.geo },
+        geo: merge_geo(cx.geo, ev.geo),
         client,
         props: ev.props,
         scroll_depth: ev.scroll_depth,

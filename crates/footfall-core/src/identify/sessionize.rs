@@ -197,9 +197,13 @@ impl Identifier {
             .position(|v| ts.0 >= v.row.start.0 - gap && ts.0 <= v.row.end.0 + gap);
         let idx = match found {
             Some(i) => i,
-            None if matches!(ev.kind, EventKind::Heartbeat | EventKind::Engagement) => {
+            None if matches!(ev.kind, EventKind::Heartbeat | EventKind::Engagement) || deduped => {
                 // Pings don't start visits: a tab left open overnight isn't a new visit.
-                let skipped = (ev.kind == EventKind::Engagement).then_some("no_visit");
+                let skipped = if deduped {
+                    Some("duplicate")
+                } else {
+                    (ev.kind == EventKind::Engagement).then_some("no_visit")
+                };
                 return Outcome {
                     visitor,
                     session: None,
@@ -213,7 +217,7 @@ impl Identifier {
             None => {
                 let row = SessionRow {
                     site: ev.site.clone(),
-                    session: session_id(&ev.site, visitor, ts),
+                    session: session_id(&ev.site, visitor, ts, event_id),
                     visitor,
                     version: 0,
                     start: ts,
@@ -404,13 +408,14 @@ fn same_state(a: &SessionRow, b: &SessionRow) -> bool {
         && a.exit_page == b.exit_page
 }
 
-/// Session ids are derived, not random, so that identify is deterministic (tests, rebuilds);
-/// a visitor can't start two visits at the same millisecond.
-fn session_id(site: &SiteId, visitor: VisitorId, start: Timestamp) -> SessionId {
+/// Session ids are derived, not random, so that identify is deterministic (tests). The
+/// creating event's id makes them unique even when the same events are sent twice.
+fn session_id(site: &SiteId, visitor: VisitorId, start: Timestamp, event: EventId) -> SessionId {
     let mut h = SipHasher13::new_with_keys(0x666f_6f74, 0x6661_6c6c);
     site.hash(&mut h);
     visitor.0.hash(&mut h);
     start.0.hash(&mut h);
+    event.0.hash(&mut h);
     SessionId(h.finish().max(1))
 }
 

@@ -6,38 +6,59 @@ use ipnet::IpNet;
 use std::net::IpAddr;
 
 pub fn is_trusted(peer: IpAddr, trusted: &[IpNet]) -> bool {
+    // An IPv4 client on a dual-stack socket arrives as ::ffff:a.b.c.d.
+    let peer = peer.to_canonical();
     peer.is_loopback() || trusted.iter().any(|n| n.contains(&peer))
 }
 
+/// An address as proxies write it: bare, `a.b.c.d:port` or `[v6]:port`.
+fn parse_hop(raw: &str) -> Option<IpAddr> {
+    let raw = raw.trim();
+    if let Ok(ip) = raw.parse::<IpAddr>() {
+        return Some(ip.to_canonical());
+    }
+    raw.parse::<std::net::SocketAddr>()
+        .ok()
+        .map(|s| s.ip().to_canonical())
+}
+
 fn header_ip(headers: &HeaderMap, name: &str) -> Option<IpAddr> {
-    headers.get(name)?.to_str().ok()?.trim().parse().ok()
+    parse_hop(headers.get(name)?.to_str().ok()?)
 }
 
 pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let peer = peer.to_canonical();
     if !is_trusted(peer, trusted) {
         return peer;
-    }
-    if let Some(ip) =
-        header_ip(headers, "cf-connecting-ip").or_else(|| header_ip(headers, "x-real-ip"))
-    {
-        return ip;
     }
     // X-Forwarded-For lists client, proxy1, proxy2...; each proxy appends the address it
     // saw. Walk from the right and take the first address that isn't one of ours: anything
     // left of it could have been written by the client.
-    let hops: Vec<IpAddr> = headers
+    // An entry that doesn't parse ends the trusted part of the chain: nothing left of it
+    // can be believed.
+    let hops: Vec<&str> = headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|s| s.trim().parse().ok())
         .collect();
-    for ip in hops.iter().rev() {
-        if !is_trusted(*ip, trusted) {
-            return *ip;
+    let mut last_trusted = None;
+    for raw in hops.iter().rev() {
+        match parse_hop(raw) {
+            Some(ip) if is_trusted(ip, trusted) => last_trusted = Some(ip),
+            Some(ip) => return ip,
+            None => return last_trusted.unwrap_or(peer),
         }
     }
-    hops.first().copied().unwrap_or(peer)
+    if hops.is_empty() {
+        // Proxies that report the client in a header of their own instead.
+        if let Some(ip) =
+            header_ip(headers, "x-real-ip").or_else(|| header_ip(headers, "cf-connecting-ip"))
+        {
+            return ip;
+        }
+    }
+    last_trusted.unwrap_or(peer)
 }
 
 #[cfg(test)]
@@ -51,6 +72,14 @@ mod tests {
             m.append(*k, HeaderValue::from_str(v).unwrap());
         }
         m
+    }
+
+    #[test]
+    fn mapped_ipv4_peers_are_canonical() {
+        let peer: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        assert!(is_trusted(peer, &[]));
+        let peer: IpAddr = "::ffff:10.0.0.2".parse().unwrap();
+        assert!(is_trusted(peer, &["10.0.0.0/8".parse().unwrap()]));
     }
 
     #[test]
@@ -78,6 +107,31 @@ mod tests {
         );
         let ip = client_ip(peer, &h(&[("cf-connecting-ip", "9.9.9.9")]), &trusted);
         assert_eq!(ip, "9.9.9.9".parse::<IpAddr>().unwrap());
+        let ip = client_ip(
+            peer,
+            &h(&[
+                ("x-forwarded-for", "8.8.8.8"),
+                ("cf-connecting-ip", "6.6.6.6"),
+            ]),
+            &trusted,
+        );
+        assert_eq!(
+            ip,
+            "8.8.8.8".parse::<IpAddr>().unwrap(),
+            "the proxy's own chain beats a header the client may have sent"
+        );
+        let ip = client_ip(
+            peer,
+            &h(&[("x-forwarded-for", "6.6.6.6, garbage, 10.0.0.5")]),
+            &trusted,
+        );
+        assert_eq!(
+            ip,
+            "10.0.0.5".parse::<IpAddr>().unwrap(),
+            "nothing left of an unparsable hop is believed"
+        );
+        let ip = client_ip(peer, &h(&[("x-forwarded-for", "8.8.4.4:5678")]), &trusted);
+        assert_eq!(ip, "8.8.4.4".parse::<IpAddr>().unwrap());
         assert_eq!(client_ip(peer, &HeaderMap::new(), &trusted), peer);
     }
 }

@@ -156,12 +156,13 @@ fn prepare(
     if ev.domain.is_empty() {
         ev.domain = origin_host.clone().ok_or("unknown_site")?;
     }
-    let sites: Vec<SiteId> = ev
+    let sites: std::collections::BTreeSet<SiteId> = ev
         .domain
         .split(',')
         .filter_map(|d| SiteId::parse(d).ok())
         .filter(|s| st.sites.contains(s))
         .collect();
+    let sites: Vec<SiteId> = sites.into_iter().collect();
     if sites.is_empty() {
         return Err("unknown_site");
     }

@@ -74,6 +74,9 @@ pub struct Writer {
     pub metrics: Arc<Metrics>,
     pub max_batch: usize,
     pub next_id: u64,
+    /// Set when identify's state could not be brought back in line with storage after a
+    /// failed commit: from then on every write is refused rather than risk wrong counts.
+    pub failed: Option<String>,
 }
 
 impl Writer {
@@ -139,6 +142,14 @@ impl Writer {
     }
 
     fn commit(&mut self, jobs: Vec<(Vec<EnrichedEvent>, oneshot::Sender<Reply>)>) {
+        if let Some(reason) = &self.failed {
+            let total: usize = jobs.iter().map(|j| j.0.len()).sum();
+            self.metrics.buffer_depth.fetch_sub(total as i64, Relaxed);
+            for (_, reply) in jobs {
+                let _ = reply.send(Err(reason.clone()));
+            }
+            return;
+        }
         let started = Instant::now();
         let total: usize = jobs.iter().map(|j| j.0.len()).sum();
         let mut outcomes: Vec<Vec<(EnrichedEvent, Outcome, EventId)>> =
@@ -290,7 +301,10 @@ impl Writer {
         ) {
             Ok(_) => self.identify = fresh,
             Err(e) => {
-                tracing::error!(error = %e, "could not restore visit state after a failed commit")
+                tracing::error!(error = %e, "could not restore visit state after a failed commit; refusing writes until restart");
+                self.failed = Some(format!(
+                    "storage failed and visit state could not be restored ({e}); restart footfall"
+                ));
             }
         }
         self.next_id = first_id;

@@ -49,8 +49,10 @@ pub async fn live_stream(
                     .event("stats")
                     .id(snap.version.to_string())
                     .data(data);
-                if tx.send(Ok(ev)).await.is_err() {
-                    return;
+                // A client that stops reading must not keep this task (or shutdown) waiting.
+                tokio::select! {
+                    r = tx.send(Ok(ev)) => if r.is_err() { return },
+                    _ = shutdown.changed() => return,
                 }
             }
             tokio::select! {
@@ -60,6 +62,7 @@ pub async fn live_stream(
             tokio::select! {
                 r = feed.changed() => if r.is_err() { return },
                 _ = shutdown.changed() => return,
+                _ = tx.closed() => return,
             }
         }
     });

@@ -1,0 +1,337 @@
+//! The typed query: what Plausible's Stats API v2 can ask, validated once.
+
+use chrono_tz::Tz;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum Metric {
+    Visitors,
+    Visits,
+    Pageviews,
+    ViewsPerVisit,
+    BounceRate,
+    VisitDuration,
+    Events,
+    Percentage,
+    TimeOnPage,
+    ScrollDepth,
+}
+
+impl Metric {
+    pub const ALL: [Metric; 10] = [
+        Metric::Visitors,
+        Metric::Visits,
+        Metric::Pageviews,
+        Metric::ViewsPerVisit,
+        Metric::BounceRate,
+        Metric::VisitDuration,
+        Metric::Events,
+        Metric::Percentage,
+        Metric::TimeOnPage,
+        Metric::ScrollDepth,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Visitors => "visitors",
+            Metric::Visits => "visits",
+            Metric::Pageviews => "pageviews",
+            Metric::ViewsPerVisit => "views_per_visit",
+            Metric::BounceRate => "bounce_rate",
+            Metric::VisitDuration => "visit_duration",
+            Metric::Events => "events",
+            Metric::Percentage => "percentage",
+            Metric::TimeOnPage => "time_on_page",
+            Metric::ScrollDepth => "scroll_depth",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Metric> {
+        Metric::ALL.into_iter().find(|m| m.name() == s)
+    }
+
+    /// Metrics computed per visit, which can't be split by an event dimension.
+    pub fn is_session_only(self) -> bool {
+        matches!(
+            self,
+            Metric::BounceRate | Metric::VisitDuration | Metric::ViewsPerVisit
+        )
+    }
+}
+
+/// A column of a visit (taken from its first event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum VisitProp {
+    Source,
+    Referrer,
+    UtmMedium,
+    UtmSource,
+    UtmCampaign,
+    UtmContent,
+    UtmTerm,
+    Country,
+    Region,
+    City,
+    Browser,
+    BrowserVersion,
+    Os,
+    OsVersion,
+    Device,
+    EntryPage,
+    ExitPage,
+}
+
+impl VisitProp {
+    pub const ALL: [VisitProp; 17] = [
+        VisitProp::Source,
+        VisitProp::Referrer,
+        VisitProp::UtmMedium,
+        VisitProp::UtmSource,
+        VisitProp::UtmCampaign,
+        VisitProp::UtmContent,
+        VisitProp::UtmTerm,
+        VisitProp::Country,
+        VisitProp::Region,
+        VisitProp::City,
+        VisitProp::Browser,
+        VisitProp::BrowserVersion,
+        VisitProp::Os,
+        VisitProp::OsVersion,
+        VisitProp::Device,
+        VisitProp::EntryPage,
+        VisitProp::ExitPage,
+    ];
+
+    /// The API name after `visit:`.
+    pub fn name(self) -> &'static str {
+        match self {
+            VisitProp::Source => "source",
+            VisitProp::Referrer => "referrer",
+            VisitProp::UtmMedium => "utm_medium",
+            VisitProp::UtmSource => "utm_source",
+            VisitProp::UtmCampaign => "utm_campaign",
+            VisitProp::UtmContent => "utm_content",
+            VisitProp::UtmTerm => "utm_term",
+            VisitProp::Country => "country",
+            VisitProp::Region => "region",
+            VisitProp::City => "city",
+            VisitProp::Browser => "browser",
+            VisitProp::BrowserVersion => "browser_version",
+            VisitProp::Os => "os",
+            VisitProp::OsVersion => "os_version",
+            VisitProp::Device => "device",
+            VisitProp::EntryPage => "entry_page",
+            VisitProp::ExitPage => "exit_page",
+        }
+    }
+
+    /// The `sessions` column: a fixed identifier, never input.
+    pub fn column(self) -> &'static str {
+        match self {
+            VisitProp::Source => "referrer_source",
+            other => other.name(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TimeBucket {
+    Hour,
+    Day,
+    Week,
+    Month,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Dimension {
+    Page,
+    Name,
+    Hostname,
+    Prop(String),
+    Visit(VisitProp),
+    /// `time`: the bucket follows from the date range.
+    Time(Option<TimeBucket>),
+}
+
+impl Dimension {
+    pub fn parse(s: &str) -> Option<Dimension> {
+        Some(match s {
+            "event:page" => Dimension::Page,
+            "event:name" => Dimension::Name,
+            "event:hostname" => Dimension::Hostname,
+            "time" => Dimension::Time(None),
+            "time:hour" => Dimension::Time(Some(TimeBucket::Hour)),
+            "time:day" => Dimension::Time(Some(TimeBucket::Day)),
+            "time:week" => Dimension::Time(Some(TimeBucket::Week)),
+            "time:month" => Dimension::Time(Some(TimeBucket::Month)),
+            _ => {
+                if let Some(key) = s.strip_prefix("event:props:") {
+                    if key.is_empty() || key.len() > 300 {
+                        return None;
+                    }
+                    return Some(Dimension::Prop(key.to_string()));
+                }
+                let name = s.strip_prefix("visit:")?;
+                Dimension::Visit(VisitProp::ALL.into_iter().find(|p| p.name() == name)?)
+            }
+        })
+    }
+
+    pub fn name(&self) -> String {
+        match self {
+            Dimension::Page => "event:page".into(),
+            Dimension::Name => "event:name".into(),
+            Dimension::Hostname => "event:hostname".into(),
+            Dimension::Prop(k) => format!("event:props:{k}"),
+            Dimension::Visit(p) => format!("visit:{}", p.name()),
+            Dimension::Time(None) => "time".into(),
+            Dimension::Time(Some(TimeBucket::Hour)) => "time:hour".into(),
+            Dimension::Time(Some(TimeBucket::Day)) => "time:day".into(),
+            Dimension::Time(Some(TimeBucket::Week)) => "time:week".into(),
+            Dimension::Time(Some(TimeBucket::Month)) => "time:month".into(),
+        }
+    }
+
+    /// Event dimensions describe single events; splitting visit metrics by them is invalid.
+    pub fn is_event(&self) -> bool {
+        matches!(
+            self,
+            Dimension::Page | Dimension::Name | Dimension::Hostname | Dimension::Prop(_)
+        )
+    }
+
+    pub fn is_time(&self) -> bool {
+        matches!(self, Dimension::Time(_))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Is,
+    IsNot,
+    Contains,
+    ContainsNot,
+    Matches,
+    MatchesNot,
+}
+
+impl Op {
+    pub fn parse(s: &str) -> Option<Op> {
+        Some(match s {
+            "is" => Op::Is,
+            "is_not" => Op::IsNot,
+            "contains" => Op::Contains,
+            "contains_not" => Op::ContainsNot,
+            "matches" => Op::Matches,
+            "matches_not" => Op::MatchesNot,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Is => "is",
+            Op::IsNot => "is_not",
+            Op::Contains => "contains",
+            Op::ContainsNot => "contains_not",
+            Op::Matches => "matches",
+            Op::MatchesNot => "matches_not",
+        }
+    }
+
+    pub fn negated(self) -> bool {
+        matches!(self, Op::IsNot | Op::ContainsNot | Op::MatchesNot)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Condition {
+    pub op: Op,
+    pub dimension: Dimension,
+    pub values: Vec<String>,
+    pub case_sensitive: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Filter {
+    Condition(Condition),
+    And(Vec<Filter>),
+    Or(Vec<Filter>),
+    Not(Box<Filter>),
+}
+
+impl Filter {
+    pub fn conditions(&self) -> Vec<&Condition> {
+        match self {
+            Filter::Condition(c) => vec![c],
+            Filter::And(v) | Filter::Or(v) => v.iter().flat_map(|f| f.conditions()).collect(),
+            Filter::Not(f) => f.conditions(),
+        }
+    }
+}
+
+/// A date range as asked; resolved against the site's time zone and "today" by
+/// [`crate::query::time`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum DateRange {
+    Day,
+    LastDays(u32),
+    Month,
+    LastMonths(u32),
+    Year,
+    All,
+    Dates(chrono::NaiveDate, chrono::NaiveDate),
+    /// Unix milliseconds, end inclusive as sent.
+    Datetimes(i64, i64),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Comparison {
+    PreviousPeriod,
+    YearOverYear,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Asc,
+    Desc,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum OrderKey {
+    Metric(Metric),
+    Dimension(Dimension),
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Include {
+    pub time_labels: bool,
+    pub total_rows: bool,
+    pub compare: Option<Comparison>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    pub site: String,
+    pub date_range: DateRange,
+    /// "Today" for relative ranges, in the site's zone; None: the real today.
+    pub relative_date: Option<chrono::NaiveDate>,
+    pub timezone: Tz,
+    pub metrics: Vec<Metric>,
+    pub dimensions: Vec<Dimension>,
+    pub filters: Vec<Filter>,
+    pub order_by: Vec<(OrderKey, Direction)>,
+    pub limit: usize,
+    pub offset: usize,
+    pub include: Include,
+}
+
+impl Query {
+    pub fn time_dimension(&self) -> Option<&Dimension> {
+        self.dimensions.iter().find(|d| d.is_time())
+    }
+
+    pub fn all_conditions(&self) -> Vec<&Condition> {
+        self.filters.iter().flat_map(|f| f.conditions()).collect()
+    }
+}

@@ -1,0 +1,575 @@
+//! Query planning: a validated [`Query`] and a resolved range become a few SQL statements
+//! for a backend [`Dialect`]. Every value is a bound parameter; every identifier comes from
+//! the model's fixed column names. Written once: backends differ only in the handful of
+//! functions the `Dialect` trait names.
+//!
+//! A query is split into parts, each one `GROUP BY` over the query's dimensions:
+//! - `EventCounts` over `events` (visitors, page views, events, visits touched),
+//! - `VisitTotals` over the current state of `sessions` (visits, bounces, durations),
+//! - `TimeOnPage` and `ScrollDepth`, which need per-visit sub-aggregates,
+//! - `Total`: visitors without dimensions, the denominator of `percentage`.
+//!
+//! [`super::result`] joins the parts' rows by their dimension values.
+
+use super::model::*;
+use super::time::Bucket;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Param {
+    Text(String),
+    Int(i64),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// visitors, pageviews, events, visits (distinct visits with a matching event)
+    EventCounts,
+    /// visits, bounces, duration sum (ms), page view sum
+    VisitTotals,
+    /// mean per-visit time on page (ms)
+    TimeOnPage,
+    /// mean per-visit maximum scroll depth (%)
+    ScrollDepth,
+    /// visitors without dimensions
+    Total,
+}
+
+impl Part {
+    /// Number of value columns after the dimension columns.
+    pub fn width(self) -> usize {
+        match self {
+            Part::EventCounts | Part::VisitTotals => 4,
+            Part::TimeOnPage | Part::ScrollDepth | Part::Total => 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SqlQuery {
+    pub part: Part,
+    pub sql: String,
+    pub params: Vec<Param>,
+    /// Dimension columns first in each row (as text), then `part.width()` numbers.
+    pub dimensions: usize,
+}
+
+/// The functions that differ between SQL engines.
+pub trait Dialect {
+    fn count_if(&self, cond: &str) -> String;
+    fn uniq_if(&self, expr: &str, cond: &str) -> String;
+    /// The value of the property named by the next parameter, or NULL.
+    fn prop_value(&self, alias: &str) -> String;
+    /// Whether `expr` matches the regex in the next parameter.
+    fn regex_match(&self, expr: &str) -> String;
+    /// Whether `expr` contains the next parameter.
+    fn contains(&self, expr: &str) -> String;
+    fn lower(&self, expr: &str) -> String;
+    fn to_text(&self, expr: &str) -> String;
+}
+
+pub struct DuckDb;
+
+impl Dialect for DuckDb {
+    fn count_if(&self, cond: &str) -> String {
+        format!("count(*) FILTER (WHERE {cond})")
+    }
+    fn uniq_if(&self, expr: &str, cond: &str) -> String {
+        format!("count(DISTINCT {expr}) FILTER (WHERE {cond})")
+    }
+    fn prop_value(&self, alias: &str) -> String {
+        format!("{alias}.prop_values[list_position({alias}.prop_keys, ?)]")
+    }
+    fn regex_match(&self, expr: &str) -> String {
+        format!("regexp_matches({expr}, ?)")
+    }
+    fn contains(&self, expr: &str) -> String {
+        format!("contains({expr}, ?)")
+    }
+    fn lower(&self, expr: &str) -> String {
+        format!("lower({expr})")
+    }
+    fn to_text(&self, expr: &str) -> String {
+        format!("CAST({expr} AS VARCHAR)")
+    }
+}
+
+/// SQL text with its parameters, in order.
+#[derive(Debug, Default, Clone)]
+struct Sql {
+    text: String,
+    params: Vec<Param>,
+}
+
+impl Sql {
+    fn push(&mut self, s: &str) -> &mut Self {
+        self.text.push_str(s);
+        self
+    }
+    fn bind(&mut self, p: Param) -> &mut Self {
+        self.params.push(p);
+        self
+    }
+    fn append(&mut self, other: Sql) -> &mut Self {
+        self.text.push_str(&other.text);
+        self.params.extend(other.params);
+        self
+    }
+}
+
+/// Everything a plan needs besides the query.
+pub struct Context<'a> {
+    pub site: &'a str,
+    pub start: i64,
+    pub end: i64,
+    /// Present when the query has a time dimension.
+    pub buckets: Option<&'a [Bucket]>,
+    /// How far past the range to look for the next page view (time on page).
+    pub visit_gap_ms: i64,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Base {
+    Events,
+    Visits,
+}
+
+/// The current state of every visit of the site: the +1 rows whose version has not been
+/// cancelled by a −1 row.
+fn live_visits(site: &str) -> Sql {
+    let mut s = Sql::default();
+    s.push(
+        "s AS (SELECT * FROM sessions x WHERE x.site = ? AND x.sign = 1 AND NOT EXISTS (\
+         SELECT 1 FROM sessions y WHERE y.site = x.site AND y.session_id = x.session_id \
+         AND y.version = x.version AND y.sign = -1))",
+    )
+    .bind(Param::Text(site.to_string()));
+    s
+}
+
+fn bucket_cte(buckets: &[Bucket]) -> Sql {
+    let mut s = Sql::default();
+    s.push("b AS (SELECT * FROM (VALUES ");
+    for (i, b) in buckets.iter().enumerate() {
+        if i > 0 {
+            s.push(", ");
+        }
+        s.push("(CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS VARCHAR))")
+            .bind(Param::Int(b.start))
+            .bind(Param::Int(b.end))
+            .bind(Param::Text(b.label.clone()));
+    }
+    s.push(") AS t(start_ms, end_ms, label))");
+    s
+}
+
+/// The SQL expression of a dimension on a base (`e` events, `s` visits, `b` buckets).
+fn dimension_expr(d: &Dimension, base: Base, dialect: &dyn Dialect) -> Sql {
+    let mut s = Sql::default();
+    match d {
+        Dimension::Page => s.push("e.pathname"),
+        Dimension::Name => s.push("e.name"),
+        Dimension::Hostname => s.push("e.hostname"),
+        Dimension::Prop(k) => s
+            .push(&format!("coalesce({}, '(none)')", dialect.prop_value("e")))
+            .bind(Param::Text(k.clone())),
+        Dimension::Visit(p) => s.push(&format!("s.{}", p.column())),
+        Dimension::Time(_) => s.push("b.label"),
+    };
+    debug_assert!(base == Base::Events || !d.is_event());
+    s
+}
+
+fn condition_on(expr: Sql, c: &Condition, dialect: &dyn Dialect) -> Sql {
+    let mut out = Sql::default();
+    let fold = |v: &String| {
+        if c.case_sensitive {
+            v.clone()
+        } else {
+            v.to_lowercase()
+        }
+    };
+    let target = |out: &mut Sql| {
+        if c.case_sensitive || matches!(c.op, Op::Matches | Op::MatchesNot) {
+            out.append(expr.clone());
+        } else {
+            out.push(&dialect.lower(&expr.text));
+            out.params.extend(expr.params.clone());
+        }
+    };
+    if c.op.negated() {
+        out.push("NOT ");
+    }
+    out.push("(");
+    match c.op {
+        Op::Is | Op::IsNot => {
+            target(&mut out);
+            out.push(" IN (");
+            for (i, v) in c.values.iter().enumerate() {
+                out.push(if i == 0 { "?" } else { ", ?" })
+                    .bind(Param::Text(fold(v)));
+            }
+            out.push(")");
+        }
+        Op::Contains | Op::ContainsNot | Op::Matches | Op::MatchesNot => {
+            for (i, v) in c.values.iter().enumerate() {
+                if i > 0 {
+                    out.push(" OR ");
+                }
+                let mut inner = Sql::default();
+                target(&mut inner);
+                if matches!(c.op, Op::Matches | Op::MatchesNot) {
+                    out.push(&dialect.regex_match(&inner.text));
+                    out.params.extend(inner.params);
+                    let pattern = if c.case_sensitive {
+                        v.clone()
+                    } else {
+                        format!("(?i){v}")
+                    };
+                    out.bind(Param::Text(pattern));
+                } else {
+                    out.push(&dialect.contains(&inner.text));
+                    out.params.extend(inner.params);
+                    out.bind(Param::Text(fold(v)));
+                }
+            }
+        }
+    }
+    out.push(")");
+    out
+}
+
+fn filter_sql(f: &Filter, base: Base, cx: &Context<'_>, dialect: &dyn Dialect) -> Sql {
+    match f {
+        Filter::Condition(c) => {
+            if base == Base::Visits && c.dimension.is_event() {
+                // A visit matches an event condition if any of its events in range does.
+                let mut s = Sql::default();
+                s.push("s.session_id IN (SELECT e.session_id FROM events e WHERE e.site = ? AND e.ts >= ? AND e.ts < ? AND ")
+                    .bind(Param::Text(cx.site.to_string()))
+                    .bind(Param::Int(cx.start))
+                    .bind(Param::Int(cx.end));
+                s.append(condition_on(
+                    dimension_expr(&c.dimension, Base::Events, dialect),
+                    c,
+                    dialect,
+                ));
+                s.push(")");
+                s
+            } else {
+                condition_on(dimension_expr(&c.dimension, base, dialect), c, dialect)
+            }
+        }
+        Filter::And(v) | Filter::Or(v) => {
+            let joiner = if matches!(f, Filter::And(_)) {
+                " AND "
+            } else {
+                " OR "
+            };
+            let mut s = Sql::default();
+            s.push("(");
+            for (i, sub) in v.iter().enumerate() {
+                if i > 0 {
+                    s.push(joiner);
+                }
+                s.append(filter_sql(sub, base, cx, dialect));
+            }
+            s.push(")");
+            s
+        }
+        Filter::Not(inner) => {
+            let mut s = Sql::default();
+            s.push("NOT (")
+                .append(filter_sql(inner, base, cx, dialect))
+                .push(")");
+            s
+        }
+    }
+}
+
+fn needs_visits_join(q: &Query, dims: &[Dimension]) -> bool {
+    dims.iter().any(|d| matches!(d, Dimension::Visit(_)))
+        || q.all_conditions()
+            .iter()
+            .any(|c| matches!(c.dimension, Dimension::Visit(_)))
+}
+
+/// `SELECT d0, d1, ...` pieces and the matching GROUP BY.
+fn dims_select(dims: &[Dimension], base: Base, dialect: &dyn Dialect) -> (Sql, String) {
+    let mut sel = Sql::default();
+    let mut group = Vec::new();
+    for (i, d) in dims.iter().enumerate() {
+        let e = dimension_expr(d, base, dialect);
+        sel.push(&format!("{} AS d{i}, ", dialect.to_text(&e.text)));
+        sel.params.extend(e.params);
+        group.push(format!("d{i}"));
+    }
+    (
+        sel,
+        if group.is_empty() {
+            String::new()
+        } else {
+            format!(" GROUP BY {}", group.join(", "))
+        },
+    )
+}
+
+fn with_clause(ctes: Vec<Sql>) -> Sql {
+    let mut s = Sql::default();
+    if !ctes.is_empty() {
+        s.push("WITH ");
+        for (i, c) in ctes.into_iter().enumerate() {
+            if i > 0 {
+                s.push(", ");
+            }
+            s.append(c);
+        }
+        s.push(" ");
+    }
+    s
+}
+
+fn where_filters(q: &Query, base: Base, cx: &Context<'_>, dialect: &dyn Dialect) -> Sql {
+    let mut s = Sql::default();
+    for f in &q.filters {
+        s.push(" AND ").append(filter_sql(f, base, cx, dialect));
+    }
+    s
+}
+
+fn event_query(
+    q: &Query,
+    dims: &[Dimension],
+    part: Part,
+    cx: &Context<'_>,
+    dialect: &dyn Dialect,
+) -> SqlQuery {
+    let join_visits = needs_visits_join(q, dims) || part == Part::TimeOnPage;
+    let has_time = dims.iter().any(Dimension::is_time);
+    let mut ctes = Vec::new();
+    if join_visits {
+        ctes.push(live_visits(cx.site));
+    }
+    if has_time {
+        ctes.push(bucket_cte(cx.buckets.unwrap_or(&[])));
+    }
+    if part == Part::TimeOnPage {
+        // Page views with the time of the next one in their visit, looking a visit gap past
+        // the range so the last page in range still finds its successor.
+        let mut pv = Sql::default();
+        pv.push("pv AS (SELECT e.*, lead(e.ts) OVER (PARTITION BY e.session_id ORDER BY e.ts, e.event_id) AS nxt FROM events e WHERE e.site = ? AND e.name = 'pageview' AND e.ts >= ? AND e.ts < ?)")
+            .bind(Param::Text(cx.site.to_string()))
+            .bind(Param::Int(cx.start))
+            .bind(Param::Int(cx.end.saturating_add(cx.visit_gap_ms)));
+        ctes.push(pv);
+    }
+    let (sel, group) = dims_select(dims, Base::Events, dialect);
+    let mut from = Sql::default();
+    from.push(if part == Part::TimeOnPage {
+        " FROM pv e"
+    } else {
+        " FROM events e"
+    });
+    if join_visits {
+        from.push(" JOIN s ON s.session_id = e.session_id");
+    }
+    if has_time {
+        from.push(" JOIN b ON e.ts >= b.start_ms AND e.ts < b.end_ms");
+    }
+    from.push(" WHERE e.site = ? AND e.ts >= ? AND e.ts < ?")
+        .bind(Param::Text(cx.site.to_string()))
+        .bind(Param::Int(cx.start))
+        .bind(Param::Int(cx.end));
+    from.append(where_filters(q, Base::Events, cx, dialect));
+
+    let mut sql = with_clause(ctes);
+    let not_engagement = "e.name <> 'engagement'";
+    match part {
+        Part::EventCounts | Part::Total => {
+            sql.push("SELECT ").append(sel);
+            if part == Part::Total {
+                sql.push(&format!(
+                    "CAST({} AS DOUBLE)",
+                    dialect.uniq_if("e.visitor_id", not_engagement)
+                ));
+            } else {
+                sql.push(&format!(
+                    "CAST({} AS DOUBLE), CAST({} AS DOUBLE), CAST({} AS DOUBLE), CAST({} AS DOUBLE)",
+                    dialect.uniq_if("e.visitor_id", not_engagement),
+                    dialect.count_if("e.name = 'pageview'"),
+                    dialect.count_if(not_engagement),
+                    dialect.uniq_if("e.session_id", not_engagement)
+                ));
+            }
+            sql.append(from).push(&group);
+        }
+        Part::TimeOnPage | Part::ScrollDepth => {
+            // Per visit first (time summed, scroll maxed over the visit's views of the
+            // group), then averaged over visits.
+            let value = if part == Part::TimeOnPage {
+                "sum(CASE WHEN e.nxt IS NOT NULL THEN e.nxt - e.ts WHEN s.end_ts > e.ts THEN s.end_ts - e.ts END)"
+            } else {
+                "max(e.scroll_depth)"
+            };
+            let inner_cond = if part == Part::ScrollDepth {
+                " AND e.name = 'engagement' AND e.scroll_depth IS NOT NULL"
+            } else {
+                ""
+            };
+            let outer_dims: Vec<String> = (0..dims.len()).map(|i| format!("d{i}")).collect();
+            let mut inner_group: Vec<String> = outer_dims.clone();
+            inner_group.push("e.session_id".into());
+            sql.push("SELECT ");
+            for d in &outer_dims {
+                sql.push(&format!("{d}, "));
+            }
+            sql.push("CAST(avg(v) AS DOUBLE) FROM (SELECT ")
+                .append(sel)
+                .push(&format!("{value} AS v"));
+            sql.append(from).push(inner_cond).push(&format!(
+                " GROUP BY {}) AS per_visit",
+                inner_group.join(", ")
+            ));
+            if !outer_dims.is_empty() {
+                sql.push(&format!(" GROUP BY {}", outer_dims.join(", ")));
+            }
+        }
+        Part::VisitTotals => unreachable!("visit totals are planned by visit_query"),
+    }
+    SqlQuery {
+        part,
+        sql: sql.text,
+        params: sql.params,
+        dimensions: dims.len(),
+    }
+}
+
+fn visit_query(q: &Query, dims: &[Dimension], cx: &Context<'_>, dialect: &dyn Dialect) -> SqlQuery {
+    let has_time = dims.iter().any(Dimension::is_time);
+    let mut ctes = vec![live_visits(cx.site)];
+    if has_time {
+        ctes.push(bucket_cte(cx.buckets.unwrap_or(&[])));
+    }
+    let (sel, group) = dims_select(dims, Base::Visits, dialect);
+    let mut sql = with_clause(ctes);
+    sql.push("SELECT ")
+        .append(sel)
+        .push("CAST(count(*) AS DOUBLE), CAST(sum(CASE WHEN s.is_bounce THEN 1 ELSE 0 END) AS DOUBLE), CAST(sum(s.duration_ms) AS DOUBLE), CAST(sum(s.pageviews) AS DOUBLE) FROM s");
+    if has_time {
+        sql.push(" JOIN b ON s.start_ts >= b.start_ms AND s.start_ts < b.end_ms");
+    }
+    sql.push(" WHERE s.start_ts >= ? AND s.start_ts < ?")
+        .bind(Param::Int(cx.start))
+        .bind(Param::Int(cx.end));
+    sql.append(where_filters(q, Base::Visits, cx, dialect))
+        .push(&group);
+    SqlQuery {
+        part: Part::VisitTotals,
+        sql: sql.text,
+        params: sql.params,
+        dimensions: dims.len(),
+    }
+}
+
+/// Plans a validated query. The time dimension's bucket must already be decided (the
+/// caller passes the buckets in `cx`).
+pub fn plan(q: &Query, cx: &Context<'_>, dialect: &dyn Dialect) -> Vec<SqlQuery> {
+    let dims = &q.dimensions;
+    let has_event_dim = dims.iter().any(Dimension::is_event);
+    let wants = |m: Metric| q.metrics.contains(&m);
+    let mut out = Vec::new();
+    if wants(Metric::Visitors)
+        || wants(Metric::Pageviews)
+        || wants(Metric::Events)
+        || wants(Metric::Percentage)
+        || (wants(Metric::Visits) && has_event_dim)
+    {
+        out.push(event_query(q, dims, Part::EventCounts, cx, dialect));
+    }
+    if wants(Metric::BounceRate)
+        || wants(Metric::VisitDuration)
+        || wants(Metric::ViewsPerVisit)
+        || (wants(Metric::Visits) && !has_event_dim)
+    {
+        out.push(visit_query(q, dims, cx, dialect));
+    }
+    if wants(Metric::TimeOnPage) {
+        out.push(event_query(q, dims, Part::TimeOnPage, cx, dialect));
+    }
+    if wants(Metric::ScrollDepth) {
+        out.push(event_query(q, dims, Part::ScrollDepth, cx, dialect));
+    }
+    if wants(Metric::Percentage) {
+        out.push(event_query(q, &[], Part::Total, cx, dialect));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query::parse::parse_v2;
+    use serde_json::json;
+
+    fn planned(v: serde_json::Value) -> Vec<SqlQuery> {
+        let q = parse_v2(&v, chrono_tz::UTC).unwrap();
+        let buckets = vec![Bucket {
+            start: 0,
+            end: 10,
+            label: "x".into(),
+        }];
+        plan(
+            &q,
+            &Context {
+                site: "e.com",
+                start: 0,
+                end: 10,
+                buckets: Some(&buckets),
+                visit_gap_ms: 5,
+            },
+            &DuckDb,
+        )
+    }
+
+    #[test]
+    fn placeholders_match_params_and_no_value_is_inlined() {
+        let evil = "'); DROP TABLE events; --";
+        let qs = planned(json!({"site_id": "e.com", "date_range": "7d",
+            "metrics": ["visitors", "visits", "bounce_rate", "time_on_page", "scroll_depth", "percentage"],
+            "dimensions": ["visit:country", "time:day"],
+            "filters": [["is", "event:page", [evil]], ["or", [["contains", "visit:source", [evil], {"case_sensitive": false}], ["matches_not", "event:props:plan", ["^pro$"]]]]]}));
+        assert_eq!(qs.len(), 5);
+        for q in &qs {
+            assert_eq!(q.sql.matches('?').count(), q.params.len(), "{}", q.sql);
+            assert!(
+                !q.sql.contains("DROP"),
+                "values are never in the SQL text: {}",
+                q.sql
+            );
+        }
+    }
+
+    #[test]
+    fn parts_follow_metrics() {
+        let parts = |v| planned(v).into_iter().map(|q| q.part).collect::<Vec<_>>();
+        assert_eq!(
+            parts(json!({"site_id": "e.com", "date_range": "7d", "metrics": ["visitors"]})),
+            vec![Part::EventCounts]
+        );
+        assert_eq!(
+            parts(json!({"site_id": "e.com", "date_range": "7d", "metrics": ["visits"]})),
+            vec![Part::VisitTotals]
+        );
+        assert_eq!(
+            parts(
+                json!({"site_id": "e.com", "date_range": "7d", "metrics": ["visits"], "dimensions": ["event:page"]})
+            ),
+            vec![Part::EventCounts]
+        );
+        assert_eq!(
+            parts(
+                json!({"site_id": "e.com", "date_range": "7d", "metrics": ["pageviews", "percentage"], "dimensions": ["event:page"]})
+            ),
+            vec![Part::EventCounts, Part::Total]
+        );
+    }
+}
