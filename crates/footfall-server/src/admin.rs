@@ -3,7 +3,7 @@
 use crate::app::AppState;
 use crate::error::ApiError;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -19,6 +19,7 @@ struct AddSite {
     domain: String,
     #[serde(default)]
     public: bool,
+    timezone: Option<String>,
 }
 
 /// `POST /api/admin/sites {"domain": "example.com", "public": false}`
@@ -32,10 +33,16 @@ pub async fn add_site(
     let req: AddSite = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("invalid site: {e}")))?;
     let site = SiteId::parse(&req.domain).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let tz = req
+        .timezone
+        .as_deref()
+        .map(crate::pipeline::sites::parse_timezone)
+        .transpose()
+        .map_err(ApiError::BadRequest)?;
     let now = st.clock.now().0;
     let st2 = st.clone();
     let site2 = site.clone();
-    let created = tokio::task::spawn_blocking(move || st2.sites.add(&site2, req.public, now))
+    let created = tokio::task::spawn_blocking(move || st2.sites.add(&site2, req.public, tz, now))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
@@ -61,7 +68,71 @@ pub async fn list_sites(
         .sites
         .list()
         .into_iter()
-        .map(|(d, p)| json!({ "domain": d, "public": p }))
+        .map(|(d, i)| json!({ "domain": d, "public": i.public, "timezone": i.timezone.name() }))
         .collect();
     Ok(Json(json!({ "sites": sites })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateKey {
+    sites: Vec<String>,
+}
+
+/// `POST /api/admin/keys {"sites": ["example.com"]}` → `{"id": "...", "key": "ff_..."}`; the
+/// key is shown this once.
+pub async fn create_key(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    crate::auth::require_admin(&st, &headers)?;
+    let body = crate::ingest::read_body(body, limits::BODY_BYTES).await?;
+    let req: CreateKey = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("invalid key request: {e}")))?;
+    if req.sites.is_empty() {
+        return Err(ApiError::BadRequest("sites: at least one site".into()));
+    }
+    let mut sites = Vec::new();
+    for s in &req.sites {
+        let site = SiteId::parse(s).map_err(|e| ApiError::BadRequest(format!("sites: {e}")))?;
+        if !st.sites.contains(&site) {
+            return Err(ApiError::BadRequest(format!(
+                "sites: {site} is not registered"
+            )));
+        }
+        sites.push(site);
+    }
+    let now = st.clock.now().0;
+    let st2 = st.clone();
+    let (id, key) = tokio::task::spawn_blocking(move || st2.keys.create(&sites, now))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": id, "key": key, "sites": req.sites })),
+    )
+        .into_response())
+}
+
+/// `DELETE /api/admin/keys/{id}`
+pub async fn revoke_key(
+    State(st): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    crate::auth::require_admin(&st, &headers)?;
+    let now = st.clock.now().0;
+    let st2 = st.clone();
+    let id2 = id.clone();
+    let found = tokio::task::spawn_blocking(move || st2.keys.revoke(&id2, now))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    if found {
+        Ok((StatusCode::OK, Json(json!({ "id": id, "revoked": true }))).into_response())
+    } else {
+        Err(ApiError::NotFound(format!("no active key {id}")))
+    }
 }

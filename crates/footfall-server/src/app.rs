@@ -34,6 +34,8 @@ pub struct AppState {
     pub geo: Option<GeoDb>,
     pub metrics: Arc<Metrics>,
     pub shutdown: watch::Receiver<bool>,
+    pub keys: crate::keys::ApiKeys,
+    pub reads: crate::read::query::ReadPool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +85,12 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/admin/sites",
             post(crate::admin::add_site).get(crate::admin::list_sites),
         )
+        .route("/api/admin/keys", post(crate::admin::create_key))
+        .route(
+            "/api/admin/keys/{id}",
+            axum::routing::delete(crate::admin::revoke_key),
+        )
+        .route("/api/v2/query", post(crate::read::query::v2))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
@@ -195,6 +203,8 @@ pub async fn start(config: ServerConfig, clock: Arc<dyn Clock>) -> Result<Runnin
     let live = Arc::new(Live::new(counters, config.active_timeout_ms));
     let sites = Sites::load(store.try_clone()?)?;
     let salts = Salts::new(store.try_clone()?);
+    let keys = crate::keys::ApiKeys::load(store.try_clone()?, config.api_rate_limit_per_hour)?;
+    let reads = crate::read::query::ReadPool::new(store.try_clone()?);
     let writer = Writer {
         store,
         identify,
@@ -229,6 +239,8 @@ pub async fn start(config: ServerConfig, clock: Arc<dyn Clock>) -> Result<Runnin
         geo,
         metrics,
         shutdown: shutdown_rx.clone(),
+        keys,
+        reads,
     });
     let app = router(state.clone());
     let mut stop = shutdown_rx;

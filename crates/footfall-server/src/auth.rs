@@ -50,3 +50,21 @@ pub fn require_read(state: &AppState, headers: &HeaderMap, site: &SiteId) -> Res
         Err(ApiError::Unauthorized)
     }
 }
+
+/// Reading stats through the API: the admin token, an API key scoped to the site (rate
+/// limited), or a public site. Wrong or missing credentials: 401; a key for other sites: 403.
+pub fn require_stats(state: &AppState, headers: &HeaderMap, site: &SiteId) -> Result<(), ApiError> {
+    if is_admin(state, headers) {
+        return Ok(());
+    }
+    match bearer(headers) {
+        Some(key) => match state.keys.check(key) {
+            crate::keys::Check::Ok(info) if info.sites.contains(site) => Ok(()),
+            crate::keys::Check::Ok(_) => Err(ApiError::Forbidden),
+            crate::keys::Check::Limited => Err(ApiError::TooManyRequests),
+            crate::keys::Check::Unknown => Err(ApiError::Unauthorized),
+        },
+        None if state.sites.is_public(site) => Ok(()),
+        None => Err(ApiError::Unauthorized),
+    }
+}

@@ -24,6 +24,8 @@ pub struct ServerConfig {
     pub batch_max_events: usize,
     /// Events per chunk when rebuilding counters at start.
     pub rebuild_chunk: u64,
+    /// Stats API requests per hour per key.
+    pub api_rate_limit_per_hour: u32,
 }
 
 impl ServerConfig {
@@ -41,6 +43,7 @@ impl ServerConfig {
             dedup_window_ms: 30 * 60_000,
             batch_max_events: 5_000,
             rebuild_chunk: 500_000,
+            api_rate_limit_per_hour: 600,
         }
     }
 }

@@ -18,6 +18,10 @@ pub enum ApiError {
     Unauthorized,
     #[error("these credentials may not do that")]
     Forbidden,
+    #[error("this key's request budget is used up; try again later")]
+    TooManyRequests,
+    #[error(transparent)]
+    Query(#[from] footfall_core::query::QueryError),
     #[error("{0}")]
     NotFound(String),
     #[error("the event store is unavailable: {0}")]
@@ -31,7 +35,10 @@ pub enum ApiError {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::Decode(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Decode(_) | ApiError::BadRequest(_) | ApiError::Query(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ApiError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden => StatusCode::FORBIDDEN,

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod ingest;
+pub mod keys;
 pub mod metrics;
 pub mod pipeline;
 pub mod read;

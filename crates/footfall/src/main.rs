@@ -31,12 +31,40 @@ enum Command {
         #[command(subcommand)]
         action: SitesAction,
     },
+    /// Manage Stats API keys (offline: stop the server first).
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
     /// Recompute the live counters from stored events and print them (offline).
     Rebuild {
         #[arg(long, env = "FOOTFALL_DATA_DIR", default_value = "./footfall-data")]
         data_dir: PathBuf,
         #[arg(long, default_value_t = 500_000)]
         chunk: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Create a key that may read the given sites; prints it once.
+    Create {
+        /// A site the key may read (repeatable).
+        #[arg(long = "site", required = true)]
+        sites: Vec<String>,
+        #[arg(long, env = "FOOTFALL_DATA_DIR", default_value = "./footfall-data")]
+        data_dir: PathBuf,
+    },
+    /// Revoke a key by its id.
+    Revoke {
+        id: String,
+        #[arg(long, env = "FOOTFALL_DATA_DIR", default_value = "./footfall-data")]
+        data_dir: PathBuf,
+    },
+    /// List keys (ids and sites; never the keys).
+    List {
+        #[arg(long, env = "FOOTFALL_DATA_DIR", default_value = "./footfall-data")]
+        data_dir: PathBuf,
     },
 }
 
@@ -48,6 +76,9 @@ enum SitesAction {
         /// Anyone may read this site's stats.
         #[arg(long)]
         public: bool,
+        /// Time zone for reports (IANA name, e.g. Europe/Berlin).
+        #[arg(long)]
+        timezone: Option<String>,
         #[arg(long, env = "FOOTFALL_DATA_DIR", default_value = "./footfall-data")]
         data_dir: PathBuf,
     },
@@ -70,6 +101,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Sites { action } => sites(action),
+        Command::Keys { action } => keys(action),
         Command::Rebuild { data_dir, chunk } => rebuild(&data_dir, chunk),
     };
     match result {
@@ -128,11 +160,19 @@ fn sites(action: SitesAction) -> Result<()> {
         SitesAction::Add {
             domain,
             public,
+            timezone,
             data_dir,
         } => {
             let site = SiteId::parse(&domain)?;
+            let tz = timezone
+                .as_deref()
+                .map(footfall_server::pipeline::sites::parse_timezone)
+                .transpose()?;
             let store = DuckStore::open(&data_dir)?;
             let created = store.add_site(&site, public, now_ms())?;
+            if let Some(tz) = tz {
+                store.set_site_timezone(&site, tz.name())?;
+            }
             println!(
                 "{} {site}{}",
                 if created { "added" } else { "updated" },
@@ -143,6 +183,51 @@ fn sites(action: SitesAction) -> Result<()> {
             let store = DuckStore::open(&data_dir)?;
             for s in store.sites()? {
                 println!("{}{}", s.domain, if s.public { " (public)" } else { "" });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn keys(action: KeysAction) -> Result<()> {
+    match action {
+        KeysAction::Create { sites, data_dir } => {
+            let store = DuckStore::open(&data_dir)?;
+            let known: Vec<SiteId> = store.sites()?.into_iter().map(|s| s.domain).collect();
+            let mut scoped = Vec::new();
+            for s in &sites {
+                let site = SiteId::parse(s)?;
+                if !known.contains(&site) {
+                    return Err(format!(
+                        "site {site} is not registered (footfall sites add {site})"
+                    )
+                    .into());
+                }
+                scoped.push(site);
+            }
+            let (id, key) = footfall_server::keys::create(&store, &scoped, now_ms())?;
+            println!("{key}");
+            eprintln!(
+                "key {id} created for {}; it is shown only this once",
+                sites.join(", ")
+            );
+        }
+        KeysAction::Revoke { id, data_dir } => {
+            let store = DuckStore::open(&data_dir)?;
+            if !store.revoke_api_key(&id, now_ms())? {
+                return Err(format!("no active key {id}").into());
+            }
+            println!("revoked {id}");
+        }
+        KeysAction::List { data_dir } => {
+            let store = DuckStore::open(&data_dir)?;
+            for k in store.api_keys()? {
+                println!(
+                    "{}\t{}\t{}",
+                    k.id,
+                    k.sites.join(","),
+                    if k.revoked { "revoked" } else { "active" }
+                );
             }
         }
     }

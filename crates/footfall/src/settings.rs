@@ -52,6 +52,9 @@ pub struct ServeArgs {
     /// Minutes of inactivity that end a visit [30].
     #[arg(long, env = "FOOTFALL_VISIT_GAP_MINS")]
     pub visit_gap_mins: Option<u64>,
+    /// Stats API requests per hour per key [600].
+    #[arg(long, env = "FOOTFALL_API_RATE_LIMIT")]
+    pub api_rate_limit: Option<u32>,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -70,6 +73,7 @@ struct FileSettings {
     active_timeout_secs: Option<u64>,
     dedup_window_secs: Option<u64>,
     visit_gap_mins: Option<u64>,
+    api_rate_limit: Option<u32>,
 }
 
 pub struct Settings {
@@ -137,6 +141,9 @@ impl Settings {
         }
         if let Some(s) = args.dedup_window_secs.or(file.dedup_window_secs) {
             c.dedup_window_ms = s as i64 * 1000;
+        }
+        if let Some(n) = args.api_rate_limit.or(file.api_rate_limit) {
+            c.api_rate_limit_per_hour = n.max(1);
         }
         if let Some(m) = args.visit_gap_mins.or(file.visit_gap_mins) {
             c.visit_gap_ms = (m as i64).max(1) * 60_000;

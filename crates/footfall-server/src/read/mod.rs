@@ -1,4 +1,5 @@
 //! Read routes: the live stats object, as JSON and as a Server-Sent Events stream.
 
+pub mod query;
 pub mod stats;
 pub mod stream;

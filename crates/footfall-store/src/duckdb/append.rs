@@ -22,6 +22,18 @@ impl DuckStore {
             for r in events {
                 let e = r.event;
                 let props = props_json(&e.props);
+                let keys = ::duckdb::types::Value::List(
+                    e.props
+                        .iter()
+                        .map(|(k, _)| ::duckdb::types::Value::Text(k.clone()))
+                        .collect(),
+                );
+                let values = ::duckdb::types::Value::List(
+                    e.props
+                        .iter()
+                        .map(|(_, v)| ::duckdb::types::Value::Text(v.clone()))
+                        .collect(),
+                );
                 app.append_row(params![
                     r.id.0,
                     e.site.as_str(),
@@ -54,6 +66,8 @@ impl DuckStore {
                     e.scroll_depth,
                     e.engaged_ms,
                     e.interactive,
+                    keys,
+                    values,
                 ])?;
             }
             app.flush()?;

@@ -10,6 +10,8 @@ pub struct Site {
     pub domain: SiteId,
     pub public: bool,
     pub created_at: i64,
+    /// IANA time zone name for reports.
+    pub timezone: String,
 }
 
 impl DuckStore {
@@ -37,25 +39,36 @@ impl DuckStore {
     pub fn sites(&self) -> Result<Vec<Site>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT domain, public, created_at FROM sites ORDER BY domain")?;
+            .prepare("SELECT domain, public, created_at, timezone FROM sites ORDER BY domain")?;
         let rows = stmt.query_map([], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, bool>(1)?,
                 r.get::<_, i64>(2)?,
+                r.get::<_, String>(3)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (domain, public, created_at) = row?;
+            let (domain, public, created_at, timezone) = row?;
             let domain = SiteId::parse(&domain).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             out.push(Site {
                 domain,
                 public,
                 created_at,
+                timezone,
             });
         }
         Ok(out)
+    }
+
+    /// Sets the time zone reports use for a site (an IANA name, validated by the caller).
+    pub fn set_site_timezone(&self, site: &SiteId, timezone: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE sites SET timezone = ? WHERE domain = ?",
+            params![timezone, site.as_str()],
+        )?;
+        Ok(())
     }
 
     /// The salts for `day` and `day − 1`, creating today's with `fresh` if missing, and
@@ -94,6 +107,65 @@ impl DuckStore {
     pub fn salt_days(&self) -> Result<Vec<i64>, StoreError> {
         let mut stmt = self.conn.prepare("SELECT day FROM salts ORDER BY day")?;
         let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+/// A stored API key: never the key itself, only its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRow {
+    pub id: String,
+    pub hash: String,
+    pub sites: Vec<String>,
+    pub created_at: i64,
+    pub revoked: bool,
+}
+
+impl DuckStore {
+    pub fn create_api_key(
+        &self,
+        id: &str,
+        hash: &str,
+        sites: &[SiteId],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let sites = sites
+            .iter()
+            .map(SiteId::as_str)
+            .collect::<Vec<_>>()
+            .join(",");
+        self.conn.execute(
+            "INSERT INTO api_keys (id, hash, sites, created_at) VALUES (?, ?, ?, ?)",
+            params![id, hash, sites, now_ms],
+        )?;
+        Ok(())
+    }
+
+    /// Returns whether a live key with this id existed.
+    pub fn revoke_api_key(&self, id: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+            params![now_ms, id],
+        )?;
+        Ok(n > 0)
+    }
+
+    pub fn api_keys(&self) -> Result<Vec<ApiKeyRow>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT id, hash, sites, created_at, revoked_at IS NOT NULL FROM api_keys ORDER BY created_at, id")?;
+        let rows = stmt.query_map([], |r| {
+            let sites: String = r.get(2)?;
+            Ok(ApiKeyRow {
+                id: r.get(0)?,
+                hash: r.get(1)?,
+                sites: sites
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+                created_at: r.get(3)?,
+                revoked: r.get(4)?,
+            })
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 }

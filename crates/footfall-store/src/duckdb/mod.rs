@@ -2,10 +2,13 @@
 
 mod append;
 mod meta;
+mod query;
 mod rebuild;
 mod restore;
 mod schema;
 
+pub use meta::{ApiKeyRow, Site};
+pub use query::QueryRow;
 pub use rebuild::RebuildProgress;
 
 use crate::StoreError;

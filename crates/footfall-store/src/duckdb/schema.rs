@@ -103,6 +103,24 @@ CREATE TABLE rebuild_visitors (
 );
 "#,
     ),
+    (
+        3,
+        r#"
+-- Event properties as parallel lists (the layout ClickHouse's Array(String) pairs use), so
+-- breakdowns by a property need no JSON functions.
+ALTER TABLE events ADD COLUMN prop_keys VARCHAR[] DEFAULT [];
+ALTER TABLE events ADD COLUMN prop_values VARCHAR[] DEFAULT [];
+-- Reports bucket days and hours in the site's own time zone (IANA name).
+ALTER TABLE sites ADD COLUMN timezone VARCHAR NOT NULL DEFAULT 'UTC';
+CREATE TABLE api_keys (
+    id          VARCHAR PRIMARY KEY,      -- public prefix, shown in listings
+    hash        VARCHAR NOT NULL,         -- SHA-256 of the whole key, hex
+    sites       VARCHAR NOT NULL,         -- comma-separated domains the key may read
+    created_at  BIGINT  NOT NULL,
+    revoked_at  BIGINT
+);
+"#,
+    ),
 ];
 
 pub fn latest() -> i64 {

@@ -1,0 +1,242 @@
+//! `POST /api/v2/query`: Plausible's Stats API v2 over the typed query model. Shared by the
+//! v1 routes, which translate their parameters into the same [`Query`].
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::Json;
+use footfall_core::decode::limits;
+use footfall_core::query::plan::{self, Context, DuckDb};
+use footfall_core::query::result::{self, PartRows, Row};
+use footfall_core::query::time::{self, Bucket, Resolved};
+use footfall_core::query::{parse, Dimension, Query, QueryError};
+use footfall_core::SiteId;
+use footfall_store::DuckStore;
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+
+/// Most time buckets one query may produce.
+const MAX_BUCKETS: usize = 10_000;
+
+/// Read connections to the database, reused across queries.
+pub struct ReadPool {
+    idle: Mutex<Vec<DuckStore>>,
+    template: Mutex<DuckStore>,
+}
+
+impl ReadPool {
+    pub fn new(template: DuckStore) -> Self {
+        ReadPool {
+            idle: Mutex::new(Vec::new()),
+            template: Mutex::new(template),
+        }
+    }
+
+    fn get(&self) -> Result<DuckStore, ApiError> {
+        if let Some(c) = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop() {
+            return Ok(c);
+        }
+        self.template
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .try_clone()
+            .map_err(|e| ApiError::Unavailable(e.to_string()))
+    }
+
+    fn put(&self, c: DuckStore) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < 8 {
+            idle.push(c);
+        }
+    }
+}
+
+pub async fn v2(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let body = crate::ingest::read_body(body, limits::BODY_BYTES).await?;
+    let value: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("request body is not valid JSON: {e}")))?;
+    let site = site_of(&st, &headers, value.get("site_id").and_then(Value::as_str))?;
+    let q = parse::parse_v2(&value, st.sites.timezone(&site))?;
+    Ok(Json(execute(&st, site, q).await?))
+}
+
+/// Authorises the request for the named site (401/403/404 as appropriate).
+pub fn site_of(st: &AppState, headers: &HeaderMap, raw: Option<&str>) -> Result<SiteId, ApiError> {
+    let raw = raw.ok_or_else(|| {
+        ApiError::Query(QueryError::new("site_id", "required: the site's domain"))
+    })?;
+    let site = SiteId::parse(raw)
+        .map_err(|e| ApiError::Query(QueryError::new("site_id", e.to_string())))?;
+    crate::auth::require_stats(st, headers, &site)?;
+    if !st.sites.contains(&site) {
+        return Err(ApiError::NotFound(format!("site {site} is not registered")));
+    }
+    Ok(site)
+}
+
+/// What a query resolved to, for the response and for comparisons.
+pub struct Answer {
+    pub rows: Vec<Row>,
+    pub range: Resolved,
+    pub labels: Option<Vec<String>>,
+}
+
+fn buckets_for(q: &Query, range: &Resolved) -> Result<Option<Vec<Bucket>>, ApiError> {
+    let Some(Dimension::Time(b)) = q.time_dimension() else {
+        return Ok(None);
+    };
+    let bucket = b.unwrap_or_else(|| time::auto_bucket(range));
+    let bs = time::buckets(range, bucket, q.timezone, MAX_BUCKETS + 1);
+    if bs.len() > MAX_BUCKETS {
+        return Err(QueryError::new("dimensions", format!("more than {MAX_BUCKETS} time buckets; choose a coarser time dimension or a shorter range")).into());
+    }
+    Ok(Some(bs))
+}
+
+/// Runs a query for one resolved range.
+pub async fn run_range(
+    st: &Arc<AppState>,
+    site: &SiteId,
+    q: &Query,
+    range: Resolved,
+) -> Result<Answer, ApiError> {
+    let buckets = buckets_for(q, &range)?;
+    let cx = Context {
+        site: site.as_str(),
+        start: range.start,
+        end: range.end,
+        buckets: buckets.as_deref(),
+        visit_gap_ms: st.config.visit_gap_ms,
+    };
+    let sql = plan::plan(q, &cx, &DuckDb);
+    let conn = st.reads.get()?;
+    let st2 = st.clone();
+    let (conn, parts) = tokio::task::spawn_blocking(move || {
+        let parts: Result<Vec<PartRows>, _> = sql
+            .iter()
+            .map(|s| {
+                conn.run_query(s)
+                    .map(|rows| PartRows { part: s.part, rows })
+            })
+            .collect();
+        (conn, parts)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    st2.reads.put(conn);
+    let parts = parts.map_err(|e| ApiError::Internal(e.to_string()))?;
+    let labels: Option<Vec<String>> = buckets.map(|b| b.into_iter().map(|b| b.label).collect());
+    let rows = result::assemble(q, &parts, labels.as_deref());
+    Ok(Answer {
+        rows,
+        range,
+        labels,
+    })
+}
+
+/// The range a query covers as of now on the server's clock.
+pub fn resolve(st: &AppState, site: &SiteId, q: &Query) -> Resolved {
+    let tz = q.timezone;
+    let today = q
+        .relative_date
+        .unwrap_or_else(|| time::local_date(tz, st.clock.now().0));
+    let first = st
+        .live
+        .lock()
+        .counters
+        .site(site)
+        .and_then(|c| c.tracking_since)
+        .map(|t| t.0);
+    time::resolve(&q.date_range, tz, today, first)
+}
+
+pub async fn execute(st: &Arc<AppState>, site: SiteId, q: Query) -> Result<Value, ApiError> {
+    let range = resolve(st, &site, &q);
+    let answer = run_range(st, &site, &q, range.clone()).await?;
+    let previous = match q.include.compare {
+        Some(how) => Some(run_range(st, &site, &q, time::compare(&range, how, q.timezone)).await?),
+        None => None,
+    };
+    let total = answer.rows.len();
+    let time_index = q.dimensions.iter().position(Dimension::is_time);
+    let results: Vec<Value> = answer
+        .rows
+        .iter()
+        .skip(q.offset)
+        .take(q.limit)
+        .map(|row| {
+            let prev = previous
+                .as_ref()
+                .and_then(|p| matching_row(row, &answer, p, time_index));
+            result::row_json(row, prev.map(|p| (p, q.metrics.as_slice())))
+        })
+        .collect();
+    let mut meta = serde_json::Map::new();
+    if q.include.time_labels {
+        meta.insert(
+            "time_labels".into(),
+            json!(answer.labels.clone().unwrap_or_default()),
+        );
+    }
+    if q.include.total_rows {
+        meta.insert("total_rows".into(), json!(total));
+    }
+    let iso = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .map(|d| {
+                d.with_timezone(&q.timezone)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+            })
+            .unwrap_or_default()
+    };
+    let mut query = json!({
+        "site_id": site,
+        "metrics": q.metrics.iter().map(|m| m.name()).collect::<Vec<_>>(),
+        "date_range": [iso(range.start), iso(range.end - 1000)],
+        "dimensions": q.dimensions.iter().map(Dimension::name).collect::<Vec<_>>(),
+        "order_by": q.order_by.iter().map(|(k, d)| json!([match k {
+            footfall_core::query::OrderKey::Metric(m) => m.name().to_string(),
+            footfall_core::query::OrderKey::Dimension(d) => d.name(),
+        }, if *d == footfall_core::query::Direction::Asc { "asc" } else { "desc" }])).collect::<Vec<_>>(),
+        "pagination": {"limit": q.limit, "offset": q.offset},
+        "timezone": q.timezone.name(),
+    });
+    if let Some(p) = &previous {
+        query["comparison_date_range"] = json!([iso(p.range.start), iso(p.range.end - 1000)]);
+    }
+    Ok(json!({ "results": results, "meta": meta, "query": query }))
+}
+
+/// The comparison row for `row`: same dimension values, except that a time dimension
+/// matches by bucket position (the n-th day of this range ↔ the n-th of the other).
+fn matching_row<'a>(
+    row: &Row,
+    now: &Answer,
+    prev: &'a Answer,
+    time_index: Option<usize>,
+) -> Option<&'a Row> {
+    match time_index {
+        None => prev.rows.iter().find(|r| r.dimensions == row.dimensions),
+        Some(i) => {
+            let pos = now
+                .labels
+                .as_ref()?
+                .iter()
+                .position(|l| *l == row.dimensions[i])?;
+            let label = prev.labels.as_ref()?.get(pos)?;
+            prev.rows.iter().find(|r| {
+                r.dimensions[i] == *label
+                    && r.dimensions
+                        .iter()
+                        .enumerate()
+                        .all(|(j, d)| j == i || *d == row.dimensions[j])
+            })
+        }
+    }
+}
