@@ -132,7 +132,9 @@ fn sort(q: &Query, rows: &mut [Row], time_labels: Option<&[String]>) {
         if let Some(t) = q.time_dimension() {
             keys.push((OrderKey::Dimension(t.clone()), Direction::Asc));
         }
-        keys.push((OrderKey::Metric(q.metrics[0]), Direction::Desc));
+        if let Some(m) = q.metrics.first() {
+            keys.push((OrderKey::Metric(*m), Direction::Desc));
+        }
     }
     let _ = time_labels;
     rows.sort_by(|a, b| {

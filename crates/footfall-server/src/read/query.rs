@@ -171,10 +171,12 @@ pub async fn execute(st: &Arc<AppState>, site: SiteId, q: Query) -> Result<Value
         .skip(q.offset)
         .take(q.limit)
         .map(|row| {
-            let prev = previous
-                .as_ref()
-                .and_then(|p| matching_row(row, &answer, p, time_index));
-            result::row_json(row, prev.map(|p| (p, q.metrics.as_slice())))
+            let prev = previous.as_ref().map(|p| {
+                matching_row(row, &answer, p, time_index)
+                    .cloned()
+                    .unwrap_or_else(|| empty_like(&q, row))
+            });
+            result::row_json(row, prev.as_ref().map(|p| (p, q.metrics.as_slice())))
         })
         .collect();
     let mut meta = serde_json::Map::new();
@@ -211,6 +213,35 @@ pub async fn execute(st: &Arc<AppState>, site: SiteId, q: Query) -> Result<Value
         query["comparison_date_range"] = json!([iso(p.range.start), iso(p.range.end - 1000)]);
     }
     Ok(json!({ "results": results, "meta": meta, "query": query }))
+}
+
+/// A row of zeros (nulls for averages over nothing) with `row`'s dimensions: what the other
+/// period had where it had no data.
+fn empty_like(q: &Query, row: &Row) -> Row {
+    let mut zero = q.clone();
+    zero.dimensions.clear();
+    zero.metrics
+        .retain(|m| *m != footfall_core::query::Metric::Percentage);
+    let base = result::assemble(&zero, &[], None).pop();
+    let (mut metrics, mut numbers) = (Vec::new(), Vec::new());
+    for m in &q.metrics {
+        let i = zero.metrics.iter().position(|x| x == m);
+        match (i, &base) {
+            (Some(i), Some(b)) => {
+                metrics.push(b.metrics[i].clone());
+                numbers.push(b.numbers[i]);
+            }
+            _ => {
+                metrics.push(json!(0.0));
+                numbers.push(0.0);
+            }
+        }
+    }
+    Row {
+        dimensions: row.dimensions.clone(),
+        metrics,
+        numbers,
+    }
 }
 
 /// The comparison row for `row`: same dimension values, except that a time dimension
