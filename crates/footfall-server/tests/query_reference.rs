@@ -1,0 +1,571 @@
+//! The reference test of the Stats API: a deterministic dataset whose expected figures are
+//! computed here, independently of footfall's code, ingested over HTTP, then every metric ×
+//! a set of dimensions × filters × date ranges checked in a non-UTC time zone with DST.
+
+mod common;
+use chrono::{NaiveDate, TimeZone};
+use common::*;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+
+const TZ: chrono_tz::Tz = chrono_tz::America::New_York;
+const PAGES: [&str; 5] = ["/", "/blog", "/blog/post-1", "/pricing", "/docs"];
+const SOURCES: [(&str, &str); 4] = [
+    ("", "Direct / None"),
+    ("https://www.google.com/", "Google"),
+    ("https://news.ycombinator.com/", "Hacker News"),
+    ("https://t.co/x", "Twitter"),
+];
+const COUNTRIES: [&str; 3] = ["US", "DE", "JP"];
+const UAS: [(&str, &str); 2] = [(CHROME, "Chrome"), (FIREFOX, "Firefox")];
+
+#[derive(Clone, Debug)]
+struct Ev {
+    visitor: usize,
+    visit: usize,
+    ts: i64,
+    name: &'static str,
+    page: &'static str,
+    plan: Option<&'static str>,
+    sd: Option<u8>,
+}
+
+#[derive(Clone, Debug)]
+struct Visit {
+    visitor: usize,
+    source: &'static str,
+    referrer: &'static str,
+    country: &'static str,
+    ua: usize,
+    events: Vec<Ev>,
+}
+
+impl Visit {
+    fn start(&self) -> i64 {
+        self.events.iter().map(|e| e.ts).min().unwrap()
+    }
+    fn end(&self) -> i64 {
+        self.events.iter().map(|e| e.ts).max().unwrap()
+    }
+    fn pageviews(&self) -> Vec<&Ev> {
+        let mut v: Vec<&Ev> = self
+            .events
+            .iter()
+            .filter(|e| e.name == "pageview")
+            .collect();
+        v.sort_by_key(|e| e.ts);
+        v
+    }
+    fn entry(&self) -> &'static str {
+        self.pageviews()[0].page
+    }
+    fn duration_of(&self, ev: &Ev) -> Option<i64> {
+        let pvs = self.pageviews();
+        let i = pvs.iter().position(|p| p.ts == ev.ts)?;
+        match pvs.get(i + 1) {
+            Some(n) => Some(n.ts - ev.ts),
+            None => (self.end() > ev.ts).then(|| self.end() - ev.ts),
+        }
+    }
+}
+
+/// A small linear congruential generator: the dataset is the same on every run.
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self, n: usize) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((self.0 >> 33) % n as u64) as usize
+    }
+}
+
+fn local(day: u32, hour: u32, minute: u32) -> i64 {
+    TZ.from_local_datetime(
+        &NaiveDate::from_ymd_opt(2026, 3, day)
+            .unwrap()
+            .and_hms_opt(hour, minute, 0)
+            .unwrap(),
+    )
+    .earliest()
+    .unwrap()
+    .timestamp_millis()
+}
+
+fn dataset() -> Vec<Visit> {
+    let mut r = Lcg(42);
+    let mut visits = Vec::new();
+    for visitor in 0..24 {
+        let ua = visitor % 2;
+        let country = COUNTRIES[r.next(3)];
+        let mut days: Vec<u32> = (0..1 + r.next(3)).map(|_| 1 + r.next(14) as u32).collect();
+        days.sort();
+        days.dedup();
+        for day in days {
+            let (referrer, source) = SOURCES[r.next(4)];
+            // Hours 0–23 local, including the hour around the DST change on March 8.
+            let mut ts = local(day, r.next(22) as u32, r.next(60) as u32);
+            let visit = visits.len();
+            let mut events = Vec::new();
+            let n = 1 + r.next(4);
+            let mut last_page = "";
+            for _ in 0..n {
+                let mut page = PAGES[r.next(5)];
+                if page == last_page {
+                    page = PAGES[(PAGES.iter().position(|p| *p == page).unwrap() + 1) % 5];
+                }
+                last_page = page;
+                events.push(Ev {
+                    visitor,
+                    visit,
+                    ts,
+                    name: "pageview",
+                    page,
+                    plan: None,
+                    sd: None,
+                });
+                ts += (10 + r.next(600) as i64) * 1000;
+            }
+            if r.next(3) == 0 {
+                let plan = if r.next(2) == 0 { "pro" } else { "free" };
+                events.push(Ev {
+                    visitor,
+                    visit,
+                    ts,
+                    name: "signup",
+                    page: last_page,
+                    plan: Some(plan),
+                    sd: None,
+                });
+                ts += 5_000;
+            }
+            if r.next(2) == 0 {
+                events.push(Ev {
+                    visitor,
+                    visit,
+                    ts,
+                    name: "engagement",
+                    page: last_page,
+                    plan: None,
+                    sd: Some(10 + r.next(90) as u8),
+                });
+            }
+            visits.push(Visit {
+                visitor,
+                source,
+                referrer,
+                country,
+                ua,
+                events,
+            });
+        }
+    }
+    visits
+}
+
+async fn ingest(s: &TestServer, visits: &[Visit]) {
+    let mut all: Vec<(&Visit, &Ev, bool)> = Vec::new();
+    for v in visits {
+        for (i, e) in v.events.iter().enumerate() {
+            all.push((v, e, i == 0));
+        }
+    }
+    all.sort_by_key(|(_, e, _)| e.ts);
+    for (v, e, first) in all {
+        s.clock.set(footfall_core::Timestamp(e.ts));
+        let mut body = json!({"n": e.name, "u": format!("https://example.com{}", e.page), "d": "example.com", "sid": format!("visitor-{}", e.visitor)});
+        if first && !v.referrer.is_empty() {
+            body["r"] = json!(v.referrer);
+        }
+        if let Some(p) = e.plan {
+            body["p"] = json!({"plan": p});
+        }
+        if let Some(sd) = e.sd {
+            body["sd"] = json!(sd);
+            body["e"] = json!(1000);
+        }
+        let r = s
+            .http
+            .post(format!("{}/api/event", s.base))
+            .header("user-agent", UAS[v.ua].0)
+            .header("cf-ipcountry", v.country)
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        let b: Value = r.json().await.unwrap();
+        assert_eq!(b["status"], "accepted", "{b} for {e:?}");
+    }
+}
+
+// ---- the independent model ----
+
+#[derive(Clone, Copy, Debug)]
+enum F {
+    None,
+    PageIs(&'static str),
+    SourceContainsCi(&'static str),
+    CountryNot(&'static str),
+    PageMatches(&'static str),
+    Or,
+}
+
+impl F {
+    fn json(self) -> Value {
+        match self {
+            F::None => json!([]),
+            F::PageIs(p) => json!([["is", "event:page", [p]]]),
+            F::SourceContainsCi(s) => {
+                json!([["contains", "visit:source", [s], {"case_sensitive": false}]])
+            }
+            F::CountryNot(c) => json!([["is_not", "visit:country", [c]]]),
+            F::PageMatches(re) => json!([["matches", "event:page", [re]]]),
+            F::Or => json!([[
+                "or",
+                [
+                    ["is", "visit:browser", ["Firefox"]],
+                    ["is", "event:page", ["/pricing"]]
+                ]
+            ]]),
+        }
+    }
+    fn is_event_filter(self) -> bool {
+        matches!(self, F::PageIs(_) | F::PageMatches(_))
+    }
+    /// For an event row (event-level queries).
+    fn event_ok(self, v: &Visit, e: &Ev) -> bool {
+        match self {
+            F::None => true,
+            F::PageIs(p) => e.page == p,
+            F::SourceContainsCi(s) => v.source.to_lowercase().contains(&s.to_lowercase()),
+            F::CountryNot(c) => v.country != c,
+            F::PageMatches(re) => regex::Regex::new(re).unwrap().is_match(e.page),
+            F::Or => UAS[v.ua].1 == "Firefox" || e.page == "/pricing",
+        }
+    }
+    /// For a visit (visit-level queries): event conditions hold if any event in range does.
+    fn visit_ok(self, v: &Visit, range: (i64, i64)) -> bool {
+        let any = |f: &dyn Fn(&Ev) -> bool| {
+            v.events
+                .iter()
+                .filter(|e| e.ts >= range.0 && e.ts < range.1)
+                .any(f)
+        };
+        match self {
+            F::PageIs(_) | F::PageMatches(_) => any(&|e| self.event_ok(v, e)),
+            F::Or => UAS[v.ua].1 == "Firefox" || any(&|e| e.page == "/pricing"),
+            _ => self.event_ok(v, &v.events[0]),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum D {
+    Page,
+    Source,
+    Country,
+    Browser,
+    Plan,
+    Entry,
+    Day,
+    Hour,
+}
+
+impl D {
+    fn name(self) -> &'static str {
+        match self {
+            D::Page => "event:page",
+            D::Source => "visit:source",
+            D::Country => "visit:country",
+            D::Browser => "visit:browser",
+            D::Plan => "event:props:plan",
+            D::Entry => "visit:entry_page",
+            D::Day => "time:day",
+            D::Hour => "time:hour",
+        }
+    }
+    fn is_event(self) -> bool {
+        matches!(self, D::Page | D::Plan)
+    }
+    fn value(self, v: &Visit, e: &Ev) -> String {
+        let local = |ts: i64| {
+            chrono::DateTime::from_timestamp_millis(ts)
+                .unwrap()
+                .with_timezone(&TZ)
+        };
+        match self {
+            D::Page => e.page.into(),
+            D::Source => v.source.into(),
+            D::Country => v.country.into(),
+            D::Browser => UAS[v.ua].1.into(),
+            D::Plan => e.plan.unwrap_or("(none)").into(),
+            D::Entry => v.entry().into(),
+            D::Day => local(e.ts).format("%Y-%m-%d").to_string(),
+            D::Hour => local(e.ts).format("%Y-%m-%dT%H:00:00").to_string(),
+        }
+    }
+}
+
+fn avg(xs: &[f64]) -> Option<f64> {
+    (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64)
+}
+
+/// Expected rows: dimension value (or "" without one) → metric name → value.
+fn expected(
+    visits: &[Visit],
+    range: (i64, i64),
+    f: F,
+    d: Option<D>,
+    metrics: &[&str],
+) -> BTreeMap<String, BTreeMap<String, Value>> {
+    let in_range = |ts: i64| ts >= range.0 && ts < range.1;
+    let key = |v: &Visit, e: &Ev| d.map(|d| d.value(v, e)).unwrap_or_default();
+    let mut out: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
+    // Event-level rows (excluding engagement, which is not an event for these metrics).
+    let mut visitors: BTreeMap<String, BTreeSet<usize>> = BTreeMap::new();
+    let mut visits_touched: BTreeMap<String, BTreeSet<usize>> = BTreeMap::new();
+    let mut pageviews: BTreeMap<String, i64> = BTreeMap::new();
+    let mut events: BTreeMap<String, i64> = BTreeMap::new();
+    let mut total_visitors = BTreeSet::new();
+    for v in visits {
+        for e in v
+            .events
+            .iter()
+            .filter(|e| in_range(e.ts) && e.name != "engagement" && f.event_ok(v, e))
+        {
+            let k = key(v, e);
+            visitors.entry(k.clone()).or_default().insert(v.visitor);
+            visits_touched.entry(k.clone()).or_default().insert(e.visit);
+            *pageviews.entry(k.clone()).or_default() += i64::from(e.name == "pageview");
+            *events.entry(k).or_default() += 1;
+            total_visitors.insert(v.visitor);
+        }
+    }
+    // Visit-level rows: visits starting in range, keyed by their first event.
+    let mut vis: BTreeMap<String, Vec<&Visit>> = BTreeMap::new();
+    if d.is_none_or(|d| !d.is_event()) {
+        for v in visits
+            .iter()
+            .filter(|v| in_range(v.start()) && f.visit_ok(v, range))
+        {
+            let first = v.events.iter().min_by_key(|e| e.ts).unwrap();
+            vis.entry(key(v, first)).or_default().push(v);
+        }
+    }
+    let event_dim = d.is_some_and(D::is_event);
+    let keys: BTreeSet<String> = visitors.keys().chain(vis.keys()).cloned().collect();
+    for k in keys {
+        let row = out.entry(k.clone()).or_default();
+        let vs = vis.get(&k).cloned().unwrap_or_default();
+        let nv = vs.len() as f64;
+        for m in metrics {
+            let val = match *m {
+                "visitors" => json!(visitors.get(&k).map_or(0, BTreeSet::len)),
+                "visits" if event_dim => json!(visits_touched.get(&k).map_or(0, BTreeSet::len)),
+                "visits" => json!(vs.len()),
+                "pageviews" => json!(pageviews.get(&k).copied().unwrap_or(0)),
+                "events" => json!(events.get(&k).copied().unwrap_or(0)),
+                "bounce_rate" => {
+                    let b = vs
+                        .iter()
+                        .filter(|v| {
+                            v.pageviews().len() <= 1 && !v.events.iter().any(|e| e.name == "signup")
+                        })
+                        .count() as f64;
+                    json!(if nv > 0.0 {
+                        (10000.0 * b / nv).round() / 100.0
+                    } else {
+                        0.0
+                    })
+                }
+                "visit_duration" => json!(if nv > 0.0 {
+                    (vs.iter().map(|v| (v.end() - v.start()) as f64).sum::<f64>() / nv / 1000.0)
+                        .round() as i64
+                } else {
+                    0
+                }),
+                "views_per_visit" => json!(if nv > 0.0 {
+                    (100.0 * vs.iter().map(|v| v.pageviews().len() as f64).sum::<f64>() / nv)
+                        .round()
+                        / 100.0
+                } else {
+                    0.0
+                }),
+                "percentage" => json!(
+                    (10000.0 * visitors.get(&k).map_or(0, BTreeSet::len) as f64
+                        / total_visitors.len() as f64)
+                        .round()
+                        / 100.0
+                ),
+                "time_on_page" => {
+                    let per_visit: Vec<f64> = visits
+                        .iter()
+                        .filter_map(|v| {
+                            let ds: Vec<i64> = v
+                                .pageviews()
+                                .into_iter()
+                                .filter(|e| in_range(e.ts) && f.event_ok(v, e) && key(v, e) == k)
+                                .filter_map(|e| v.duration_of(e))
+                                .collect();
+                            (!ds.is_empty()).then(|| ds.iter().sum::<i64>() as f64)
+                        })
+                        .collect();
+                    avg(&per_visit).map_or(Value::Null, |ms| json!((ms / 1000.0).round() as i64))
+                }
+                "scroll_depth" => {
+                    let per_visit: Vec<f64> = visits
+                        .iter()
+                        .filter_map(|v| {
+                            v.events
+                                .iter()
+                                .filter(|e| {
+                                    e.name == "engagement"
+                                        && in_range(e.ts)
+                                        && f.event_ok(v, e)
+                                        && key(v, e) == k
+                                })
+                                .filter_map(|e| e.sd)
+                                .max()
+                                .map(f64::from)
+                        })
+                        .collect();
+                    avg(&per_visit).map_or(Value::Null, |x| json!(x.round() as i64))
+                }
+                other => panic!("no model for {other}"),
+            };
+            row.insert(m.to_string(), val);
+        }
+    }
+    if d.is_none() && out.is_empty() {
+        out.insert(String::new(), BTreeMap::new());
+    }
+    out
+}
+
+async fn query(s: &TestServer, body: Value) -> Value {
+    let r = s
+        .http
+        .post(format!("{}/api/v2/query", s.base))
+        .bearer_auth(TOKEN)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(status, 200, "{body} → {v}");
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_metric_dimension_filter_and_range_matches_the_model() {
+    let s = TestServer::start_with(|c| c.dedup_window_ms = 0).await;
+    s.running()
+        .state
+        .sites
+        .add(
+            &footfall_core::SiteId::parse("example.com").unwrap(),
+            false,
+            Some(TZ),
+            0,
+        )
+        .unwrap();
+    let visits = dataset();
+    assert!(visits.len() > 30);
+    ingest(&s, &visits).await;
+
+    let day = |d: u32| NaiveDate::from_ymd_opt(2026, 3, d).unwrap();
+    let midnight = |d: NaiveDate| {
+        TZ.from_local_datetime(&d.and_hms_opt(0, 0, 0).unwrap())
+            .earliest()
+            .unwrap()
+            .timestamp_millis()
+    };
+    let ranges: Vec<(Value, (i64, i64), Option<&str>)> = vec![
+        (
+            json!(["2026-03-01", "2026-03-14"]),
+            (midnight(day(1)), midnight(day(15))),
+            None,
+        ),
+        (
+            json!(["2026-03-08", "2026-03-08"]),
+            (midnight(day(8)), midnight(day(9))),
+            None,
+        ),
+        (
+            json!("7d"),
+            (midnight(day(8)), midnight(day(15))),
+            Some("2026-03-14"),
+        ),
+    ];
+    let filters = [
+        F::None,
+        F::PageIs("/blog"),
+        F::SourceContainsCi("GOO"),
+        F::CountryNot("US"),
+        F::PageMatches("^/blog"),
+        F::Or,
+    ];
+    let dims = [
+        None,
+        Some(D::Page),
+        Some(D::Source),
+        Some(D::Country),
+        Some(D::Browser),
+        Some(D::Plan),
+        Some(D::Entry),
+        Some(D::Day),
+        Some(D::Hour),
+    ];
+    let mut checked = 0;
+    for (range_json, range, date) in &ranges {
+        for f in filters {
+            for d in dims {
+                if d == Some(D::Hour) && range.1 - range.0 > 2 * 86_400_000 {
+                    continue;
+                }
+                let mut metrics = vec!["visitors", "visits", "pageviews", "events"];
+                if d.is_none_or(|d| !d.is_event()) {
+                    metrics.extend(["bounce_rate", "visit_duration", "views_per_visit"]);
+                }
+                if d.is_some() {
+                    metrics.push("percentage");
+                }
+                if d == Some(D::Page) || f.is_event_filter() {
+                    metrics.extend(["time_on_page", "scroll_depth"]);
+                }
+                let mut body = json!({"site_id": "example.com", "date_range": range_json, "metrics": metrics, "filters": f.json()});
+                if let Some(d) = d {
+                    body["dimensions"] = json!([d.name()]);
+                }
+                if let Some(date) = date {
+                    body["date"] = json!(date);
+                }
+                let got = query(&s, body.clone()).await;
+                let want = expected(&visits, *range, f, d, &metrics);
+                let rows = got["results"].as_array().unwrap();
+                let got_map: BTreeMap<String, BTreeMap<String, Value>> = rows
+                    .iter()
+                    .map(|r| {
+                        let k = r["dimensions"]
+                            .get(0)
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string();
+                        let ms = metrics
+                            .iter()
+                            .zip(r["metrics"].as_array().unwrap())
+                            .map(|(m, v)| (m.to_string(), v.clone()))
+                            .collect();
+                        (k, ms)
+                    })
+                    .collect();
+                assert_eq!(got_map, want, "query {body}");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 120, "{checked} combinations checked");
+}
