@@ -91,6 +91,13 @@ pub fn router(state: Arc<AppState>) -> Router {
             axum::routing::delete(crate::admin::revoke_key),
         )
         .route("/api/v2/query", post(crate::read::query::v2))
+        .route(
+            "/api/v1/stats/realtime/visitors",
+            get(crate::read::v1::realtime),
+        )
+        .route("/api/v1/stats/aggregate", get(crate::read::v1::aggregate))
+        .route("/api/v1/stats/timeseries", get(crate::read::v1::timeseries))
+        .route("/api/v1/stats/breakdown", get(crate::read::v1::breakdown))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))

@@ -3,3 +3,4 @@
 pub mod query;
 pub mod stats;
 pub mod stream;
+pub mod v1;
