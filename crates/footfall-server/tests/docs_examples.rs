@@ -31,10 +31,21 @@ async fn api_md_examples_run() {
     for (i, path) in ["/", "/blog/a", "/pricing"].iter().enumerate() {
         s.post("/api/event", json!({"n":"pageview","u":format!("https://example.com{path}"),"d":"example.com","r":"https://www.google.com/"}), &format!("9.0.0.{i}")).await;
     }
-    let r = s.http.post(format!("{}/api/admin/keys", s.base)).bearer_auth(TOKEN).body(r#"{"sites":["example.com"]}"#).send().await.unwrap();
-    let key = r.json::<serde_json::Value>().await.unwrap()["key"].as_str().unwrap().to_string();
+    let r = s
+        .http
+        .post(format!("{}/api/admin/keys", s.base))
+        .bearer_auth(TOKEN)
+        .body(r#"{"sites":["example.com"]}"#)
+        .send()
+        .await
+        .unwrap();
+    let key = r.json::<serde_json::Value>().await.unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
-    let md = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/API.md")).unwrap();
+    let md =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/API.md")).unwrap();
     let blocks = sh_blocks(&md);
     assert!(blocks.len() >= 6, "found {} sh blocks", blocks.len());
     for block in blocks {
@@ -50,9 +61,14 @@ async fn api_md_examples_run() {
             .await
             .expect("bash and curl are installed (scripts/test installs curl)");
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "example failed:\n{block}\nstdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "example failed:\n{block}\nstdout: {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
-            serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}\nfrom:\n{block}"));
+            serde_json::from_str::<serde_json::Value>(line)
+                .unwrap_or_else(|e| panic!("not JSON ({e}): {line}\nfrom:\n{block}"));
         }
     }
 }

@@ -6,7 +6,10 @@ use common::*;
 use serde_json::{json, Value};
 
 async fn seed_data(s: &TestServer) {
-    for (i, path) in ["/", "/blog", "/blog/a", "/pricing", "/blog"].iter().enumerate() {
+    for (i, path) in ["/", "/blog", "/blog/a", "/pricing", "/blog"]
+        .iter()
+        .enumerate()
+    {
         let ip = format!("7.7.7.{i}");
         s.post("/api/event", json!({"n":"pageview","u":format!("https://example.com{path}"),"d":"example.com","r":"https://www.google.com/"}), &ip).await;
         s.advance(20_000);
@@ -15,16 +18,29 @@ async fn seed_data(s: &TestServer) {
 }
 
 async fn v2(s: &TestServer, auth: Option<&str>, body: Value) -> (u16, Value) {
-    let mut r = s.http.post(format!("{}/api/v2/query", s.base)).body(body.to_string());
+    let mut r = s
+        .http
+        .post(format!("{}/api/v2/query", s.base))
+        .body(body.to_string());
     if let Some(a) = auth {
         r = r.bearer_auth(a);
     }
     let resp = r.send().await.unwrap();
-    (resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null))
+    (
+        resp.status().as_u16(),
+        resp.json().await.unwrap_or(Value::Null),
+    )
 }
 
 async fn create_key(s: &TestServer, sites: Value) -> (u16, Value) {
-    let r = s.http.post(format!("{}/api/admin/keys", s.base)).bearer_auth(TOKEN).body(json!({ "sites": sites }).to_string()).send().await.unwrap();
+    let r = s
+        .http
+        .post(format!("{}/api/admin/keys", s.base))
+        .bearer_auth(TOKEN)
+        .body(json!({ "sites": sites }).to_string())
+        .send()
+        .await
+        .unwrap();
     (r.status().as_u16(), r.json().await.unwrap())
 }
 
@@ -40,14 +56,27 @@ async fn keys_are_scoped_revocable_and_rate_limited() {
     assert!(key.starts_with("ff_") && key.len() == 43);
 
     assert_eq!(v2(&s, None, q.clone()).await.0, 401);
-    assert_eq!(v2(&s, Some("ff_0000000000000000000000000000000000000000"), q.clone()).await.0, 401);
+    assert_eq!(
+        v2(
+            &s,
+            Some("ff_0000000000000000000000000000000000000000"),
+            q.clone()
+        )
+        .await
+        .0,
+        401
+    );
     let (status, body) = v2(&s, Some(&key), q.clone()).await;
     assert_eq!(status, 200);
     assert_eq!(body["results"][0]["metrics"][0], 5);
 
     let (_, other) = create_key(&s, json!(["public.example"])).await;
     let other = other["key"].as_str().unwrap().to_string();
-    assert_eq!(v2(&s, Some(&other), q.clone()).await.0, 403, "a key for another site");
+    assert_eq!(
+        v2(&s, Some(&other), q.clone()).await.0,
+        403,
+        "a key for another site"
+    );
     assert_eq!(create_key(&s, json!(["nope.example"])).await.0, 400);
     assert_eq!(create_key(&s, json!([])).await.0, 400);
 
@@ -58,12 +87,28 @@ async fn keys_are_scoped_revocable_and_rate_limited() {
     let (status, body) = v2(&s, Some(&key), q.clone()).await;
     assert_eq!(status, 429);
     assert!(body["error"].as_str().unwrap().contains("budget"));
-    assert_eq!(v2(&s, Some(TOKEN), q.clone()).await.0, 200, "the admin token is not rate limited");
+    assert_eq!(
+        v2(&s, Some(TOKEN), q.clone()).await.0,
+        200,
+        "the admin token is not rate limited"
+    );
 
-    let del = s.http.delete(format!("{}/api/admin/keys/{id}", s.base)).bearer_auth(TOKEN).send().await.unwrap();
+    let del = s
+        .http
+        .delete(format!("{}/api/admin/keys/{id}", s.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(del.status(), 200);
     assert_eq!(v2(&s, Some(&key), q.clone()).await.0, 401, "revoked");
-    let del = s.http.delete(format!("{}/api/admin/keys/{id}", s.base)).bearer_auth(TOKEN).send().await.unwrap();
+    let del = s
+        .http
+        .delete(format!("{}/api/admin/keys/{id}", s.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(del.status(), 404);
 
     // Keys are stored hashed only.
@@ -72,20 +117,44 @@ async fn keys_are_scoped_revocable_and_rate_limited() {
     let bytes = std::fs::read(s.dir.path().join("footfall.duckdb")).unwrap();
     let wal = std::fs::read(s.dir.path().join("footfall.duckdb.wal")).unwrap_or_default();
     let secret = key.as_bytes();
-    assert!(!bytes.windows(secret.len()).any(|w| w == secret) && !wal.windows(secret.len()).any(|w| w == secret));
+    assert!(
+        !bytes.windows(secret.len()).any(|w| w == secret)
+            && !wal.windows(secret.len()).any(|w| w == secret)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_queries_get_400_naming_the_field() {
     let s = TestServer::start().await;
     let cases = [
-        (json!({"date_range": "7d", "metrics": ["visitors"]}), "site_id"),
-        (json!({"site_id": "example.com", "date_range": "7d", "metrics": ["nope"]}), "metrics"),
-        (json!({"site_id": "example.com", "date_range": "7d", "metrics": ["bounce_rate"], "dimensions": ["event:page"]}), "metrics"),
-        (json!({"site_id": "example.com", "date_range": "7d", "metrics": ["time_on_page"]}), "metrics"),
-        (json!({"site_id": "example.com", "date_range": "someday", "metrics": ["visitors"]}), "date_range"),
-        (json!({"site_id": "example.com", "date_range": "7d", "metrics": ["visitors"], "filters": [["matches", "event:page", ["(unclosed"]]]}), "filters[0][2][0]"),
-        (json!({"site_id": "example.com", "date_range": "all", "metrics": ["visitors"], "dimensions": ["time:hour"], "date": "2026-03-10"}), ""),
+        (
+            json!({"date_range": "7d", "metrics": ["visitors"]}),
+            "site_id",
+        ),
+        (
+            json!({"site_id": "example.com", "date_range": "7d", "metrics": ["nope"]}),
+            "metrics",
+        ),
+        (
+            json!({"site_id": "example.com", "date_range": "7d", "metrics": ["bounce_rate"], "dimensions": ["event:page"]}),
+            "metrics",
+        ),
+        (
+            json!({"site_id": "example.com", "date_range": "7d", "metrics": ["time_on_page"]}),
+            "metrics",
+        ),
+        (
+            json!({"site_id": "example.com", "date_range": "someday", "metrics": ["visitors"]}),
+            "date_range",
+        ),
+        (
+            json!({"site_id": "example.com", "date_range": "7d", "metrics": ["visitors"], "filters": [["matches", "event:page", ["(unclosed"]]]}),
+            "filters[0][2][0]",
+        ),
+        (
+            json!({"site_id": "example.com", "date_range": "all", "metrics": ["visitors"], "dimensions": ["time:hour"], "date": "2026-03-10"}),
+            "",
+        ),
     ];
     for (body, field) in cases {
         let (status, resp) = v2(&s, Some(TOKEN), body.clone()).await;
@@ -94,11 +163,29 @@ async fn invalid_queries_get_400_naming_the_field() {
             continue;
         }
         assert_eq!(status, 400, "{body}: {resp}");
-        assert!(resp["error"].as_str().unwrap().starts_with(&format!("{field}:")), "{resp}");
+        assert!(
+            resp["error"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{field}:")),
+            "{resp}"
+        );
     }
-    let r = s.http.post(format!("{}/api/v2/query", s.base)).bearer_auth(TOKEN).body("{not json").send().await.unwrap();
+    let r = s
+        .http
+        .post(format!("{}/api/v2/query", s.base))
+        .bearer_auth(TOKEN)
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
-    let (status, _) = v2(&s, Some(TOKEN), json!({"site_id": "unknown.example", "date_range": "7d", "metrics": ["visitors"]})).await;
+    let (status, _) = v2(
+        &s,
+        Some(TOKEN),
+        json!({"site_id": "unknown.example", "date_range": "7d", "metrics": ["visitors"]}),
+    )
+    .await;
     assert_eq!(status, 404);
     let (status, resp) = v2(&s, Some(TOKEN), json!({"site_id": "example.com", "date_range": ["2000-01-01", "2026-01-01"], "metrics": ["visitors"], "dimensions": ["time:hour"]})).await;
     assert_eq!(status, 400, "{resp}");
@@ -109,7 +196,15 @@ async fn invalid_queries_get_400_naming_the_field() {
 async fn hostile_filter_values_match_nothing_and_break_nothing() {
     let s = TestServer::start().await;
     seed_data(&s).await;
-    for value in ["'; DROP TABLE events; --", "\" OR \"1\"=\"1", "%", "_", "\\", "/blog' OR '1'='1", "\u{0}"] {
+    for value in [
+        "'; DROP TABLE events; --",
+        "\" OR \"1\"=\"1",
+        "%",
+        "_",
+        "\\",
+        "/blog' OR '1'='1",
+        "\u{0}",
+    ] {
         for op in ["is", "contains", "is_not"] {
             let (status, resp) = v2(&s, Some(TOKEN), json!({"site_id": "example.com", "date_range": "day", "metrics": ["pageviews"], "filters": [[op, "event:page", [value]]]})).await;
             assert_eq!(status, 200, "{op} {value:?}: {resp}");
@@ -119,10 +214,20 @@ async fn hostile_filter_values_match_nothing_and_break_nothing() {
     }
     // A catastrophic-backtracking pattern for backtracking engines is linear in RE2.
     let (status, resp) = v2(&s, Some(TOKEN), json!({"site_id": "example.com", "date_range": "day", "metrics": ["pageviews"], "filters": [["matches", "event:page", ["^(a+)+$"]]]})).await;
-    assert_eq!((status, resp["results"][0]["metrics"][0].as_i64()), (200, Some(0)));
+    assert_eq!(
+        (status, resp["results"][0]["metrics"][0].as_i64()),
+        (200, Some(0))
+    );
     let (status, resp) = v2(&s, Some(TOKEN), json!({"site_id": "example.com", "date_range": "day", "metrics": ["pageviews"], "filters": [["matches", "event:page", ["^/BLOG"], {"case_sensitive": false}]]})).await;
-    assert_eq!((status, resp["results"][0]["metrics"][0].as_i64()), (200, Some(3)));
-    assert_eq!(s.stats().await["totalPageViews"], 10, "the events table is intact");
+    assert_eq!(
+        (status, resp["results"][0]["metrics"][0].as_i64()),
+        (200, Some(3))
+    );
+    assert_eq!(
+        s.stats().await["totalPageViews"],
+        10,
+        "the events table is intact"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -132,36 +237,67 @@ async fn v1_routes_agree_with_v2() {
     let get = |path: String| {
         let (http, base) = (s.http.clone(), s.base.clone());
         async move {
-            let r = http.get(format!("{base}{path}")).bearer_auth(TOKEN).send().await.unwrap();
+            let r = http
+                .get(format!("{base}{path}"))
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .unwrap();
             let status = r.status().as_u16();
             (status, r.json::<Value>().await.unwrap())
         }
     };
     let (_, agg) = get("/api/v1/stats/aggregate?site_id=example.com&period=day&metrics=visitors,pageviews,bounce_rate,visit_duration".into()).await;
     let (_, v2agg) = v2(&s, Some(TOKEN), json!({"site_id": "example.com", "date_range": "day", "metrics": ["visitors", "pageviews", "bounce_rate", "visit_duration"]})).await;
-    for (i, m) in ["visitors", "pageviews", "bounce_rate", "visit_duration"].iter().enumerate() {
-        assert_eq!(agg["results"][m]["value"], v2agg["results"][0]["metrics"][i], "{m}");
+    for (i, m) in ["visitors", "pageviews", "bounce_rate", "visit_duration"]
+        .iter()
+        .enumerate()
+    {
+        assert_eq!(
+            agg["results"][m]["value"], v2agg["results"][0]["metrics"][i],
+            "{m}"
+        );
     }
     assert_eq!(agg["results"]["visitors"]["value"], 5);
 
     let (_, bd) = get("/api/v1/stats/breakdown?site_id=example.com&period=day&property=event:page&metrics=visitors&filters=event:page%3D%3D/blog/**".into()).await;
-    assert_eq!(bd["results"], json!([{"page": "/blog/a", "visitors": 1}]), "** matches below /blog/ only");
+    assert_eq!(
+        bd["results"],
+        json!([{"page": "/blog/a", "visitors": 1}]),
+        "** matches below /blog/ only"
+    );
     let (_, bd) = get("/api/v1/stats/breakdown?site_id=example.com&period=day&property=visit:source&limit=1&page=1".into()).await;
     assert_eq!(bd["results"], json!([{"source": "Google", "visitors": 5}]));
-    let (_, bd) = get("/api/v1/stats/breakdown?site_id=example.com&period=day&property=event:page&limit=2&page=2".into()).await;
-    assert_eq!(bd["results"].as_array().unwrap().len(), 2, "second page of 5 pages");
+    let (_, bd) = get(
+        "/api/v1/stats/breakdown?site_id=example.com&period=day&property=event:page&limit=2&page=2"
+            .into(),
+    )
+    .await;
+    assert_eq!(
+        bd["results"].as_array().unwrap().len(),
+        2,
+        "second page of 5 pages"
+    );
 
-    let (_, ts) = get("/api/v1/stats/timeseries?site_id=example.com&period=7d&metrics=pageviews".into()).await;
+    let (_, ts) =
+        get("/api/v1/stats/timeseries?site_id=example.com&period=7d&metrics=pageviews".into())
+            .await;
     let rows = ts["results"].as_array().unwrap();
     assert_eq!(rows.len(), 7, "every day, zeros included");
-    assert_eq!(rows.iter().map(|r| r["pageviews"].as_i64().unwrap()).sum::<i64>(), 10);
+    assert_eq!(
+        rows.iter()
+            .map(|r| r["pageviews"].as_i64().unwrap())
+            .sum::<i64>(),
+        10
+    );
 
     let (_, rt) = get("/api/v1/stats/realtime/visitors?site_id=example.com".into()).await;
     assert_eq!(rt, json!(5));
     let (status, err) = get("/api/v1/stats/breakdown?site_id=example.com&period=day".into()).await;
     assert_eq!(status, 400);
     assert!(err["error"].as_str().unwrap().starts_with("property:"));
-    let (status, _) = get("/api/v1/stats/aggregate?site_id=example.com&filters=visit:nope%3D%3Dx".into()).await;
+    let (status, _) =
+        get("/api/v1/stats/aggregate?site_id=example.com&filters=visit:nope%3D%3Dx".into()).await;
     assert_eq!(status, 400);
 }
 
@@ -180,7 +316,12 @@ async fn comparison_and_pagination() {
     assert_eq!(row["comparison"]["change"], json!([20, 10]));
     let (_, resp) = v2(&s, Some(TOKEN), json!({"site_id": "example.com", "date_range": "day", "metrics": ["pageviews"], "dimensions": ["event:page"], "order_by": [["event:page", "asc"]], "pagination": {"limit": 2, "offset": 1}, "include": {"total_rows": true}})).await;
     assert_eq!(resp["meta"]["total_rows"], 6);
-    let pages: Vec<&str> = resp["results"].as_array().unwrap().iter().map(|r| r["dimensions"][0].as_str().unwrap()).collect();
+    let pages: Vec<&str> = resp["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["dimensions"][0].as_str().unwrap())
+        .collect();
     assert_eq!(pages, vec!["/blog", "/blog/a"]);
     let (_, resp) = v2(&s, Some(TOKEN), json!({"site_id": "example.com", "date_range": "day", "metrics": ["pageviews"], "dimensions": ["time:hour"], "include": {"time_labels": true}})).await;
     assert_eq!(resp["meta"]["time_labels"].as_array().unwrap().len(), 24);

@@ -65,6 +65,10 @@ pub trait Dialect {
     fn contains(&self, expr: &str) -> String;
     fn lower(&self, expr: &str) -> String;
     fn to_text(&self, expr: &str) -> String;
+    /// Joins the time buckets `b` (which tile the queried range) to rows by `ts`.
+    fn bucket_join(&self, ts: &str) -> String {
+        format!(" JOIN b ON {ts} >= b.start_ms AND {ts} < b.end_ms")
+    }
 }
 
 pub struct DuckDb;
@@ -90,6 +94,12 @@ impl Dialect for DuckDb {
     }
     fn to_text(&self, expr: &str) -> String {
         format!("CAST({expr} AS VARCHAR)")
+    }
+    /// An as-of join finds each row's bucket by a merge instead of a range join: the
+    /// buckets tile the range and rows outside it are filtered out, so the latest bucket
+    /// starting at or before the row is its bucket.
+    fn bucket_join(&self, ts: &str) -> String {
+        format!(" ASOF JOIN b ON {ts} >= b.start_ms")
     }
 }
 
@@ -373,7 +383,7 @@ fn event_query(
         from.push(" JOIN s ON s.session_id = e.session_id");
     }
     if has_time {
-        from.push(" JOIN b ON e.ts >= b.start_ms AND e.ts < b.end_ms");
+        from.push(&dialect.bucket_join("e.ts"));
     }
     from.push(" WHERE e.site = ? AND e.ts >= ? AND e.ts < ?")
         .bind(Param::Text(cx.site.to_string()))
@@ -455,7 +465,7 @@ fn visit_query(q: &Query, dims: &[Dimension], cx: &Context<'_>, dialect: &dyn Di
         .append(sel)
         .push("CAST(count(*) AS DOUBLE), CAST(sum(CASE WHEN s.is_bounce THEN 1 ELSE 0 END) AS DOUBLE), CAST(sum(s.duration_ms) AS DOUBLE), CAST(sum(s.pageviews) AS DOUBLE) FROM s");
     if has_time {
-        sql.push(" JOIN b ON s.start_ts >= b.start_ms AND s.start_ts < b.end_ms");
+        sql.push(&dialect.bucket_join("s.start_ts"));
     }
     sql.push(" WHERE s.start_ts >= ? AND s.start_ts < ?")
         .bind(Param::Int(cx.start))

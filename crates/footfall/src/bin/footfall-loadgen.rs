@@ -24,6 +24,9 @@ enum Mode {
     Single,
     Batch,
     Baseline,
+    /// Runs a full dashboard's worth of Stats API queries repeatedly; prints latency per
+    /// dashboard (all queries, run concurrently as a browser would).
+    Dashboard,
 }
 
 #[derive(Parser, Debug)]
@@ -50,6 +53,9 @@ struct Args {
     /// Share of realistic visitors that are bots (0–1).
     #[arg(long, default_value_t = 0.05)]
     bots: f64,
+    /// Batch mode: spread event timestamps over this many past days (0: now).
+    #[arg(long, default_value_t = 0)]
+    spread_days: u64,
 }
 
 const UAS: &[&str] = &[
@@ -96,6 +102,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    if let Mode::Dashboard = args.mode {
+        return dashboard(&args).await;
+    }
     if let Mode::Baseline = args.mode {
         let addr = args.url.trim_start_matches("http://");
         let app = axum::Router::new().route(
@@ -210,11 +219,21 @@ async fn worker_loop(
                 send(&client, &args, "/api/event", body, (&ip, UAS[0]), 1, &stats).await;
             }
             Mode::Batch => {
+                let now_ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as u64)
+                    .unwrap_or(0);
                 let events: Vec<_> = (0..args.batch_size)
                     .map(|i| {
                         let ua = UAS[i % UAS.len()];
+                        let back = if args.spread_days > 0 {
+                            rand::rng().random_range(0..args.spread_days * 86_400_000)
+                        } else {
+                            0
+                        };
                         json!({"n":"pageview","u":format!("https://{}{}", args.site, PATHS[i % PATHS.len()]),"d":args.site,
-                               "ip":format!("10.{}.{}.{}", worker % 250, n % 250, i % 250),"user_agent":ua,"r":REFERRERS[i % REFERRERS.len()]})
+                               "ip":format!("10.{}.{}.{}", worker % 250, n % 250, i % 250),"user_agent":ua,"r":REFERRERS[i % REFERRERS.len()],
+                               "timestamp": now_ms - back})
                     })
                     .collect();
                 let body = serde_json::Value::Array(events).to_string();
@@ -230,7 +249,7 @@ async fn worker_loop(
                 .await;
             }
             Mode::Realistic => visit(&client, &args, &ip, &stats).await,
-            Mode::Baseline => return,
+            Mode::Baseline | Mode::Dashboard => return,
         }
     }
 }
@@ -276,4 +295,74 @@ async fn visit(client: &reqwest::Client, args: &Args, ip: &str, stats: &Mutex<St
         json!({"n":"engagement","u":format!("https://{site}{path}"),"d":site,"sd":60,"e":15000})
             .to_string();
     send(client, args, "/api/event", eng, (ip, ua), 1, stats).await;
+}
+
+/// The queries a dashboard makes for a 30-day view.
+fn dashboard_queries(site: &str) -> Vec<serde_json::Value> {
+    let q = |extra: serde_json::Value| {
+        let mut base = json!({"site_id": site, "date_range": "30d"});
+        if let (Some(b), Some(e)) = (base.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        base
+    };
+    vec![
+        q(
+            json!({"metrics": ["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration"], "include": {"compare": "previous_period"}}),
+        ),
+        q(
+            json!({"metrics": ["visitors", "pageviews"], "dimensions": ["time:day"], "include": {"time_labels": true}}),
+        ),
+        q(
+            json!({"metrics": ["visitors", "pageviews"], "dimensions": ["event:page"], "pagination": {"limit": 10}}),
+        ),
+        q(
+            json!({"metrics": ["visitors"], "dimensions": ["visit:source"], "pagination": {"limit": 10}}),
+        ),
+        q(
+            json!({"metrics": ["visitors"], "dimensions": ["visit:country"], "pagination": {"limit": 10}}),
+        ),
+        q(
+            json!({"metrics": ["visitors"], "dimensions": ["visit:device"], "pagination": {"limit": 10}}),
+        ),
+    ]
+}
+
+async fn dashboard(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    let client = reqwest::Client::new();
+    let token = args.token.clone().unwrap_or_default();
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
+    let deadline = Instant::now() + Duration::from_secs(args.duration);
+    let mut n = 0;
+    while Instant::now() < deadline || n == 0 {
+        let t = Instant::now();
+        let futs = dashboard_queries(&args.site).into_iter().map(|body| {
+            client
+                .post(format!("{}/api/v2/query", args.url))
+                .bearer_auth(&token)
+                .body(body.to_string())
+                .send()
+        });
+        for r in futures::future::join_all(futs).await {
+            let r = r?;
+            if !r.status().is_success() {
+                return Err(format!(
+                    "query failed: {} {}",
+                    r.status(),
+                    r.text().await.unwrap_or_default()
+                )
+                .into());
+            }
+        }
+        hist.record((t.elapsed().as_micros() as u64).max(1))?;
+        n += 1;
+    }
+    println!("dashboards: {n} (6 queries each, concurrent)");
+    println!(
+        "latency ms: p50 {:.1}  p90 {:.1}  max {:.1}",
+        hist.value_at_quantile(0.5) as f64 / 1000.0,
+        hist.value_at_quantile(0.9) as f64 / 1000.0,
+        hist.max() as f64 / 1000.0
+    );
+    Ok(())
 }
