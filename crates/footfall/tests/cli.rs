@@ -26,9 +26,28 @@ fn sites_serve_sigterm_rebuild() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
     assert_eq!(
-        run(&["sites", "add", "Example.com"], data).trim(),
+        run(
+            &["sites", "add", "Example.com", "--timezone", "Europe/Berlin"],
+            data
+        )
+        .trim(),
         "added example.com"
     );
+    let key = run(&["keys", "create", "--site", "example.com"], data)
+        .trim()
+        .to_string();
+    assert!(key.starts_with("ff_"), "{key}");
+    let listed = run(&["keys", "list"], data);
+    assert!(
+        listed.contains("example.com\tactive") && !listed.contains(&key),
+        "ids only: {listed}"
+    );
+    let bad_tz = Command::new(BIN)
+        .args(["sites", "add", "x.example", "--timezone", "Mars/Base"])
+        .env("FOOTFALL_DATA_DIR", data)
+        .output()
+        .unwrap();
+    assert!(!bad_tz.status.success());
     assert_eq!(run(&["sites", "list"], data).trim(), "example.com");
     let bad = Command::new(BIN)
         .args(["sites", "add", "not a domain"])
@@ -82,6 +101,19 @@ fn sites_serve_sigterm_rebuild() {
         .json()
         .unwrap();
     assert_eq!(stats["totalPageViews"], 3);
+    let q: serde_json::Value = http
+        .post(format!("{base}/api/v2/query"))
+        .bearer_auth(&key)
+        .body(r#"{"site_id":"example.com","date_range":"day","metrics":["pageviews"]}"#)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        q["results"][0]["metrics"][0], 3,
+        "the CLI-made key reads the site"
+    );
+    assert_eq!(q["query"]["timezone"], "Europe/Berlin");
 
     let pid = child.id().to_string();
     assert!(Command::new("kill")
