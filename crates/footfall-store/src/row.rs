@@ -1,6 +1,6 @@
 //! What one commit writes.
 
-use footfall_core::identify::SessionRow;
+use footfall_core::identify::{SessionAttrs, SessionRow};
 use footfall_core::{EnrichedEvent, EventId, SessionId, VisitorId};
 
 /// An event as stored: the enriched event plus what identify decided.
@@ -10,6 +10,8 @@ pub struct EventRow<'a> {
     pub visitor: VisitorId,
     pub session: SessionId,
     pub event: &'a EnrichedEvent,
+    /// The visit's attributes (from its first event), stored in the event's visit columns.
+    pub visit: &'a SessionAttrs,
 }
 
 /// One collapsing row of `sessions`: `sign` −1 cancels an earlier state, +1 adds a state.

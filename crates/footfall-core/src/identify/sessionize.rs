@@ -117,6 +117,9 @@ pub struct Outcome {
     pub session_before: Option<SessionRow>,
     pub session_after: Option<SessionRow>,
     pub durations: Vec<DurationChange>,
+    /// The visit's attributes, stored on the event too (as Plausible does), so that
+    /// breaking event metrics down by a visit dimension needs no join.
+    pub attrs: Option<Arc<SessionAttrs>>,
 }
 
 /// A stored page view, as restored from the database after a restart.
@@ -212,6 +215,7 @@ impl Identifier {
                     session_before: None,
                     session_after: None,
                     durations: vec![],
+                    attrs: None,
                 };
             }
             None => {
@@ -314,6 +318,7 @@ impl Identifier {
             session_before: if changed { before } else { None },
             session_after: after,
             durations,
+            attrs: Some(visit.row.attrs.clone()),
         }
     }
 

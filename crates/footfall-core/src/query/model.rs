@@ -125,7 +125,13 @@ impl VisitProp {
         }
     }
 
-    /// The `sessions` column: a fixed identifier, never input.
+    /// Entry and exit pages are known only for the visit as a whole; every other visit
+    /// attribute is fixed by its first event and copied onto each event.
+    pub fn changes_during_visit(self) -> bool {
+        matches!(self, VisitProp::EntryPage | VisitProp::ExitPage)
+    }
+
+    /// The `sessions` (and `events`) column: a fixed identifier, never input.
     pub fn column(self) -> &'static str {
         match self {
             VisitProp::Source => "referrer_source",

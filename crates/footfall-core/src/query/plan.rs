@@ -182,6 +182,11 @@ fn dimension_expr(d: &Dimension, base: Base, dialect: &dyn Dialect) -> Sql {
         Dimension::Prop(k) => s
             .push(&format!("coalesce({}, '(none)')", dialect.prop_value("e")))
             .bind(Param::Text(k.clone())),
+        // Events carry their visit's attributes; only the entry and exit pages, which
+        // change as the visit goes on, come from the visit itself.
+        Dimension::Visit(p) if base == Base::Events && !p.changes_during_visit() => {
+            s.push(&format!("e.{}", p.column()))
+        }
         Dimension::Visit(p) => s.push(&format!("s.{}", p.column())),
         Dimension::Time(_) => s.push("b.label"),
     };
@@ -297,10 +302,8 @@ fn filter_sql(f: &Filter, base: Base, cx: &Context<'_>, dialect: &dyn Dialect) -
 }
 
 fn needs_visits_join(q: &Query, dims: &[Dimension]) -> bool {
-    dims.iter().any(|d| matches!(d, Dimension::Visit(_)))
-        || q.all_conditions()
-            .iter()
-            .any(|c| matches!(c.dimension, Dimension::Visit(_)))
+    let joined = |d: &Dimension| matches!(d, Dimension::Visit(p) if p.changes_during_visit());
+    dims.iter().any(joined) || q.all_conditions().iter().any(|c| joined(&c.dimension))
 }
 
 /// `SELECT d0, d1, ...` pieces and the matching GROUP BY.

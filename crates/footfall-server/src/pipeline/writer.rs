@@ -203,11 +203,12 @@ impl Writer {
             .flatten()
             .filter(|(_, out, _)| out.stored)
             .filter_map(|(ev, out, id)| {
-                out.session.map(|session| EventRow {
+                Some(EventRow {
                     id: *id,
                     visitor: out.visitor,
-                    session,
+                    session: out.session?,
                     event: ev,
+                    visit: out.attrs.as_deref()?,
                 })
             })
             .collect();

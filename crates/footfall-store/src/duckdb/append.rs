@@ -21,6 +21,7 @@ impl DuckStore {
             t_app = t0.elapsed();
             for r in events {
                 let e = r.event;
+                let v = r.visit;
                 let props = props_json(&e.props);
                 let keys = ::duckdb::types::Value::List(
                     e.props
@@ -45,23 +46,23 @@ impl DuckStore {
                     e.pathname,
                     e.title,
                     e.page_type,
-                    e.referrer,
-                    e.referrer_source,
-                    e.utm.source,
-                    e.utm.medium,
-                    e.utm.campaign,
-                    e.utm.content,
-                    e.utm.term,
-                    e.geo.country.as_deref().unwrap_or(""),
-                    e.geo.region.as_deref().unwrap_or(""),
-                    e.geo.city.as_deref().unwrap_or(""),
+                    v.referrer,
+                    v.referrer_source,
+                    v.utm.source,
+                    v.utm.medium,
+                    v.utm.campaign,
+                    v.utm.content,
+                    v.utm.term,
+                    v.country,
+                    v.region,
+                    v.city,
                     e.geo.latitude,
                     e.geo.longitude,
-                    e.client.browser,
-                    e.client.browser_version,
-                    e.client.os,
-                    e.client.os_version,
-                    e.client.device,
+                    v.browser,
+                    v.browser_version,
+                    v.os,
+                    v.os_version,
+                    v.device,
                     props,
                     e.scroll_depth,
                     e.engaged_ms,
