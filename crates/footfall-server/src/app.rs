@@ -163,7 +163,7 @@ pub async fn start(config: ServerConfig, clock: Arc<dyn Clock>) -> Result<Runnin
     let clock2 = clock.clone();
     let (store, counters, identify, next_id) =
         tokio::task::spawn_blocking(move || -> Result<_, StartError> {
-            let store = DuckStore::open(&cfg.data_dir)?;
+            let store = DuckStore::open_with(&cfg.data_dir, cfg.db_memory_limit.as_deref())?;
             let now = clock2.now().0;
             for site in &cfg.sites {
                 store.add_site(site, cfg.public_sites.contains(site), now)?;

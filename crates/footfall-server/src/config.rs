@@ -26,6 +26,8 @@ pub struct ServerConfig {
     pub rebuild_chunk: u64,
     /// Stats API requests per hour per key.
     pub api_rate_limit_per_hour: u32,
+    /// DuckDB's memory cap (e.g. "512MB"); None: DuckDB's default (80 % of RAM).
+    pub db_memory_limit: Option<String>,
 }
 
 impl ServerConfig {
@@ -44,6 +46,7 @@ impl ServerConfig {
             batch_max_events: 5_000,
             rebuild_chunk: 500_000,
             api_rate_limit_per_hour: 600,
+            db_memory_limit: None,
         }
     }
 }

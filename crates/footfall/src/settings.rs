@@ -55,6 +55,9 @@ pub struct ServeArgs {
     /// Stats API requests per hour per key [600].
     #[arg(long, env = "FOOTFALL_API_RATE_LIMIT")]
     pub api_rate_limit: Option<u32>,
+    /// Cap on DuckDB's memory, e.g. 512MB or 2GB [DuckDB's default: 80% of RAM].
+    #[arg(long, env = "FOOTFALL_DB_MEMORY_LIMIT")]
+    pub db_memory_limit: Option<String>,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -74,6 +77,7 @@ struct FileSettings {
     dedup_window_secs: Option<u64>,
     visit_gap_mins: Option<u64>,
     api_rate_limit: Option<u32>,
+    db_memory_limit: Option<String>,
 }
 
 pub struct Settings {
@@ -142,6 +146,7 @@ impl Settings {
         if let Some(s) = args.dedup_window_secs.or(file.dedup_window_secs) {
             c.dedup_window_ms = s as i64 * 1000;
         }
+        c.db_memory_limit = args.db_memory_limit.or(file.db_memory_limit);
         if let Some(n) = args.api_rate_limit.or(file.api_rate_limit) {
             c.api_rate_limit_per_hour = n.max(1);
         }

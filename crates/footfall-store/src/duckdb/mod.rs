@@ -27,9 +27,19 @@ pub const DB_FILE: &str = "footfall.duckdb";
 impl DuckStore {
     /// Opens (creating if needed) the database in `data_dir` and applies migrations.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with(data_dir, None)
+    }
+
+    /// As [`open`](Self::open), capping DuckDB's memory (its buffer cache defaults to 80 %
+    /// of RAM) at e.g. `"512MB"`; beyond it DuckDB spills to disk.
+    pub fn open_with(data_dir: &Path, memory_limit: Option<&str>) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir)?;
         let path = data_dir.join(DB_FILE);
-        let conn = Connection::open(&path)?;
+        let mut config = ::duckdb::Config::default();
+        if let Some(limit) = memory_limit {
+            config = config.max_memory(limit)?;
+        }
+        let conn = Connection::open_with_flags(&path, config)?;
         let store = DuckStore { conn, path };
         schema::migrate(&store.conn)?;
         Ok(store)
