@@ -13,6 +13,28 @@ use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
 
+/// Every admin write: the admin token, a bounded body, JSON into `T`.
+async fn admin_json<T: serde::de::DeserializeOwned>(
+    st: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    what: &str,
+) -> Result<T, ApiError> {
+    crate::auth::require_admin(st, headers)?;
+    let body = crate::ingest::read_body(body, limits::BODY_BYTES).await?;
+    serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid {what}: {e}")))
+}
+
+/// Runs a blocking store call off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, footfall_store::StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| ApiError::Unavailable(e.to_string()))
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AddSite {
@@ -28,10 +50,7 @@ pub async fn add_site(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    crate::auth::require_admin(&st, &headers)?;
-    let body = crate::ingest::read_body(body, limits::BODY_BYTES).await?;
-    let req: AddSite = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::BadRequest(format!("invalid site: {e}")))?;
+    let req: AddSite = admin_json(&st, &headers, body, "site").await?;
     let site = SiteId::parse(&req.domain).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let tz = req
         .timezone
@@ -42,10 +61,7 @@ pub async fn add_site(
     let now = st.clock.now().0;
     let st2 = st.clone();
     let site2 = site.clone();
-    let created = tokio::task::spawn_blocking(move || st2.sites.add(&site2, req.public, tz, now))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let created = blocking(move || st2.sites.add(&site2, req.public, tz, now)).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -86,10 +102,7 @@ pub async fn create_key(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    crate::auth::require_admin(&st, &headers)?;
-    let body = crate::ingest::read_body(body, limits::BODY_BYTES).await?;
-    let req: CreateKey = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::BadRequest(format!("invalid key request: {e}")))?;
+    let req: CreateKey = admin_json(&st, &headers, body, "key request").await?;
     if req.sites.is_empty() {
         return Err(ApiError::BadRequest("sites: at least one site".into()));
     }
@@ -105,10 +118,7 @@ pub async fn create_key(
     }
     let now = st.clock.now().0;
     let st2 = st.clone();
-    let (id, key) = tokio::task::spawn_blocking(move || st2.keys.create(&sites, now))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let (id, key) = blocking(move || st2.keys.create(&sites, now)).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "id": id, "key": key, "sites": req.sites })),
@@ -126,10 +136,7 @@ pub async fn revoke_key(
     let now = st.clock.now().0;
     let st2 = st.clone();
     let id2 = id.clone();
-    let found = tokio::task::spawn_blocking(move || st2.keys.revoke(&id2, now))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let found = blocking(move || st2.keys.revoke(&id2, now)).await?;
     if found {
         Ok((StatusCode::OK, Json(json!({ "id": id, "revoked": true }))).into_response())
     } else {

@@ -16,6 +16,9 @@ async fn memory_limit_is_applied_and_bad_values_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path());
     cfg.db_memory_limit = Some("lots".into());
-    let err = start(cfg, Arc::new(ManualClock::new(Timestamp(T0)))).await.err().expect("refused");
+    let err = start(cfg, Arc::new(ManualClock::new(Timestamp(T0))))
+        .await
+        .err()
+        .expect("refused");
     assert!(err.to_string().to_lowercase().contains("memory"), "{err}");
 }
