@@ -65,10 +65,8 @@ pub trait Dialect {
     fn contains(&self, expr: &str) -> String;
     fn lower(&self, expr: &str) -> String;
     fn to_text(&self, expr: &str) -> String;
-    /// Joins the time buckets `b` (which tile the queried range) to rows by `ts`.
-    fn bucket_join(&self, ts: &str) -> String {
-        format!(" JOIN b ON {ts} >= b.start_ms AND {ts} < b.end_ms")
-    }
+    /// Integer division rounding down (both operands are non-negative here).
+    fn int_div(&self, a: &str, b: &str) -> String;
 }
 
 pub struct DuckDb;
@@ -95,11 +93,8 @@ impl Dialect for DuckDb {
     fn to_text(&self, expr: &str) -> String {
         format!("CAST({expr} AS VARCHAR)")
     }
-    /// An as-of join finds each row's bucket by a merge instead of a range join: the
-    /// buckets tile the range and rows outside it are filtered out, so the latest bucket
-    /// starting at or before the row is its bucket.
-    fn bucket_join(&self, ts: &str) -> String {
-        format!(" ASOF JOIN b ON {ts} >= b.start_ms")
+    fn int_div(&self, a: &str, b: &str) -> String {
+        format!("(({a}) // ({b}))")
     }
 }
 
@@ -132,7 +127,7 @@ pub struct Context<'a> {
     pub start: i64,
     pub end: i64,
     /// Present when the query has a time dimension.
-    pub buckets: Option<&'a [Bucket]>,
+    pub buckets: Option<&'a BucketKey>,
     /// How far past the range to look for the next page view (time on page).
     pub visit_gap_ms: i64,
 }
@@ -156,20 +151,96 @@ fn live_visits(site: &str) -> Sql {
     s
 }
 
-fn bucket_cte(buckets: &[Bucket]) -> Sql {
-    let mut s = Sql::default();
-    s.push("b AS (SELECT * FROM (VALUES ");
-    for (i, b) in buckets.iter().enumerate() {
-        if i > 0 {
-            s.push(", ");
+/// How a row finds its time bucket: arithmetic, not a join. The caller builds it from the
+/// buckets [`super::time::buckets`] made in the site's zone, and maps keys back to labels.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BucketKey {
+    /// Hours and days: `(ts + offset) // width`, where `segments` lists each stretch of
+    /// constant UTC offset in the range as (first UTC ms, offset ms).
+    Local {
+        segments: Vec<(i64, i64)>,
+        width_ms: i64,
+    },
+    /// Weeks and months: the index of the last bucket starting at or before `ts`.
+    Starts(Vec<i64>),
+}
+
+impl BucketKey {
+    pub fn new(bucket: TimeBucket, buckets: &[Bucket], tz: chrono_tz::Tz) -> BucketKey {
+        let (Some(first), Some(last)) = (buckets.first(), buckets.last()) else {
+            return BucketKey::Starts(Vec::new());
+        };
+        match bucket {
+            TimeBucket::Hour | TimeBucket::Day => BucketKey::Local {
+                segments: super::time::offset_segments(tz, first.start, last.end),
+                width_ms: if bucket == TimeBucket::Hour {
+                    3_600_000
+                } else {
+                    86_400_000
+                },
+            },
+            TimeBucket::Week | TimeBucket::Month => {
+                BucketKey::Starts(buckets.iter().map(|b| b.start).collect())
+            }
         }
-        s.push("(CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS VARCHAR))")
-            .bind(Param::Int(b.start))
-            .bind(Param::Int(b.end))
-            .bind(Param::Text(b.label.clone()));
     }
-    s.push(") AS t(start_ms, end_ms, label))");
-    s
+
+    fn key_of(&self, ts: i64) -> i64 {
+        match self {
+            BucketKey::Local { segments, width_ms } => {
+                let off = segments
+                    .iter()
+                    .rev()
+                    .find(|(from, _)| *from <= ts)
+                    .or(segments.first())
+                    .map_or(0, |s| s.1);
+                (ts + off).div_euclid(*width_ms)
+            }
+            BucketKey::Starts(starts) => starts.iter().rposition(|s| *s <= ts).unwrap_or(0) as i64,
+        }
+    }
+
+    /// Key (as the SQL returns it, text) → bucket label.
+    pub fn labels(&self, buckets: &[Bucket]) -> std::collections::HashMap<String, String> {
+        buckets
+            .iter()
+            .map(|b| (self.key_of(b.start).to_string(), b.label.clone()))
+            .collect()
+    }
+
+    fn sql(&self, ts: &str, dialect: &dyn Dialect) -> Sql {
+        let mut s = Sql::default();
+        match self {
+            BucketKey::Local { segments, width_ms } => {
+                let mut off = Sql::default();
+                if segments.len() <= 1 {
+                    off.push("CAST(? AS BIGINT)")
+                        .bind(Param::Int(segments.first().map_or(0, |x| x.1)));
+                } else {
+                    off.push("CASE");
+                    for w in segments.windows(2) {
+                        off.push(&format!(" WHEN {ts} < ? THEN CAST(? AS BIGINT)"))
+                            .bind(Param::Int(w[1].0))
+                            .bind(Param::Int(w[0].1));
+                    }
+                    off.push(" ELSE CAST(? AS BIGINT) END")
+                        .bind(Param::Int(segments.last().map_or(0, |x| x.1)));
+                }
+                s.push(&dialect.int_div(&format!("{ts} + {}", off.text), "CAST(? AS BIGINT)"));
+                s.params.extend(off.params);
+                s.bind(Param::Int(*width_ms));
+            }
+            BucketKey::Starts(starts) => {
+                s.push("CASE");
+                for (i, start) in starts.iter().enumerate().skip(1) {
+                    s.push(&format!(" WHEN {ts} < ? THEN {}", i - 1))
+                        .bind(Param::Int(*start));
+                }
+                s.push(&format!(" ELSE {} END", starts.len().saturating_sub(1)));
+            }
+        }
+        s
+    }
 }
 
 /// The SQL expression of a dimension on a base (`e` events, `s` visits, `b` buckets).
@@ -188,7 +259,8 @@ fn dimension_expr(d: &Dimension, base: Base, dialect: &dyn Dialect) -> Sql {
             s.push(&format!("e.{}", p.column()))
         }
         Dimension::Visit(p) => s.push(&format!("s.{}", p.column())),
-        Dimension::Time(_) => s.push("b.label"),
+        // Replaced by the bucket key in `dims_select`; never filtered on.
+        Dimension::Time(_) => s.push("NULL"),
     };
     debug_assert!(base == Base::Events || !d.is_event());
     s
@@ -307,11 +379,26 @@ fn needs_visits_join(q: &Query, dims: &[Dimension]) -> bool {
 }
 
 /// `SELECT d0, d1, ...` pieces and the matching GROUP BY.
-fn dims_select(dims: &[Dimension], base: Base, dialect: &dyn Dialect) -> (Sql, String) {
+fn dims_select(
+    dims: &[Dimension],
+    base: Base,
+    cx: &Context<'_>,
+    dialect: &dyn Dialect,
+) -> (Sql, String) {
     let mut sel = Sql::default();
     let mut group = Vec::new();
     for (i, d) in dims.iter().enumerate() {
-        let e = dimension_expr(d, base, dialect);
+        let e = match (d, cx.buckets) {
+            (Dimension::Time(_), Some(key)) => key.sql(
+                if base == Base::Events {
+                    "e.ts"
+                } else {
+                    "s.start_ts"
+                },
+                dialect,
+            ),
+            _ => dimension_expr(d, base, dialect),
+        };
         sel.push(&format!("{} AS d{i}, ", dialect.to_text(&e.text)));
         sel.params.extend(e.params);
         group.push(format!("d{i}"));
@@ -357,13 +444,9 @@ fn event_query(
     dialect: &dyn Dialect,
 ) -> SqlQuery {
     let join_visits = needs_visits_join(q, dims) || part == Part::TimeOnPage;
-    let has_time = dims.iter().any(Dimension::is_time);
     let mut ctes = Vec::new();
     if join_visits {
         ctes.push(live_visits(cx.site));
-    }
-    if has_time {
-        ctes.push(bucket_cte(cx.buckets.unwrap_or(&[])));
     }
     if part == Part::TimeOnPage {
         // Page views with the time of the next one in their visit, looking a visit gap past
@@ -375,7 +458,7 @@ fn event_query(
             .bind(Param::Int(cx.end.saturating_add(cx.visit_gap_ms)));
         ctes.push(pv);
     }
-    let (sel, group) = dims_select(dims, Base::Events, dialect);
+    let (sel, group) = dims_select(dims, Base::Events, cx, dialect);
     let mut from = Sql::default();
     from.push(if part == Part::TimeOnPage {
         " FROM pv e"
@@ -384,9 +467,6 @@ fn event_query(
     });
     if join_visits {
         from.push(" JOIN s ON s.session_id = e.session_id");
-    }
-    if has_time {
-        from.push(&dialect.bucket_join("e.ts"));
     }
     from.push(" WHERE e.site = ? AND e.ts >= ? AND e.ts < ?")
         .bind(Param::Text(cx.site.to_string()))
@@ -457,19 +537,12 @@ fn event_query(
 }
 
 fn visit_query(q: &Query, dims: &[Dimension], cx: &Context<'_>, dialect: &dyn Dialect) -> SqlQuery {
-    let has_time = dims.iter().any(Dimension::is_time);
-    let mut ctes = vec![live_visits(cx.site)];
-    if has_time {
-        ctes.push(bucket_cte(cx.buckets.unwrap_or(&[])));
-    }
-    let (sel, group) = dims_select(dims, Base::Visits, dialect);
+    let ctes = vec![live_visits(cx.site)];
+    let (sel, group) = dims_select(dims, Base::Visits, cx, dialect);
     let mut sql = with_clause(ctes);
     sql.push("SELECT ")
         .append(sel)
         .push("CAST(count(*) AS DOUBLE), CAST(sum(CASE WHEN s.is_bounce THEN 1 ELSE 0 END) AS DOUBLE), CAST(sum(s.duration_ms) AS DOUBLE), CAST(sum(s.pageviews) AS DOUBLE) FROM s");
-    if has_time {
-        sql.push(&dialect.bucket_join("s.start_ts"));
-    }
     sql.push(" WHERE s.start_ts >= ? AND s.start_ts < ?")
         .bind(Param::Int(cx.start))
         .bind(Param::Int(cx.end));
@@ -530,13 +603,14 @@ mod tests {
             end: 10,
             label: "x".into(),
         }];
+        let key = BucketKey::new(TimeBucket::Day, &buckets, chrono_tz::UTC);
         plan(
             &q,
             &Context {
                 site: "e.com",
                 start: 0,
                 end: 10,
-                buckets: Some(&buckets),
+                buckets: Some(&key),
                 visit_gap_ms: 5,
             },
             &DuckDb,
@@ -584,5 +658,26 @@ mod tests {
             ),
             vec![Part::EventCounts, Part::Total]
         );
+    }
+
+    proptest::proptest! {
+        /// The SQL-side key of any instant maps back to the label of the bucket holding it,
+        /// in zones with and without DST, for every bucket size.
+        #[test]
+        fn bucket_keys_match_buckets(start in 0i64..3000, len in 0i64..120, zone in 0usize..5, b in 0usize..4, at in 0.0f64..1.0) {
+            use crate::query::time::{buckets, resolve};
+            let zones = ["UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "America/Santiago"];
+            let tz: chrono_tz::Tz = zones[zone].parse().unwrap();
+            let first = chrono::NaiveDate::from_ymd_opt(2016, 1, 1).unwrap() + chrono::Duration::days(start);
+            let r = resolve(&DateRange::Dates(first, first + chrono::Duration::days(len)), tz, first, None);
+            let kind = [TimeBucket::Hour, TimeBucket::Day, TimeBucket::Week, TimeBucket::Month][b];
+            let bs = buckets(&r, kind, tz, 100_000);
+            let key = BucketKey::new(kind, &bs, tz);
+            let labels = key.labels(&bs);
+            let ts = r.start + ((r.end - r.start) as f64 * at) as i64;
+            let ts = ts.min(r.end - 1);
+            let holder = bs.iter().find(|x| x.start <= ts && ts < x.end).unwrap();
+            proptest::prop_assert_eq!(labels.get(&key.key_of(ts).to_string()), Some(&holder.label));
+        }
     }
 }

@@ -111,6 +111,46 @@ pub fn resolve(range: &DateRange, tz: Tz, today: NaiveDate, first_event: Option<
     }
 }
 
+fn offset_ms(tz: Tz, utc_ms: i64) -> i64 {
+    use chrono::Offset;
+    chrono::DateTime::from_timestamp_millis(utc_ms)
+        .map(|d| {
+            i64::from(
+                tz.offset_from_utc_datetime(&d.naive_utc())
+                    .fix()
+                    .local_minus_utc(),
+            ) * 1000
+        })
+        .unwrap_or(0)
+}
+
+/// The stretches of constant UTC offset in `[start, end)`: (first UTC ms, offset ms). Found
+/// by checking each hour and narrowing each change to the minute.
+pub fn offset_segments(tz: Tz, start: i64, end: i64) -> Vec<(i64, i64)> {
+    let mut out = vec![(start, offset_ms(tz, start))];
+    let mut t = start;
+    while t < end {
+        let next = (t + 3_600_000).min(end);
+        let off = offset_ms(tz, next);
+        if off != out.last().map_or(0, |s| s.1) && next < end {
+            // The change lies in (t, next]: find its minute.
+            let mut lo = t;
+            let mut hi = next;
+            while hi - lo > 60_000 {
+                let mid = lo + (hi - lo) / 2;
+                if offset_ms(tz, mid) == off {
+                    hi = mid;
+                } else {
+                    lo = mid;
+                }
+            }
+            out.push((hi - hi.rem_euclid(60_000), off));
+        }
+        t = next;
+    }
+    out
+}
+
 /// The range a comparison looks at.
 pub fn compare(r: &Resolved, how: Comparison, tz: Tz) -> Resolved {
     match (how, r.exact) {
@@ -322,6 +362,29 @@ mod tests {
         assert_eq!(
             m.iter().map(|b| b.label.as_str()).collect::<Vec<_>>(),
             vec!["2024-01-01", "2024-02-01"]
+        );
+    }
+
+    #[test]
+    fn offset_segments_find_dst_changes() {
+        let tz: Tz = "Europe/Berlin".parse().unwrap();
+        let r = resolve(
+            &DateRange::Dates(d("2024-03-30"), d("2024-04-01")),
+            tz,
+            d("2024-04-02"),
+            None,
+        );
+        let segs = offset_segments(tz, r.start, r.end);
+        assert_eq!(segs.len(), 2);
+        assert_eq!(segs[0].1, 3_600_000);
+        assert_eq!(
+            segs[1],
+            (
+                chrono::DateTime::parse_from_rfc3339("2024-03-31T01:00:00Z")
+                    .unwrap()
+                    .timestamp_millis(),
+                7_200_000
+            )
         );
     }
 

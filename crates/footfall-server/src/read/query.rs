@@ -8,10 +8,10 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
 use footfall_core::decode::limits;
-use footfall_core::query::plan::{self, Context, DuckDb};
+use footfall_core::query::plan::{self, BucketKey, Context, DuckDb};
 use footfall_core::query::result::{self, PartRows, Row};
 use footfall_core::query::time::{self, Bucket, Resolved};
-use footfall_core::query::{parse, Dimension, Query, QueryError};
+use footfall_core::query::{parse, Dimension, Query, QueryError, TimeBucket};
 use footfall_core::SiteId;
 use footfall_store::DuckStore;
 use serde_json::{json, Value};
@@ -87,16 +87,20 @@ pub struct Answer {
     pub labels: Option<Vec<String>>,
 }
 
-fn buckets_for(q: &Query, range: &Resolved) -> Result<Option<Vec<Bucket>>, ApiError> {
+fn buckets_for(q: &Query, range: &Resolved) -> Result<Option<(TimeBucket, Vec<Bucket>)>, ApiError> {
     let Some(Dimension::Time(b)) = q.time_dimension() else {
         return Ok(None);
     };
     let bucket = b.unwrap_or_else(|| time::auto_bucket(range));
     let bs = time::buckets(range, bucket, q.timezone, MAX_BUCKETS + 1);
     if bs.len() > MAX_BUCKETS {
-        return Err(QueryError::new("dimensions", format!("more than {MAX_BUCKETS} time buckets; choose a coarser time dimension or a shorter range")).into());
+        return Err(QueryError::new(
+            "dimensions",
+            format!("more than {MAX_BUCKETS} time buckets; choose a coarser time dimension or a shorter range"),
+        )
+        .into());
     }
-    Ok(Some(bs))
+    Ok(Some((bucket, bs)))
 }
 
 /// Runs a query for one resolved range.
@@ -107,11 +111,14 @@ pub async fn run_range(
     range: Resolved,
 ) -> Result<Answer, ApiError> {
     let buckets = buckets_for(q, &range)?;
+    let key = buckets
+        .as_ref()
+        .map(|(kind, bs)| BucketKey::new(*kind, bs, q.timezone));
     let cx = Context {
         site: site.as_str(),
         start: range.start,
         end: range.end,
-        buckets: buckets.as_deref(),
+        buckets: key.as_ref(),
         visit_gap_ms: st.config.visit_gap_ms,
     };
     let sql = plan::plan(q, &cx, &DuckDb);
@@ -130,8 +137,24 @@ pub async fn run_range(
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))?;
     st2.reads.put(conn);
-    let parts = parts.map_err(|e| ApiError::Internal(e.to_string()))?;
-    let labels: Option<Vec<String>> = buckets.map(|b| b.into_iter().map(|b| b.label).collect());
+    let mut parts = parts.map_err(|e| ApiError::Internal(e.to_string()))?;
+    // The SQL grouped by bucket keys; put the labels back.
+    if let (Some(i), Some(key), Some((_, bs))) = (
+        q.dimensions.iter().position(Dimension::is_time),
+        &key,
+        &buckets,
+    ) {
+        let labels = key.labels(bs);
+        for p in &mut parts {
+            for (dims, _) in &mut p.rows {
+                if let Some(label) = dims.get(i).and_then(|k| labels.get(k)) {
+                    dims[i] = label.clone();
+                }
+            }
+        }
+    }
+    let labels: Option<Vec<String>> =
+        buckets.map(|(_, b)| b.into_iter().map(|b| b.label).collect());
     let rows = result::assemble(q, &parts, labels.as_deref());
     Ok(Answer {
         rows,
