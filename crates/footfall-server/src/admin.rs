@@ -39,8 +39,8 @@ async fn blocking<T: Send + 'static>(
 #[serde(deny_unknown_fields)]
 struct AddSite {
     domain: String,
-    #[serde(default)]
-    public: bool,
+    /// Absent: unchanged for an existing site, false for a new one.
+    public: Option<bool>,
     timezone: Option<String>,
 }
 
@@ -61,7 +61,8 @@ pub async fn add_site(
     let now = st.clock.now().0;
     let st2 = st.clone();
     let site2 = site.clone();
-    let created = blocking(move || st2.sites.add(&site2, req.public, tz, now)).await?;
+    let public = req.public.unwrap_or_else(|| st.sites.is_public(&site));
+    let created = blocking(move || st2.sites.add(&site2, public, tz, now)).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -69,7 +70,7 @@ pub async fn add_site(
     };
     Ok((
         status,
-        Json(json!({ "domain": site, "public": req.public, "created": created })),
+        Json(json!({ "domain": site, "public": public, "created": created })),
     )
         .into_response())
 }

@@ -271,6 +271,8 @@ enum D {
     Entry,
     Day,
     Hour,
+    Week,
+    Month,
 }
 
 impl D {
@@ -284,6 +286,8 @@ impl D {
             D::Entry => "visit:entry_page",
             D::Day => "time:day",
             D::Hour => "time:hour",
+            D::Week => "time:week",
+            D::Month => "time:month",
         }
     }
     fn is_event(self) -> bool {
@@ -304,6 +308,12 @@ impl D {
             D::Entry => v.entry().into(),
             D::Day => local(e.ts).format("%Y-%m-%d").to_string(),
             D::Hour => local(e.ts).format("%Y-%m-%dT%H:00:00").to_string(),
+            D::Week => {
+                use chrono::Datelike;
+                let d = local(e.ts).date_naive();
+                (d - chrono::Duration::days(i64::from(d.weekday().num_days_from_monday()))).format("%Y-%m-%d").to_string()
+            }
+            D::Month => local(e.ts).format("%Y-%m-01").to_string(),
         }
     }
 }
@@ -518,6 +528,8 @@ async fn every_metric_dimension_filter_and_range_matches_the_model() {
         Some(D::Entry),
         Some(D::Day),
         Some(D::Hour),
+        Some(D::Week),
+        Some(D::Month),
     ];
     let mut checked = 0;
     for (range_json, range, date) in &ranges {

@@ -189,9 +189,26 @@ pub fn validate(q: &Query) -> Result<(), QueryError> {
     Ok(())
 }
 
-fn parse_date(s: &str, field: &str) -> Result<NaiveDate, QueryError> {
+/// A date as `YYYY-MM-DD` between 1970 and 9999: chrono alone would accept signed
+/// six-digit years, whose arithmetic overflows.
+pub fn parse_date(s: &str, field: &str) -> Result<NaiveDate, QueryError> {
+    let shaped = s.len() == 10
+        && s.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
     NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .map_err(|_| err(field, format!("{s:?} is not a date (YYYY-MM-DD)")))
+        .ok()
+        .filter(|d| shaped && d.format("%Y").to_string().as_str() >= "1970")
+        .ok_or_else(|| {
+            err(
+                field,
+                format!("{s:?} is not a date (YYYY-MM-DD, 1970 or later)"),
+            )
+        })
 }
 
 pub fn parse_date_range(v: &Value) -> Result<DateRange, QueryError> {
@@ -645,6 +662,38 @@ mod tests {
             assert_eq!(e.field, field, "{e}");
             assert!(e.reason.contains(needle), "{e} should mention {needle:?}");
         }
+    }
+
+    #[test]
+    fn extreme_dates_are_refused_not_overflowed() {
+        let q = |range: Value, date: Option<&str>| {
+            let mut v = json!({"site_id": "e.com", "date_range": range, "metrics": ["visitors"]});
+            if let Some(d) = date {
+                v["date"] = json!(d);
+            }
+            p(v)
+        };
+        assert_eq!(
+            q(json!(["-99999-1-1", "+99999-1-1"]), None)
+                .unwrap_err()
+                .field,
+            "date_range"
+        );
+        assert_eq!(
+            q(json!("7d"), Some("-262143-01-01")).unwrap_err().field,
+            "date"
+        );
+        assert_eq!(
+            q(json!("7d"), Some("+262143-12-31")).unwrap_err().field,
+            "date"
+        );
+        assert_eq!(
+            q(json!(["1969-12-31", "1970-01-02"]), None)
+                .unwrap_err()
+                .field,
+            "date_range"
+        );
+        assert!(q(json!(["1970-01-01", "9999-12-31"]), None).is_ok());
     }
 
     #[test]

@@ -67,6 +67,8 @@ pub trait Dialect {
     fn to_text(&self, expr: &str) -> String;
     /// Integer division rounding down (both operands are non-negative here).
     fn int_div(&self, a: &str, b: &str) -> String;
+    /// year × 12 + zero-based month of a local time given as epoch milliseconds.
+    fn month_index(&self, local_ms: &str) -> String;
 }
 
 pub struct DuckDb;
@@ -95,6 +97,9 @@ impl Dialect for DuckDb {
     }
     fn int_div(&self, a: &str, b: &str) -> String {
         format!("(({a}) // ({b}))")
+    }
+    fn month_index(&self, local_ms: &str) -> String {
+        format!("(year(epoch_ms({local_ms})) * 12 + month(epoch_ms({local_ms})) - 1)")
     }
 }
 
@@ -151,52 +156,52 @@ fn live_visits(site: &str) -> Sql {
     s
 }
 
-/// How a row finds its time bucket: arithmetic, not a join. The caller builds it from the
-/// buckets [`super::time::buckets`] made in the site's zone, and maps keys back to labels.
+/// How a row finds its time bucket: arithmetic on local time, not a join. The caller builds
+/// it from the buckets [`super::time::buckets`] made in the site's zone, and maps keys back
+/// to labels. Every bucket size costs the same per row, however many buckets there are.
 #[derive(Debug, Clone, PartialEq)]
-pub enum BucketKey {
-    /// Hours and days: `(ts + offset) // width`, where `segments` lists each stretch of
-    /// constant UTC offset in the range as (first UTC ms, offset ms).
-    Local {
-        segments: Vec<(i64, i64)>,
-        width_ms: i64,
-    },
-    /// Weeks and months: the index of the last bucket starting at or before `ts`.
-    Starts(Vec<i64>),
+pub struct BucketKey {
+    /// Each stretch of constant UTC offset in the range: (first UTC ms, offset ms).
+    segments: Vec<(i64, i64)>,
+    unit: TimeBucket,
 }
+
+const DAY_MS: i64 = 86_400_000;
 
 impl BucketKey {
     pub fn new(bucket: TimeBucket, buckets: &[Bucket], tz: chrono_tz::Tz) -> BucketKey {
-        let (Some(first), Some(last)) = (buckets.first(), buckets.last()) else {
-            return BucketKey::Starts(Vec::new());
+        let segments = match (buckets.first(), buckets.last()) {
+            (Some(first), Some(last)) => super::time::offset_segments(tz, first.start, last.end),
+            _ => vec![(0, 0)],
         };
-        match bucket {
-            TimeBucket::Hour | TimeBucket::Day => BucketKey::Local {
-                segments: super::time::offset_segments(tz, first.start, last.end),
-                width_ms: if bucket == TimeBucket::Hour {
-                    3_600_000
-                } else {
-                    86_400_000
-                },
-            },
-            TimeBucket::Week | TimeBucket::Month => {
-                BucketKey::Starts(buckets.iter().map(|b| b.start).collect())
-            }
+        BucketKey {
+            segments,
+            unit: bucket,
         }
     }
 
+    /// The key of an instant: hours or days since the epoch in local time, Monday-based
+    /// weeks (the epoch was a Thursday), or year × 12 + month.
     fn key_of(&self, ts: i64) -> i64 {
-        match self {
-            BucketKey::Local { segments, width_ms } => {
-                let off = segments
-                    .iter()
-                    .rev()
-                    .find(|(from, _)| *from <= ts)
-                    .or(segments.first())
-                    .map_or(0, |s| s.1);
-                (ts + off).div_euclid(*width_ms)
+        let off = self
+            .segments
+            .iter()
+            .rev()
+            .find(|(from, _)| *from <= ts)
+            .or(self.segments.first())
+            .map_or(0, |s| s.1);
+        let local = ts + off;
+        match self.unit {
+            TimeBucket::Hour => local.div_euclid(3_600_000),
+            TimeBucket::Day => local.div_euclid(DAY_MS),
+            TimeBucket::Week => (local.div_euclid(DAY_MS) + 3).div_euclid(7),
+            TimeBucket::Month => {
+                use chrono::Datelike;
+                let d = chrono::DateTime::from_timestamp_millis(local)
+                    .map(|d| d.date_naive())
+                    .unwrap_or_default();
+                i64::from(d.year()) * 12 + i64::from(d.month0())
             }
-            BucketKey::Starts(starts) => starts.iter().rposition(|s| *s <= ts).unwrap_or(0) as i64,
         }
     }
 
@@ -209,35 +214,38 @@ impl BucketKey {
     }
 
     fn sql(&self, ts: &str, dialect: &dyn Dialect) -> Sql {
+        let mut local = Sql::default();
+        if self.segments.len() <= 1 {
+            local
+                .push(&format!("{ts} + CAST(? AS BIGINT)"))
+                .bind(Param::Int(self.segments.first().map_or(0, |x| x.1)));
+        } else {
+            local.push(&format!("{ts} + CASE"));
+            for w in self.segments.windows(2) {
+                local
+                    .push(&format!(" WHEN {ts} < ? THEN CAST(? AS BIGINT)"))
+                    .bind(Param::Int(w[1].0))
+                    .bind(Param::Int(w[0].1));
+            }
+            local
+                .push(" ELSE CAST(? AS BIGINT) END")
+                .bind(Param::Int(self.segments.last().map_or(0, |x| x.1)));
+        }
+        let text = match self.unit {
+            TimeBucket::Hour => dialect.int_div(&local.text, "3600000"),
+            TimeBucket::Day => dialect.int_div(&local.text, "86400000"),
+            TimeBucket::Week => dialect.int_div(
+                &format!("{} + 3", dialect.int_div(&local.text, "86400000")),
+                "7",
+            ),
+            TimeBucket::Month => dialect.month_index(&local.text),
+        };
+        // month_index may repeat its argument; repeat its parameters to match.
+        let repeats = text.matches('?').count() / local.params.len().max(1);
         let mut s = Sql::default();
-        match self {
-            BucketKey::Local { segments, width_ms } => {
-                let mut off = Sql::default();
-                if segments.len() <= 1 {
-                    off.push("CAST(? AS BIGINT)")
-                        .bind(Param::Int(segments.first().map_or(0, |x| x.1)));
-                } else {
-                    off.push("CASE");
-                    for w in segments.windows(2) {
-                        off.push(&format!(" WHEN {ts} < ? THEN CAST(? AS BIGINT)"))
-                            .bind(Param::Int(w[1].0))
-                            .bind(Param::Int(w[0].1));
-                    }
-                    off.push(" ELSE CAST(? AS BIGINT) END")
-                        .bind(Param::Int(segments.last().map_or(0, |x| x.1)));
-                }
-                s.push(&dialect.int_div(&format!("{ts} + {}", off.text), "CAST(? AS BIGINT)"));
-                s.params.extend(off.params);
-                s.bind(Param::Int(*width_ms));
-            }
-            BucketKey::Starts(starts) => {
-                s.push("CASE");
-                for (i, start) in starts.iter().enumerate().skip(1) {
-                    s.push(&format!(" WHEN {ts} < ? THEN {}", i - 1))
-                        .bind(Param::Int(*start));
-                }
-                s.push(&format!(" ELSE {} END", starts.len().saturating_sub(1)));
-            }
+        s.push(&text);
+        for _ in 0..repeats {
+            s.params.extend(local.params.clone());
         }
         s
     }

@@ -15,6 +15,7 @@ use footfall_core::query::{parse, Dimension, Query, QueryError, TimeBucket};
 use footfall_core::SiteId;
 use footfall_store::DuckStore;
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// Most time buckets one query may produce.
@@ -188,15 +189,24 @@ pub async fn execute(st: &Arc<AppState>, site: SiteId, q: Query) -> Result<Value
     };
     let total = answer.rows.len();
     let time_index = q.dimensions.iter().position(Dimension::is_time);
+    let now_pos = label_positions(&answer);
+    let prev_index: Option<HashMap<Vec<String>, &Row>> = previous.as_ref().map(|p| {
+        let pos = label_positions(p);
+        p.rows
+            .iter()
+            .filter_map(|r| Some((comparison_key(r, time_index, &pos)?, r)))
+            .collect()
+    });
     let results: Vec<Value> = answer
         .rows
         .iter()
         .skip(q.offset)
         .take(q.limit)
         .map(|row| {
-            let prev = previous.as_ref().map(|p| {
-                matching_row(row, &answer, p, time_index)
-                    .cloned()
+            let prev = prev_index.as_ref().map(|index| {
+                comparison_key(row, time_index, &now_pos)
+                    .and_then(|k| index.get(&k))
+                    .map(|r| (*r).clone())
                     .unwrap_or_else(|| empty_like(&q, row))
             });
             result::row_json(row, prev.as_ref().map(|p| (p, q.metrics.as_slice())))
@@ -267,30 +277,25 @@ fn empty_like(q: &Query, row: &Row) -> Row {
     }
 }
 
-/// The comparison row for `row`: same dimension values, except that a time dimension
-/// matches by bucket position (the n-th day of this range ↔ the n-th of the other).
-fn matching_row<'a>(
+/// Rows of a period keyed for matching: dimension values, with a time label replaced by
+/// its position (the n-th day of this range ↔ the n-th of the other).
+fn comparison_key(
     row: &Row,
-    now: &Answer,
-    prev: &'a Answer,
     time_index: Option<usize>,
-) -> Option<&'a Row> {
-    match time_index {
-        None => prev.rows.iter().find(|r| r.dimensions == row.dimensions),
-        Some(i) => {
-            let pos = now
-                .labels
-                .as_ref()?
-                .iter()
-                .position(|l| *l == row.dimensions[i])?;
-            let label = prev.labels.as_ref()?.get(pos)?;
-            prev.rows.iter().find(|r| {
-                r.dimensions[i] == *label
-                    && r.dimensions
-                        .iter()
-                        .enumerate()
-                        .all(|(j, d)| j == i || *d == row.dimensions[j])
-            })
-        }
+    positions: &HashMap<&str, usize>,
+) -> Option<Vec<String>> {
+    let mut k = row.dimensions.clone();
+    if let Some(i) = time_index {
+        k[i] = positions.get(k[i].as_str())?.to_string();
     }
+    Some(k)
+}
+
+fn label_positions(a: &Answer) -> HashMap<&str, usize> {
+    a.labels
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, l)| (l.as_str(), i))
+        .collect()
 }

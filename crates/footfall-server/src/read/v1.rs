@@ -52,10 +52,7 @@ fn base_query(
         parse::parse_date_range(&json!([a.trim(), b.trim()])).map_err(|e| qerr("date", e.reason))?
     } else {
         if let Some(d) = &p.date {
-            relative_date = Some(
-                chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
-                    .map_err(|_| qerr("date", format!("{d:?} is not a date (YYYY-MM-DD)")))?,
-            );
+            relative_date = Some(parse::parse_date(d, "date")?);
         }
         match period {
             "day" | "7d" | "30d" | "month" | "6mo" | "12mo" | "year" | "all" => parse::parse_date_range(&json!(period)).map_err(|e| qerr("period", e.reason))?,
