@@ -311,7 +311,9 @@ impl D {
             D::Week => {
                 use chrono::Datelike;
                 let d = local(e.ts).date_naive();
-                (d - chrono::Duration::days(i64::from(d.weekday().num_days_from_monday()))).format("%Y-%m-%d").to_string()
+                (d - chrono::Duration::days(i64::from(d.weekday().num_days_from_monday())))
+                    .format("%Y-%m-%d")
+                    .to_string()
             }
             D::Month => local(e.ts).format("%Y-%m-01").to_string(),
         }
