@@ -333,7 +333,17 @@ fn expected(
     metrics: &[&str],
 ) -> BTreeMap<String, BTreeMap<String, Value>> {
     let in_range = |ts: i64| ts >= range.0 && ts < range.1;
-    let key = |v: &Visit, e: &Ev| d.map(|d| d.value(v, e)).unwrap_or_default();
+    let first_day = chrono::DateTime::from_timestamp_millis(range.0)
+        .unwrap()
+        .with_timezone(&TZ)
+        .format("%Y-%m-%d")
+        .to_string();
+    let key = |v: &Visit, e: &Ev| match d {
+        // A week cut by the range's start is labelled with the range's first day.
+        Some(D::Week) => D::Week.value(v, e).max(first_day.clone()),
+        Some(d) => d.value(v, e),
+        None => String::new(),
+    };
     let mut out: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
     // Event-level rows (excluding engagement, which is not an event for these metrics).
     let mut visitors: BTreeMap<String, BTreeSet<usize>> = BTreeMap::new();

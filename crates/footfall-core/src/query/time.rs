@@ -172,7 +172,24 @@ pub fn compare(r: &Resolved, how: Comparison, tz: Tz) -> Resolved {
                 r.first_day - Duration::days(1),
             )
         }
-        (Comparison::YearOverYear, _) => days(
+        (Comparison::YearOverYear, true) => {
+            // The same wall-clock instants a year earlier.
+            let back = |ms: i64| {
+                let local = chrono::DateTime::from_timestamp_millis(ms)
+                    .map(|d| d.with_timezone(&tz).naive_local())
+                    .unwrap_or_default();
+                local_to_utc(tz, add_months(local.date(), -12).and_time(local.time()))
+            };
+            let (start, end) = (back(r.start), back(r.end));
+            Resolved {
+                start,
+                end,
+                first_day: local_date(tz, start),
+                last_day: local_date(tz, end - 1),
+                exact: true,
+            }
+        }
+        (Comparison::YearOverYear, false) => days(
             tz,
             add_months(r.first_day, -12),
             add_months(r.last_day, -12),
@@ -180,13 +197,13 @@ pub fn compare(r: &Resolved, how: Comparison, tz: Tz) -> Resolved {
     }
 }
 
-/// The bucket `time` means for this range: hours for up to two days, days up to ~3 months,
+/// The bucket `time` means for this range: hours for one day, days up to a month,
 /// months beyond.
 pub fn auto_bucket(r: &Resolved) -> TimeBucket {
-    let n = (r.last_day - r.first_day).num_days() + 1;
-    if n <= 2 {
+    // Plausible's rule: hours for a single day, days up to a month, months beyond.
+    if r.first_day == r.last_day {
         TimeBucket::Hour
-    } else if n <= 93 {
+    } else if add_months(r.first_day, 1) > r.last_day {
         TimeBucket::Day
     } else {
         TimeBucket::Month
@@ -233,12 +250,18 @@ pub fn buckets(r: &Resolved, bucket: TimeBucket, tz: Tz, max: usize) -> Vec<Buck
                 }
             }
         } else {
+            // A week cut by the range's start is labelled with the range's first day.
+            let label_day = if bucket == TimeBucket::Week {
+                day.max(r.first_day)
+            } else {
+                day
+            };
             push_clipped(
                 &mut out,
                 r,
                 midnight(tz, day),
                 midnight(tz, next),
-                day.format("%Y-%m-%d").to_string(),
+                label_day.format("%Y-%m-%d").to_string(),
             );
         }
         if next == day {
@@ -356,12 +379,64 @@ mod tests {
             None,
         );
         let w = buckets(&r, TimeBucket::Week, tz, 100);
-        assert_eq!(w[0].label, "2024-01-01");
+        assert_eq!(
+            w[0].label, "2024-01-03",
+            "a cut week is labelled with the range's first day"
+        );
+        assert_eq!(w[1].label, "2024-01-08");
         assert_eq!(w[0].start, r.start, "clipped to the range");
         let m = buckets(&r, TimeBucket::Month, tz, 100);
         assert_eq!(
             m.iter().map(|b| b.label.as_str()).collect::<Vec<_>>(),
             vec!["2024-01-01", "2024-02-01"]
+        );
+    }
+
+    #[test]
+    fn default_buckets_follow_plausible() {
+        let tz = chrono_tz::UTC;
+        let b =
+            |a: &str, z: &str| auto_bucket(&resolve(&DateRange::Dates(d(a), d(z)), tz, d(z), None));
+        assert_eq!(b("2024-03-01", "2024-03-01"), TimeBucket::Hour);
+        assert_eq!(b("2024-03-01", "2024-03-02"), TimeBucket::Day);
+        assert_eq!(b("2024-03-01", "2024-03-31"), TimeBucket::Day);
+        assert_eq!(b("2024-03-01", "2024-04-01"), TimeBucket::Month);
+    }
+
+    #[test]
+    fn year_over_year_keeps_exact_times() {
+        let tz: Tz = "Europe/Berlin".parse().unwrap();
+        let t = |s: &str| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .unwrap()
+                .timestamp_millis()
+        };
+        let r = resolve(
+            &DateRange::Datetimes(
+                t("2024-03-10T10:00:00+01:00"),
+                t("2024-03-10T11:59:59+01:00"),
+            ),
+            tz,
+            d("2024-04-01"),
+            None,
+        );
+        let y = compare(&r, Comparison::YearOverYear, tz);
+        assert_eq!(
+            (y.start, y.end),
+            (
+                t("2023-03-10T10:00:00+01:00"),
+                t("2023-03-10T11:59:59+01:00") + 1
+            )
+        );
+        let leap = resolve(
+            &DateRange::Dates(d("2024-02-29"), d("2024-02-29")),
+            tz,
+            d("2024-03-01"),
+            None,
+        );
+        assert_eq!(
+            compare(&leap, Comparison::YearOverYear, tz).first_day,
+            d("2023-02-28")
         );
     }
 

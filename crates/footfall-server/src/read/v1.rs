@@ -139,7 +139,13 @@ pub async fn timeseries(
     let site = site_of(&st, &headers, p.site_id.as_deref())?;
     let mut q = base_query(&st, &site, &p, "visitors")?;
     let bucket = match p.interval.as_deref() {
-        None => None,
+        // Plausible's default interval per period.
+        None => match p.period.as_deref().unwrap_or("30d") {
+            "day" => Some(TimeBucket::Hour),
+            "6mo" | "12mo" | "year" => Some(TimeBucket::Month),
+            "all" => None,
+            _ => Some(TimeBucket::Day),
+        },
         Some("date") | Some("day") => Some(TimeBucket::Day),
         Some("month") => Some(TimeBucket::Month),
         Some("hour") => Some(TimeBucket::Hour),
