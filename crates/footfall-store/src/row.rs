@@ -16,7 +16,7 @@ pub struct EventRow<'a> {
 
 /// One collapsing row of `sessions`: `sign` −1 cancels an earlier state, +1 adds a state.
 #[derive(Debug, Clone)]
-pub struct SessionChange {
+pub struct SessionChange<'a> {
     pub sign: i8,
-    pub row: SessionRow,
+    pub row: &'a SessionRow,
 }

@@ -1,6 +1,7 @@
 //! The live stats object: the seed's `getStats`, plus visits, bounce rate and visit
 //! duration. Field names follow the seed (camelCase) so its stats page can read ours.
 
+use super::counters::PathStats;
 use super::{ActiveVisitors, SiteCounters};
 use crate::types::SiteId;
 use serde::Serialize;
@@ -66,10 +67,19 @@ impl LiveStats {
     ) -> LiveStats {
         let empty = SiteCounters::default();
         let c = counters.unwrap_or(&empty);
-        let mut pages: Vec<PageStat> = c
-            .paths
-            .iter()
-            .filter(|(_, p)| p.views > 0)
+        // Rank by reference and copy out only the rows returned.
+        let mut ranked: Vec<(&String, &PathStats)> =
+            c.paths.iter().filter(|(_, p)| p.views > 0).collect();
+        let order = |a: &(&String, &PathStats), b: &(&String, &PathStats)| {
+            b.1.views.cmp(&a.1.views).then_with(|| a.0.cmp(b.0))
+        };
+        if let Some(l) = limit.filter(|l| *l < ranked.len()) {
+            ranked.select_nth_unstable_by(l, order);
+            ranked.truncate(l);
+        }
+        ranked.sort_by(order);
+        let pages: Vec<PageStat> = ranked
+            .into_iter()
             .map(|(path, p)| PageStat {
                 path: path.clone(),
                 title: p
@@ -87,10 +97,6 @@ impl LiveStats {
                     .then(|| p.duration_sum_ms / p.duration_count),
             })
             .collect();
-        pages.sort_by(|a, b| b.views.cmp(&a.views).then_with(|| a.path.cmp(&b.path)));
-        if let Some(l) = limit {
-            pages.truncate(l);
-        }
         let visits = c.visits.max(0);
         LiveStats {
             site: site.to_string(),

@@ -67,6 +67,12 @@ impl Live {
         self.publish(version);
     }
 
+    /// Visitors active now on `site`, without building the whole stats object.
+    pub fn active_count(&self, site: &SiteId, clock: &dyn Clock) -> usize {
+        self.expire(clock);
+        self.lock().active.count(site)
+    }
+
     pub fn snapshot(&self, site: &SiteId, clock: &dyn Clock, limit: Option<usize>) -> LiveStats {
         self.expire(clock);
         let st = self.lock();

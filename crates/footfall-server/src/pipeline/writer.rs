@@ -9,7 +9,7 @@
 use super::live::Live;
 use crate::clock::Clock;
 use crate::metrics::Metrics;
-use footfall_core::identify::{Identifier, Outcome};
+use footfall_core::identify::{Identifier, Outcome, SessionRow};
 use footfall_core::{EnrichedEvent, EventId, EventKind, SessionId, Timestamp};
 use footfall_store::{DuckStore, EventRow, SessionChange};
 use std::collections::HashMap;
@@ -63,6 +63,44 @@ impl WriterHandle {
         if self.tx.send(Job::Shutdown(tx)).await.is_ok() {
             let _ = rx.await;
         }
+    }
+}
+
+/// The visits a batch touched, in first-touch order, each with its state before the batch
+/// and its last state in it: one −1/+1 pair per visit per batch, however many events.
+#[derive(Default)]
+struct VisitChanges {
+    index: HashMap<SessionId, usize>,
+    list: Vec<(Option<SessionRow>, SessionRow)>,
+}
+
+impl VisitChanges {
+    fn record(&mut self, out: &Outcome) {
+        let Some(after) = &out.session_after else {
+            return;
+        };
+        match self.index.get(&after.session) {
+            Some(&i) => self.list[i].1 = after.clone(),
+            None => {
+                self.index.insert(after.session, self.list.len());
+                self.list.push((out.session_before.clone(), after.clone()));
+            }
+        }
+    }
+
+    fn rows(&self) -> Vec<SessionChange<'_>> {
+        self.list
+            .iter()
+            .flat_map(|(before, after)| {
+                before
+                    .iter()
+                    .map(|row| SessionChange { sign: -1, row })
+                    .chain(std::iter::once(SessionChange {
+                        sign: 1,
+                        row: after,
+                    }))
+            })
+            .collect()
     }
 }
 
@@ -154,15 +192,7 @@ impl Writer {
         let total: usize = jobs.iter().map(|j| j.0.len()).sum();
         let mut outcomes: Vec<Vec<(EnrichedEvent, Outcome, EventId)>> =
             Vec::with_capacity(jobs.len());
-        // Per visit: its state before this batch and after it; one −1/+1 pair per batch.
-        let mut visits: HashMap<
-            SessionId,
-            (
-                Option<footfall_core::identify::SessionRow>,
-                Option<footfall_core::identify::SessionRow>,
-            ),
-        > = HashMap::new();
-        let mut visit_order = Vec::new();
+        let mut visits = VisitChanges::default();
         let first_id = self.next_id;
         let mut replies = Vec::with_capacity(jobs.len());
         for (events, reply) in jobs {
@@ -174,30 +204,12 @@ impl Writer {
                 if out.stored {
                     self.next_id += 1;
                 }
-                if let Some(after) = &out.session_after {
-                    let entry = visits.entry(after.session).or_insert_with(|| {
-                        visit_order.push(after.session);
-                        (out.session_before.clone(), None)
-                    });
-                    entry.1 = Some(after.clone());
-                }
+                visits.record(&out);
                 per_job.push((ev, out, id));
             }
             outcomes.push(per_job);
         }
-        let mut changes = Vec::with_capacity(visit_order.len() * 2);
-        for s in &visit_order {
-            if let Some((before, after)) = visits.remove(s) {
-                if let Some(b) = before.clone() {
-                    changes.push(SessionChange { sign: -1, row: b });
-                }
-                if let Some(a) = after.clone() {
-                    changes.push(SessionChange { sign: 1, row: a });
-                }
-                visits.insert(*s, (before, after));
-            }
-        }
-
+        let changes = visits.rows();
         let rows: Vec<EventRow<'_>> = outcomes
             .iter()
             .flatten()
@@ -261,14 +273,10 @@ impl Writer {
                         .touch(&ev.site, out.visitor, ev.ts, &ev.pathname, &ev.geo);
                 }
             }
-            for s in &visit_order {
-                if let Some((before, after)) = visits.get(s) {
-                    if let Some(site) = after.as_ref().map(|a| &a.site) {
-                        st.counters
-                            .site_mut(site)
-                            .apply_session(before.as_ref(), after.as_ref());
-                    }
-                }
+            for (before, after) in &visits.list {
+                st.counters
+                    .site_mut(&after.site)
+                    .apply_session(before.as_ref(), Some(after));
             }
             st.version += 1;
             st.version

@@ -64,7 +64,8 @@ pub async fn v2(
         .map_err(|e| ApiError::BadRequest(format!("request body is not valid JSON: {e}")))?;
     let site = site_of(&st, &headers, value.get("site_id").and_then(Value::as_str))?;
     let q = parse::parse_v2(&value, st.sites.timezone(&site))?;
-    Ok(Json(execute(&st, site, q).await?))
+    let ex = execute(&st, &site, &q).await?;
+    Ok(Json(v2_json(&site, &q, &ex)))
 }
 
 /// Authorises the request for the named site (401/403/404 as appropriate).
@@ -180,14 +181,25 @@ pub fn resolve(st: &AppState, site: &SiteId, q: &Query) -> Resolved {
     time::resolve(&q.date_range, tz, today, first)
 }
 
-pub async fn execute(st: &Arc<AppState>, site: SiteId, q: Query) -> Result<Value, ApiError> {
-    let range = resolve(st, &site, &q);
-    let answer = run_range(st, &site, &q, range.clone()).await?;
+/// A query's page of results, each row with its comparison row when one was asked for.
+pub struct Executed {
+    pub rows: Vec<(Row, Option<Row>)>,
+    /// Rows before pagination.
+    pub total: usize,
+    pub labels: Option<Vec<String>>,
+    pub range: Resolved,
+    pub comparison_range: Option<Resolved>,
+}
+
+/// Runs a validated query (and its comparison) and paginates it: shared by v2 and v1, each
+/// of which only shapes the JSON.
+pub async fn execute(st: &Arc<AppState>, site: &SiteId, q: &Query) -> Result<Executed, ApiError> {
+    let range = resolve(st, site, q);
+    let answer = run_range(st, site, q, range.clone()).await?;
     let previous = match q.include.compare {
-        Some(how) => Some(run_range(st, &site, &q, time::compare(&range, how, q.timezone)).await?),
+        Some(how) => Some(run_range(st, site, q, time::compare(&range, how, q.timezone)).await?),
         None => None,
     };
-    let total = answer.rows.len();
     let time_index = q.dimensions.iter().position(Dimension::is_time);
     let now_pos = label_positions(&answer);
     let prev_index: Option<HashMap<Vec<String>, &Row>> = previous.as_ref().map(|p| {
@@ -197,7 +209,7 @@ pub async fn execute(st: &Arc<AppState>, site: SiteId, q: Query) -> Result<Value
             .filter_map(|r| Some((comparison_key(r, time_index, &pos)?, r)))
             .collect()
     });
-    let results: Vec<Value> = answer
+    let rows = answer
         .rows
         .iter()
         .skip(q.offset)
@@ -207,20 +219,36 @@ pub async fn execute(st: &Arc<AppState>, site: SiteId, q: Query) -> Result<Value
                 comparison_key(row, time_index, &now_pos)
                     .and_then(|k| index.get(&k))
                     .map(|r| (*r).clone())
-                    .unwrap_or_else(|| empty_like(&q, row))
+                    .unwrap_or_else(|| empty_like(q, row))
             });
-            result::row_json(row, prev.as_ref().map(|p| (p, q.metrics.as_slice())))
+            (row.clone(), prev)
         })
+        .collect();
+    Ok(Executed {
+        rows,
+        total: answer.rows.len(),
+        labels: answer.labels.clone(),
+        range,
+        comparison_range: previous.map(|p| p.range),
+    })
+}
+
+/// Plausible v2's response shape.
+fn v2_json(site: &SiteId, q: &Query, ex: &Executed) -> Value {
+    let results: Vec<Value> = ex
+        .rows
+        .iter()
+        .map(|(row, prev)| result::row_json(row, prev.as_ref().map(|p| (p, q.metrics.as_slice()))))
         .collect();
     let mut meta = serde_json::Map::new();
     if q.include.time_labels {
         meta.insert(
             "time_labels".into(),
-            json!(answer.labels.clone().unwrap_or_default()),
+            json!(ex.labels.clone().unwrap_or_default()),
         );
     }
     if q.include.total_rows {
-        meta.insert("total_rows".into(), json!(total));
+        meta.insert("total_rows".into(), json!(ex.total));
     }
     let iso = |ms: i64| {
         chrono::DateTime::from_timestamp_millis(ms)
@@ -233,7 +261,7 @@ pub async fn execute(st: &Arc<AppState>, site: SiteId, q: Query) -> Result<Value
     let mut query = json!({
         "site_id": site,
         "metrics": q.metrics.iter().map(|m| m.name()).collect::<Vec<_>>(),
-        "date_range": [iso(range.start), iso(range.end - 1000)],
+        "date_range": [iso(ex.range.start), iso(ex.range.end - 1000)],
         "dimensions": q.dimensions.iter().map(Dimension::name).collect::<Vec<_>>(),
         "order_by": q.order_by.iter().map(|(k, d)| json!([match k {
             footfall_core::query::OrderKey::Metric(m) => m.name().to_string(),
@@ -242,10 +270,10 @@ pub async fn execute(st: &Arc<AppState>, site: SiteId, q: Query) -> Result<Value
         "pagination": {"limit": q.limit, "offset": q.offset},
         "timezone": q.timezone.name(),
     });
-    if let Some(p) = &previous {
-        query["comparison_date_range"] = json!([iso(p.range.start), iso(p.range.end - 1000)]);
+    if let Some(p) = &ex.comparison_range {
+        query["comparison_date_range"] = json!([iso(p.start), iso(p.end - 1000)]);
     }
-    Ok(json!({ "results": results, "meta": meta, "query": query }))
+    json!({ "results": results, "meta": meta, "query": query })
 }
 
 /// A row of zeros (nulls for averages over nothing) with `row`'s dimensions: what the other

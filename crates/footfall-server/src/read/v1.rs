@@ -7,6 +7,7 @@ use crate::error::ApiError;
 use axum::extract::{Query as Params, State};
 use axum::http::HeaderMap;
 use axum::Json;
+use footfall_core::query::result;
 use footfall_core::query::{
     legacy, parse, Comparison, Dimension, Include, Metric, Query, QueryError, TimeBucket,
 };
@@ -35,10 +36,11 @@ fn qerr(field: &str, reason: impl Into<String>) -> ApiError {
 /// Builds the query every v1 route shares: site, period/date, metrics, filters.
 fn base_query(
     st: &AppState,
-    site: &footfall_core::SiteId,
+    headers: &HeaderMap,
     p: &V1Params,
     default_metrics: &str,
-) -> Result<Query, ApiError> {
+) -> Result<(footfall_core::SiteId, Query), ApiError> {
+    let site = site_of(st, headers, p.site_id.as_deref())?;
     let period = p.period.as_deref().unwrap_or("30d");
     let mut relative_date = None;
     let date_range = if period == "custom" {
@@ -72,11 +74,11 @@ fn base_query(
         Some(f) => legacy::parse_filters(f)?,
         None => Vec::new(),
     };
-    Ok(Query {
+    let q = Query {
         site: site.to_string(),
         date_range,
         relative_date,
-        timezone: st.sites.timezone(site),
+        timezone: st.sites.timezone(&site),
         metrics,
         dimensions: Vec::new(),
         filters,
@@ -84,11 +86,23 @@ fn base_query(
         limit: parse::MAX_LIMIT,
         offset: 0,
         include: Include::default(),
-    })
+    };
+    Ok((site, q))
 }
 
-fn metric_rows(v: &Value) -> Vec<Value> {
-    v["results"].as_array().cloned().unwrap_or_default()
+/// One v1 row: `label` (if given) under `key`, then each metric by name.
+fn v1_row(key_value: Option<(&str, Value)>, metrics: &[Metric], values: Option<&[Value]>) -> Value {
+    let mut o = Map::new();
+    if let Some((k, v)) = key_value {
+        o.insert(k.into(), v);
+    }
+    for (i, m) in metrics.iter().enumerate() {
+        o.insert(
+            m.name().into(),
+            values.and_then(|v| v.get(i)).cloned().unwrap_or(json!(0)),
+        );
+    }
+    Value::Object(o)
 }
 
 /// `GET /api/v1/stats/realtime/visitors` → the number of visitors active now.
@@ -98,8 +112,7 @@ pub async fn realtime(
     Params(p): Params<V1Params>,
 ) -> Result<Json<Value>, ApiError> {
     let site = site_of(&st, &headers, p.site_id.as_deref())?;
-    let live = st.live.snapshot(&site, st.clock.as_ref(), Some(0));
-    Ok(Json(json!(live.active_visitors)))
+    Ok(Json(json!(st.live.active_count(&site, st.clock.as_ref()))))
 }
 
 /// `GET /api/v1/stats/aggregate` → `{"results": {"visitors": {"value": 1, "change": 5}}}`
@@ -108,24 +121,23 @@ pub async fn aggregate(
     headers: HeaderMap,
     Params(p): Params<V1Params>,
 ) -> Result<Json<Value>, ApiError> {
-    let site = site_of(&st, &headers, p.site_id.as_deref())?;
-    let mut q = base_query(&st, &site, &p, "visitors")?;
+    let (site, mut q) = base_query(&st, &headers, &p, "visitors")?;
     match p.compare.as_deref() {
         None => {}
         Some("previous_period") => q.include.compare = Some(Comparison::PreviousPeriod),
         Some(other) => return Err(qerr("compare", format!("{other:?}: only previous_period"))),
     }
     parse::validate(&q)?;
-    let metrics = q.metrics.clone();
-    let v = execute(&st, site, q).await?;
-    let row = metric_rows(&v).into_iter().next().unwrap_or(Value::Null);
+    let ex = execute(&st, &site, &q).await?;
     let mut out = Map::new();
-    for (i, m) in metrics.iter().enumerate() {
-        let mut entry = json!({ "value": row["metrics"][i] });
-        if !row["comparison"].is_null() {
-            entry["change"] = row["comparison"]["change"][i].clone();
+    if let Some((row, prev)) = ex.rows.first() {
+        for (i, m) in q.metrics.iter().enumerate() {
+            let mut entry = json!({ "value": row.metrics[i] });
+            if let Some(prev) = prev {
+                entry["change"] = result::change(*m, row.numbers[i], prev.numbers[i]);
+            }
+            out.insert(m.name().into(), entry);
         }
-        out.insert(m.name().into(), entry);
     }
     Ok(Json(json!({ "results": out })))
 }
@@ -136,8 +148,7 @@ pub async fn timeseries(
     headers: HeaderMap,
     Params(p): Params<V1Params>,
 ) -> Result<Json<Value>, ApiError> {
-    let site = site_of(&st, &headers, p.site_id.as_deref())?;
-    let mut q = base_query(&st, &site, &p, "visitors")?;
+    let (site, mut q) = base_query(&st, &headers, &p, "visitors")?;
     let bucket = match p.interval.as_deref() {
         // Plausible's default interval per period.
         None => match p.period.as_deref().unwrap_or("30d") {
@@ -163,30 +174,22 @@ pub async fn timeseries(
     q.dimensions = vec![Dimension::Time(bucket)];
     q.include.time_labels = true;
     parse::validate(&q)?;
-    let metrics = q.metrics.clone();
-    let v = execute(&st, site, q).await?;
-    let mut by_label = std::collections::HashMap::new();
-    for r in metric_rows(&v) {
-        if let Some(l) = r["dimensions"][0].as_str() {
-            by_label.insert(l.to_string(), r["metrics"].clone());
-        }
-    }
-    let results: Vec<Value> = v["meta"]["time_labels"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
+    let ex = execute(&st, &site, &q).await?;
+    let by_label: std::collections::HashMap<&str, &[Value]> = ex
+        .rows
+        .iter()
+        .map(|(r, _)| (r.dimensions[0].as_str(), r.metrics.as_slice()))
+        .collect();
+    let results: Vec<Value> = ex
+        .labels
+        .iter()
+        .flatten()
         .map(|label| {
-            let mut o = Map::new();
-            o.insert("date".into(), label.clone());
-            let values = label.as_str().and_then(|l| by_label.get(l));
-            for (i, m) in metrics.iter().enumerate() {
-                o.insert(
-                    m.name().into(),
-                    values.map(|v| v[i].clone()).unwrap_or(json!(0)),
-                );
-            }
-            Value::Object(o)
+            v1_row(
+                Some(("date", json!(label))),
+                &q.metrics,
+                by_label.get(label.as_str()).copied(),
+            )
         })
         .collect();
     Ok(Json(json!({ "results": results })))
@@ -198,8 +201,7 @@ pub async fn breakdown(
     headers: HeaderMap,
     Params(p): Params<V1Params>,
 ) -> Result<Json<Value>, ApiError> {
-    let site = site_of(&st, &headers, p.site_id.as_deref())?;
-    let mut q = base_query(&st, &site, &p, "visitors")?;
+    let (site, mut q) = base_query(&st, &headers, &p, "visitors")?;
     let prop = p
         .property
         .as_deref()
@@ -216,7 +218,6 @@ pub async fn breakdown(
     q.limit = limit;
     q.offset = (page - 1).saturating_mul(limit);
     parse::validate(&q)?;
-    let metrics = q.metrics.clone();
     let short = match &dim {
         Dimension::Prop(k) => k.clone(),
         other => other
@@ -226,16 +227,16 @@ pub async fn breakdown(
             .unwrap_or_default()
             .to_string(),
     };
-    let v = execute(&st, site, q).await?;
-    let results: Vec<Value> = metric_rows(&v)
-        .into_iter()
-        .map(|r| {
-            let mut o = Map::new();
-            o.insert(short.clone(), r["dimensions"][0].clone());
-            for (i, m) in metrics.iter().enumerate() {
-                o.insert(m.name().into(), r["metrics"][i].clone());
-            }
-            Value::Object(o)
+    let ex = execute(&st, &site, &q).await?;
+    let results: Vec<Value> = ex
+        .rows
+        .iter()
+        .map(|(r, _)| {
+            v1_row(
+                Some((&short, json!(r.dimensions[0]))),
+                &q.metrics,
+                Some(&r.metrics),
+            )
         })
         .collect();
     Ok(Json(json!({ "results": results })))

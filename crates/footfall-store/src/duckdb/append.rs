@@ -10,7 +10,7 @@ impl DuckStore {
     pub fn commit(
         &mut self,
         events: &[EventRow<'_>],
-        sessions: &[SessionChange],
+        sessions: &[SessionChange<'_>],
     ) -> Result<(), StoreError> {
         let t0 = std::time::Instant::now();
         let tx = self.conn.transaction()?;
@@ -74,7 +74,7 @@ impl DuckStore {
             app.flush()?;
             let mut app = tx.appender("sessions")?;
             for c in sessions {
-                let s = &c.row;
+                let s = c.row;
                 let a = &s.attrs;
                 app.append_row(params![
                     s.site.as_str(),
