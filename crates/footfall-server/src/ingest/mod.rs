@@ -202,13 +202,17 @@ fn prepare(
     let ip_text = ip.to_string();
     let now = st.clock.now();
 
+    let sites: Vec<SiteId> = sites
+        .into_iter()
+        .filter(|s| s.allows_hostname(&ev.hostname))
+        .collect();
+    if sites.is_empty() {
+        return Err("hostname_mismatch");
+    }
     let mut out = Vec::with_capacity(sites.len());
-    let mut hostname_ok = false;
-    for site in sites {
-        if !site.allows_hostname(&ev.hostname) {
-            continue;
-        }
-        hostname_ok = true;
+    let last = sites.len() - 1;
+    let kind = ev.kind;
+    for (i, site) in sites.into_iter().enumerate() {
         let (v, prev) = match &ev.client_id {
             Some(cid) => (visitor::from_client_id(&site, cid), None),
             None => (
@@ -226,10 +230,13 @@ fn prepare(
             visitor: v,
             visitor_previous_salt: prev,
         };
-        out.push(enrich::enrich(ev.clone(), cx));
-    }
-    if !hostname_ok {
-        return Err("hostname_mismatch");
+        // The usual single site takes the event itself; only extra sites copy it.
+        let this = if i == last {
+            std::mem::replace(&mut ev, IncomingEvent::new(kind, ""))
+        } else {
+            ev.clone()
+        };
+        out.push(enrich::enrich(this, cx));
     }
     Ok(out)
 }
