@@ -36,6 +36,7 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     pub keys: crate::keys::ApiKeys,
     pub reads: crate::read::query::ReadPool,
+    pub accounts: crate::accounts::Accounts,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +50,8 @@ pub enum StartError {
     },
     #[error("{0}")]
     Geo(String),
+    #[error("accounts: {0}")]
+    Accounts(#[from] crate::accounts::AccountError),
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -75,6 +78,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(ingest_cors);
     Router::new()
         .merge(ingest)
+        .merge(crate::dashboard::routes())
         .route("/api/events", post(crate::ingest::batch))
         .route("/api/stats/{site}/live", get(crate::read::stats::live))
         .route(
@@ -108,6 +112,9 @@ pub fn router(state: Arc<AppState>) -> Router {
                 axum::Json(serde_json::json!({"error": "method not allowed"})),
             )
         })
+        .layer(axum::middleware::map_request(
+            crate::auth::share_param_to_header,
+        ))
         .with_state(state)
 }
 
@@ -171,6 +178,9 @@ pub async fn start(config: ServerConfig, clock: Arc<dyn Clock>) -> Result<Runnin
             for site in &cfg.public_sites {
                 store.add_site(site, true, now)?;
             }
+            if cfg.demo {
+                store.add_site(&crate::demo::site(), true, now)?;
+            }
             let started = std::time::Instant::now();
             let counters = store.rebuild_counters(cfg.rebuild_chunk, |p| {
                 tracing::info!(
@@ -212,6 +222,7 @@ pub async fn start(config: ServerConfig, clock: Arc<dyn Clock>) -> Result<Runnin
     let salts = Salts::new(store.try_clone()?);
     let keys = crate::keys::ApiKeys::load(store.try_clone()?, config.api_rate_limit_per_hour)?;
     let reads = crate::read::query::ReadPool::new(store.try_clone()?);
+    let accounts = crate::accounts::Accounts::load(store.try_clone()?, clock.now().0)?;
     let writer = Writer {
         store,
         identify,
@@ -248,7 +259,16 @@ pub async fn start(config: ServerConfig, clock: Arc<dyn Clock>) -> Result<Runnin
         shutdown: shutdown_rx.clone(),
         keys,
         reads,
+        accounts,
     });
+    if let Some(token) = state.accounts.setup_token() {
+        tracing::warn!(
+            "no dashboard users yet: open http://{addr}/setup and create the first one with setup token: {token}"
+        );
+    }
+    if state.config.demo {
+        crate::demo::spawn(state.clone());
+    }
     let app = router(state.clone());
     let mut stop = shutdown_rx;
     let server = tokio::spawn(async move {

@@ -1,6 +1,8 @@
-//! Who may read and administer. Until dashboard logins exist, the admin token reads every
-//! site and anyone may read a site marked public.
+//! Who may read and administer. Readers of a site: the admin token, a logged-in dashboard
+//! user (session cookie), the site's share link, or anyone if the site is public; the Stats
+//! API also takes API keys scoped to sites.
 
+use crate::accounts::Session;
 use crate::app::AppState;
 use crate::error::ApiError;
 use axum::http::HeaderMap;
@@ -15,8 +17,14 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
+/// The dashboard's login cookie.
+pub const SESSION_COOKIE: &str = "ff_session";
+/// Where a share token travels; a `share=` query parameter is copied here (see
+/// [`share_param_to_header`]) because EventSource can't set headers.
+pub const SHARE_HEADER: &str = "x-footfall-share";
+
 /// Compares in time independent of where the strings differ.
-fn same(a: &str, b: &str) -> bool {
+pub(crate) fn same(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
             .zip(b.bytes())
@@ -42,20 +50,91 @@ pub fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiErr
     }
 }
 
-/// Reading a site's stats: the admin token, or the site is public.
+/// The value of one cookie from the request's Cookie headers.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim())
+}
+
+/// The logged-in dashboard user's session token and session, if the cookie is valid.
+pub fn session(state: &AppState, headers: &HeaderMap) -> Option<(String, Session)> {
+    let token = cookie(headers, SESSION_COOKIE)?;
+    let s = state.accounts.session(token, state.clock.now().0)?;
+    Some((token.to_string(), s))
+}
+
+/// The site the request's share token opens, if any.
+pub fn shared_site(state: &AppState, headers: &HeaderMap) -> Option<SiteId> {
+    let token = headers.get(SHARE_HEADER)?.to_str().ok()?;
+    state.sites.by_share_token(token)
+}
+
+/// Logged-in user, share link for this site, or a public site.
+fn dashboard_reader(state: &AppState, headers: &HeaderMap, site: &SiteId) -> bool {
+    session(state, headers).is_some()
+        || shared_site(state, headers).is_some_and(|s| &s == site)
+        || state.sites.is_public(site)
+}
+
+/// Reading a site's live stats: the admin token, a dashboard reader (see above).
 pub fn require_read(state: &AppState, headers: &HeaderMap, site: &SiteId) -> Result<(), ApiError> {
-    if is_admin(state, headers) || state.sites.is_public(site) {
+    if is_admin(state, headers) || dashboard_reader(state, headers, site) {
         Ok(())
     } else {
         Err(ApiError::Unauthorized)
     }
 }
 
+/// A logged-in dashboard user making a change: the session, and the CSRF token that only
+/// the dashboard's own pages can read, sent back in a header a cross-site form can't set.
+pub fn require_user_change(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<(String, Session), ApiError> {
+    let (token, s) = session(state, headers).ok_or(ApiError::Unauthorized)?;
+    let sent = headers
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if same(sent, &s.csrf) {
+        Ok((token, s))
+    } else {
+        Err(ApiError::CsrfRejected)
+    }
+}
+
+/// Copies a `share=` query parameter into [`SHARE_HEADER`], so routes read credentials from
+/// headers only.
+pub async fn share_param_to_header(mut req: axum::extract::Request) -> axum::extract::Request {
+    let token = req.uri().query().and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "share")
+            .map(|(_, v)| v.into_owned())
+    });
+    if let Some(v) = token.and_then(|t| axum::http::HeaderValue::from_str(&t).ok()) {
+        req.headers_mut().insert(SHARE_HEADER, v);
+    }
+    req
+}
+
 /// Reading stats through the API: the admin token, an API key scoped to the site (rate
 /// limited), or a public site. Wrong or missing credentials: 401; a key for other sites: 403.
 pub fn require_stats(state: &AppState, headers: &HeaderMap, site: &SiteId) -> Result<(), ApiError> {
-    if is_admin(state, headers) {
+    if is_admin(state, headers) || session(state, headers).is_some() {
         return Ok(());
+    }
+    if let Some(shared) = shared_site(state, headers) {
+        return if &shared == site {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden)
+        };
     }
     match bearer(headers) {
         Some(key) => match state.keys.check(key) {

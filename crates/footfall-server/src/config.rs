@@ -28,6 +28,10 @@ pub struct ServerConfig {
     pub api_rate_limit_per_hour: u32,
     /// DuckDB's memory cap (e.g. "512MB"); None: DuckDB's default (80 % of RAM).
     pub db_memory_limit: Option<String>,
+    /// Serve web files from this folder instead of the copies built into the binary.
+    pub web_dir: Option<PathBuf>,
+    /// Register the public site `demo.example` and feed it synthetic visitors.
+    pub demo: bool,
 }
 
 impl ServerConfig {
@@ -47,6 +51,8 @@ impl ServerConfig {
             rebuild_chunk: 500_000,
             api_rate_limit_per_hour: 600,
             db_memory_limit: None,
+            web_dir: None,
+            demo: false,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Every error a route can return, and its HTTP mapping, in one place.
 
+use crate::accounts::AccountError;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -14,10 +15,12 @@ pub enum ApiError {
     BadRequest(String),
     #[error("request body is larger than {0} bytes")]
     BodyTooLarge(usize),
-    #[error("missing or invalid credentials: send `Authorization: Bearer <token>`")]
+    #[error("missing or invalid credentials: log in, or send `Authorization: Bearer <token>`")]
     Unauthorized,
     #[error("these credentials may not do that")]
     Forbidden,
+    #[error("missing or wrong X-CSRF-Token header; reload the dashboard")]
+    CsrfRejected,
     #[error("this key's request budget is used up; try again later")]
     TooManyRequests,
     #[error(transparent)]
@@ -30,6 +33,8 @@ pub enum ApiError {
     ShuttingDown,
     #[error("internal error")]
     Internal(String),
+    #[error(transparent)]
+    Account(#[from] crate::accounts::AccountError),
 }
 
 impl ApiError {
@@ -41,10 +46,18 @@ impl ApiError {
             ApiError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ApiError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::Forbidden | ApiError::CsrfRejected => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unavailable(_) | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Account(e) => match e {
+                AccountError::Invalid(_) => StatusCode::BAD_REQUEST,
+                AccountError::BadCredentials | AccountError::BadSetupToken => {
+                    StatusCode::UNAUTHORIZED
+                }
+                AccountError::Throttled => StatusCode::TOO_MANY_REQUESTS,
+                AccountError::Store(_) | AccountError::Hash(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
         }
     }
 }
@@ -53,6 +66,14 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let ApiError::Internal(detail) | ApiError::Unavailable(detail) = &self {
             tracing::error!(%detail, "request failed");
+        }
+        if let ApiError::Account(e @ (AccountError::Store(_) | AccountError::Hash(_))) = &self {
+            tracing::error!(error = %e, "account operation failed");
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(serde_json::json!({ "error": "internal error" })),
+            )
+                .into_response();
         }
         (
             self.status(),

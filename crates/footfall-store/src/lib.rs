@@ -10,6 +10,6 @@ pub mod duckdb;
 mod error;
 pub mod row;
 
-pub use crate::duckdb::DuckStore;
+pub use crate::duckdb::{DuckStore, SessionRecord, UserRow};
 pub use error::StoreError;
 pub use row::{EventRow, SessionChange};

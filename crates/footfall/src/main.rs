@@ -36,6 +36,11 @@ enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Manage dashboard users (offline: stop the server first; online: POST /api/admin/users).
+    Users {
+        #[command(subcommand)]
+        action: UsersAction,
+    },
     /// Recompute the live counters from stored events and print them (offline).
     Rebuild {
         #[arg(long, env = "FOOTFALL_DATA_DIR", default_value = "./footfall-data")]
@@ -69,6 +74,32 @@ enum KeysAction {
 }
 
 #[derive(Subcommand)]
+enum UsersAction {
+    /// Add a user, or set an existing user's password.
+    Add {
+        #[arg(long)]
+        username: String,
+        /// The password; without it, one line is read from standard input (keeps it out of
+        /// the process list and shell history).
+        #[arg(long, env = "FOOTFALL_USER_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+        #[arg(long, env = "FOOTFALL_DATA_DIR", default_value = "./footfall-data")]
+        data_dir: PathBuf,
+    },
+    /// List users.
+    List {
+        #[arg(long, env = "FOOTFALL_DATA_DIR", default_value = "./footfall-data")]
+        data_dir: PathBuf,
+    },
+    /// Remove a user and end their sessions.
+    Remove {
+        username: String,
+        #[arg(long, env = "FOOTFALL_DATA_DIR", default_value = "./footfall-data")]
+        data_dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum SitesAction {
     /// Register a site.
     Add {
@@ -92,6 +123,7 @@ enum SitesAction {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("FOOTFALL_LOG")
                 .unwrap_or_else(|_| "info".into()),
@@ -102,6 +134,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::Sites { action } => sites(action),
         Command::Keys { action } => keys(action),
+        Command::Users { action } => users(action),
         Command::Rebuild { data_dir, chunk } => rebuild(&data_dir, chunk),
     };
     match result {
@@ -229,6 +262,52 @@ fn keys(action: KeysAction) -> Result<()> {
                     if k.revoked { "revoked" } else { "active" }
                 );
             }
+        }
+    }
+    Ok(())
+}
+
+fn users(action: UsersAction) -> Result<()> {
+    match action {
+        UsersAction::Add {
+            username,
+            password,
+            data_dir,
+        } => {
+            let password = match password {
+                Some(p) => p,
+                None => {
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    line.trim_end_matches(['\r', '\n']).to_string()
+                }
+            };
+            let store = DuckStore::open(&data_dir)?;
+            let created =
+                footfall_server::accounts::add_user(&store, &username, &password, now_ms())?;
+            store.checkpoint()?;
+            println!(
+                "{} user {username}",
+                if created {
+                    "added"
+                } else {
+                    "updated password of"
+                }
+            );
+        }
+        UsersAction::List { data_dir } => {
+            let store = DuckStore::open(&data_dir)?;
+            for u in store.users()? {
+                println!("{}", u.username);
+            }
+        }
+        UsersAction::Remove { username, data_dir } => {
+            let store = DuckStore::open(&data_dir)?;
+            if !store.delete_user(&username)? {
+                return Err(format!("no user {username}").into());
+            }
+            store.checkpoint()?;
+            println!("removed user {username}");
         }
     }
     Ok(())

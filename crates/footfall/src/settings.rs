@@ -58,6 +58,13 @@ pub struct ServeArgs {
     /// Cap on DuckDB's memory, e.g. 512MB or 2GB [DuckDB's default: 80% of RAM].
     #[arg(long, env = "FOOTFALL_DB_MEMORY_LIMIT")]
     pub db_memory_limit: Option<String>,
+    /// Serve the dashboard and tracker from this folder (the repository's `web/`) instead of
+    /// the copies built in; for working on them without rebuilding.
+    #[arg(long, env = "FOOTFALL_WEB_DIR")]
+    pub web_dir: Option<PathBuf>,
+    /// Add the public site demo.example with a month of history and live synthetic visitors.
+    #[arg(long, env = "FOOTFALL_DEMO")]
+    pub demo: bool,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -78,6 +85,9 @@ struct FileSettings {
     visit_gap_mins: Option<u64>,
     api_rate_limit: Option<u32>,
     db_memory_limit: Option<String>,
+    web_dir: Option<PathBuf>,
+    #[serde(default)]
+    demo: bool,
 }
 
 pub struct Settings {
@@ -153,6 +163,8 @@ impl Settings {
         if let Some(m) = args.visit_gap_mins.or(file.visit_gap_mins) {
             c.visit_gap_ms = (m as i64).max(1) * 60_000;
         }
+        c.web_dir = args.web_dir.or(file.web_dir);
+        c.demo = args.demo || file.demo;
         Ok(Settings { server: c })
     }
 }

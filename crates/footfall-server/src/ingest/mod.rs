@@ -143,7 +143,7 @@ fn header_host(headers: &HeaderMap, name: header::HeaderName) -> Option<String> 
 
 /// Everything between decode and the writer. Returns one event per target site, or the
 /// reason the event is dropped.
-fn prepare(
+pub(crate) fn prepare(
     st: &AppState,
     peer: IpAddr,
     headers: &HeaderMap,

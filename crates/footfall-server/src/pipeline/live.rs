@@ -73,6 +73,24 @@ impl Live {
         self.lock().active.count(site)
     }
 
+    /// The latest title seen for each of `paths` that has one.
+    pub fn titles<'a>(
+        &self,
+        site: &SiteId,
+        paths: impl Iterator<Item = &'a str>,
+    ) -> Vec<(String, String)> {
+        let st = self.lock();
+        let Some(c) = st.counters.site(site) else {
+            return Vec::new();
+        };
+        paths
+            .filter_map(|p| {
+                let (title, _) = c.paths.get(p)?.title.as_ref()?;
+                Some((p.to_string(), title.clone()))
+            })
+            .collect()
+    }
+
     pub fn snapshot(&self, site: &SiteId, clock: &dyn Clock, limit: Option<usize>) -> LiveStats {
         self.expire(clock);
         let st = self.lock();

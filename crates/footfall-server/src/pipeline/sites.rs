@@ -3,18 +3,28 @@
 use chrono_tz::Tz;
 use footfall_core::SiteId;
 use footfall_store::{DuckStore, StoreError};
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct SiteInfo {
     pub public: bool,
     pub timezone: Tz,
+    /// Token of the read-only public link, if enabled.
+    pub share_token: Option<Arc<str>>,
 }
 
 pub struct Sites {
     known: RwLock<HashMap<SiteId, SiteInfo>>,
+    /// SHA-256 of each share token → its site. Looked up by hash so the time a lookup takes
+    /// says nothing about how much of a guessed token was right.
+    shares: RwLock<HashMap<[u8; 32], SiteId>>,
     store: Mutex<DuckStore>,
+}
+
+fn share_key(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
 }
 
 /// Parses an IANA zone name such as `Europe/Berlin`.
@@ -25,28 +35,59 @@ pub fn parse_timezone(name: &str) -> Result<Tz, String> {
 
 impl Sites {
     pub fn load(store: DuckStore) -> Result<Self, StoreError> {
-        let known = store
-            .sites()?
-            .into_iter()
-            .map(|s| {
-                let timezone = parse_timezone(&s.timezone).unwrap_or(Tz::UTC);
-                (
-                    s.domain,
-                    SiteInfo {
-                        public: s.public,
-                        timezone,
-                    },
-                )
-            })
-            .collect();
+        let mut known = HashMap::new();
+        let mut shares = HashMap::new();
+        for s in store.sites()? {
+            let timezone = parse_timezone(&s.timezone).unwrap_or(Tz::UTC);
+            if let Some(t) = &s.share_token {
+                shares.insert(share_key(t), s.domain.clone());
+            }
+            known.insert(
+                s.domain,
+                SiteInfo {
+                    public: s.public,
+                    timezone,
+                    share_token: s.share_token.map(Arc::from),
+                },
+            );
+        }
         Ok(Sites {
             known: RwLock::new(known),
+            shares: RwLock::new(shares),
             store: Mutex::new(store),
         })
     }
 
-    fn info(&self, site: &SiteId) -> Option<SiteInfo> {
-        self.known.read().ok().and_then(|k| k.get(site).copied())
+    pub fn info(&self, site: &SiteId) -> Option<SiteInfo> {
+        self.known.read().ok().and_then(|k| k.get(site).cloned())
+    }
+
+    /// The site a share token opens, if any.
+    pub fn by_share_token(&self, token: &str) -> Option<SiteId> {
+        self.shares
+            .read()
+            .ok()
+            .and_then(|s| s.get(&share_key(token)).cloned())
+    }
+
+    /// Enables (Some) or disables (None) a site's share link; the old token stops working.
+    pub fn set_share_token(&self, site: &SiteId, token: Option<&str>) -> Result<(), StoreError> {
+        self.store
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .set_share_token(site, token)?;
+        let mut known = self.known.write().unwrap_or_else(|p| p.into_inner());
+        let mut shares = self.shares.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(info) = known.get_mut(site) {
+            if let Some(old) = info.share_token.take() {
+                shares.remove(&share_key(&old));
+            }
+            if let Some(t) = token {
+                shares.insert(share_key(t), site.clone());
+                info.share_token = Some(Arc::from(t));
+            }
+        }
+        Ok(())
     }
 
     pub fn contains(&self, site: &SiteId) -> bool {
@@ -79,14 +120,17 @@ impl Sites {
             created
         };
         if let Ok(mut k) = self.known.write() {
+            let old = k.get(site);
             let tz = timezone
-                .or_else(|| k.get(site).map(|i| i.timezone))
+                .or_else(|| old.map(|i| i.timezone))
                 .unwrap_or(Tz::UTC);
+            let share_token = old.and_then(|i| i.share_token.clone());
             k.insert(
                 site.clone(),
                 SiteInfo {
                     public,
                     timezone: tz,
+                    share_token,
                 },
             );
         }
@@ -97,7 +141,7 @@ impl Sites {
         let mut v: Vec<_> = self
             .known
             .read()
-            .map(|k| k.iter().map(|(s, i)| (s.clone(), *i)).collect())
+            .map(|k| k.iter().map(|(s, i)| (s.clone(), i.clone())).collect())
             .unwrap_or_default();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v

@@ -12,6 +12,8 @@ pub struct Site {
     pub created_at: i64,
     /// IANA time zone name for reports.
     pub timezone: String,
+    /// Token of the read-only public link, if one is enabled.
+    pub share_token: Option<String>,
 }
 
 impl DuckStore {
@@ -37,26 +39,28 @@ impl DuckStore {
     }
 
     pub fn sites(&self) -> Result<Vec<Site>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT domain, public, created_at, timezone FROM sites ORDER BY domain")?;
+        let mut stmt = self.conn.prepare(
+            "SELECT domain, public, created_at, timezone, share_token FROM sites ORDER BY domain",
+        )?;
         let rows = stmt.query_map([], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, bool>(1)?,
                 r.get::<_, i64>(2)?,
                 r.get::<_, String>(3)?,
+                r.get::<_, Option<String>>(4)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (domain, public, created_at, timezone) = row?;
+            let (domain, public, created_at, timezone, share_token) = row?;
             let domain = SiteId::parse(&domain).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             out.push(Site {
                 domain,
                 public,
                 created_at,
                 timezone,
+                share_token,
             });
         }
         Ok(out)
@@ -67,6 +71,15 @@ impl DuckStore {
         self.conn.execute(
             "UPDATE sites SET timezone = ? WHERE domain = ?",
             params![timezone, site.as_str()],
+        )?;
+        Ok(())
+    }
+
+    /// Enables (Some) or disables (None) the site's public read-only link.
+    pub fn set_share_token(&self, site: &SiteId, token: Option<&str>) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE sites SET share_token = ? WHERE domain = ?",
+            params![token, site.as_str()],
         )?;
         Ok(())
     }

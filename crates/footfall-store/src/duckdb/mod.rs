@@ -1,5 +1,6 @@
 //! The embedded DuckDB backend.
 
+mod accounts;
 mod append;
 mod meta;
 mod query;
@@ -7,6 +8,7 @@ mod rebuild;
 mod restore;
 mod schema;
 
+pub use accounts::{SessionRecord, UserRow};
 pub use meta::{ApiKeyRow, Site};
 pub use query::QueryRow;
 pub use rebuild::RebuildProgress;

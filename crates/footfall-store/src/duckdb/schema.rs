@@ -121,6 +121,27 @@ CREATE TABLE api_keys (
 );
 "#,
     ),
+    (
+        4,
+        r#"
+-- Dashboard logins. Passwords as argon2id PHC strings; sessions by the SHA-256 of their
+-- cookie, so a copy of the database can't be used to log in.
+CREATE TABLE users (
+    username       VARCHAR PRIMARY KEY,
+    password_hash  VARCHAR NOT NULL,
+    created_at     BIGINT  NOT NULL
+);
+CREATE TABLE dashboard_sessions (
+    token_hash  VARCHAR PRIMARY KEY,
+    username    VARCHAR NOT NULL,
+    csrf        VARCHAR NOT NULL,
+    created_at  BIGINT  NOT NULL,
+    expires_at  BIGINT  NOT NULL
+);
+-- Read-only public link; kept in clear because owners copy it again from the dashboard.
+ALTER TABLE sites ADD COLUMN share_token VARCHAR;
+"#,
+    ),
 ];
 
 pub fn latest() -> i64 {

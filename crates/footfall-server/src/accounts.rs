@@ -1,0 +1,296 @@
+//! Dashboard users and login sessions: argon2id password hashes, random session tokens
+//! kept (hashed) in the store so logins survive a restart, a one-time setup token for the
+//! first user, and a brake on password guessing.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use footfall_store::{DuckStore, SessionRecord, StoreError};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::{Mutex, RwLock};
+
+/// How long a login lasts.
+pub const SESSION_TTL_MS: i64 = 30 * 86_400_000;
+/// Failed logins per user name allowed in [`FAILURE_WINDOW_MS`] before refusing for a while.
+const MAX_FAILURES: u32 = 10;
+const FAILURE_WINDOW_MS: i64 = 15 * 60_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("wrong user name or password")]
+    BadCredentials,
+    #[error("too many failed logins for this user; try again in a few minutes")]
+    Throttled,
+    #[error("the setup token is wrong or was already used")]
+    BadSetupToken,
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub username: String,
+    pub csrf: String,
+    pub expires_at: i64,
+}
+
+pub fn validate_username(name: &str) -> Result<(), AccountError> {
+    let ok = (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._@-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(AccountError::Invalid(
+            "username: 1–64 characters of letters, digits and . _ @ -".into(),
+        ))
+    }
+}
+
+pub fn validate_password(pw: &str) -> Result<(), AccountError> {
+    // The upper bound keeps a hostile request from making argon2 hash megabytes.
+    if (8..=1024).contains(&pw.chars().count()) && pw.len() <= 4096 {
+        Ok(())
+    } else {
+        Err(AccountError::Invalid(
+            "password: 8 to 1024 characters".into(),
+        ))
+    }
+}
+
+/// An argon2id PHC string (argon2's defaults: 19 MiB, 2 passes) with a random salt.
+pub fn hash_password(pw: &str) -> Result<String, AccountError> {
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    let salt = SaltString::encode_b64(&bytes).map_err(|e| AccountError::Hash(e.to_string()))?;
+    Argon2::default()
+        .hash_password(pw.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| AccountError::Hash(e.to_string()))
+}
+
+pub fn verify_password(phc: &str, pw: &str) -> bool {
+    PasswordHash::new(phc)
+        .map(|h| Argon2::default().verify_password(pw.as_bytes(), &h).is_ok())
+        .unwrap_or(false)
+}
+
+/// 128 random bits as hex: session cookies, CSRF tokens, share and setup tokens.
+pub fn random_token() -> String {
+    let mut b = [0u8; 16];
+    rand::rng().fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+fn token_key(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Checks a user name and password offline (the CLI) and stores the user.
+pub fn add_user(
+    store: &DuckStore,
+    username: &str,
+    password: &str,
+    now_ms: i64,
+) -> Result<bool, AccountError> {
+    validate_username(username)?;
+    validate_password(password)?;
+    Ok(store.put_user(username, &hash_password(password)?, now_ms)?)
+}
+
+pub struct Accounts {
+    store: Mutex<DuckStore>,
+    /// username → PHC hash.
+    users: RwLock<HashMap<String, String>>,
+    /// SHA-256 of the cookie value → session.
+    sessions: RwLock<HashMap<String, Session>>,
+    setup_token: Mutex<Option<String>>,
+    failures: Mutex<HashMap<String, (u32, i64)>>,
+    /// Verified against when the user doesn't exist, so both cases take as long.
+    decoy: String,
+}
+
+impl Accounts {
+    pub fn load(store: DuckStore, now_ms: i64) -> Result<Self, AccountError> {
+        let users: HashMap<String, String> = store
+            .users()?
+            .into_iter()
+            .map(|u| (u.username, u.password_hash))
+            .collect();
+        let sessions = store
+            .live_sessions(now_ms)?
+            .into_iter()
+            .map(|s: SessionRecord| {
+                (
+                    s.token_hash,
+                    Session {
+                        username: s.username,
+                        csrf: s.csrf,
+                        expires_at: s.expires_at,
+                    },
+                )
+            })
+            .collect();
+        let setup_token = users.is_empty().then(random_token);
+        Ok(Accounts {
+            store: Mutex::new(store),
+            users: RwLock::new(users),
+            sessions: RwLock::new(sessions),
+            setup_token: Mutex::new(setup_token),
+            failures: Mutex::new(HashMap::new()),
+            decoy: hash_password(&random_token())?,
+        })
+    }
+
+    fn store(&self) -> std::sync::MutexGuard<'_, DuckStore> {
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The token that lets the first user be created, while there are no users.
+    pub fn setup_token(&self) -> Option<String> {
+        self.setup_token
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn setup_required(&self) -> bool {
+        self.setup_token().is_some()
+    }
+
+    /// Adds (or re-passwords) a user. Slow: hashes a password.
+    pub fn add_user(
+        &self,
+        username: &str,
+        password: &str,
+        now_ms: i64,
+    ) -> Result<bool, AccountError> {
+        validate_username(username)?;
+        validate_password(password)?;
+        let phc = hash_password(password)?;
+        let created = self.store().put_user(username, &phc, now_ms)?;
+        self.users
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(username.to_string(), phc);
+        // Once anyone can log in, the setup door closes.
+        *self.setup_token.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        Ok(created)
+    }
+
+    /// Creates the first user with the one-time setup token and logs them in.
+    pub fn setup(
+        &self,
+        token: &str,
+        username: &str,
+        password: &str,
+        now_ms: i64,
+    ) -> Result<(String, Session), AccountError> {
+        validate_username(username)?;
+        validate_password(password)?;
+        {
+            // Taken under the lock: two concurrent setups can't both succeed.
+            let mut guard = self.setup_token.lock().unwrap_or_else(|p| p.into_inner());
+            match guard.as_deref() {
+                Some(t) if crate::auth::same(t, token) => *guard = None,
+                _ => return Err(AccountError::BadSetupToken),
+            }
+        }
+        if let Err(e) = self.add_user(username, password, now_ms) {
+            // Let the owner try again with the same token.
+            *self.setup_token.lock().unwrap_or_else(|p| p.into_inner()) = Some(token.to_string());
+            return Err(e);
+        }
+        self.open_session(username, now_ms)
+    }
+
+    /// Checks a password and opens a session. Slow: verifies a password hash.
+    pub fn login(
+        &self,
+        username: &str,
+        password: &str,
+        now_ms: i64,
+    ) -> Result<(String, Session), AccountError> {
+        let key = username.to_ascii_lowercase();
+        {
+            let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+            f.retain(|_, (_, since)| now_ms - *since < FAILURE_WINDOW_MS);
+            if f.get(&key).is_some_and(|(n, _)| *n >= MAX_FAILURES) {
+                return Err(AccountError::Throttled);
+            }
+        }
+        let phc = self
+            .users
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(username)
+            .cloned();
+        let ok = match &phc {
+            Some(h) => verify_password(h, password),
+            None => {
+                let _ = verify_password(&self.decoy, password);
+                false
+            }
+        };
+        if !ok {
+            let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+            let e = f.entry(key).or_insert((0, now_ms));
+            e.0 += 1;
+            return Err(AccountError::BadCredentials);
+        }
+        self.open_session(username, now_ms)
+    }
+
+    fn open_session(&self, username: &str, now_ms: i64) -> Result<(String, Session), AccountError> {
+        let token = random_token();
+        let session = Session {
+            username: username.to_string(),
+            csrf: random_token(),
+            expires_at: now_ms + SESSION_TTL_MS,
+        };
+        let record = SessionRecord {
+            token_hash: token_key(&token),
+            username: session.username.clone(),
+            csrf: session.csrf.clone(),
+            expires_at: session.expires_at,
+        };
+        self.store().put_session(&record, now_ms)?;
+        self.sessions
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(record.token_hash, session.clone());
+        Ok((token, session))
+    }
+
+    /// The session a cookie value belongs to, if it is valid now and its user still exists.
+    pub fn session(&self, token: &str, now_ms: i64) -> Option<Session> {
+        let s = self
+            .sessions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&token_key(token))
+            .cloned()?;
+        let user_exists = self
+            .users
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&s.username);
+        (s.expires_at > now_ms && user_exists).then_some(s)
+    }
+
+    pub fn logout(&self, token: &str) -> Result<(), AccountError> {
+        let key = token_key(token);
+        self.sessions
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&key);
+        self.store().delete_session(&key)?;
+        Ok(())
+    }
+}
