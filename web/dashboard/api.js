@@ -1,0 +1,76 @@
+// Talking to the footfall server. Every request is same-origin with cookies; every POST/DELETE
+// carries the CSRF token; in share mode every read carries ?share=<token>.
+
+let csrf = null;
+let shareToken = null;
+
+export function setCsrf(token) { csrf = token || null; }
+export function setShareToken(token) { shareToken = token || null; }
+export function getShareToken() { return shareToken; }
+
+export class ApiError extends Error {
+  constructor(message, status) {
+    super(message);
+    this.status = status;
+  }
+}
+
+function url(path, params = {}, withShare = true) {
+  const u = new URL(path, location.origin);
+  for (const [k, v] of Object.entries(params)) {
+    for (const one of [].concat(v)) if (one != null) u.searchParams.append(k, one);
+  }
+  if (withShare && shareToken) u.searchParams.set('share', shareToken);
+  return u.pathname + u.search;
+}
+
+async function request(method, path, { body, params, withShare = true, signal } = {}) {
+  const headers = { Accept: 'application/json' };
+  if (method !== 'GET') {
+    headers['Content-Type'] = 'application/json';
+    if (csrf) headers['X-CSRF-Token'] = csrf;
+  }
+  let res;
+  try {
+    res = await fetch(url(path, params, withShare), {
+      method, headers, credentials: 'same-origin', signal,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (e) {
+    if (e.name === 'AbortError') throw e;
+    throw new ApiError('The server could not be reached.', 0);
+  }
+  if (res.status === 204) return null;
+  let data = null;
+  const text = await res.text();
+  try { data = text ? JSON.parse(text) : null; } catch { data = null; }
+  if (!res.ok) {
+    const msg = (data && data.error) || text.trim() || `${res.status} ${res.statusText}`;
+    throw new ApiError(msg, res.status);
+  }
+  return data;
+}
+
+const enc = encodeURIComponent;
+
+export const api = {
+  state: () => request('GET', '/api/dashboard/state', { withShare: false }),
+  setup: (token, username, password) =>
+    request('POST', '/api/dashboard/setup', { body: { token, username, password }, withShare: false }),
+  login: (username, password) =>
+    request('POST', '/api/dashboard/login', { body: { username, password }, withShare: false }),
+  logout: () => request('POST', '/api/dashboard/logout', { body: {}, withShare: false }),
+  sites: () => request('GET', '/api/dashboard/sites', { withShare: false }),
+  addSite: (domain, timezone) =>
+    request('POST', '/api/dashboard/sites', { body: { domain, timezone }, withShare: false }),
+  createShare: (domain) =>
+    request('POST', `/api/dashboard/sites/${enc(domain)}/share`, { body: {}, withShare: false }),
+  deleteShare: (domain) =>
+    request('DELETE', `/api/dashboard/sites/${enc(domain)}/share`, { withShare: false }),
+  shareInfo: (token) => request('GET', `/api/dashboard/share/${enc(token)}`, { withShare: false }),
+  site: (domain) => request('GET', `/api/dashboard/site/${enc(domain)}`),
+  live: (domain, limit) => request('GET', `/api/stats/${enc(domain)}/live`, { params: { limit } }),
+  titles: (domain, paths) => request('GET', `/api/stats/${enc(domain)}/titles`, { params: { path: paths } }),
+  query: (body, signal) => request('POST', '/api/v2/query', { body, signal }),
+  streamUrl: (domain, params = {}) => url(`/api/stats/${enc(domain)}/live/stream`, params),
+};

@@ -1,0 +1,36 @@
+// Light / dark / system theme. "system" follows prefers-color-scheme (the CSS does that when
+// no data-theme is set on <html>).
+import { h, icon } from './dom.js';
+
+const ORDER = ['system', 'light', 'dark'];
+const LABEL = { system: 'System theme', light: 'Light theme', dark: 'Dark theme' };
+const ICON = { system: 'monitor', light: 'sun', dark: 'moon' };
+
+export function getTheme() {
+  const t = localStorage.getItem('ff:theme');
+  return t === 'light' || t === 'dark' ? t : 'system';
+}
+
+export function setTheme(t) {
+  if (t === 'system') { localStorage.removeItem('ff:theme'); delete document.documentElement.dataset.theme; }
+  else { localStorage.setItem('ff:theme', t); document.documentElement.dataset.theme = t; }
+}
+
+/** A button that cycles system → light → dark. */
+export function themeButton() {
+  const btn = h('button', { type: 'button', class: 'ff-icon-btn', dataset: { testid: 'theme' } });
+  function paint() {
+    const t = getTheme();
+    const next = ORDER[(ORDER.indexOf(t) + 1) % ORDER.length];
+    btn.replaceChildren(icon(ICON[t]));
+    btn.title = `${LABEL[t]} (switch to ${LABEL[next].toLowerCase()})`;
+    btn.setAttribute('aria-label', btn.title);
+  }
+  btn.addEventListener('click', () => {
+    const t = getTheme();
+    setTheme(ORDER[(ORDER.indexOf(t) + 1) % ORDER.length]);
+    paint();
+  });
+  paint();
+  return btn;
+}
