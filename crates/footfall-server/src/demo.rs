@@ -9,8 +9,8 @@ use crate::app::AppState;
 use crate::ingest::prepare;
 use axum::http::HeaderMap;
 use footfall_core::{EventKind, GeoHint, IncomingEvent, SiteId, Timestamp};
-use rand::seq::IndexedRandom;
 use rand::rngs::StdRng;
+use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -269,6 +269,20 @@ async fn send(st: &AppState, events: Vec<IncomingEvent>) {
     }
 }
 
+const HOUR: i64 = 3_600_000;
+
+/// New visitors per hour at `ts`, history and live alike, so "today" continues the graph:
+/// a daily rhythm peaking mid-afternoon UTC, quieter weekends, and a slow rise over the month.
+fn visitors_per_hour(ts: i64, now: i64) -> f64 {
+    let hour = ((ts / HOUR) % 24) as f64;
+    let daily = 0.35 + 0.65 * (0.5 - 0.5 * ((hour - 3.0) / 24.0 * std::f64::consts::TAU).cos());
+    let weekday = (ts / (24 * HOUR) + 3) % 7; // 1970-01-01 was a Thursday; 5, 6 = Sat, Sun
+    let weekend = if weekday >= 5 { 0.7 } else { 1.0 };
+    let days_ago = ((now - ts) / (24 * HOUR)) as f64;
+    let growth = 1.0 - 0.25 * (days_ago / 30.0).min(1.0);
+    120.0 * daily * weekend * growth
+}
+
 /// A month of history for the demo site, once (skipped if it already has page views).
 async fn backfill(st: &AppState) {
     let site = site();
@@ -282,15 +296,20 @@ async fn backfill(st: &AppState) {
         return;
     }
     let now = st.clock.now().0;
-    let day = 86_400_000;
+    // Visits that would still be going on now are left to the live simulation.
+    let until = now - 10 * 60_000;
     let mut rng = StdRng::from_os_rng();
     let mut batch = Vec::new();
-    for d in (1..=30).rev() {
-        // A slow rise over the month, with quieter weekends.
-        let base = 60 + (30 - d) * 3;
-        let visitors = if d % 7 < 2 { base * 2 / 3 } else { base };
-        for _ in 0..visitors {
-            let start = now - d * day + rng.random_range(0..day);
+    let mut hour = (now - 30 * 24 * HOUR) / HOUR * HOUR;
+    let started = std::time::Instant::now();
+    let mut total = 0;
+    while hour < until {
+        let expected = visitors_per_hour(hour, now) * rng.random_range(0.8..1.2);
+        for _ in 0..expected.round() as usize {
+            let start = hour + rng.random_range(0..HOUR);
+            if start >= until {
+                continue;
+            }
             let mut v = Visitor::new(&mut rng, start);
             let mut t = start;
             loop {
@@ -302,12 +321,19 @@ async fn backfill(st: &AppState) {
                 t = v.next_at;
             }
         }
-        if batch.len() >= 500 {
+        hour += HOUR;
+        if batch.len() >= 2_000 || hour >= until {
+            // In time order, as a real import would arrive.
+            batch.sort_by_key(|e: &IncomingEvent| e.timestamp.map_or(0, |t| t.0));
+            total += batch.len();
             send(st, std::mem::take(&mut batch)).await;
         }
     }
-    send(st, batch).await;
-    tracing::info!("demo: a month of history added to {DOMAIN}");
+    tracing::info!(
+        events = total,
+        ms = started.elapsed().as_millis() as u64,
+        "demo: a month of history added to {DOMAIN}"
+    );
 }
 
 /// Starts the demo traffic; it runs until shutdown.
@@ -317,15 +343,16 @@ pub fn spawn(st: Arc<AppState>) {
         let mut shutdown = st.shutdown.clone();
         let mut visitors: Vec<Visitor> = Vec::new();
         let mut rng = StdRng::from_os_rng();
-        // Start with a few people on the site.
         let now = st.clock.now().0;
-        for _ in 0..6 {
+        // The people who would be on the site at this moment: arrivals in the last few
+        // minutes at the current rate.
+        let already = (visitors_per_hour(now, now) / 60.0 * 4.0).round() as usize;
+        for _ in 0..already.max(3) {
             visitors.push(Visitor::new(&mut rng, now));
         }
         loop {
             let now = st.clock.now().0;
-            // About one new visitor every 5 seconds, busier at first.
-            if rng.random_bool(if visitors.len() < 8 { 0.4 } else { 0.2 }) {
+            if rng.random_bool((visitors_per_hour(now, now) / 3600.0).clamp(0.0, 1.0)) {
                 visitors.push(Visitor::new(&mut rng, now));
             }
             let mut events = Vec::new();
