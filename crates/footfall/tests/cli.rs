@@ -130,3 +130,87 @@ fn sites_serve_sigterm_rebuild() {
         "example.com: page views 3, unique visitors 3, visits 3, bounces 3, paths 2"
     );
 }
+
+#[test]
+fn users_are_added_offline_and_log_in_to_the_dashboard() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    // The password comes from standard input, so it is in neither argv nor shell history.
+    let mut add = Command::new(BIN)
+        .args(["users", "add", "--username", "ana"])
+        .env("FOOTFALL_DATA_DIR", data)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(add.stdin.as_mut().unwrap(), b"correct horse battery\n").unwrap();
+    let out = add.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("added user ana"));
+    assert_eq!(run(&["users", "list"], data).trim(), "ana");
+    for bad in [
+        vec![
+            "users",
+            "add",
+            "--username",
+            "a b",
+            "--password",
+            "long enough",
+        ],
+        vec!["users", "add", "--username", "bob", "--password", "short"],
+        vec!["users", "remove", "nobody"],
+    ] {
+        let out = Command::new(BIN)
+            .args(&bad)
+            .env("FOOTFALL_DATA_DIR", data)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{bad:?}");
+        assert!(!out.stderr.is_empty());
+    }
+    // The password is stored as an argon2id hash, never as given.
+    let db = std::fs::read(data.join("footfall.duckdb")).unwrap();
+    let needle = b"correct horse battery";
+    assert!(!db.windows(needle.len()).any(|w| w == needle));
+
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .env("FOOTFALL_DATA_DIR", data)
+        .env("FOOTFALL_LISTEN", "127.0.0.1:0")
+        .env("FOOTFALL_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("footfall listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    let http = reqwest::blocking::Client::new();
+    let state: serde_json::Value = http
+        .get(format!("{base}/api/dashboard/state"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(state["setup_required"], false, "a user exists: no setup");
+    let r = http
+        .post(format!("{base}/api/dashboard/login"))
+        .json(&serde_json::json!({"username": "ana", "password": "correct horse battery"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("set-cookie").is_some());
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert_eq!(
+        run(&["users", "remove", "ana"], data).trim(),
+        "removed user ana"
+    );
+    assert_eq!(run(&["users", "list"], data).trim(), "");
+}
