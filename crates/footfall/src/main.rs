@@ -25,7 +25,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage sites in a data directory (offline: stop the server first).
     Sites {
         #[command(subcommand)]
@@ -131,7 +131,7 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Sites { action } => sites(action),
         Command::Keys { action } => keys(action),
         Command::Users { action } => users(action),
