@@ -326,3 +326,20 @@ async fn comparison_and_pagination() {
     let (_, resp) = v2(&s, Some(TOKEN), json!({"site_id": "example.com", "date_range": "day", "metrics": ["pageviews"], "dimensions": ["time:hour"], "include": {"time_labels": true}})).await;
     assert_eq!(resp["meta"]["time_labels"].as_array().unwrap().len(), 24);
 }
+
+#[tokio::test]
+async fn an_inclusive_datetime_range_is_echoed_as_given() {
+    let s = TestServer::start().await;
+    let (code, v) = v2(
+        &s,
+        Some(TOKEN),
+        json!({"site_id": "example.com", "metrics": ["visitors"],
+               "date_range": ["2026-03-10T00:00:00Z", "2026-03-10T23:59:59Z"]}),
+    )
+    .await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(
+        v["query"]["date_range"],
+        json!(["2026-03-10T00:00:00+00:00", "2026-03-10T23:59:59+00:00"])
+    );
+}

@@ -261,7 +261,7 @@ fn v2_json(site: &SiteId, q: &Query, ex: &Executed) -> Value {
     let mut query = json!({
         "site_id": site,
         "metrics": q.metrics.iter().map(|m| m.name()).collect::<Vec<_>>(),
-        "date_range": [iso(ex.range.start), iso(ex.range.end - 1000)],
+        "date_range": [iso(ex.range.start), iso(ex.range.end - 1)],
         "dimensions": q.dimensions.iter().map(Dimension::name).collect::<Vec<_>>(),
         "order_by": q.order_by.iter().map(|(k, d)| json!([match k {
             footfall_core::query::OrderKey::Metric(m) => m.name().to_string(),
@@ -271,7 +271,7 @@ fn v2_json(site: &SiteId, q: &Query, ex: &Executed) -> Value {
         "timezone": q.timezone.name(),
     });
     if let Some(p) = &ex.comparison_range {
-        query["comparison_date_range"] = json!([iso(p.start), iso(p.end - 1000)]);
+        query["comparison_date_range"] = json!([iso(p.start), iso(p.end - 1)]);
     }
     json!({ "results": results, "meta": meta, "query": query })
 }
