@@ -8,6 +8,10 @@
 //! - `batch`: `POST /api/events` with `--batch-size` events per request.
 //! - `baseline`: serves a bare axum handler that only answers 202, to load with the same
 //!   tool for the DESIGN.md §8 comparison.
+//! - `dashboard`: a 30-day dashboard's Stats API queries, repeatedly.
+//! - `sse-latency`: holds the live stream open like a dashboard and sends one page view at a
+//!   time; prints the time from sending it to the stream showing it (run another loadgen
+//!   beside it for the figure under load).
 
 use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
@@ -27,6 +31,8 @@ enum Mode {
     /// Runs a full dashboard's worth of Stats API queries repeatedly; prints latency per
     /// dashboard (all queries, run concurrently as a browser would).
     Dashboard,
+    /// Event accepted → SSE update latency, one probe every 50 ms.
+    SseLatency,
 }
 
 #[derive(Parser, Debug)]
@@ -104,6 +110,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if let Mode::Dashboard = args.mode {
         return dashboard(&args).await;
+    }
+    if let Mode::SseLatency = args.mode {
+        return sse_latency(&args).await;
     }
     if let Mode::Baseline = args.mode {
         let addr = args.url.trim_start_matches("http://");
@@ -249,7 +258,7 @@ async fn worker_loop(
                 .await;
             }
             Mode::Realistic => visit(&client, &args, &ip, &stats).await,
-            Mode::Baseline | Mode::Dashboard => return,
+            Mode::Baseline | Mode::Dashboard | Mode::SseLatency => return,
         }
     }
 }
@@ -362,6 +371,100 @@ async fn dashboard(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         "latency ms: p50 {:.1}  p90 {:.1}  max {:.1}",
         hist.value_at_quantile(0.5) as f64 / 1000.0,
         hist.value_at_quantile(0.9) as f64 / 1000.0,
+        hist.max() as f64 / 1000.0
+    );
+    Ok(())
+}
+
+/// Reads `stats` events off a live stream and forwards each one's totalPageViews.
+async fn follow_stream(
+    resp: reqwest::Response,
+    tx: tokio::sync::mpsc::UnboundedSender<u64>,
+) -> Result<(), String> {
+    use futures::StreamExt;
+    let mut body = resp.bytes_stream();
+    let mut buf = String::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| e.to_string())?;
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let frame: String = buf.drain(..end + 2).collect();
+            for line in frame.lines() {
+                if let Some(data) = line.strip_prefix("data:") {
+                    let v: serde_json::Value =
+                        serde_json::from_str(data.trim()).map_err(|e| e.to_string())?;
+                    let total = v["totalPageViews"].as_u64().unwrap_or(0);
+                    if tx.send(total).is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+    Err("stream ended".into())
+}
+
+async fn sse_latency(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    let client = reqwest::Client::new();
+    let token = args.token.clone().unwrap_or_default();
+    let resp = client
+        .get(format!(
+            "{}/api/stats/{}/live/stream?limit=1",
+            args.url, args.site
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await?;
+    if !resp.status().is_success() {
+        return Err(format!("stream: {}", resp.status()).into());
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        if let Err(e) = follow_stream(resp, tx).await {
+            eprintln!("stream: {e}");
+        }
+    });
+    let mut seen = rx.recv().await.ok_or("no first snapshot")?;
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let deadline = Instant::now() + Duration::from_secs(args.duration);
+    let mut n = 0u64;
+    let run_id: u32 = rand::rng().random();
+    while Instant::now() < deadline {
+        let target = seen + 1;
+        let t = Instant::now();
+        let r = client
+            .post(format!("{}/api/event", args.url))
+            .header("user-agent", UAS[0])
+            .header("x-forwarded-for", format!("10.{}.{}.{}", n % 250, (n / 250) % 250, run_id % 250))
+            .body(
+                json!({"n": "pageview", "u": format!("https://{}/sse-probe/{run_id}/{n}", args.site), "d": args.site})
+                    .to_string(),
+            )
+            .send()
+            .await?;
+        if r.status() != 202 || r.headers().contains_key("x-footfall-dropped") {
+            return Err(format!("probe not accepted: {}", r.status()).into());
+        }
+        // Only probes go to this site (load other sites beside it), so the count is exact.
+        loop {
+            let total = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+                .await?
+                .ok_or("stream closed")?;
+            seen = seen.max(total);
+            if total >= target {
+                break;
+            }
+        }
+        hist.record((t.elapsed().as_micros() as u64).max(1))?;
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!("probes: {n} (page view POSTed → SSE snapshot that includes it)");
+    println!(
+        "latency ms: p50 {:.1}  p90 {:.1}  p99 {:.1}  max {:.1}",
+        hist.value_at_quantile(0.5) as f64 / 1000.0,
+        hist.value_at_quantile(0.9) as f64 / 1000.0,
+        hist.value_at_quantile(0.99) as f64 / 1000.0,
         hist.max() as f64 / 1000.0
     );
     Ok(())
