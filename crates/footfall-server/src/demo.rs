@@ -104,6 +104,42 @@ fn weighted<'a, T>(rng: &mut impl Rng, items: &'a [T], weight: impl Fn(&T) -> u3
     &items[0]
 }
 
+/// Who a visitor looks like to the server: the same again later means a returning visitor.
+type Identity = (
+    String,
+    &'static str,
+    &'static (&'static str, &'static str, &'static str, f64, f64, u32),
+);
+
+/// Recent identities, so that some new visits come from people who were here before.
+#[derive(Default)]
+struct Regulars(std::collections::VecDeque<Identity>);
+
+impl Regulars {
+    /// A returning visitor's identity about one time in five, else a new one (remembered).
+    fn pick(&mut self, rng: &mut impl Rng) -> Identity {
+        if !self.0.is_empty() && rng.random_bool(0.2) {
+            let i = rng.random_range(0..self.0.len());
+            return self.0[i].clone();
+        }
+        let id: Identity = (
+            format!(
+                "2001:db8:{:x}:{:x}::{:x}",
+                rng.random::<u16>(),
+                rng.random::<u16>(),
+                rng.random::<u16>()
+            ),
+            weighted(rng, AGENTS, |a| a.1).0,
+            weighted(rng, PLACES, |p| p.5),
+        );
+        if self.0.len() >= 200 {
+            self.0.pop_front();
+        }
+        self.0.push_back(id.clone());
+        id
+    }
+}
+
 /// One simulated visitor: who they look like and what they do next.
 struct Visitor {
     ip: String,
@@ -122,13 +158,8 @@ struct Visitor {
 }
 
 impl Visitor {
-    fn new(rng: &mut impl Rng, now: i64) -> Visitor {
-        let ip = format!(
-            "2001:db8:{:x}:{:x}::{:x}",
-            rng.random::<u16>(),
-            rng.random::<u16>(),
-            rng.random::<u16>()
-        );
+    fn new(rng: &mut impl Rng, regulars: &mut Regulars, now: i64) -> Visitor {
+        let (ip, agent, place) = regulars.pick(rng);
         let landing = if rng.random_bool(0.45) {
             0
         } else {
@@ -136,8 +167,8 @@ impl Visitor {
         };
         Visitor {
             ip,
-            agent: weighted(rng, AGENTS, |a| a.1).0,
-            place: weighted(rng, PLACES, |p| p.5),
+            agent,
+            place,
             referrer: weighted(rng, REFERRERS, |r| r.1).0,
             utm: rng.random_bool(0.12).then(|| {
                 *["newsletter", "launch-week", "docs-ads"]
@@ -254,7 +285,8 @@ fn next_page(rng: &mut impl Rng, from: usize) -> usize {
     *choices.choose(rng).unwrap_or(&0)
 }
 
-async fn send(st: &AppState, events: Vec<IncomingEvent>) {
+/// Stores demo events; false once the writer is gone (shutting down).
+async fn send(st: &AppState, events: Vec<IncomingEvent>) -> bool {
     let headers = HeaderMap::new();
     let mut prepared = Vec::with_capacity(events.len());
     for ev in events {
@@ -262,9 +294,14 @@ async fn send(st: &AppState, events: Vec<IncomingEvent>) {
             prepared.extend(e);
         }
     }
-    if !prepared.is_empty() {
-        if let Err(e) = st.writer.write(prepared).await {
-            tracing::warn!(error = %e, "demo traffic not stored");
+    if prepared.is_empty() {
+        return true;
+    }
+    match st.writer.write(prepared).await {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "demo traffic not stored; demo stops");
+            false
         }
     }
 }
@@ -280,7 +317,7 @@ fn visitors_per_hour(ts: i64, now: i64) -> f64 {
     let weekend = if weekday >= 5 { 0.7 } else { 1.0 };
     let days_ago = ((now - ts) / (24 * HOUR)) as f64;
     let growth = 1.0 - 0.25 * (days_ago / 30.0).min(1.0);
-    120.0 * daily * weekend * growth
+    90.0 * daily * weekend * growth
 }
 
 /// A month of history for the demo site, once (skipped if it already has page views).
@@ -299,6 +336,7 @@ async fn backfill(st: &AppState) {
     // Visits that would still be going on now are left to the live simulation.
     let until = now - 10 * 60_000;
     let mut rng = StdRng::from_os_rng();
+    let mut regulars = Regulars::default();
     let mut batch = Vec::new();
     let mut hour = (now - 30 * 24 * HOUR) / HOUR * HOUR;
     let started = std::time::Instant::now();
@@ -310,7 +348,7 @@ async fn backfill(st: &AppState) {
             if start >= until {
                 continue;
             }
-            let mut v = Visitor::new(&mut rng, start);
+            let mut v = Visitor::new(&mut rng, &mut regulars, start);
             let mut t = start;
             loop {
                 let (evs, stays) = v.step(&mut rng, t, true);
@@ -326,7 +364,9 @@ async fn backfill(st: &AppState) {
             // In time order, as a real import would arrive.
             batch.sort_by_key(|e: &IncomingEvent| e.timestamp.map_or(0, |t| t.0));
             total += batch.len();
-            send(st, std::mem::take(&mut batch)).await;
+            if *st.shutdown.borrow() || !send(st, std::mem::take(&mut batch)).await {
+                return;
+            }
         }
     }
     tracing::info!(
@@ -341,19 +381,23 @@ pub fn spawn(st: Arc<AppState>) {
     tokio::spawn(async move {
         backfill(&st).await;
         let mut shutdown = st.shutdown.clone();
+        if *shutdown.borrow() {
+            return;
+        }
         let mut visitors: Vec<Visitor> = Vec::new();
         let mut rng = StdRng::from_os_rng();
+        let mut regulars = Regulars::default();
         let now = st.clock.now().0;
         // The people who would be on the site at this moment: arrivals in the last few
         // minutes at the current rate.
         let already = (visitors_per_hour(now, now) / 60.0 * 4.0).round() as usize;
         for _ in 0..already.max(3) {
-            visitors.push(Visitor::new(&mut rng, now));
+            visitors.push(Visitor::new(&mut rng, &mut regulars, now));
         }
         loop {
             let now = st.clock.now().0;
             if rng.random_bool((visitors_per_hour(now, now) / 3600.0).clamp(0.0, 1.0)) {
-                visitors.push(Visitor::new(&mut rng, now));
+                visitors.push(Visitor::new(&mut rng, &mut regulars, now));
             }
             let mut events = Vec::new();
             visitors.retain_mut(|v| {
@@ -361,7 +405,9 @@ pub fn spawn(st: Arc<AppState>) {
                 events.extend(evs);
                 stays
             });
-            send(&st, events).await;
+            if !send(&st, events).await {
+                break;
+            }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 _ = shutdown.changed() => break,
