@@ -92,6 +92,13 @@ fn token_key(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// Validates a new user name and password and hashes the password.
+fn checked_hash(username: &str, password: &str) -> Result<String, AccountError> {
+    validate_username(username)?;
+    validate_password(password)?;
+    hash_password(password)
+}
+
 /// Checks a user name and password offline (the CLI) and stores the user.
 pub fn add_user(
     store: &DuckStore,
@@ -99,9 +106,7 @@ pub fn add_user(
     password: &str,
     now_ms: i64,
 ) -> Result<bool, AccountError> {
-    validate_username(username)?;
-    validate_password(password)?;
-    Ok(store.put_user(username, &hash_password(password)?, now_ms)?)
+    Ok(store.put_user(username, &checked_hash(username, password)?, now_ms)?)
 }
 
 pub struct Accounts {
@@ -171,9 +176,7 @@ impl Accounts {
         password: &str,
         now_ms: i64,
     ) -> Result<bool, AccountError> {
-        validate_username(username)?;
-        validate_password(password)?;
-        let phc = hash_password(password)?;
+        let phc = checked_hash(username, password)?;
         let created = self.store().put_user(username, &phc, now_ms)?;
         self.users
             .write()

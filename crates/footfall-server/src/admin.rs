@@ -25,6 +25,15 @@ async fn admin_json<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid {what}: {e}")))
 }
 
+/// 201 for something new, 200 for an update of what was there.
+pub(crate) fn created_status(created: bool) -> StatusCode {
+    if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    }
+}
+
 /// Runs a blocking store call off the async threads.
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, footfall_store::StoreError> + Send + 'static,
@@ -63,13 +72,8 @@ pub async fn add_site(
     let site2 = site.clone();
     let public = req.public.unwrap_or_else(|| st.sites.is_public(&site));
     let created = blocking(move || st2.sites.add(&site2, public, tz, now)).await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
     Ok((
-        status,
+        created_status(created),
         Json(json!({ "domain": site, "public": public, "created": created })),
     )
         .into_response())

@@ -21,6 +21,30 @@ fn run(args: &[&str], data: &std::path::Path) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Starts `footfall serve` configured by environment on a free port; returns the process
+/// and its base URL, read from the line it prints once it is listening.
+fn serve(data: &std::path::Path, env: &[(&str, &str)]) -> (std::process::Child, String) {
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .env("FOOTFALL_DATA_DIR", data)
+        .env("FOOTFALL_LISTEN", "127.0.0.1:0")
+        .env("FOOTFALL_LOG", "warn")
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("footfall listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    (child, base)
+}
+
 #[test]
 fn sites_serve_sigterm_rebuild() {
     let dir = tempfile::tempdir().unwrap();
@@ -56,25 +80,7 @@ fn sites_serve_sigterm_rebuild() {
         .unwrap();
     assert!(!bad.status.success());
 
-    let mut child = Command::new(BIN)
-        .arg("serve")
-        .env("FOOTFALL_DATA_DIR", data)
-        .env("FOOTFALL_LISTEN", "127.0.0.1:0")
-        .env("FOOTFALL_ADMIN_TOKEN", "tok")
-        .env("FOOTFALL_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The server prints its address once it is listening.
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("footfall listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
+    let (mut child, base) = serve(data, &[("FOOTFALL_ADMIN_TOKEN", "tok")]);
 
     let http = reqwest::blocking::Client::new();
     assert_eq!(
@@ -173,24 +179,7 @@ fn users_are_added_offline_and_log_in_to_the_dashboard() {
     let needle = b"correct horse battery";
     assert!(!db.windows(needle.len()).any(|w| w == needle));
 
-    let mut child = Command::new(BIN)
-        .arg("serve")
-        .env("FOOTFALL_DATA_DIR", data)
-        .env("FOOTFALL_LISTEN", "127.0.0.1:0")
-        .env("FOOTFALL_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("footfall listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
+    let (mut child, base) = serve(data, &[]);
     let http = reqwest::blocking::Client::new();
     let state: serde_json::Value = http
         .get(format!("{base}/api/dashboard/state"))

@@ -34,6 +34,16 @@ pub async fn json_body<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest(format!("body: {e}")))
 }
 
+/// Runs an account operation on a blocking thread: argon2 takes tens of milliseconds of
+/// CPU, which must not stall the async workers.
+async fn off_thread<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, crate::accounts::AccountError> + Send + 'static,
+) -> Result<T, ApiError> {
+    Ok(tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??)
+}
+
 /// `Secure` when the request came over HTTPS (directly or as a proxy says), so a plain-HTTP
 /// install on localhost still works.
 fn cookie(headers: &HeaderMap, value: &str, max_age_s: i64) -> HeaderValue {
@@ -96,11 +106,8 @@ pub async fn login(
     let c: Credentials = json_body(&headers, body).await?;
     let now = st.clock.now().0;
     let st2 = st.clone();
-    // argon2 takes tens of milliseconds of CPU: keep it off the async workers.
     let (token, session) =
-        tokio::task::spawn_blocking(move || st2.accounts.login(&c.username, &c.password, now))
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))??;
+        off_thread(move || st2.accounts.login(&c.username, &c.password, now)).await?;
     tracing::info!(user = %session.username, "dashboard login");
     Ok(logged_in(&headers, &token, &session))
 }
@@ -122,12 +129,11 @@ pub async fn setup(
     let s: Setup = json_body(&headers, body).await?;
     let now = st.clock.now().0;
     let st2 = st.clone();
-    let (token, session) = tokio::task::spawn_blocking(move || {
+    let (token, session) = off_thread(move || {
         st2.accounts
             .setup(s.token.trim(), &s.username, &s.password, now)
     })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    .await?;
     tracing::info!(user = %session.username, "first dashboard user created");
     Ok(logged_in(&headers, &token, &session))
 }

@@ -111,12 +111,7 @@ pub async fn add(
     let mut v = site_json(&site, &info, true);
     v["snippet"] = Value::String(snippet(&headers, &site));
     v["created"] = Value::Bool(created);
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, Json(v)).into_response())
+    Ok((crate::admin::created_status(created), Json(v)).into_response())
 }
 
 /// `POST /api/dashboard/sites/{site}/share` (logged in, CSRF): a new share link; any old

@@ -160,13 +160,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         st.events as f64 / elapsed,
         st.errors
     );
-    println!(
-        "latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
-        h.value_at_quantile(0.5) as f64 / 1000.0,
-        h.value_at_quantile(0.9) as f64 / 1000.0,
-        h.value_at_quantile(0.99) as f64 / 1000.0,
-        h.max() as f64 / 1000.0
-    );
+    print_latency(h);
     println!("statuses: {:?}", st.statuses);
     Ok(())
 }
@@ -460,12 +454,17 @@ async fn sse_latency(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     println!("probes: {n} (page view POSTed → SSE snapshot that includes it)");
-    println!(
-        "latency ms: p50 {:.1}  p90 {:.1}  p99 {:.1}  max {:.1}",
-        hist.value_at_quantile(0.5) as f64 / 1000.0,
-        hist.value_at_quantile(0.9) as f64 / 1000.0,
-        hist.value_at_quantile(0.99) as f64 / 1000.0,
-        hist.max() as f64 / 1000.0
-    );
+    print_latency(&hist);
     Ok(())
+}
+
+/// Quantiles of a histogram of microseconds, printed in milliseconds.
+fn print_latency(h: &Histogram<u64>) {
+    println!(
+        "latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
+        h.value_at_quantile(0.5) as f64 / 1000.0,
+        h.value_at_quantile(0.9) as f64 / 1000.0,
+        h.value_at_quantile(0.99) as f64 / 1000.0,
+        h.max() as f64 / 1000.0
+    );
 }
