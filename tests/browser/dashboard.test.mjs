@@ -14,6 +14,7 @@ const USER = { username: 'alice', password: 'correct horse battery staple' };
 const DASHBOARD_FILE = fileURLToPath(new URL('../../web/dashboard/app.js', import.meta.url));
 const SCREENSHOT = fileURLToPath(new URL('../../docs/screenshot.png', import.meta.url));
 const SCREENSHOT_DARK = fileURLToPath(new URL('../../docs/screenshot-dark.png', import.meta.url));
+const SCREENSHOT_PHONE = fileURLToPath(new URL('../../docs/screenshot-phone.png', import.meta.url));
 
 let browser;
 before(async () => {
@@ -350,7 +351,7 @@ test('map: a visitor with a location shows as a live dot and shades the country;
   }
 });
 
-test('screenshot: the demo, live, at 1440×900 in light and dark', async (t) => {
+test('screenshot: the demo, live, at 1440 wide in light (whole page) and dark, and on a phone', async (t) => {
   const demo = await startServer({ demo: true });
   t.after(() => demo.stop());
   // The demo writes a month of history in the background first; shoot once it is all there.
@@ -363,17 +364,26 @@ test('screenshot: the demo, live, at 1440×900 in light and dark', async (t) => 
   await page.click('[data-testid=compare]');
   await page.waitForURL(/compare=1/);
   await page.locator('[data-testid=status][data-status=live]').waitFor();
-  await page.waitForFunction(() => {
+  // Everything populated; on a timeout, say which part wasn't.
+  const state = () => page.evaluate(() => {
     const n = (sel) => document.querySelectorAll(sel).length;
-    const active = Number(document.querySelector('[data-testid=active-now]')?.textContent || 0);
-    return active >= 3 && n('[data-panel="pages"] .ff-rows .ff-row') >= 5 && n('[data-panel="sources"] .ff-rows .ff-row') >= 5 &&
-      n('[data-panel="current"] .ff-rows .ff-row') >= 4 && n('.ff-chart-compare') === 1 && n('.ff-change:not(:empty)') >= 6 && n('.ff-map-dot') >= 2 && n('.ff-map-has-visitors') >= 5 &&
-      n('.ff-stat.is-loading') === 0 && !document.querySelector('.ff-chart.is-loading') && document.fonts.status === 'loaded';
-  }, null, { timeout: 30_000 });
+    return {
+      active: Number(document.querySelector('[data-testid=active-now]')?.textContent || 0),
+      pages: n('[data-panel="pages"] .ff-rows .ff-row'), sources: n('[data-panel="sources"] .ff-rows .ff-row'),
+      current: n('[data-panel="current"] .ff-rows .ff-row'), compare: n('.ff-chart-compare'), changes: n('.ff-change:not(:empty)'),
+      dots: n('.ff-map-dot'), shaded: n('.ff-map-has-visitors'),
+      loading: n('.ff-stat.is-loading') + n('.ff-chart.is-loading'), fonts: document.fonts.status,
+    };
+  });
+  await waitFor(async () => {
+    const s = await state();
+    return s.active >= 3 && s.pages >= 5 && s.sources >= 5 && s.current >= 2 && s.compare === 1 && s.changes >= 6 &&
+      s.dots >= 2 && s.shaded >= 5 && s.loading === 0 && s.fonts === 'loaded' && s;
+  }, { timeout: 30_000, interval: 250, message: 'the demo dashboard to fill in' });
   // Between two live refreshes: no bar or line is mid-glide.
   const settled = () => page.waitForFunction(() => !document.getAnimations().some((a) => a instanceof CSSTransition));
   await settled();
-  await page.screenshot({ path: SCREENSHOT, animations: 'disabled' });
+  await page.screenshot({ path: SCREENSHOT, animations: 'disabled', fullPage: true });
   await page.emulateMedia({ colorScheme: 'dark' });
   await page.waitForFunction(() => getComputedStyle(document.body).backgroundColor !== 'rgb(244, 245, 248)');
   await settled();
@@ -386,4 +396,5 @@ test('screenshot: the demo, live, at 1440×900 in light and dark', async (t) => 
     document.querySelectorAll('[data-panel="pages"] .ff-rows .ff-row').length >= 5);
   const overflow = await p2.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
   assert.ok(overflow <= 0, `the phone layout scrolls sideways by ${overflow}px`);
+  await p2.screenshot({ path: SCREENSHOT_PHONE, animations: 'disabled' });
 });

@@ -307,6 +307,8 @@ async fn send(st: &AppState, events: Vec<IncomingEvent>) -> bool {
 }
 
 const HOUR: i64 = 3_600_000;
+/// The live simulation keeps at least this many visitors on the site.
+const MIN_ON_SITE: usize = 6;
 
 /// New visitors per hour at `ts`, history and live alike, so "today" continues the graph:
 /// a daily rhythm peaking mid-afternoon UTC, quieter weekends, and a slow rise over the month.
@@ -391,12 +393,15 @@ pub fn spawn(st: Arc<AppState>) {
         // The people who would be on the site at this moment: arrivals in the last few
         // minutes at the current rate.
         let already = (visitors_per_hour(now, now) / 60.0 * 4.0).round() as usize;
-        for _ in 0..already.max(3) {
+        for _ in 0..already.max(MIN_ON_SITE + 2) {
             visitors.push(Visitor::new(&mut rng, &mut regulars, now));
         }
         loop {
             let now = st.clock.now().0;
-            if rng.random_bool((visitors_per_hour(now, now) / 3600.0).clamp(0.0, 1.0)) {
+            // A demo should never look dead, whatever the hour: keep a few people around.
+            if visitors.len() < MIN_ON_SITE
+                || rng.random_bool((visitors_per_hour(now, now) / 3600.0).clamp(0.0, 1.0))
+            {
                 visitors.push(Visitor::new(&mut rng, &mut regulars, now));
             }
             let mut events = Vec::new();
