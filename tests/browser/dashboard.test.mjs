@@ -7,6 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { startServer, launchBrowser, newContext, waitFor, adminQuery, live, CHROME_UA } from './harness.mjs';
 
@@ -349,6 +350,39 @@ test('map: a visitor with a location shows as a live dot and shades the country;
   } finally {
     await ctx.close();
   }
+});
+
+/** A loopback port nothing listens on right now. */
+async function freePort() {
+  const srv = createServer();
+  await new Promise((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  const { port } = srv.address();
+  await new Promise((resolve) => srv.close(resolve));
+  return port;
+}
+
+test('connection: the header shows when the server is gone, and the dashboard reconnects by itself', async (t) => {
+  const site = 'pub.test';
+  const listen = `127.0.0.1:${await freePort()}`;
+  const first = await startServer({ publicSites: [site], listen });
+  const ctx = await context();
+  t.after(() => ctx.close());
+  const page = await ctx.newPage();
+  await page.goto(`${first.url}/s/${site}?range=day`);
+  await page.locator('[data-testid=status][data-status=live]').waitFor();
+  await page.evaluate(() => { window.__noReload = true; });
+
+  await first.stop({ keepData: true });
+  await page.locator('[data-testid=status][data-status=reconnecting], [data-testid=status][data-status=offline]')
+    .waitFor({ timeout: 15_000 });
+
+  const second = await startServer({ listen, dataDir: first.dataDir });
+  t.after(() => second.stop());
+  await page.locator('[data-testid=status][data-status=live]').waitFor({ timeout: 20_000 });
+  await send(second, { site, ip: '203.0.113.77', path: '/after-restart' });
+  await page.waitForFunction(() => Number(document.querySelector('[data-testid=active-now]')?.textContent) === 1,
+    null, { timeout: 10_000 });
+  assert.equal(await page.evaluate(() => window.__noReload), true, 'no reload happened');
 });
 
 test('screenshot: the demo, live, at 1440 wide in light (whole page) and dark, and on a phone', async (t) => {

@@ -60,6 +60,8 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
  * users: [{username, password}] added offline with `footfall users add`.
  * extraArgs: more `serve` flags, e.g. ['--dedup-window-secs', '0'].
  * webDir: serve web files from this folder (also env FOOTFALL_WEB_DIR).
+ * listen: the address to listen on (default a free port); dataDir: reuse a data directory
+ * (e.g. of a stopped server, to restart it).
  */
 export async function startServer({
   sites = [],
@@ -68,9 +70,10 @@ export async function startServer({
   demo = false,
   extraArgs = [],
   webDir = process.env.FOOTFALL_WEB_DIR,
+  listen = '127.0.0.1:0',
+  dataDir = mkdtempSync(join(tmpdir(), 'footfall-browser-')),
 } = {}) {
   requireBin();
-  const dataDir = mkdtempSync(join(tmpdir(), 'footfall-browser-'));
   const adminToken = randomBytes(16).toString('hex');
   const offline = async (args) => {
     try {
@@ -87,7 +90,7 @@ export async function startServer({
     await offline(['users', 'add', '--data-dir', dataDir, '--username', username, '--password', password]);
   }
 
-  const args = ['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir, '--admin-token', adminToken];
+  const args = ['serve', '--listen', listen, '--data-dir', dataDir, '--admin-token', adminToken];
   if (webDir) args.push('--web-dir', webDir);
   if (demo) args.push('--demo');
   args.push(...extraArgs);
@@ -141,14 +144,15 @@ export async function startServer({
       check();
     });
 
-  const stop = async () => {
+  /** SIGTERM and wait; the data directory is removed unless `keepData` (to restart on it). */
+  const stop = async ({ keepData = false } = {}) => {
     if (!exit) {
       child.kill('SIGTERM');
       const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
       await exited;
       clearTimeout(t);
     }
-    rmSync(dataDir, { recursive: true, force: true });
+    if (!keepData) rmSync(dataDir, { recursive: true, force: true });
   };
 
   let url;
