@@ -8,13 +8,28 @@ use footfall_store::{DuckStore, SessionRecord, StoreError};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Mutex, RwLock};
 
 /// How long a login lasts.
 pub const SESSION_TTL_MS: i64 = 30 * 86_400_000;
-/// Failed logins per user name allowed in [`FAILURE_WINDOW_MS`] before refusing for a while.
-const MAX_FAILURES: u32 = 10;
+/// Failed logins allowed in [`FAILURE_WINDOW_MS`] for one user name from one client, and for
+/// one client across all names, before refusing for a while. Keyed by client as well as name,
+/// so guessing from one place can't lock the owner out everywhere.
+const MAX_FAILURES_PER_USER: u32 = 10;
+const MAX_FAILURES_PER_CLIENT: u32 = 30;
 const FAILURE_WINDOW_MS: i64 = 15 * 60_000;
+
+/// A client for the login brake: its IPv4 address, or its IPv6 /64 (one subscriber's block).
+fn client_key(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
@@ -218,13 +233,24 @@ impl Accounts {
         &self,
         username: &str,
         password: &str,
+        client: IpAddr,
         now_ms: i64,
     ) -> Result<(String, Session), AccountError> {
-        let key = username.to_ascii_lowercase();
+        let client = client_key(client);
+        let keys = [
+            (
+                format!("{}@{client}", username.to_ascii_lowercase()),
+                MAX_FAILURES_PER_USER,
+            ),
+            (client, MAX_FAILURES_PER_CLIENT),
+        ];
         {
             let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
             f.retain(|_, (_, since)| now_ms - *since < FAILURE_WINDOW_MS);
-            if f.get(&key).is_some_and(|(n, _)| *n >= MAX_FAILURES) {
+            if keys
+                .iter()
+                .any(|(k, max)| f.get(k).is_some_and(|(n, _)| n >= max))
+            {
                 return Err(AccountError::Throttled);
             }
         }
@@ -243,8 +269,9 @@ impl Accounts {
         };
         if !ok {
             let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-            let e = f.entry(key).or_insert((0, now_ms));
-            e.0 += 1;
+            for (k, _) in keys {
+                f.entry(k).or_insert((0, now_ms)).0 += 1;
+            }
             return Err(AccountError::BadCredentials);
         }
         self.open_session(username, now_ms)

@@ -161,7 +161,7 @@ async fn login_sets_a_strict_httponly_cookie_and_logout_ends_the_session() {
 }
 
 #[tokio::test]
-async fn wrong_passwords_and_unknown_users_get_the_same_401_and_guessing_is_braked() {
+async fn wrong_passwords_and_unknown_users_get_the_same_401_and_guessing_is_braked_per_client() {
     let s = TestServer::start().await;
     add_user(&s, "ana", PASSWORD).await;
     let (a, l1, _) = login(&s, "ana", "wrong password").await;
@@ -171,10 +171,33 @@ async fn wrong_passwords_and_unknown_users_get_the_same_401_and_guessing_is_brak
     for _ in 0..9 {
         login(&s, "ana", "still wrong").await;
     }
-    // Ten failures: even the right password is refused for a while.
+    // Ten failures from this client: even the right password is refused here for a while...
     assert_eq!(login(&s, "ana", PASSWORD).await.0, 429);
+    // ...but not from elsewhere, so a guesser can't lock the owner out.
+    let from = |ip: &'static str, name: &'static str, pw: &'static str| {
+        let s = &s;
+        async move {
+            s.http
+                .post(format!("{}/api/dashboard/login", s.base))
+                .header("x-forwarded-for", ip)
+                .json(&json!({"username": name, "password": pw}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(from("198.51.100.9", "ana", PASSWORD).await, 200);
+    // One client trying many names is braked too (30 failures across names).
+    for i in 0..30 {
+        let name: &'static str = Box::leak(format!("user{i}").into_boxed_str());
+        assert_eq!(from("203.0.113.5", name, "guess-guess").await, 401);
+    }
+    assert_eq!(from("203.0.113.5", "ana", PASSWORD).await, 429);
     s.advance(16 * MIN);
     assert_eq!(login(&s, "ana", PASSWORD).await.0, 200);
+    assert_eq!(from("203.0.113.5", "ana", PASSWORD).await, 200);
 }
 
 #[tokio::test]

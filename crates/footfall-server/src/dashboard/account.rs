@@ -4,12 +4,13 @@ use crate::app::AppState;
 use crate::auth::{self, SESSION_COOKIE};
 use crate::error::ApiError;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Small JSON bodies only: a user name and a password.
@@ -100,14 +101,17 @@ pub struct Credentials {
 /// `POST /api/dashboard/login`
 pub async fn login(
     State(st): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let c: Credentials = json_body(&headers, body).await?;
     let now = st.clock.now().0;
+    let client =
+        crate::ingest::client_ip::client_ip(peer.ip(), &headers, &st.config.trusted_proxies);
     let st2 = st.clone();
     let (token, session) =
-        off_thread(move || st2.accounts.login(&c.username, &c.password, now)).await?;
+        off_thread(move || st2.accounts.login(&c.username, &c.password, client, now)).await?;
     tracing::info!(user = %session.username, "dashboard login");
     Ok(logged_in(&headers, &token, &session))
 }
