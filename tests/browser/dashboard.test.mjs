@@ -395,8 +395,12 @@ test('screenshot: the demo, live, at 1440 wide in light (whole page) and dark, a
   const page = await ctx.newPage();
   await page.goto(`${demo.url}/`);
   await page.waitForURL(/\/s\/demo\.example/);
+  // Comparison is on by default; the toggle turns it off and on again through the URL.
   await page.click('[data-testid=compare]');
-  await page.waitForURL(/compare=1/);
+  await page.waitForURL(/compare=0/);
+  await page.waitForFunction(() => document.querySelector('.ff-chart-compare')?.style.display === 'none');
+  await page.click('[data-testid=compare]');
+  await page.waitForURL((u) => !u.search.includes('compare='));
   await page.locator('[data-testid=status][data-status=live]').waitFor();
   // Everything populated; on a timeout, say which part wasn't.
   const state = () => page.evaluate(() => {
@@ -404,7 +408,7 @@ test('screenshot: the demo, live, at 1440 wide in light (whole page) and dark, a
     return {
       active: Number(document.querySelector('[data-testid=active-now]')?.textContent || 0),
       pages: n('[data-panel="pages"] .ff-rows .ff-row'), sources: n('[data-panel="sources"] .ff-rows .ff-row'),
-      current: n('[data-panel="current"] .ff-rows .ff-row'), compare: n('.ff-chart-compare'), changes: n('.ff-change:not(:empty)'),
+      current: n('[data-panel="current"] .ff-rows .ff-row'), compare: [...document.querySelectorAll('.ff-chart-compare')].filter((e) => e.style.display !== 'none' && e.getAttribute('d')).length, changes: n('.ff-change:not(:empty)'),
       dots: n('.ff-map-dot'), shaded: n('.ff-map-has-visitors'),
       loading: n('.ff-stat.is-loading') + n('.ff-chart.is-loading'), fonts: document.fonts.status,
     };

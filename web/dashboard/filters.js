@@ -1,5 +1,5 @@
 // Dashboard view state (range, comparison, filters) <-> the URL query string, and filter chips.
-// ?range=7d&compare=1&f=visit:country:is:DE&f=event:page:is:/pricing
+// ?range=7d&compare=0&f=visit:country:is:DE&f=event:page:is:/pricing
 import { h, icon } from './dom.js';
 import { countryName, flag, supportsFlags } from './format.js';
 import { DEFAULT_RANGE, RANGES, isValidDay } from './range.js';
@@ -55,7 +55,8 @@ export function readState(search = location.search) {
   }
   const filters = p.getAll('f').map(parseFilter).filter(Boolean);
   return { range, from: range === 'custom' ? from : null, to: range === 'custom' ? to : null,
-    compare: p.get('compare') === '1', filters };
+    // Comparison with the previous period is on unless turned off (compare=0).
+    compare: p.get('compare') !== '0', filters };
 }
 
 /** Serialise the view state; unknown parameters (e.g. share) are kept. */
@@ -64,7 +65,7 @@ export function writeState(state, search = location.search) {
   for (const k of ['range', 'from', 'to', 'compare', 'f']) p.delete(k);
   if (state.range !== DEFAULT_RANGE) p.set('range', state.range);
   if (state.range === 'custom') { p.set('from', state.from); p.set('to', state.to); }
-  if (state.compare) p.set('compare', '1');
+  if (!state.compare) p.set('compare', '0');
   for (const f of state.filters) p.append('f', `${f.dim}:${f.op}:${f.value}`);
   return p;
 }
