@@ -41,6 +41,8 @@ pub enum AccountError {
     Throttled,
     #[error("the setup token is wrong or was already used")]
     BadSetupToken,
+    #[error("too many password checks at once; try again in a moment")]
+    Busy,
     #[error("storage: {0}")]
     Store(#[from] StoreError),
     #[error("password hashing failed: {0}")]
@@ -121,7 +123,11 @@ pub fn add_user(
     password: &str,
     now_ms: i64,
 ) -> Result<bool, AccountError> {
-    Ok(store.put_user(username, &checked_hash(username, password)?, now_ms)?)
+    let created = store.put_user(username, &checked_hash(username, password)?, now_ms)?;
+    if !created {
+        store.delete_user_sessions(username)?;
+    }
+    Ok(created)
 }
 
 pub struct Accounts {
@@ -134,6 +140,9 @@ pub struct Accounts {
     failures: Mutex<HashMap<String, (u32, i64)>>,
     /// Verified against when the user doesn't exist, so both cases take as long.
     decoy: String,
+    /// Password hashing at once: each argon2 run takes 19 MiB and a core, so a burst of
+    /// logins must queue rather than take the machine's memory.
+    pub hashing: tokio::sync::Semaphore,
 }
 
 impl Accounts {
@@ -165,6 +174,9 @@ impl Accounts {
             setup_token: Mutex::new(setup_token),
             failures: Mutex::new(HashMap::new()),
             decoy: hash_password(&random_token())?,
+            hashing: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            ),
         })
     }
 
@@ -192,7 +204,21 @@ impl Accounts {
         now_ms: i64,
     ) -> Result<bool, AccountError> {
         let phc = checked_hash(username, password)?;
-        let created = self.store().put_user(username, &phc, now_ms)?;
+        let created = {
+            let store = self.store();
+            let created = store.put_user(username, &phc, now_ms)?;
+            if !created {
+                // A new password ends every login made with the old one.
+                store.delete_user_sessions(username)?;
+            }
+            created
+        };
+        if !created {
+            self.sessions
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .retain(|_, s| s.username != username);
+        }
         self.users
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -221,8 +247,16 @@ impl Accounts {
             }
         }
         if let Err(e) = self.add_user(username, password, now_ms) {
-            // Let the owner try again with the same token.
-            *self.setup_token.lock().unwrap_or_else(|p| p.into_inner()) = Some(token.to_string());
+            // Let the owner try again with the same token, unless a user appeared meanwhile.
+            if self
+                .users
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_empty()
+            {
+                *self.setup_token.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(token.to_string());
+            }
             return Err(e);
         }
         self.open_session(username, now_ms)
@@ -236,6 +270,10 @@ impl Accounts {
         client: IpAddr,
         now_ms: i64,
     ) -> Result<(String, Session), AccountError> {
+        // A name that can't exist fails at once (and keeps junk out of the failure map).
+        if validate_username(username).is_err() {
+            return Err(AccountError::BadCredentials);
+        }
         let client = client_key(client);
         let keys = [
             (
@@ -245,6 +283,8 @@ impl Accounts {
             (client, MAX_FAILURES_PER_CLIENT),
         ];
         {
+            // The attempt is counted before the (slow) check, under the same lock as the
+            // limit test, so parallel guesses can't all slip through; success takes it back.
             let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
             f.retain(|_, (_, since)| now_ms - *since < FAILURE_WINDOW_MS);
             if keys
@@ -252,6 +292,9 @@ impl Accounts {
                 .any(|(k, max)| f.get(k).is_some_and(|(n, _)| n >= max))
             {
                 return Err(AccountError::Throttled);
+            }
+            for (k, _) in &keys {
+                f.entry(k.clone()).or_insert((0, now_ms)).0 += 1;
             }
         }
         let phc = self
@@ -268,11 +311,15 @@ impl Accounts {
             }
         };
         if !ok {
-            let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-            for (k, _) in keys {
-                f.entry(k).or_insert((0, now_ms)).0 += 1;
-            }
             return Err(AccountError::BadCredentials);
+        }
+        {
+            let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+            for (k, _) in &keys {
+                if let Some(e) = f.get_mut(k) {
+                    e.0 = e.0.saturating_sub(1);
+                }
+            }
         }
         self.open_session(username, now_ms)
     }

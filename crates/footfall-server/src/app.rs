@@ -115,7 +115,17 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(axum::middleware::map_request(
             crate::auth::share_param_to_header,
         ))
+        .layer(axum::middleware::map_response(no_store))
         .with_state(state)
+}
+
+/// Answers carry stats, tokens and share links: no cache may keep them, unless a route said
+/// otherwise (the web files).
+async fn no_store(mut res: axum::response::Response) -> axum::response::Response {
+    res.headers_mut()
+        .entry(header::CACHE_CONTROL)
+        .or_insert(axum::http::HeaderValue::from_static("private, no-store"));
+    res
 }
 
 /// The CORS layer answers preflights itself; this only gives OPTIONS a route to land on.

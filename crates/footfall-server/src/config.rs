@@ -32,6 +32,9 @@ pub struct ServerConfig {
     pub web_dir: Option<PathBuf>,
     /// Register the public site `demo.example` and feed it synthetic visitors.
     pub demo: bool,
+    /// Mark the login cookie `Secure` always (not only when a proxy says the request came
+    /// over HTTPS).
+    pub secure_cookies: bool,
 }
 
 impl ServerConfig {
@@ -53,6 +56,7 @@ impl ServerConfig {
             db_memory_limit: None,
             web_dir: None,
             demo: false,
+            secure_cookies: false,
         }
     }
 }

@@ -27,7 +27,8 @@ pub enum ApiError {
     Query(#[from] footfall_core::query::QueryError),
     #[error("{0}")]
     NotFound(String),
-    #[error("the event store is unavailable: {0}")]
+    /// The detail is logged, never sent.
+    #[error("the event store is unavailable; try again shortly")]
     Unavailable(String),
     #[error("shutting down")]
     ShuttingDown,
@@ -56,6 +57,7 @@ impl ApiError {
                     StatusCode::UNAUTHORIZED
                 }
                 AccountError::Throttled => StatusCode::TOO_MANY_REQUESTS,
+                AccountError::Busy => StatusCode::SERVICE_UNAVAILABLE,
                 AccountError::Store(_) | AccountError::Hash(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
         }

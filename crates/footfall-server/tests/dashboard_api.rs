@@ -392,7 +392,11 @@ async fn share_links_open_one_site_read_only_and_can_be_rotated_or_disabled() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 403);
+    assert_eq!(
+        r.status(),
+        401,
+        "a share link grants nothing on another site"
+    );
     assert_eq!(
         get(&s, &format!("/api/dashboard/sites?share={token}"), None)
             .await
@@ -653,4 +657,105 @@ async fn the_dashboard_and_tracker_are_served_from_the_binary() {
         let r = s.http.get(format!("{}{bad}", s.base)).send().await.unwrap();
         assert_eq!(r.status(), 404, "{bad}");
     }
+}
+
+#[tokio::test]
+async fn a_new_password_ends_old_logins() {
+    let s = TestServer::start().await;
+    add_user(&s, "ana", PASSWORD).await;
+    let l = login(&s, "ana", PASSWORD).await.1.unwrap();
+    assert_eq!(
+        get(&s, "/api/dashboard/sites", Some(&l.cookie)).await.0,
+        200
+    );
+    assert_eq!(add_user(&s, "ana", "a different password").await, 200);
+    assert_eq!(
+        get(&s, "/api/dashboard/sites", Some(&l.cookie)).await.0,
+        401
+    );
+    assert_eq!(login(&s, "ana", PASSWORD).await.0, 401);
+    assert_eq!(login(&s, "ana", "a different password").await.0, 200);
+}
+
+#[tokio::test]
+async fn a_live_stream_ends_when_its_share_link_is_revoked() {
+    let s = TestServer::start().await;
+    add_user(&s, "ana", PASSWORD).await;
+    let l = login(&s, "ana", PASSWORD).await.1.unwrap();
+    let (_, v) = post_as(
+        &s,
+        "/api/dashboard/sites/example.com/share",
+        &l,
+        Some(&l.csrf),
+        json!({}),
+    )
+    .await;
+    let token = v["share_token"].as_str().unwrap().to_string();
+    let mut stream = s
+        .http
+        .get(format!(
+            "{}/api/stats/example.com/live/stream?share={token}",
+            s.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let first = stream.chunk().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("event: stats"));
+    let r = s
+        .http
+        .delete(format!("{}/api/dashboard/sites/example.com/share", s.base))
+        .header(COOKIE, &l.cookie)
+        .header("x-csrf-token", &l.csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    // The next change would be pushed to a reader; this one is no longer one.
+    s.pageview("/after-revoke", "5.6.7.8").await;
+    let rest = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        let mut text = String::new();
+        while let Ok(Some(c)) = stream.chunk().await {
+            text.push_str(&String::from_utf8_lossy(&c));
+        }
+        text
+    })
+    .await
+    .expect("the stream ends");
+    assert!(
+        !rest.contains("/after-revoke"),
+        "no update after the revoke: {rest}"
+    );
+}
+
+#[tokio::test]
+async fn api_answers_are_not_cached_and_the_page_has_one_address() {
+    let s = TestServer::start().await;
+    add_user(&s, "ana", PASSWORD).await;
+    let (_, _, headers) = login(&s, "ana", PASSWORD).await;
+    assert_eq!(headers["cache-control"], "private, no-store");
+    let r = s
+        .http
+        .get(format!("{}/api/dashboard/state", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let r = s
+        .http
+        .get(format!("{}/api/stats/example.com/live", s.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["cache-control"], "private, no-store");
+    // index.html only comes with its security headers, from the page routes.
+    let r = s
+        .http
+        .get(format!("{}/assets/index.html", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
 }

@@ -65,6 +65,10 @@ pub struct ServeArgs {
     /// Add the public site demo.example with a month of history and live synthetic visitors.
     #[arg(long, env = "FOOTFALL_DEMO")]
     pub demo: bool,
+    /// Always mark the dashboard's login cookie Secure (behind a TLS proxy that doesn't send
+    /// X-Forwarded-Proto).
+    #[arg(long, env = "FOOTFALL_SECURE_COOKIES")]
+    pub secure_cookies: bool,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -88,6 +92,8 @@ struct FileSettings {
     web_dir: Option<PathBuf>,
     #[serde(default)]
     demo: bool,
+    #[serde(default)]
+    secure_cookies: bool,
 }
 
 pub struct Settings {
@@ -165,6 +171,7 @@ impl Settings {
         }
         c.web_dir = args.web_dir.or(file.web_dir);
         c.demo = args.demo || file.demo;
+        c.secure_cookies = args.secure_cookies || file.secure_cookies;
         Ok(Settings { server: c })
     }
 }

@@ -1,5 +1,6 @@
 //! Logging in and out, the first-user setup, and what the dashboard needs to know at start.
 
+use crate::accounts::AccountError;
 use crate::app::AppState;
 use crate::auth::{self, SESSION_COOKIE};
 use crate::error::ApiError;
@@ -35,11 +36,19 @@ pub async fn json_body<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest(format!("body: {e}")))
 }
 
-/// Runs an account operation on a blocking thread: argon2 takes tens of milliseconds of
-/// CPU, which must not stall the async workers.
+/// Runs an account operation on a blocking thread — argon2 takes tens of milliseconds of
+/// CPU, which must not stall the async workers — once a hashing slot is free.
 async fn off_thread<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, crate::accounts::AccountError> + Send + 'static,
+    st: &AppState,
+    f: impl FnOnce() -> Result<T, AccountError> + Send + 'static,
 ) -> Result<T, ApiError> {
+    let _slot = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        st.accounts.hashing.acquire(),
+    )
+    .await
+    .map_err(|_| AccountError::Busy)?
+    .map_err(|_| AccountError::Busy)?;
     Ok(tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))??)
@@ -47,11 +56,12 @@ async fn off_thread<T: Send + 'static>(
 
 /// `Secure` when the request came over HTTPS (directly or as a proxy says), so a plain-HTTP
 /// install on localhost still works.
-fn cookie(headers: &HeaderMap, value: &str, max_age_s: i64) -> HeaderValue {
-    let https = headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("https"));
+fn cookie(st: &AppState, headers: &HeaderMap, value: &str, max_age_s: i64) -> HeaderValue {
+    let https = st.config.secure_cookies
+        || headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("https"));
     let secure = if https { "; Secure" } else { "" };
     let c = format!(
         "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_s}{secure}"
@@ -59,11 +69,16 @@ fn cookie(headers: &HeaderMap, value: &str, max_age_s: i64) -> HeaderValue {
     HeaderValue::from_str(&c).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-fn logged_in(headers: &HeaderMap, token: &str, s: &crate::accounts::Session) -> Response {
+fn logged_in(
+    st: &AppState,
+    headers: &HeaderMap,
+    token: &str,
+    s: &crate::accounts::Session,
+) -> Response {
     let mut r = Json(json!({ "user": s.username, "csrf": s.csrf })).into_response();
     r.headers_mut().insert(
         header::SET_COOKIE,
-        cookie(headers, token, crate::accounts::SESSION_TTL_MS / 1000),
+        cookie(st, headers, token, crate::accounts::SESSION_TTL_MS / 1000),
     );
     r
 }
@@ -110,10 +125,12 @@ pub async fn login(
     let client =
         crate::ingest::client_ip::client_ip(peer.ip(), &headers, &st.config.trusted_proxies);
     let st2 = st.clone();
-    let (token, session) =
-        off_thread(move || st2.accounts.login(&c.username, &c.password, client, now)).await?;
+    let (token, session) = off_thread(&st, move || {
+        st2.accounts.login(&c.username, &c.password, client, now)
+    })
+    .await?;
     tracing::info!(user = %session.username, "dashboard login");
-    Ok(logged_in(&headers, &token, &session))
+    Ok(logged_in(&st, &headers, &token, &session))
 }
 
 #[derive(Deserialize)]
@@ -133,13 +150,13 @@ pub async fn setup(
     let s: Setup = json_body(&headers, body).await?;
     let now = st.clock.now().0;
     let st2 = st.clone();
-    let (token, session) = off_thread(move || {
+    let (token, session) = off_thread(&st, move || {
         st2.accounts
             .setup(s.token.trim(), &s.username, &s.password, now)
     })
     .await?;
     tracing::info!(user = %session.username, "first dashboard user created");
-    Ok(logged_in(&headers, &token, &session))
+    Ok(logged_in(&st, &headers, &token, &session))
 }
 
 /// `POST /api/dashboard/logout`
@@ -151,7 +168,7 @@ pub async fn logout(
     st.accounts.logout(&token)?;
     let mut r = StatusCode::NO_CONTENT.into_response();
     r.headers_mut()
-        .insert(header::SET_COOKIE, cookie(&headers, "", 0));
+        .insert(header::SET_COOKIE, cookie(&st, &headers, "", 0));
     Ok(r)
 }
 
@@ -175,17 +192,12 @@ pub async fn add_user(
     let now = st.clock.now().0;
     let st2 = st.clone();
     let name = u.username.clone();
-    let created =
-        tokio::task::spawn_blocking(move || st2.accounts.add_user(&u.username, &u.password, now))
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))??;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let created = off_thread(&st, move || {
+        st2.accounts.add_user(&u.username, &u.password, now)
+    })
+    .await?;
     Ok((
-        status,
+        crate::admin::created_status(created),
         Json(json!({ "username": name, "created": created })),
     )
         .into_response())

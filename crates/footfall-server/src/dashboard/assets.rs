@@ -72,6 +72,10 @@ pub async fn tracker(State(st): State<Arc<AppState>>) -> Response {
 
 /// `GET /assets/{file}`: dashboard modules, styles and data.
 pub async fn asset(State(st): State<Arc<AppState>>, Path(path): Path<String>) -> Response {
+    // The page itself is served only by `page`, with its security headers.
+    if path.ends_with(".html") {
+        return crate::error::ApiError::NotFound(format!("no file {path}")).into_response();
+    }
     file(&st, &format!("dashboard/{path}"), "no-cache")
 }
 

@@ -72,10 +72,10 @@ impl Sites {
 
     /// Enables (Some) or disables (None) a site's share link; the old token stops working.
     pub fn set_share_token(&self, site: &SiteId, token: Option<&str>) -> Result<(), StoreError> {
-        self.store
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .set_share_token(site, token)?;
+        // The store lock is held until memory matches, so concurrent rotations can't leave
+        // memory and the database with different tokens.
+        let store = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        store.set_share_token(site, token)?;
         let mut known = self.known.write().unwrap_or_else(|p| p.into_inner());
         let mut shares = self.shares.write().unwrap_or_else(|p| p.into_inner());
         if let Some(info) = known.get_mut(site) {

@@ -43,6 +43,11 @@ pub async fn live_stream(
         let mut last_sent = 0u64;
         loop {
             feed.borrow_and_update();
+            // Access is checked again for every update: a revoked share link, a logout or
+            // an expired session ends the stream, not just the next connection.
+            if crate::auth::require_read(&st, &headers, &site).is_err() {
+                return;
+            }
             let snap = st.live.snapshot(&site, st.clock.as_ref(), p.limit);
             if snap.version > last_sent {
                 last_sent = snap.version;

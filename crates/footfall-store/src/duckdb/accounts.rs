@@ -55,12 +55,18 @@ impl DuckStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Removes a user and every session they have; returns whether the user existed.
-    pub fn delete_user(&self, username: &str) -> Result<bool, StoreError> {
+    /// Ends every login of a user (after a password change, say).
+    pub fn delete_user_sessions(&self, username: &str) -> Result<(), StoreError> {
         self.conn.execute(
             "DELETE FROM dashboard_sessions WHERE username = ?",
             [username],
         )?;
+        Ok(())
+    }
+
+    /// Removes a user and every session they have; returns whether the user existed.
+    pub fn delete_user(&self, username: &str) -> Result<bool, StoreError> {
+        self.delete_user_sessions(username)?;
         Ok(self
             .conn
             .execute("DELETE FROM users WHERE username = ?", [username])?
