@@ -352,6 +352,25 @@ test('map: a visitor with a location shows as a live dot and shades the country;
   }
 });
 
+test('robust: blocked storage, an impossible custom date and a malformed address still give a working page', async (t) => {
+  const ctx = await signedIn(server);
+  t.after(() => ctx.close());
+  // As in a third-party iframe with storage blocked: every localStorage access throws.
+  await ctx.addInitScript(() => {
+    Object.defineProperty(window, 'localStorage', { get() { throw new DOMException('blocked', 'SecurityError'); } });
+  });
+  const [visitors] = await metrics(server, SHOP);
+  const page = await ctx.newPage();
+  // 2026-02-31 doesn't exist: the range falls back to the default instead of failing queries.
+  await page.goto(`${server.url}/s/${SHOP}?range=custom&from=2026-02-31&to=2026-03-02`);
+  await cardShows(page, 'visitors', String(visitors));
+  const errors = await page.locator('.ff-error, [role=alert]').evaluateAll((els) =>
+    els.filter((e) => e.offsetParent !== null && e.textContent.trim()).map((e) => e.textContent.trim()));
+  assert.deepEqual(errors, [], 'no error shown');
+  await page.goto(`${server.url}/s/50%off`);
+  await page.getByText('Page not found').waitFor();
+});
+
 /** A loopback port nothing listens on right now. */
 async function freePort() {
   const srv = createServer();

@@ -45,6 +45,9 @@ async function request(method, path, { body, params, withShare = true, signal } 
   const text = await res.text();
   try { data = text ? JSON.parse(text) : null; } catch { data = null; }
   if (!res.ok) {
+    // A signed-in user whose session ended (expired, logged out elsewhere, new password):
+    // the app sends them to the login page rather than showing errors everywhere.
+    if (res.status === 401 && csrf && !shareToken) dispatchEvent(new CustomEvent('ff:signed-out'));
     const msg = (data && data.error) || text.trim() || `${res.status} ${res.statusText}`;
     throw new ApiError(msg, res.status);
   }

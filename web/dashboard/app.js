@@ -3,7 +3,7 @@ import { h } from './dom.js';
 import { loginPage, setupPage } from './auth.js';
 import { dashboardPage, messagePage } from './dashboard.js';
 import { link, navigate, route, startRouter } from './router.js';
-import { loadSession, session } from './session.js';
+import { loadSession, session, signedOut } from './session.js';
 import { sitesPage } from './sites.js';
 
 const go = (to) => { navigate(to, { replace: true }); return null; };
@@ -38,6 +38,13 @@ async function boot() {
   }
   root.classList.remove('ff-boot');
   root.removeAttribute('aria-busy');
+  // A session that ended under us: sign in again and come back here.
+  addEventListener('ff:signed-out', () => {
+    if (!session.user) return;
+    signedOut();
+    const here = location.pathname + location.search;
+    navigate(`/login?next=${encodeURIComponent(here)}`, { replace: true });
+  });
   await startRouter(root);
   document.documentElement.classList.add('is-ready');
 }

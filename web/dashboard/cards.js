@@ -68,9 +68,11 @@ export function createCards({ onSelect }) {
           const raw = cmp.change?.[i];
           const ch = raw == null ? null : Math.round(raw);
           const good = ch == null || ch === 0 ? null : (ch > 0) !== !!spec.lowerIsBetter;
-          c.change.textContent = ch == null ? '' : ch === 0 ? '0%' : `${ch > 0 ? '▲' : '▼'} ${Math.abs(ch)}%`;
+          // The server gives bounce rate's change in percentage points, the rest in percent.
+          const unit = m === 'bounce_rate' ? ['pp', 'points'] : ['%', 'percent'];
+          c.change.textContent = ch == null ? '' : ch === 0 ? `0${unit[0]}` : `${ch > 0 ? '▲' : '▼'} ${Math.abs(ch)}${unit[0]}`;
           c.change.className = `ff-change ${good === null ? 'is-flat' : good ? 'is-good' : 'is-bad'}`;
-          c.change.setAttribute('aria-label', ch == null ? '' : `${ch >= 0 ? 'up' : 'down'} ${Math.abs(Math.round(ch))} percent`);
+          c.change.setAttribute('aria-label', ch == null ? '' : `${ch >= 0 ? 'up' : 'down'} ${Math.abs(Math.round(ch))} ${unit[1]}`);
           c.prev.textContent = `vs ${spec.format(cmp.metrics[i] ?? 0)}`;
         } else {
           c.change.textContent = '';

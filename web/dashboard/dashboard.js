@@ -1,6 +1,6 @@
 // The dashboard for one site (/s/{domain}) or a share link (/share/{token}, read-only):
 // wires the header, cards, graph, panels, map and the live stream to the view state in the URL.
-import { api, setShareToken } from './api.js';
+import { api, getShareToken, setShareToken } from './api.js';
 import { copyButton, h, icon } from './dom.js';
 import { panelDefs, rowFor } from './breakdowns.js';
 import { CARD_METRICS, createCards } from './cards.js';
@@ -20,6 +20,7 @@ import { rememberSite, session } from './session.js';
 import { createShareControl } from './sharelink.js';
 import { themeButton } from './theme.js';
 import { createThrottle } from './throttle.js';
+import { getPref, setPref } from './prefs.js';
 
 const REFRESH_GAP_MS = 1500; // live refreshes of the range numbers: at most one per 1.5 s
 
@@ -31,6 +32,7 @@ export function messagePage(title, message, actions = []) {
 }
 
 async function resolveSite({ domain, shareToken }) {
+  if (!shareToken) setShareToken(null); // a view without a link reads as itself
   if (shareToken) {
     setShareToken(shareToken);
     try {
@@ -66,7 +68,7 @@ export async function dashboardPage({ domain, shareToken = null }) {
   if (!readonly) rememberSite(site);
 
   let state = readState();
-  let metric = METRICS[localStorage.getItem('ff:metric')] ? localStorage.getItem('ff:metric') : 'visitors';
+  let metric = METRICS[getPref('ff:metric')] ? getPref('ff:metric') : 'visitors';
   let rq = rangeQuery(state, timeZone);
   let gen = 0; // bumps when the view state changes; stale answers are dropped
   let graphData = null;
@@ -80,8 +82,8 @@ export async function dashboardPage({ domain, shareToken = null }) {
     if (missing.length) {
       try {
         const got = await api.titles(site, missing.slice(0, 50));
-        for (const p of missing) titleCache.set(p, got?.[p] || '');
-      } catch { for (const p of missing) titleCache.set(p, ''); }
+        for (const p of missing.slice(0, 50)) titleCache.set(p, got?.[p] || '');
+      } catch { /* not cached: asked again next time */ }
     }
     return Object.fromEntries(paths.map((p) => [p, titleCache.get(p) || '']));
   }
@@ -130,7 +132,7 @@ export async function dashboardPage({ domain, shareToken = null }) {
       h('strong', { text: 'Waiting for the first visit…' }),
       h('span', { class: 'ff-muted', text: `Paste this into the <head> of ${site}. This page updates by itself when it arrives.` })),
     h('div', { class: 'ff-snippet' }, h('pre', {}, h('code', { text: snippet })), copyButton(() => snippet)));
-  const cards = createCards({ onSelect: (m) => { metric = m; localStorage.setItem('ff:metric', m); cards.select(m); drawGraph(); } });
+  const cards = createCards({ onSelect: (m) => { metric = m; setPref('ff:metric', m); cards.select(m); drawGraph(); } });
   cards.select(metric);
   const chartBox = h('div', { class: 'ff-chart-box' });
   const chart = createChart(chartBox);
@@ -284,7 +286,8 @@ export async function dashboardPage({ domain, shareToken = null }) {
       rangePicker.destroy();
       map.destroy();
       chart.destroy();
-      if (readonly) setShareToken(null);
+      // Only clear our own token: the next view may already have set its own.
+      if (readonly && getShareToken() === shareToken) setShareToken(null);
     },
   };
 }

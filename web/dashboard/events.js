@@ -3,6 +3,7 @@
 import { h, icon } from './dom.js';
 import { createRowList } from './rows.js';
 import { formatNumber } from './format.js';
+import { getJSON, setJSON } from './prefs.js';
 
 const KNOWN_KEYS = ['plan', 'file', 'url', 'path', 'method', 'variant', 'source'];
 
@@ -12,7 +13,7 @@ const KNOWN_KEYS = ['plan', 'file', 'url', 'path', 'method', 'variant', 'source'
  */
 export function createEventsPanel({ site, run }) {
   const storeKey = `ff:propkeys:${site}`;
-  const remembered = () => JSON.parse(localStorage.getItem(storeKey) || '[]');
+  const remembered = () => getJSON(storeKey, []);
   let event = null; // the event whose properties are shown
   let propKey = '';
   let gen = 0;
@@ -68,6 +69,8 @@ export function createEventsPanel({ site, run }) {
     }
   }
 
+  let probeGen = 0;
+
   async function openEvent(name) {
     event = name;
     eventTitle.textContent = name;
@@ -77,10 +80,11 @@ export function createEventsPanel({ site, run }) {
     propsList.loading();
     // Which keys does this event carry? Probe the known ones (and ones typed before).
     const candidates = [...new Set([...remembered(), ...KNOWN_KEYS])];
-    const my = ++gen;
+    // Its own counter: a live refresh meanwhile (which bumps `gen`) must not cancel the probe.
+    const my = ++probeGen;
     const found = await Promise.all(candidates.map((k) => run({ dimension: `event:props:${k}`, metrics: ['events'],
       filters: [['is', 'event:name', [name]]], limit: 1 }).then((r) => (r.results.some((x) => x.dimensions[0] !== '') ? k : null), () => null)));
-    if (my !== gen) return;
+    if (my !== probeGen || event !== name) return;
     const keys = found.filter(Boolean);
     keyList.replaceChildren(...candidates.map((k) => h('option', { value: k })));
     propKey = keys[0] || '';
@@ -92,7 +96,7 @@ export function createEventsPanel({ site, run }) {
     if (!k || k === propKey) return;
     propKey = k;
     const keys = [k, ...remembered().filter((x) => x !== k)].slice(0, 10);
-    localStorage.setItem(storeKey, JSON.stringify(keys));
+    setJSON(storeKey, keys);
     loadProps(false);
   }
 
@@ -105,6 +109,7 @@ export function createEventsPanel({ site, run }) {
 
   return {
     el,
-    refresh(silent) { return event ? loadProps(silent) : loadEvents(silent); },
+    // While an event's keys are being probed, the probe loads its properties itself.
+    refresh(silent) { return event ? (propKey ? loadProps(silent) : undefined) : loadEvents(silent); },
   };
 }

@@ -2,6 +2,7 @@
 import { h } from './dom.js';
 import { createRowList } from './rows.js';
 import { formatNumber } from './format.js';
+import { getJSON, setJSON } from './prefs.js';
 
 /**
  * createPanel({id, title, tabs, fetchRows, onPick})
@@ -10,7 +11,7 @@ import { formatNumber } from './format.js';
  *   onPick(dimension, row)
  */
 export function createPanel({ id, title, tabs, fetchRows, onPick, className = '' }) {
-  const saved = JSON.parse(localStorage.getItem(`ff:tab:${id}`) || '{}');
+  const saved = getJSON(`ff:tab:${id}`, {});
   let tab = tabs.find((t) => t.id === saved.tab) || tabs[0];
   const variantOf = new Map(tabs.filter((t) => t.variants).map((t) =>
     [t.id, t.variants.find((v) => v.id === saved[t.id]) || t.variants[0]]));
@@ -58,7 +59,7 @@ export function createPanel({ id, title, tabs, fetchRows, onPick, className = ''
   function persist() {
     const o = { tab: tab.id };
     for (const [k, v] of variantOf) o[k] = v.id;
-    localStorage.setItem(`ff:tab:${id}`, JSON.stringify(o));
+    setJSON(`ff:tab:${id}`, o);
   }
 
   function syncTabs() {

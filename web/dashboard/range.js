@@ -12,8 +12,11 @@ export const RANGES = [
 
 export const DEFAULT_RANGE = '7d';
 
+/** A real calendar day (no 2026-02-31) from 1970 on, as the Stats API accepts. */
 export function isValidDay(s) {
-  return typeof s === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(s) && !Number.isNaN(Date.parse(s));
+  if (typeof s !== 'string' || !/^\d{4}-\d{2}-\d{2}$/.test(s) || s < '1970-01-01') return false;
+  const d = new Date(`${s}T00:00:00Z`);
+  return !Number.isNaN(d.getTime()) && d.toISOString().slice(0, 10) === s;
 }
 
 /** A human label for the selected range. */

@@ -13,7 +13,7 @@ export function route(pattern, handler) {
 export function navigate(to, { replace = false } = {}) {
   const here = location.pathname + location.search;
   if (to !== here) history[replace ? 'replaceState' : 'pushState'](null, '', to);
-  return render();
+  return render(true);
 }
 
 /** Change only the query string of the current page (pushes a history entry). */
@@ -22,16 +22,31 @@ export function setQuery(params, { replace = false } = {}) {
   const to = location.pathname + (qs ? `?${qs}` : '');
   if (to === location.pathname + location.search) return;
   history[replace ? 'replaceState' : 'pushState'](null, '', to);
-  render();
+  render(true);
 }
 
-async function render() {
+let rendered = null; // path + query last rendered
+
+function decode(part) {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return null; // a malformed %-escape: no route matches
+  }
+}
+
+async function render(force = false) {
+  // A history step that only changes the #fragment ("skip to content") shows nothing new.
+  const where = location.pathname + location.search;
+  if (!force && where === rendered && current) return;
+  rendered = where;
   const id = ++navId;
   const path = location.pathname;
   for (const { pattern, handler } of routes) {
     const m = path.match(pattern);
     if (!m) continue;
-    const params = m.slice(1).map(decodeURIComponent);
+    const params = m.slice(1).map(decode);
+    if (params.includes(null)) continue;
     const key = `${pattern}|${path}`;
     if (current && current.key === key && current.view.update) {
       current.view.update();
@@ -49,7 +64,7 @@ async function render() {
 
 export function startRouter(el) {
   outlet = el;
-  addEventListener('popstate', render);
+  addEventListener('popstate', () => render());
   // Same-origin <a data-link> clicks navigate without a reload.
   document.addEventListener('click', (e) => {
     const a = e.target.closest('a[data-link]');
@@ -57,7 +72,7 @@ export function startRouter(el) {
     e.preventDefault();
     navigate(a.getAttribute('href'));
   });
-  return render();
+  return render(true);
 }
 
 export function link(href, props, ...children) {

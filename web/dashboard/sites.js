@@ -86,7 +86,7 @@ function addSiteForm(onAdded) {
         link(`/s/${encodeURIComponent(site.domain)}`, { class: 'ff-btn ff-btn-primary' }, h('span', { text: 'Open the dashboard' }), icon('arrow')));
       result.hidden = false;
       domain.value = '';
-      onAdded(site);
+      if (site.created !== false) onAdded(site); // an existing site already has its card
       result.querySelector('button')?.focus();
     } catch (e2) {
       err.textContent = e2.message;

@@ -1,19 +1,20 @@
 // Light / dark / system theme. "system" follows prefers-color-scheme (the CSS does that when
 // no data-theme is set on <html>).
 import { h, icon } from './dom.js';
+import { getPref, setPref } from './prefs.js';
 
 const ORDER = ['system', 'light', 'dark'];
 const LABEL = { system: 'System theme', light: 'Light theme', dark: 'Dark theme' };
 const ICON = { system: 'monitor', light: 'sun', dark: 'moon' };
 
 export function getTheme() {
-  const t = localStorage.getItem('ff:theme');
+  const t = getPref('ff:theme');
   return t === 'light' || t === 'dark' ? t : 'system';
 }
 
 export function setTheme(t) {
-  if (t === 'system') { localStorage.removeItem('ff:theme'); delete document.documentElement.dataset.theme; }
-  else { localStorage.setItem('ff:theme', t); document.documentElement.dataset.theme = t; }
+  if (t === 'system') { setPref('ff:theme', null); delete document.documentElement.dataset.theme; }
+  else { setPref('ff:theme', t); document.documentElement.dataset.theme = t; }
 }
 
 /** A button that cycles system → light → dark. */

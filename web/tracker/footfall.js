@@ -5,7 +5,7 @@ G(function(){
 var S=D.currentScript,L=location,N=navigator,T=Date.now,M=Math,
  A=S.dataset,
  on=function(t,k,f){t.addEventListener(k,G(f))},
- api=A.api||new URL(S.src).origin+'/api/event',hm='hash'in A,every=(A.heartbeat||30)*1e3,
+ api=A.api||new URL(S.src).origin+'/api/event',hm='hash'in A,every=(+A.heartbeat||30)*1e3,
  q=W.footfall&&W.footfall.q||[],ms=0,vis=0,sd=0,cur,key,tm,hb,bc,
  no=!('allowLocalhost'in A)&&(/^(localhost|127\..*|\[::1]|)$/.test(L.hostname)||N.webdriver||W._phantom||W.__nightmare||W.Cypress)||
   'respectDnt'in A&&(N.doNotTrack==1||N.globalPrivacyControl);
