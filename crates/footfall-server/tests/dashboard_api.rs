@@ -55,6 +55,22 @@ async fn login(
     (status, login, headers)
 }
 
+/// A bodiless change as a logged-in user, with the CSRF token.
+async fn as_user(
+    s: &TestServer,
+    method: reqwest::Method,
+    path: &str,
+    l: &Login,
+) -> reqwest::Response {
+    s.http
+        .request(method, format!("{}{path}", s.base))
+        .header(COOKIE, &l.cookie)
+        .header("x-csrf-token", &l.csrf)
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn get(s: &TestServer, path: &str, cookie: Option<&str>) -> (u16, Value) {
     let mut r = s.http.get(format!("{}{path}", s.base));
     if let Some(c) = cookie {
@@ -135,14 +151,7 @@ async fn login_sets_a_strict_httponly_cookie_and_logout_ends_the_session() {
             .0,
         403
     );
-    let r = s
-        .http
-        .post(format!("{}/api/dashboard/logout", s.base))
-        .header(COOKIE, &l.cookie)
-        .header("x-csrf-token", &l.csrf)
-        .send()
-        .await
-        .unwrap();
+    let r = as_user(&s, reqwest::Method::POST, "/api/dashboard/logout", &l).await;
     assert_eq!(r.status(), 204);
     assert!(r.headers()[SET_COOKIE]
         .to_str()
@@ -446,14 +455,13 @@ async fn share_links_open_one_site_read_only_and_can_be_rotated_or_disabled() {
         .0,
         200
     );
-    let r = s
-        .http
-        .delete(format!("{}/api/dashboard/sites/example.com/share", s.base))
-        .header(COOKIE, &l.cookie)
-        .header("x-csrf-token", &l.csrf)
-        .send()
-        .await
-        .unwrap();
+    let r = as_user(
+        &s,
+        reqwest::Method::DELETE,
+        "/api/dashboard/sites/example.com/share",
+        &l,
+    )
+    .await;
     assert_eq!(r.status(), 204);
     assert_eq!(
         get(
@@ -703,14 +711,13 @@ async fn a_live_stream_ends_when_its_share_link_is_revoked() {
     assert_eq!(stream.status(), 200);
     let first = stream.chunk().await.unwrap().unwrap();
     assert!(String::from_utf8_lossy(&first).contains("event: stats"));
-    let r = s
-        .http
-        .delete(format!("{}/api/dashboard/sites/example.com/share", s.base))
-        .header(COOKIE, &l.cookie)
-        .header("x-csrf-token", &l.csrf)
-        .send()
-        .await
-        .unwrap();
+    let r = as_user(
+        &s,
+        reqwest::Method::DELETE,
+        "/api/dashboard/sites/example.com/share",
+        &l,
+    )
+    .await;
     assert_eq!(r.status(), 204);
     // The next change would be pushed to a reader; this one is no longer one.
     s.pageview("/after-revoke", "5.6.7.8").await;

@@ -172,13 +172,6 @@ pub async fn logout(
     Ok(r)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewUser {
-    username: String,
-    password: String,
-}
-
 /// `POST /api/admin/users` (admin token): add a user or set their password.
 pub async fn add_user(
     State(st): State<Arc<AppState>>,
@@ -187,7 +180,7 @@ pub async fn add_user(
 ) -> Result<Response, ApiError> {
     auth::require_admin(&st, &headers)?;
     let bytes = crate::ingest::read_body(body, MAX_BODY).await?;
-    let u: NewUser =
+    let u: Credentials =
         serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest(format!("body: {e}")))?;
     let now = st.clock.now().0;
     let st2 = st.clone();
