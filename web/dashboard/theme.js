@@ -1,5 +1,5 @@
-// Light / dark / system theme. "system" follows prefers-color-scheme (the CSS does that when
-// no data-theme is set on <html>).
+// Light / dark / system theme: the choice is kept here; theme-init.js turns it (or, for
+// "system", prefers-color-scheme) into data-theme="light" | "dark" on <html>.
 import { h, icon } from './dom.js';
 import { getPref, setPref } from './prefs.js';
 
@@ -13,8 +13,9 @@ export function getTheme() {
 }
 
 export function setTheme(t) {
-  if (t === 'system') { setPref('ff:theme', null); delete document.documentElement.dataset.theme; }
-  else { setPref('ff:theme', t); document.documentElement.dataset.theme = t; }
+  setPref('ff:theme', t === 'system' ? null : t);
+  if (window.ffApplyTheme) window.ffApplyTheme(t);
+  else if (t !== 'system') document.documentElement.dataset.theme = t;
 }
 
 /** A button that cycles system → light → dark. */

@@ -91,17 +91,12 @@ const AGENTS: &[(&str, u32)] = &[
     ("Mozilla/5.0 (iPad; CPU OS 17_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.6 Mobile/15E148 Safari/604.1", 1),
 ];
 
+/// One of `items` with probability proportional to its weight (all weights are positive
+/// constants, so the choice can't fail).
 fn weighted<'a, T>(rng: &mut impl Rng, items: &'a [T], weight: impl Fn(&T) -> u32) -> &'a T {
-    let total: u32 = items.iter().map(&weight).sum();
-    let mut pick = rng.random_range(0..total.max(1));
-    for it in items {
-        let w = weight(it);
-        if pick < w {
-            return it;
-        }
-        pick -= w;
-    }
-    &items[0]
+    items
+        .choose_weighted(rng, weight)
+        .unwrap_or_else(|_| unreachable!("constant, positive weights"))
 }
 
 /// Who a visitor looks like to the server: the same again later means a returning visitor.

@@ -71,6 +71,20 @@ async fn as_user(
         .unwrap()
 }
 
+/// Creates (or rotates) example.com's share link as a logged-in user; returns the token.
+async fn new_share_link(s: &TestServer, l: &Login) -> String {
+    let (status, v) = post_as(
+        s,
+        "/api/dashboard/sites/example.com/share",
+        l,
+        Some(&l.csrf),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    v["share_token"].as_str().unwrap().to_string()
+}
+
 async fn get(s: &TestServer, path: &str, cookie: Option<&str>) -> (u16, Value) {
     let mut r = s.http.get(format!("{}{path}", s.base));
     if let Some(c) = cookie {
@@ -347,16 +361,7 @@ async fn share_links_open_one_site_read_only_and_can_be_rotated_or_disabled() {
     add_user(&s, "ana", PASSWORD).await;
     let l = login(&s, "ana", PASSWORD).await.1.unwrap();
     s.pageview("/shared", "1.2.3.4").await;
-    let (st, v) = post_as(
-        &s,
-        "/api/dashboard/sites/example.com/share",
-        &l,
-        Some(&l.csrf),
-        json!({}),
-    )
-    .await;
-    assert_eq!(st, 200);
-    let token = v["share_token"].as_str().unwrap().to_string();
+    let token = new_share_link(&s, &l).await;
     assert_eq!(token.len(), 32, "128 random bits");
 
     let (st, v) = get(&s, &format!("/api/dashboard/share/{token}"), None).await;
@@ -425,15 +430,7 @@ async fn share_links_open_one_site_read_only_and_can_be_rotated_or_disabled() {
     );
 
     // Rotating kills the old link; deleting kills the new one.
-    let (_, v) = post_as(
-        &s,
-        "/api/dashboard/sites/example.com/share",
-        &l,
-        Some(&l.csrf),
-        json!({}),
-    )
-    .await;
-    let token2 = v["share_token"].as_str().unwrap().to_string();
+    let token2 = new_share_link(&s, &l).await;
     assert_ne!(token, token2);
     assert_eq!(
         get(
@@ -486,15 +483,7 @@ async fn share_links_outlive_a_restart() {
     let mut s = TestServer::start().await;
     add_user(&s, "ana", PASSWORD).await;
     let l = login(&s, "ana", PASSWORD).await.1.unwrap();
-    let (_, v) = post_as(
-        &s,
-        "/api/dashboard/sites/example.com/share",
-        &l,
-        Some(&l.csrf),
-        json!({}),
-    )
-    .await;
-    let token = v["share_token"].as_str().unwrap().to_string();
+    let token = new_share_link(&s, &l).await;
     s.restart().await;
     assert_eq!(
         get(
@@ -690,15 +679,7 @@ async fn a_live_stream_ends_when_its_share_link_is_revoked() {
     let s = TestServer::start().await;
     add_user(&s, "ana", PASSWORD).await;
     let l = login(&s, "ana", PASSWORD).await.1.unwrap();
-    let (_, v) = post_as(
-        &s,
-        "/api/dashboard/sites/example.com/share",
-        &l,
-        Some(&l.csrf),
-        json!({}),
-    )
-    .await;
-    let token = v["share_token"].as_str().unwrap().to_string();
+    let token = new_share_link(&s, &l).await;
     let mut stream = s
         .http
         .get(format!(
