@@ -2,9 +2,9 @@
 //! [`EnrichedEvent`] out of enrich (no IP, no raw user agent from here on).
 
 use crate::types::{SiteId, Timestamp, VisitorId};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EventKind {
     Pageview,
@@ -27,7 +27,7 @@ impl EventKind {
 }
 
 /// Location sent by the client itself (the seed's heartbeat fields) or by an edge proxy.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GeoHint {
     pub country: Option<String>,
     pub region: Option<String>,
@@ -96,7 +96,7 @@ impl IncomingEvent {
 }
 
 /// Browser, OS and device class from the user agent.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Client {
     pub browser: String,
     pub browser_version: String,
@@ -105,7 +105,7 @@ pub struct Client {
     pub device: String,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Utm {
     pub source: String,
     pub medium: String,
@@ -116,8 +116,8 @@ pub struct Utm {
 
 /// An event after enrichment. The client IP and raw user agent are gone; what identifies the
 /// visitor is a keyed hash under today's salt and, to let a visit survive midnight,
-/// yesterday's.
-#[derive(Debug, Clone, PartialEq)]
+/// yesterday's. Serialisable: it travels in commit records through the log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EnrichedEvent {
     pub site: SiteId,
     pub ts: Timestamp,

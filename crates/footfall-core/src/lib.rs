@@ -2,15 +2,20 @@
 //! every stage takes its inputs (including the current time) as arguments, so that it
 //! can be tested exhaustively, including with proptest.
 //!
-//! The modules follow the ingest pipeline: [`decode`] → [`enrich`] → [`identify`] → [`live`].
+//! The modules follow the ingest pipeline: [`decode`] → [`enrich`] → [`identify`] (driven by
+//! [`sequence`], which emits one [`record::CommitRecord`] per batch) → [`live`].
 
 pub mod decode;
+pub mod drop;
 pub mod enrich;
 pub mod event;
 pub mod identify;
 pub mod live;
 pub mod query;
+pub mod record;
+pub mod sequence;
 pub mod types;
 
+pub use drop::DropReason;
 pub use event::{EnrichedEvent, EventKind, GeoHint, IncomingEvent};
 pub use types::{EventId, SessionId, SiteId, Timestamp, VisitorId};

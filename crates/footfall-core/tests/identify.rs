@@ -3,7 +3,7 @@
 use footfall_core::event::{Client, EnrichedEvent, EventKind, GeoHint, Utm};
 use footfall_core::identify::{Config, Identifier, Outcome};
 use footfall_core::live::SiteCounters;
-use footfall_core::{EventId, SiteId, Timestamp, VisitorId};
+use footfall_core::{DropReason, EventId, SiteId, Timestamp, VisitorId};
 use proptest::prelude::*;
 use std::collections::{BTreeMap, HashMap};
 
@@ -74,7 +74,7 @@ fn dedup_window_edges() {
         !r.pageview(30 * MIN - 1, "/a").stored,
         "inside the window counts once"
     );
-    assert_eq!(r.outcomes[1].2.skipped, Some("duplicate"));
+    assert_eq!(r.outcomes[1].2.skipped, Some(DropReason::Duplicate));
     assert!(
         r.pageview(30 * MIN, "/a").stored,
         "at the window's end it counts again"

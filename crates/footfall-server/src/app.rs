@@ -1,5 +1,6 @@
-//! Wiring: open the store, rebuild the live state, start the writer, serve HTTP, and shut
-//! down in order (stop accepting, drain the writer, checkpoint).
+//! Wiring: open the store and the log, recover the sequencer and live state from them, start
+//! the sequencer and the storage applier, serve HTTP, and shut down in order (stop
+//! accepting, answer what is queued and snapshot, drain the log into storage, checkpoint).
 
 use crate::clock::Clock;
 use crate::config::ServerConfig;
@@ -7,18 +8,20 @@ use crate::error::ApiError;
 use crate::ingest::geo::GeoDb;
 use crate::ingest::single_event_route;
 use crate::metrics::Metrics;
+use crate::pipeline::applier::{ApplierHandle, ReadBarrier, StorageApplier};
 use crate::pipeline::live::{spawn_expiry, Live};
+use crate::pipeline::recovery::{self, Retention};
 use crate::pipeline::salts::Salts;
+use crate::pipeline::sequencer::{SequencerHandle, SequencerThread, SnapshotFiles};
 use crate::pipeline::sites::Sites;
-use crate::pipeline::writer::{Writer, WriterHandle};
+use crate::pipeline::snapshot::SnapshotFile;
 use axum::http::{header, Method, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
 use footfall_core::decode::{plausible, seed};
-use footfall_core::identify::{Config as IdentifyConfig, Identifier};
-use footfall_core::Timestamp;
-use footfall_store::DuckStore;
+use footfall_core::identify::Config as IdentifyConfig;
+use footfall_store::{DuckStore, Log, LogOptions, SegmentLog};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -30,8 +33,11 @@ pub struct AppState {
     pub sites: Sites,
     pub salts: Salts,
     pub live: Arc<Live>,
-    pub writer: WriterHandle,
+    pub sequencer: SequencerHandle,
+    /// Readers of stored events wait on it to see everything acknowledged before them.
+    pub stored: ReadBarrier,
     pub geo: Option<GeoDb>,
+    pub user_agents: crate::ingest::ua_cache::UaCache,
     pub metrics: Arc<Metrics>,
     pub shutdown: watch::Receiver<bool>,
     pub keys: crate::keys::ApiKeys,
@@ -52,6 +58,12 @@ pub enum StartError {
     Geo(String),
     #[error("accounts: {0}")]
     Accounts(#[from] crate::accounts::AccountError),
+    #[error("log: {0}")]
+    Log(#[from] footfall_store::LogError),
+    #[error("recovery: {0}")]
+    Recovery(#[from] crate::pipeline::recovery::RecoveryError),
+    #[error("cannot start a thread: {0}")]
+    Thread(std::io::Error),
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -148,12 +160,13 @@ pub struct Running {
     pub state: Arc<AppState>,
     shutdown_tx: watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
-    writer_thread: std::thread::JoinHandle<()>,
+    sequencer_thread: std::thread::JoinHandle<()>,
+    applier: ApplierHandle,
 }
 
 impl Running {
-    /// Stops accepting requests, lets in-flight ones finish, drains the writer so every
-    /// acknowledged event is committed, and checkpoints the database.
+    /// Stops accepting requests, lets in-flight ones finish, answers everything queued and
+    /// snapshots the state, then drains the log into storage and checkpoints the database.
     pub async fn shutdown(self) {
         let _ = self.shutdown_tx.send(true);
         // Connections get a grace period to finish; a client that never does (a stalled
@@ -166,20 +179,40 @@ impl Running {
             tracing::warn!("connections still open after 10 s; closing them");
             server.abort();
         }
-        self.state.writer.shutdown().await;
-        let t = self.writer_thread;
+        self.state.sequencer.shutdown().await;
+        let t = self.sequencer_thread;
         let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        self.applier.shutdown().await;
         tracing::info!("footfall stopped");
     }
 }
 
-/// Rebuilds state from storage and starts serving. Returns once the server is listening,
-/// so `/healthz` answers as soon as this returns.
+/// Recovers state from the log, snapshots and storage, and starts serving. Returns once the
+/// server is listening, so `/healthz` answers as soon as this returns.
 pub async fn start(config: ServerConfig, clock: Arc<dyn Clock>) -> Result<Running, StartError> {
+    start_with_log(config, clock, LogOptions::default()).await
+}
+
+/// As [`start`], with the log's options (tests inject write failures through them).
+pub async fn start_with_log(
+    config: ServerConfig,
+    clock: Arc<dyn Clock>,
+    log_options: LogOptions,
+) -> Result<Running, StartError> {
     let cfg = config.clone();
     let clock2 = clock.clone();
-    let (store, counters, identify, next_id) =
+    let identify = IdentifyConfig {
+        visit_gap_ms: cfg.visit_gap_ms,
+        dedup_window_ms: cfg.dedup_window_ms,
+    };
+    let snapshots = SnapshotFiles {
+        sequencer: SnapshotFile::new(&cfg.data_dir, "sequencer.snap"),
+        live: SnapshotFile::new(&cfg.data_dir, "live.snap"),
+    };
+    let snaps = snapshots.clone();
+    let (store, log, sequencer, model, id_base, applied, snapshot_at) =
         tokio::task::spawn_blocking(move || -> Result<_, StartError> {
+            let started = std::time::Instant::now();
             let store = DuckStore::open_with(&cfg.data_dir, cfg.db_memory_limit.as_deref())?;
             let now = clock2.now().0;
             for site in &cfg.sites {
@@ -191,33 +224,35 @@ pub async fn start(config: ServerConfig, clock: Arc<dyn Clock>) -> Result<Runnin
             if cfg.demo {
                 store.add_site(&crate::demo::site(), true, now)?;
             }
-            let started = std::time::Instant::now();
-            let counters = store.rebuild_counters(cfg.rebuild_chunk, |p| {
-                tracing::info!(
-                    done = p.done,
-                    total = p.total,
-                    chunks = p.chunks,
-                    "rebuilding live counters"
+            let log = SegmentLog::open(&cfg.data_dir.join("log"), log_options)?;
+            if log.cut_at_open() > 0 {
+                tracing::warn!(
+                    bytes = log.cut_at_open(),
+                    "cut a torn tail off the log (a write that was never acknowledged)"
                 );
-                true
-            })?;
-            let id_cfg = IdentifyConfig {
-                visit_gap_ms: cfg.visit_gap_ms,
-                dedup_window_ms: cfg.dedup_window_ms,
-            };
-            let mut identify = Identifier::new(id_cfg);
-            let restored = store.restore_identify(
-                &mut identify,
-                Timestamp(now - 2 * cfg.visit_gap_ms),
-                Timestamp(now - cfg.dedup_window_ms),
+            }
+            let log: Arc<dyn Log> = Arc::new(log);
+            let (applied, id_base) = store.applied()?;
+            let sequencer =
+                recovery::load_sequencer(&snaps.sequencer, log.as_ref(), identify, id_base)?;
+            let model = recovery::load_live(
+                &snaps.live,
+                log.as_ref(),
+                &store,
+                cfg.active_timeout_ms,
+                clock2.now(),
+                cfg.rebuild_chunk,
             )?;
+            // Until a snapshot is written at the new end, the log must keep what replay
+            // just used.
+            let snapshot_at = footfall_store::LogPosition(log.first().0.saturating_sub(1));
             tracing::info!(
                 ms = started.elapsed().as_millis() as u64,
-                visits_restored = restored,
-                "state rebuilt from storage"
+                log_end = log.end().0,
+                applied = applied.0,
+                "state recovered"
             );
-            let next_id = store.max_event_id()? + 1;
-            Ok((store, counters, identify, next_id))
+            Ok((store, log, sequencer, model, id_base, applied, snapshot_at))
         })
         .await
         .map_err(|e| StartError::Geo(format!("startup task failed: {e}")))??;
@@ -227,23 +262,39 @@ pub async fn start(config: ServerConfig, clock: Arc<dyn Clock>) -> Result<Runnin
         None => None,
     };
     let metrics = Arc::new(Metrics::default());
-    let live = Arc::new(Live::new(counters, config.active_timeout_ms));
+    let live = Arc::new(Live::new(model));
     let sites = Sites::load(store.try_clone()?)?;
     let salts = Salts::new(store.try_clone()?);
     let keys = crate::keys::ApiKeys::load(store.try_clone()?, config.api_rate_limit_per_hour)?;
     let reads = crate::read::query::ReadPool::new(store.try_clone()?);
     let accounts = crate::accounts::Accounts::load(store.try_clone()?, clock.now().0)?;
-    let writer = Writer {
+    let retention = Arc::new(Retention::new(applied, snapshot_at));
+    let (applied_tx, applied_rx) = watch::channel(applied);
+    let applier = StorageApplier {
         store,
+        log: log.clone(),
+        retention: retention.clone(),
+        metrics: metrics.clone(),
+        applied: applied_tx,
+    }
+    .spawn()
+    .map_err(StartError::Thread)?;
+    let (sequencer, sequencer_thread) = SequencerThread {
+        sequencer,
         identify,
+        id_base,
+        log: log.clone(),
         live: live.clone(),
         clock: clock.clone(),
         metrics: metrics.clone(),
         max_batch: config.batch_max_events.max(1),
-        next_id,
+        snapshots,
+        snapshot_every: std::time::Duration::from_secs(config.snapshot_every_secs.max(1)),
+        retention,
         failed: None,
-    };
-    let (writer, writer_thread) = writer.spawn();
+    }
+    .spawn()
+    .map_err(StartError::Thread)?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     spawn_expiry(live.clone(), clock.clone(), shutdown_rx.clone());
 
@@ -263,8 +314,13 @@ pub async fn start(config: ServerConfig, clock: Arc<dyn Clock>) -> Result<Runnin
         sites,
         salts,
         live,
-        writer,
+        sequencer,
+        stored: ReadBarrier {
+            log,
+            applied: applied_rx,
+        },
         geo,
+        user_agents: Default::default(),
         metrics,
         shutdown: shutdown_rx.clone(),
         keys,
@@ -301,6 +357,7 @@ pub async fn start(config: ServerConfig, clock: Arc<dyn Clock>) -> Result<Runnin
         state,
         shutdown_tx,
         server,
-        writer_thread,
+        sequencer_thread,
+        applier,
     })
 }

@@ -24,6 +24,9 @@ pub struct ServerConfig {
     pub batch_max_events: usize,
     /// Events per chunk when rebuilding counters at start.
     pub rebuild_chunk: u64,
+    /// How often the sequencer and live state are snapshotted (a restart replays the log
+    /// after the last snapshot; the log keeps what that needs).
+    pub snapshot_every_secs: u64,
     /// Stats API requests per hour per key.
     pub api_rate_limit_per_hour: u32,
     /// DuckDB's memory cap (e.g. "512MB"); None: DuckDB's default (80 % of RAM).
@@ -52,6 +55,7 @@ impl ServerConfig {
             dedup_window_ms: 30 * 60_000,
             batch_max_events: 5_000,
             rebuild_chunk: 500_000,
+            snapshot_every_secs: 300,
             api_rate_limit_per_hour: 600,
             db_memory_limit: None,
             web_dir: None,

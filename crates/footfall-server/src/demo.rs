@@ -1,18 +1,16 @@
 //! `serve --demo`: a public site `demo.example` with a month of history and synthetic
 //! visitors arriving live, so a newcomer sees a moving dashboard within a minute.
 //!
-//! Demo events go through the same enrich → identify → writer path as real ones (as if
+//! Demo events go through the same enrich → sequencer → log path as real ones (as if
 //! sent to the authenticated batch route), with made-up IPs from the IPv6 documentation
 //! range and the visitor's place given as a location hint.
 
 use crate::app::AppState;
-use crate::ingest::prepare;
-use axum::http::HeaderMap;
+use crate::ingest::{prepare, RequestMeta};
 use footfall_core::{EventKind, GeoHint, IncomingEvent, SiteId, Timestamp};
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
-use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -280,19 +278,19 @@ fn next_page(rng: &mut impl Rng, from: usize) -> usize {
     *choices.choose(rng).unwrap_or(&0)
 }
 
-/// Stores demo events; false once the writer is gone (shutting down).
+/// Stores demo events; false once the sequencer is gone (shutting down).
 async fn send(st: &AppState, events: Vec<IncomingEvent>) -> bool {
-    let headers = HeaderMap::new();
+    let meta = RequestMeta::local();
     let mut prepared = Vec::with_capacity(events.len());
     for ev in events {
-        if let Ok(e) = prepare(st, IpAddr::V4(Ipv4Addr::LOCALHOST), &headers, ev, true) {
+        if let Ok(e) = prepare(st, &meta, ev, true) {
             prepared.extend(e);
         }
     }
     if prepared.is_empty() {
         return true;
     }
-    match st.writer.write(prepared).await {
+    match st.sequencer.write(prepared).await {
         Ok(_) => true,
         Err(e) => {
             tracing::warn!(error = %e, "demo traffic not stored; demo stops");
@@ -320,12 +318,7 @@ fn visitors_per_hour(ts: i64, now: i64) -> f64 {
 /// A month of history for the demo site, once (skipped if it already has page views).
 async fn backfill(st: &AppState) {
     let site = site();
-    let has_data = st
-        .live
-        .lock()
-        .counters
-        .site(&site)
-        .is_some_and(|c| c.total_pageviews > 0);
+    let has_data = st.live.total_pageviews(&site) > 0;
     if has_data {
         return;
     }

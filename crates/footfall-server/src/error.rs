@@ -30,6 +30,9 @@ pub enum ApiError {
     /// The detail is logged, never sent.
     #[error("the event store is unavailable; try again shortly")]
     Unavailable(String),
+    /// The log refused the write: nothing of the request was recorded. Logged, never sent.
+    #[error("the events could not be made durable and nothing was recorded; try again shortly")]
+    NotDurable(String),
     #[error("shutting down")]
     ShuttingDown,
     #[error("internal error")]
@@ -49,7 +52,9 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden | ApiError::CsrfRejected => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Unavailable(_) | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::NotDurable(_) | ApiError::ShuttingDown => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Account(e) => match e {
                 AccountError::Invalid(_) => StatusCode::BAD_REQUEST,
@@ -66,7 +71,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let ApiError::Internal(detail) | ApiError::Unavailable(detail) = &self {
+        if let ApiError::Internal(detail)
+        | ApiError::Unavailable(detail)
+        | ApiError::NotDurable(detail) = &self
+        {
             tracing::error!(%detail, "request failed");
         }
         if let ApiError::Account(e @ (AccountError::Store(_) | AccountError::Hash(_))) = &self {

@@ -1,5 +1,6 @@
-//! The footfall server: HTTP in (ingest), the writer that makes events durable and keeps
-//! the live state (pipeline), and HTTP out (read). `serve` wires them together.
+//! The footfall server: HTTP in (ingest), the stages that make events durable in the log and
+//! apply them to the live state and storage (pipeline), and HTTP out (read). `serve` wires
+//! them together.
 
 pub mod accounts;
 pub mod admin;
@@ -16,6 +17,6 @@ pub mod metrics;
 pub mod pipeline;
 pub mod read;
 
-pub use app::{start, Running};
+pub use app::{start, start_with_log, Running};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::ServerConfig;

@@ -1,5 +1,6 @@
 //! Prometheus metrics, rendered in the text exposition format at `/metrics`.
 
+use footfall_core::DropReason;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
@@ -14,12 +15,19 @@ pub struct Metrics {
     pub flush_seconds_sum_us: AtomicU64,
     pub flush_failures: AtomicU64,
     pub sse_subscribers: AtomicI64,
+    /// The log's last durable position, storage's applied position, and the log's size.
+    pub log_end: AtomicU64,
+    pub applied: AtomicU64,
+    pub log_bytes: AtomicU64,
+    pub applies: AtomicU64,
+    pub apply_seconds_sum_us: AtomicU64,
+    pub apply_failures: AtomicU64,
 }
 
 impl Metrics {
-    pub fn dropped(&self, reason: &'static str) {
+    pub fn dropped(&self, reason: DropReason) {
         if let Ok(mut m) = self.dropped.lock() {
-            *m.entry(reason).or_default() += 1;
+            *m.entry(reason.as_str()).or_default() += 1;
         }
     }
 
@@ -32,7 +40,7 @@ impl Metrics {
 
     pub fn render(&self) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "# HELP footfall_events_ingested_total Events committed to storage.\n# TYPE footfall_events_ingested_total counter");
+        let _ = writeln!(s, "# HELP footfall_events_ingested_total Events recorded (durable in the log).\n# TYPE footfall_events_ingested_total counter");
         let _ = writeln!(
             s,
             "footfall_events_ingested_total {}",
@@ -47,13 +55,24 @@ impl Metrics {
                 );
             }
         }
-        let _ = writeln!(s, "# HELP footfall_buffer_depth Events waiting for the writer.\n# TYPE footfall_buffer_depth gauge");
+        let _ = writeln!(s, "# HELP footfall_buffer_depth Events waiting for the sequencer.\n# TYPE footfall_buffer_depth gauge");
         let _ = writeln!(
             s,
             "footfall_buffer_depth {}",
             self.buffer_depth.load(Relaxed)
         );
-        let _ = writeln!(s, "# HELP footfall_flush_seconds Time to commit a batch.\n# TYPE footfall_flush_seconds summary");
+        let (end, applied) = (self.log_end.load(Relaxed), self.applied.load(Relaxed));
+        let _ = writeln!(s, "# HELP footfall_log_position Last durable log position.\n# TYPE footfall_log_position gauge\nfootfall_log_position {end}");
+        let _ = writeln!(s, "# HELP footfall_applied_position Last log position in storage.\n# TYPE footfall_applied_position gauge\nfootfall_applied_position {applied}");
+        let _ = writeln!(s, "# HELP footfall_applier_lag_records Log records not yet in storage.\n# TYPE footfall_applier_lag_records gauge\nfootfall_applier_lag_records {}", end.saturating_sub(applied));
+        let _ = writeln!(s, "# HELP footfall_log_bytes Bytes held by the log's segment files.\n# TYPE footfall_log_bytes gauge\nfootfall_log_bytes {}", self.log_bytes.load(Relaxed));
+        let _ = writeln!(s, "# HELP footfall_apply_seconds Time to write a batch of records to storage.\n# TYPE footfall_apply_seconds summary\nfootfall_apply_seconds_sum {}\nfootfall_apply_seconds_count {}", self.apply_seconds_sum_us.load(Relaxed) as f64 / 1e6, self.applies.load(Relaxed));
+        let _ = writeln!(
+            s,
+            "# TYPE footfall_apply_failures_total counter\nfootfall_apply_failures_total {}",
+            self.apply_failures.load(Relaxed)
+        );
+        let _ = writeln!(s, "# HELP footfall_flush_seconds Time to sequence a group and make its record durable.\n# TYPE footfall_flush_seconds summary");
         let _ = writeln!(
             s,
             "footfall_flush_seconds_sum {}",

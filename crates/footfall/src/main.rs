@@ -314,8 +314,16 @@ fn users(action: UsersAction) -> Result<()> {
 }
 
 fn rebuild(data_dir: &std::path::Path, chunk: u64) -> Result<()> {
-    let store = DuckStore::open(data_dir)?;
-    let counters = store.rebuild_counters(chunk, |p| {
+    let mut store = DuckStore::open(data_dir)?;
+    // Events acknowledged but not yet in storage (after a crash) are in the log: apply them
+    // first, so the rebuild counts everything acknowledged.
+    let log = footfall_store::SegmentLog::open(&data_dir.join("log"), Default::default())?;
+    let applied = footfall_server::pipeline::applier::catch_up(&mut store, &log)?;
+    if applied > 0 {
+        eprintln!("rebuild: applied {applied} log records to storage first");
+    }
+    let now = footfall_server::Clock::now(&SystemClock);
+    let counters = store.rebuild_counters(chunk, now, |p| {
         eprintln!(
             "rebuild: {}/{} events ({} chunks)",
             p.done, p.total, p.chunks
@@ -328,7 +336,7 @@ fn rebuild(data_dir: &std::path::Path, chunk: u64) -> Result<()> {
         println!(
             "{site}: page views {}, unique visitors {}, visits {}, bounces {}, paths {}",
             c.total_pageviews,
-            c.visitors.len(),
+            c.visitor_days.total(),
             c.visits,
             c.bounces,
             c.paths.len()

@@ -58,6 +58,10 @@ pub struct ServeArgs {
     /// Cap on DuckDB's memory, e.g. 512MB or 2GB [DuckDB's default: 80% of RAM].
     #[arg(long, env = "FOOTFALL_DB_MEMORY_LIMIT")]
     pub db_memory_limit: Option<String>,
+    /// Seconds between snapshots of visit and live state; a restart replays the log written
+    /// since the last one [300].
+    #[arg(long, env = "FOOTFALL_SNAPSHOT_EVERY_SECS")]
+    pub snapshot_every_secs: Option<u64>,
     /// Serve the dashboard and tracker from this folder (the repository's `web/`) instead of
     /// the copies built in; for working on them without rebuilding.
     #[arg(long, env = "FOOTFALL_WEB_DIR")]
@@ -89,6 +93,7 @@ struct FileSettings {
     visit_gap_mins: Option<u64>,
     api_rate_limit: Option<u32>,
     db_memory_limit: Option<String>,
+    snapshot_every_secs: Option<u64>,
     web_dir: Option<PathBuf>,
     #[serde(default)]
     demo: bool,
@@ -163,6 +168,9 @@ impl Settings {
             c.dedup_window_ms = s as i64 * 1000;
         }
         c.db_memory_limit = args.db_memory_limit.or(file.db_memory_limit);
+        if let Some(n) = args.snapshot_every_secs.or(file.snapshot_every_secs) {
+            c.snapshot_every_secs = n.max(1);
+        }
         if let Some(n) = args.api_rate_limit.or(file.api_rate_limit) {
             c.api_rate_limit_per_hour = n.max(1);
         }

@@ -8,14 +8,15 @@ pub mod referrer;
 pub mod ua;
 pub mod utm;
 
-use crate::event::{EnrichedEvent, GeoHint, IncomingEvent};
+use crate::event::{Client, EnrichedEvent, GeoHint, IncomingEvent};
 use crate::types::{SiteId, Timestamp, VisitorId};
 
 /// Everything enrich needs that isn't in the event body.
 pub struct Context<'a> {
     pub site: SiteId,
     pub now: Timestamp,
-    pub user_agent: &'a str,
+    /// Browser, OS and device, from [`ua::classify`] (the server caches it).
+    pub client: &'a Client,
     pub geo: GeoHint,
     pub visitor: VisitorId,
     pub visitor_previous_salt: Option<VisitorId>,
@@ -43,7 +44,7 @@ fn merge_geo(server: GeoHint, client: GeoHint) -> GeoHint {
 }
 
 pub fn enrich(ev: IncomingEvent, cx: Context<'_>) -> EnrichedEvent {
-    let client = ua::parse(cx.user_agent);
+    let client = cx.client.clone();
     let utm = utm::from_query(&ev.query);
     let (referrer, referrer_source) =
         referrer::classify(ev.referrer.as_deref(), &ev.hostname, &utm, &ev.query);

@@ -53,19 +53,33 @@ const BOT_MARKERS: &[&str] = &[
 /// Whether this user agent belongs to a bot or an automated browser. An empty UA counts as
 /// a bot: every real browser sends one.
 pub fn is_bot(ua: &str) -> bool {
+    classify(ua).is_none()
+}
+
+/// Both questions with one parse: None for a bot, else the browser, OS and device. The
+/// server caches the answers, since user agents repeat.
+pub fn classify(ua: &str) -> Option<Client> {
     let ua_trim = ua.trim();
     if ua_trim.len() < 8 {
-        return true;
+        return None;
     }
     let lower = ua_trim.to_ascii_lowercase();
     if BOT_MARKERS.iter().any(|m| lower.contains(m)) {
-        return true;
+        return None;
     }
-    matches!(parser().parse(ua_trim), Some(r) if r.category == "crawler")
+    let parsed = parser().parse(ua_trim);
+    if matches!(&parsed, Some(r) if r.category == "crawler") {
+        return None;
+    }
+    Some(client(ua, parsed))
 }
 
 pub fn parse(ua: &str) -> Client {
-    let Some(r) = parser().parse(ua) else {
+    client(ua, parser().parse(ua))
+}
+
+fn client(ua: &str, parsed: Option<woothee::parser::WootheeResult<'_>>) -> Client {
+    let Some(r) = parsed else {
         return Client {
             browser: "Unknown".into(),
             os: "Unknown".into(),

@@ -1,10 +1,8 @@
 //! identify: who did it (a visitor id) and in which visit (sessionizing, dedup, page
-//! durations). Pure state machines; the server's single writer task owns one and feeds it
+//! durations). Pure state machines; the server's sequencer owns one and feeds it
 //! events in order, which is what makes dedup exact under concurrency.
 
 pub mod sessionize;
 pub mod visitor;
 
-pub use sessionize::{
-    Config, DurationChange, Identifier, Outcome, PageviewRecord, SessionAttrs, SessionRow,
-};
+pub use sessionize::{Config, DurationChange, Identifier, Outcome, SessionAttrs, SessionRow};

@@ -12,8 +12,10 @@
 //! Every change is reported as before/after values so the caller can keep running totals
 //! and write collapsing rows (`sign = −1` for the old state, `+1` for the new).
 
+use crate::drop::DropReason;
 use crate::event::{EnrichedEvent, EventKind, Utm};
 use crate::types::{EventId, SessionId, SiteId, Timestamp, VisitorId};
+use serde::{Deserialize, Serialize};
 use siphasher::sip::SipHasher13;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -36,7 +38,7 @@ impl Default for Config {
 }
 
 /// The visit's attributes, taken from its first event.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SessionAttrs {
     pub hostname: String,
     pub referrer: String,
@@ -53,6 +55,49 @@ pub struct SessionAttrs {
 }
 
 impl SessionAttrs {
+    /// Storage column names of the attributes, in the order of [`values`](Self::values):
+    /// the one list the backends build their visit columns from.
+    pub const COLUMNS: [&'static str; 16] = [
+        "hostname",
+        "referrer",
+        "referrer_source",
+        "utm_source",
+        "utm_medium",
+        "utm_campaign",
+        "utm_content",
+        "utm_term",
+        "country",
+        "region",
+        "city",
+        "browser",
+        "browser_version",
+        "os",
+        "os_version",
+        "device",
+    ];
+
+    /// The attributes' values, in the order of [`COLUMNS`](Self::COLUMNS).
+    pub fn values(&self) -> [&str; 16] {
+        [
+            &self.hostname,
+            &self.referrer,
+            &self.referrer_source,
+            &self.utm.source,
+            &self.utm.medium,
+            &self.utm.campaign,
+            &self.utm.content,
+            &self.utm.term,
+            &self.country,
+            &self.region,
+            &self.city,
+            &self.browser,
+            &self.browser_version,
+            &self.os,
+            &self.os_version,
+            &self.device,
+        ]
+    }
+
     pub fn from_event(ev: &EnrichedEvent) -> Self {
         SessionAttrs {
             hostname: ev.hostname.clone(),
@@ -72,7 +117,7 @@ impl SessionAttrs {
 }
 
 /// One visit as stored in the `sessions` table.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionRow {
     pub site: SiteId,
     pub session: SessionId,
@@ -96,7 +141,7 @@ impl SessionRow {
 }
 
 /// A change in one page view's measured duration (None: not measurable yet).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DurationChange {
     pub event: EventId,
     pub pathname: String,
@@ -113,7 +158,7 @@ pub struct Outcome {
     /// Whether the event is written to `events` (under `event_id`).
     pub stored: bool,
     /// Why a valid event is not stored, if it isn't (and isn't a heartbeat).
-    pub skipped: Option<&'static str>,
+    pub skipped: Option<DropReason>,
     pub session_before: Option<SessionRow>,
     pub session_after: Option<SessionRow>,
     pub durations: Vec<DurationChange>,
@@ -122,15 +167,7 @@ pub struct Outcome {
     pub attrs: Option<Arc<SessionAttrs>>,
 }
 
-/// A stored page view, as restored from the database after a restart.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PageviewRecord {
-    pub event: EventId,
-    pub ts: Timestamp,
-    pub pathname: String,
-}
-
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Pageview {
     event: EventId,
     ts: Timestamp,
@@ -138,7 +175,7 @@ struct Pageview {
     duration: Option<i64>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Visit {
     row: SessionRow,
     interactive: u32,
@@ -146,7 +183,7 @@ struct Visit {
     pageviews: Vec<Pageview>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct VisitorState {
     visits: Vec<Visit>,
     /// Counted page views per path, for dedup.
@@ -157,10 +194,34 @@ struct VisitorState {
 /// Bounds memory for pathological visits (a script reloading all day).
 const MAX_PAGEVIEWS_PER_VISIT: usize = 5_000;
 
-#[derive(Debug, Default)]
+/// Serialisable so the sequencer can snapshot it: a restart loads the snapshot and replays
+/// the log after it, instead of reverse-engineering visits from the database.
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Identifier {
+    /// Not part of a snapshot: the operator's current settings apply after a restart.
+    #[serde(skip)]
     cfg: Config,
+    /// As a list of pairs: serde formats need string map keys, and this key is a tuple.
+    #[serde(with = "visitor_map")]
     visitors: HashMap<(SiteId, VisitorId), VisitorState>,
+}
+
+mod visitor_map {
+    use super::VisitorState;
+    use crate::types::{SiteId, VisitorId};
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::collections::HashMap;
+
+    type Map = HashMap<(SiteId, VisitorId), VisitorState>;
+
+    pub fn serialize<S: Serializer>(m: &Map, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(m.iter())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Map, D::Error> {
+        let pairs: Vec<((SiteId, VisitorId), VisitorState)> = Vec::deserialize(d)?;
+        Ok(pairs.into_iter().collect())
+    }
 }
 
 impl Identifier {
@@ -173,6 +234,11 @@ impl Identifier {
 
     pub fn config(&self) -> Config {
         self.cfg
+    }
+
+    /// Applies settings to a state restored from a snapshot.
+    pub fn set_config(&mut self, cfg: Config) {
+        self.cfg = cfg;
     }
 
     pub fn tracked_visitors(&self) -> usize {
@@ -203,9 +269,9 @@ impl Identifier {
             None if matches!(ev.kind, EventKind::Heartbeat | EventKind::Engagement) || deduped => {
                 // Pings don't start visits: a tab left open overnight isn't a new visit.
                 let skipped = if deduped {
-                    Some("duplicate")
+                    Some(DropReason::Duplicate)
                 } else {
-                    (ev.kind == EventKind::Engagement).then_some("no_visit")
+                    (ev.kind == EventKind::Engagement).then_some(DropReason::NoVisit)
                 };
                 return Outcome {
                     visitor,
@@ -314,7 +380,7 @@ impl Identifier {
             visitor,
             session: Some(visit.row.session),
             stored,
-            skipped: deduped.then_some("duplicate"),
+            skipped: deduped.then_some(DropReason::Duplicate),
             session_before: if changed { before } else { None },
             session_after: after,
             durations,
@@ -353,52 +419,6 @@ impl Identifier {
             });
             !st.visits.is_empty() || !st.counted.is_empty()
         });
-    }
-
-    /// Restores a visit (and its page views) loaded from storage after a restart.
-    pub fn restore(&mut self, row: SessionRow, mut pageviews: Vec<PageviewRecord>) {
-        pageviews.sort_by_key(|p| (p.ts, p.event));
-        let interactive = u32::from(!row.is_bounce && row.pageviews <= 1);
-        let mut visit = Visit {
-            interactive,
-            pageviews: pageviews
-                .into_iter()
-                .map(|p| Pageview {
-                    event: p.event,
-                    ts: p.ts,
-                    pathname: p.pathname,
-                    duration: None,
-                })
-                .collect(),
-            row,
-        };
-        let all: Vec<usize> = (0..visit.pageviews.len()).collect();
-        update_durations(&mut visit, &all, &mut Vec::new());
-        let state = self
-            .visitors
-            .entry((visit.row.site.clone(), visit.row.visitor))
-            .or_default();
-        state.last_seen = state.last_seen.max(visit.row.end);
-        let pos = state
-            .visits
-            .partition_point(|v| v.row.start <= visit.row.start);
-        state.visits.insert(pos, visit);
-    }
-
-    /// Restores a counted page view for dedup after a restart.
-    pub fn restore_counted(
-        &mut self,
-        site: &SiteId,
-        visitor: VisitorId,
-        pathname: &str,
-        ts: Timestamp,
-    ) {
-        let state = self.visitors.entry((site.clone(), visitor)).or_default();
-        state
-            .counted
-            .entry(pathname.to_string())
-            .or_default()
-            .push(ts);
     }
 }
 

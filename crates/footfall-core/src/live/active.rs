@@ -4,7 +4,7 @@
 
 use crate::event::GeoHint;
 use crate::types::{SiteId, Timestamp, VisitorId};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -28,6 +28,16 @@ impl Location {
             lon_e2: (lon * 100.0).round() as i32,
         })
     }
+}
+
+/// One active visitor as kept in a snapshot (location as country, city, lat×100, lon×100).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActiveSnapshot {
+    pub site: SiteId,
+    pub visitor: VisitorId,
+    pub last_seen: Timestamp,
+    pub path: String,
+    pub location: Option<(Option<String>, Option<String>, i32, i32)>,
 }
 
 #[derive(Debug, Clone)]
@@ -131,6 +141,12 @@ impl ActiveVisitors {
     /// Drops everyone not seen within the timeout as of `now`; returns how many. Cost is
     /// O(expired · log n).
     pub fn expire(&mut self, now: Timestamp) -> usize {
+        self.expire_sites(now, |_| {})
+    }
+
+    /// As [`expire`](Self::expire), calling `site_changed` for each site that lost a
+    /// visitor (once per visitor), so only that site's watchers are woken.
+    pub fn expire_sites(&mut self, now: Timestamp, mut site_changed: impl FnMut(&SiteId)) -> usize {
         let cutoff = Timestamp(now.0 - self.timeout_ms);
         let mut n = 0;
         while let Some(first) = self.by_last_seen.first() {
@@ -145,6 +161,7 @@ impl ActiveVisitors {
                     t.remove(&e);
                 }
             }
+            site_changed(&site);
             n += 1;
         }
         n
@@ -155,6 +172,44 @@ impl ActiveVisitors {
         self.by_last_seen
             .first()
             .map(|(t, _, _)| Timestamp(t.0 + self.timeout_ms))
+    }
+
+    /// Every entry, for a snapshot that a restart restores.
+    pub fn to_snapshot(&self) -> Vec<ActiveSnapshot> {
+        self.entries
+            .iter()
+            .map(|((site, visitor), e)| ActiveSnapshot {
+                site: site.clone(),
+                visitor: *visitor,
+                last_seen: e.last_seen,
+                path: e.path.clone(),
+                location: e
+                    .location
+                    .as_ref()
+                    .map(|l| (l.country.clone(), l.city.clone(), l.lat_e2, l.lon_e2)),
+            })
+            .collect()
+    }
+
+    pub fn restore(timeout_ms: i64, entries: Vec<ActiveSnapshot>) -> Self {
+        let mut a = ActiveVisitors::new(timeout_ms);
+        for s in entries {
+            let entry = Entry {
+                last_seen: s.last_seen,
+                path: s.path,
+                location: s.location.map(|(country, city, lat_e2, lon_e2)| Location {
+                    country,
+                    city,
+                    lat_e2,
+                    lon_e2,
+                }),
+            };
+            a.sites.entry(s.site.clone()).or_default().add(&entry);
+            a.by_last_seen
+                .insert((entry.last_seen, s.site.clone(), s.visitor));
+            a.entries.insert((s.site, s.visitor), entry);
+        }
+        a
     }
 
     pub fn total(&self) -> usize {

@@ -5,7 +5,7 @@
 use crate::identify::{DurationChange, SessionRow};
 use crate::types::{EventId, SiteId, Timestamp, VisitorId};
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PathStats {
@@ -21,9 +21,7 @@ pub struct PathStats {
 pub struct SiteCounters {
     pub total_pageviews: u64,
     pub paths: HashMap<String, PathStats>,
-    /// Not serialised: rebuild checkpoints keep visitor ids in a table of their own.
-    #[serde(skip)]
-    pub visitors: HashSet<VisitorId>,
+    pub visitor_days: VisitorDays,
     pub tracking_since: Option<Timestamp>,
     pub visits: i64,
     pub bounces: i64,
@@ -43,21 +41,6 @@ fn newer(
 }
 
 impl SiteCounters {
-    /// A stored page view.
-    pub fn apply_pageview(
-        &mut self,
-        event: EventId,
-        ts: Timestamp,
-        path: &str,
-        title: Option<&str>,
-        page_type: Option<&str>,
-        visitor: VisitorId,
-    ) {
-        self.add_pageviews(path, 1, ts);
-        self.offer_labels(path, title, page_type, ts, event);
-        self.visitors.insert(visitor);
-    }
-
     /// Keeps the title and page type of the latest page view (by time, then id) that had one.
     pub fn offer_labels(
         &mut self,
@@ -115,13 +98,95 @@ impl SiteCounters {
     }
 }
 
+/// Unique visitors without an ever-growing set. Visitor ids rotate with the daily salt and
+/// the salt lives two days, so an id can only appear on the UTC day it was made and the
+/// next: once no event of it can still arrive, its day's count is a fixed number. Only open
+/// days (yesterday, today and any later, by the records' clock) keep their ids; an id seen
+/// in any open day is not counted again.
+///
+/// Exact for salted ids (a visit across midnight is one visitor). A client-held id (the
+/// seed's `sessionId`, which never rotates) counts again when it returns after its day
+/// closed — at least two days later. A page view dated to an already closed day (an import
+/// of old data) counts its visitor without a membership test.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VisitorDays {
+    /// Visitors of closed days.
+    pub closed: u64,
+    /// Open days' visitors, each under the day it was first counted.
+    pub open: BTreeMap<i64, HashSet<VisitorId>>,
+}
+
+impl VisitorDays {
+    pub fn total(&self) -> u64 {
+        self.closed + self.open.values().map(|s| s.len() as u64).sum::<u64>()
+    }
+
+    fn add(&mut self, day: i64, visitor: VisitorId, open_from: i64) {
+        if self.open.values().any(|s| s.contains(&visitor)) {
+            return;
+        }
+        if day < open_from {
+            self.closed += 1;
+        } else {
+            self.open.entry(day).or_default().insert(visitor);
+        }
+    }
+
+    fn close_before(&mut self, day: i64) {
+        let keep = self.open.split_off(&day);
+        self.closed += self.open.values().map(|s| s.len() as u64).sum::<u64>();
+        self.open = keep;
+    }
+}
+
 /// Counters for every site.
-#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Counters {
     pub sites: HashMap<SiteId, SiteCounters>,
+    /// UTC days before this one are closed (see [`VisitorDays`]).
+    pub open_from_day: i64,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            sites: HashMap::new(),
+            open_from_day: i64::MIN,
+        }
+    }
 }
 
 impl Counters {
+    /// Closes every day before `day`: their visitor sets become counts.
+    pub fn close_days_before(&mut self, day: i64) {
+        if day <= self.open_from_day {
+            return;
+        }
+        self.open_from_day = day;
+        for s in self.sites.values_mut() {
+            s.visitor_days.close_before(day);
+        }
+    }
+
+    /// A stored page view: counts, labels, and its visitor for its UTC day.
+    #[allow(clippy::too_many_arguments)]
+    pub fn apply_pageview(
+        &mut self,
+        site: &SiteId,
+        event: EventId,
+        ts: Timestamp,
+        path: &str,
+        title: Option<&str>,
+        page_type: Option<&str>,
+        visitor: VisitorId,
+    ) {
+        let open_from = self.open_from_day;
+        let c = self.site_mut(site);
+        c.add_pageviews(path, 1, ts);
+        c.offer_labels(path, title, page_type, ts, event);
+        c.visitor_days.add(ts.day_number(), visitor, open_from);
+    }
+
     pub fn site_mut(&mut self, site: &SiteId) -> &mut SiteCounters {
         self.sites.entry(site.clone()).or_default()
     }

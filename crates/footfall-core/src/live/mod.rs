@@ -5,8 +5,10 @@
 
 pub mod active;
 pub mod counters;
+pub mod model;
 pub mod snapshot;
 
 pub use active::ActiveVisitors;
-pub use counters::{Counters, SiteCounters};
+pub use counters::{Counters, SiteCounters, VisitorDays};
+pub use model::{LiveModel, LiveSnapshot};
 pub use snapshot::LiveStats;

@@ -119,7 +119,7 @@ impl LiveStats {
                 })
                 .collect(),
             total_page_views: c.total_pageviews,
-            unique_visitors: c.visitors.len() as u64,
+            unique_visitors: c.visitor_days.total(),
             tracking_since: c.tracking_since.map(|t| t.0),
             page_stats: pages,
             visits,

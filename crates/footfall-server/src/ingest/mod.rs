@@ -1,22 +1,27 @@
 //! Ingest routes: decode the wire format, resolve the site, enrich, identify the visitor,
-//! and hand the events to the writer; answer 202 once they are durable.
+//! and hand the events to the sequencer; answer 202 once their record is durable.
 
 pub mod client_ip;
 pub mod geo;
+pub mod meta;
+pub mod ua_cache;
+
+pub use meta::RequestMeta;
 
 use crate::app::AppState;
 use crate::error::ApiError;
-use crate::pipeline::writer::Disposition;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{post, MethodRouter};
 use axum::Json;
 use footfall_core::decode::{limits, plausible, DecodeError};
-use footfall_core::enrich::{self, ua};
+use footfall_core::enrich;
 use footfall_core::identify::visitor;
-use footfall_core::{EnrichedEvent, GeoHint, IncomingEvent, SiteId};
+use footfall_core::record::Disposition;
+use footfall_core::DropReason;
+use footfall_core::{EnrichedEvent, IncomingEvent, SiteId};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -42,7 +47,8 @@ pub fn single_event_route(decode: Decoder) -> MethodRouter<Arc<AppState>> {
               body: Body| async move {
             let body = read_body(body, limits::BODY_BYTES).await?;
             let ev = decode(&body)?;
-            single(&st, peer.ip(), &headers, ev).await
+            let meta = RequestMeta::from_http(peer.ip(), &headers, &st.config.trusted_proxies);
+            single(&st, &meta, ev).await
         },
     )
 }
@@ -61,30 +67,31 @@ pub async fn batch(
     let received = incoming.len();
     let mut dropped: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut events = Vec::with_capacity(received);
+    let meta = RequestMeta::from_http(peer.ip(), &headers, &st.config.trusted_proxies);
     for ev in incoming {
-        match prepare(&st, peer.ip(), &headers, ev, true) {
+        match prepare(&st, &meta, ev, true) {
             Ok(e) => events.extend(e),
             Err(reason) => {
                 st.metrics.dropped(reason);
-                *dropped.entry(reason).or_default() += 1;
+                *dropped.entry(reason.as_str()).or_default() += 1;
             }
         }
     }
     let mut stored = 0;
     if !events.is_empty() {
         for d in st
-            .writer
+            .sequencer
             .write(events)
             .await
-            .map_err(ApiError::Unavailable)?
+            .map_err(ApiError::NotDurable)?
         {
             match d {
                 Disposition::Stored => stored += 1,
                 Disposition::Skipped(reason) => {
                     st.metrics.dropped(reason);
-                    *dropped.entry(reason).or_default() += 1;
+                    *dropped.entry(reason.as_str()).or_default() += 1;
                 }
-                Disposition::Heartbeat => {}
+                Disposition::Presence => {}
             }
         }
     }
@@ -97,11 +104,10 @@ pub async fn batch(
 
 async fn single(
     st: &AppState,
-    peer: IpAddr,
-    headers: &HeaderMap,
+    meta: &RequestMeta,
     ev: IncomingEvent,
 ) -> Result<Response, ApiError> {
-    let events = match prepare(st, peer, headers, ev, false) {
+    let events = match prepare(st, meta, ev, false) {
         Ok(e) => e,
         Err(reason) => {
             st.metrics.dropped(reason);
@@ -109,13 +115,13 @@ async fn single(
         }
     };
     let dispositions = st
-        .writer
+        .sequencer
         .write(events)
         .await
-        .map_err(ApiError::Unavailable)?;
+        .map_err(ApiError::NotDurable)?;
     // An event sent to several sites is stored for each; report the first outcome.
     match dispositions.first() {
-        Some(Disposition::Skipped(reason)) => {
+        Some(&Disposition::Skipped(reason)) => {
             st.metrics.dropped(reason);
             Ok(dropped(reason))
         }
@@ -124,37 +130,27 @@ async fn single(
 }
 
 /// Plausible answers 202 for valid events it chose not to record, with a header saying so.
-fn dropped(reason: &'static str) -> Response {
+fn dropped(reason: DropReason) -> Response {
     (
         StatusCode::ACCEPTED,
-        [("x-footfall-dropped", reason)],
-        Json(json!({ "status": "dropped", "reason": reason })),
+        [("x-footfall-dropped", reason.as_str())],
+        Json(json!({ "status": "dropped", "reason": reason.as_str() })),
     )
         .into_response()
 }
 
-fn header_host(headers: &HeaderMap, name: header::HeaderName) -> Option<String> {
-    let v = headers.get(name)?.to_str().ok()?;
-    url::Url::parse(v)
-        .ok()?
-        .host_str()
-        .map(str::to_ascii_lowercase)
-}
-
-/// Everything between decode and the writer. Returns one event per target site, or the
+/// Everything between decode and the sequencer. Returns one event per target site, or the
 /// reason the event is dropped.
 pub(crate) fn prepare(
     st: &AppState,
-    peer: IpAddr,
-    headers: &HeaderMap,
+    meta: &RequestMeta,
     mut ev: IncomingEvent,
     server_side: bool,
-) -> Result<Vec<EnrichedEvent>, &'static str> {
+) -> Result<Vec<EnrichedEvent>, DropReason> {
     // The seed's calls carry no URL: the page's host comes from the browser's Origin.
-    let origin_host =
-        header_host(headers, header::ORIGIN).or_else(|| header_host(headers, header::REFERER));
+    let origin_host = meta.origin_host.clone();
     if ev.domain.is_empty() {
-        ev.domain = origin_host.clone().ok_or("unknown_site")?;
+        ev.domain = origin_host.clone().ok_or(DropReason::UnknownSite)?;
     }
     let sites: std::collections::BTreeSet<SiteId> = ev
         .domain
@@ -164,40 +160,31 @@ pub(crate) fn prepare(
         .collect();
     let sites: Vec<SiteId> = sites.into_iter().collect();
     if sites.is_empty() {
-        return Err("unknown_site");
+        return Err(DropReason::UnknownSite);
     }
     if ev.hostname.is_empty() {
         ev.hostname = origin_host.unwrap_or_else(|| sites[0].as_str().to_string());
     }
 
-    let header_ua = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let user_agent = if server_side {
-        ev.user_agent
-            .clone()
-            .unwrap_or_else(|| header_ua.to_string())
-    } else {
-        header_ua.to_string()
+    let user_agent = match (server_side, ev.user_agent.take()) {
+        (true, Some(ua)) => ua,
+        _ => meta.user_agent.clone(),
     };
-    if ua::is_bot(&user_agent) {
-        return Err("bot");
-    }
+    let client = st
+        .user_agents
+        .classify(&user_agent)
+        .ok_or(DropReason::Bot)?;
     let ip: IpAddr = match (server_side, ev.ip.as_deref()) {
-        (true, Some(raw)) => raw.trim().parse().map_err(|_| "invalid_ip")?,
-        _ => client_ip::client_ip(peer, headers, &st.config.trusted_proxies),
+        (true, Some(raw)) => raw.trim().parse().map_err(|_| DropReason::InvalidIp)?,
+        _ => meta.client_ip,
     };
     let geo = match &st.geo {
         Some(db) => db.lookup(ip),
-        None if client_ip::is_trusted(peer, &st.config.trusted_proxies) => {
-            geo::from_edge_headers(headers)
-        }
-        None => GeoHint::default(),
+        None => meta.edge_geo.clone(),
     };
     let (salt, previous) = st.salts.get(st.clock.as_ref()).map_err(|e| {
         tracing::error!(error = %e, "salt rotation failed");
-        "internal"
+        DropReason::Internal
     })?;
     let ip_text = ip.to_string();
     let now = st.clock.now();
@@ -207,7 +194,7 @@ pub(crate) fn prepare(
         .filter(|s| s.allows_hostname(&ev.hostname))
         .collect();
     if sites.is_empty() {
-        return Err("hostname_mismatch");
+        return Err(DropReason::HostnameMismatch);
     }
     let mut out = Vec::with_capacity(sites.len());
     let last = sites.len() - 1;
@@ -225,7 +212,7 @@ pub(crate) fn prepare(
         let cx = enrich::Context {
             site,
             now,
-            user_agent: &user_agent,
+            client: &client,
             geo: geo.clone(),
             visitor: v,
             visitor_previous_salt: prev,

@@ -1,76 +1,114 @@
-//! The live state shared between the writer (which changes it after each commit) and the
-//! readers, plus the change feed: a version that grows with every change, watched by SSE
-//! streams.
+//! The live state (embedded: in memory), changed only by committed records and by time,
+//! with one change feed per site: a write on one site wakes only that site's streams.
+//!
+//! Expiry sleeps until the next visitor is due to leave, in the manner of mini-redis's
+//! purge task: a `Notify` wakes it when a record may have brought that moment forward, or
+//! when a test's clock moved.
 
 use crate::clock::Clock;
-use footfall_core::live::{ActiveVisitors, Counters, LiveStats};
-use footfall_core::SiteId;
+use footfall_core::live::{LiveModel, LiveSnapshot, LiveStats};
+use footfall_core::record::CommitRecord;
+use footfall_core::{SiteId, Timestamp};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
-use tokio::sync::watch;
-
-pub struct LiveState {
-    pub counters: Counters,
-    pub active: ActiveVisitors,
-    pub version: u64,
-}
+use tokio::sync::{watch, Notify};
 
 pub struct Live {
-    state: Mutex<LiveState>,
-    feed: watch::Sender<u64>,
+    model: Mutex<LiveModel>,
+    feeds: Mutex<HashMap<SiteId, watch::Sender<u64>>>,
+    expiry: Notify,
 }
 
 impl Live {
-    pub fn new(counters: Counters, active_timeout_ms: i64) -> Self {
-        let (feed, _) = watch::channel(1);
+    pub fn new(model: LiveModel) -> Self {
         Live {
-            state: Mutex::new(LiveState {
-                counters,
-                active: ActiveVisitors::new(active_timeout_ms),
-                version: 1,
-            }),
-            feed,
+            model: Mutex::new(model),
+            feeds: Mutex::new(HashMap::new()),
+            expiry: Notify::new(),
         }
     }
 
-    pub fn lock(&self) -> MutexGuard<'_, LiveState> {
+    fn model(&self) -> MutexGuard<'_, LiveModel> {
         // A panic while holding the lock can't leave counters half-updated in a way that
         // matters more than stopping all reads would, so recover the guard.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.model.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Publishes a new version to subscribers. Call after releasing the lock.
-    pub fn publish(&self, version: u64) {
-        self.feed.send_if_modified(|v| {
-            if version > *v {
-                *v = version;
-                true
-            } else {
-                false
-            }
-        });
+    /// Applies a committed (durable) record and wakes the streams of the sites it changed.
+    pub fn apply(&self, rec: &CommitRecord) {
+        let changed = self.model().apply(rec);
+        self.publish(changed);
+        self.expiry.notify_one();
     }
 
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.feed.subscribe()
-    }
-
-    /// Expires inactive visitors as of now; bumps the version if anyone left.
-    pub fn expire(&self, clock: &dyn Clock) {
-        let version = {
-            let mut st = self.lock();
-            if st.active.expire(clock.now()) == 0 {
-                return;
-            }
-            st.version += 1;
-            st.version
+    /// The versions of `sites`, read after the change, so a stream never sees one go down.
+    fn publish(&self, sites: BTreeSet<SiteId>) {
+        if sites.is_empty() {
+            return;
+        }
+        let versions: Vec<(SiteId, u64)> = {
+            let m = self.model();
+            sites
+                .into_iter()
+                .map(|s| {
+                    let v = m.version(&s);
+                    (s, v)
+                })
+                .collect()
         };
-        self.publish(version);
+        let feeds = self.feeds.lock().unwrap_or_else(|p| p.into_inner());
+        for (site, version) in versions {
+            if let Some(tx) = feeds.get(&site) {
+                tx.send_if_modified(|v| {
+                    let newer = version > *v;
+                    if newer {
+                        *v = version;
+                    }
+                    newer
+                });
+            }
+        }
+    }
+
+    /// A feed of `site`'s version: it changes after every change to that site only.
+    pub fn subscribe(&self, site: &SiteId) -> watch::Receiver<u64> {
+        let version = self.model().version(site);
+        let mut feeds = self.feeds.lock().unwrap_or_else(|p| p.into_inner());
+        feeds
+            .entry(site.clone())
+            .or_insert_with(|| watch::channel(version).0)
+            .subscribe()
+    }
+
+    /// Expires inactive visitors as of now, waking the streams of the sites they left.
+    pub fn expire(&self, clock: &dyn Clock) {
+        let left = self.model().expire(clock.now());
+        self.publish(left);
+    }
+
+    fn next_expiry(&self) -> Option<Timestamp> {
+        self.model().active.next_expiry()
     }
 
     /// Visitors active now on `site`, without building the whole stats object.
     pub fn active_count(&self, site: &SiteId, clock: &dyn Clock) -> usize {
         self.expire(clock);
-        self.lock().active.count(site)
+        self.model().active.count(site)
+    }
+
+    /// The time of the site's first page view.
+    pub fn tracking_since(&self, site: &SiteId) -> Option<Timestamp> {
+        self.model()
+            .counters
+            .site(site)
+            .and_then(|c| c.tracking_since)
+    }
+
+    pub fn total_pageviews(&self, site: &SiteId) -> u64 {
+        self.model()
+            .counters
+            .site(site)
+            .map_or(0, |c| c.total_pageviews)
     }
 
     /// The latest title seen for each of `paths` that has one.
@@ -79,8 +117,8 @@ impl Live {
         site: &SiteId,
         paths: impl Iterator<Item = &'a str>,
     ) -> Vec<(String, String)> {
-        let st = self.lock();
-        let Some(c) = st.counters.site(site) else {
+        let m = self.model();
+        let Some(c) = m.counters.site(site) else {
             return Vec::new();
         };
         paths
@@ -93,20 +131,41 @@ impl Live {
 
     pub fn snapshot(&self, site: &SiteId, clock: &dyn Clock, limit: Option<usize>) -> LiveStats {
         self.expire(clock);
-        let st = self.lock();
-        LiveStats::build(site, st.version, st.counters.site(site), &st.active, limit)
+        self.model().stats(site, limit)
+    }
+
+    /// Everything a restart needs to continue (counters and active visitors).
+    pub fn to_snapshot(&self) -> LiveSnapshot {
+        self.model().to_snapshot()
+    }
+
+    /// The counters as they are now (tests compare them with a rebuild from storage).
+    pub fn counters(&self) -> footfall_core::live::Counters {
+        self.model().counters.clone()
     }
 }
 
-/// Expires visitors as their time comes, so that streams see "active now" fall without
-/// any new event. Checks at least once a second, since the clock may be moved by tests.
+/// Expires visitors as their time comes, so that streams see "active now" fall without any
+/// new event: sleeps until the next expiry, woken early by a new record or a moved clock.
 pub fn spawn_expiry(live: Arc<Live>, clock: Arc<dyn Clock>, mut shutdown: watch::Receiver<bool>) {
     tokio::spawn(async move {
         loop {
+            let wait = live
+                .next_expiry()
+                .map(|t| std::time::Duration::from_millis((t.0 - clock.now().0).max(0) as u64));
+            let sleep = async {
+                match wait {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
-                _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => live.expire(clock.as_ref()),
+                _ = sleep => {}
+                _ = live.expiry.notified() => {}
+                _ = clock.moved() => {}
                 _ = shutdown.changed() => break,
             }
+            live.expire(clock.as_ref());
         }
     });
 }

@@ -105,6 +105,9 @@ fn buckets_for(q: &Query, range: &Resolved) -> Result<Option<(TimeBucket, Vec<Bu
     Ok(Some((bucket, bs)))
 }
 
+/// How long a query waits for storage to catch up with the log before it answers anyway.
+const READ_BARRIER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Runs a query for one resolved range.
 pub async fn run_range(
     st: &Arc<AppState>,
@@ -124,6 +127,10 @@ pub async fn run_range(
         visit_gap_ms: st.config.visit_gap_ms,
     };
     let sql = plan::plan(q, &cx, &DuckDb);
+    // Everything acknowledged before this query began is in its answer.
+    if !st.stored.wait(READ_BARRIER_WAIT).await {
+        tracing::warn!("storage is behind the log; answering from what is stored");
+    }
     let conn = st.reads.get()?;
     let st2 = st.clone();
     let (conn, parts) = tokio::task::spawn_blocking(move || {
@@ -171,13 +178,7 @@ pub fn resolve(st: &AppState, site: &SiteId, q: &Query) -> Resolved {
     let today = q
         .relative_date
         .unwrap_or_else(|| time::local_date(tz, st.clock.now().0));
-    let first = st
-        .live
-        .lock()
-        .counters
-        .site(site)
-        .and_then(|c| c.tracking_since)
-        .map(|t| t.0);
+    let first = st.live.tracking_since(site).map(|t| t.0);
     time::resolve(&q.date_range, tz, today, first)
 }
 

@@ -34,7 +34,7 @@ pub async fn live_stream(
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let site = authorized_site(&st, &headers, &site)?;
-    let mut feed = st.live.subscribe();
+    let mut feed = st.live.subscribe(&site);
     let mut shutdown = st.shutdown.clone();
     st.metrics.sse_subscribers.fetch_add(1, Relaxed);
     let guard = Subscribed(st.clone());

@@ -1,129 +1,77 @@
-//! Group commit: one transaction per batch, rows added with DuckDB's Appender.
+//! The storage side of the log: committed records become rows, in one transaction that also
+//! records the last applied log position, so applying is idempotent and a crash at any
+//! point replays exactly the records after that position.
 
 use super::DuckStore;
-use crate::{EventRow, SessionChange, StoreError};
+use crate::log::LogPosition;
+use crate::StoreError;
+use ::duckdb::arrow::array::{
+    ArrayRef, BooleanArray, Float64Array, Int64Array, Int8Array, ListBuilder, StringArray,
+    StringBuilder, UInt32Array, UInt64Array, UInt8Array,
+};
+use ::duckdb::arrow::record_batch::RecordBatch;
 use ::duckdb::params;
+use footfall_core::identify::{SessionAttrs, SessionRow};
+use footfall_core::record::{CommitRecord, Entry};
+use footfall_core::SessionId;
+use std::sync::Arc;
 
 impl DuckStore {
-    /// Writes a batch atomically: either every row is durable when this returns Ok, or
-    /// none is.
-    pub fn commit(
-        &mut self,
-        events: &[EventRow<'_>],
-        sessions: &[SessionChange<'_>],
-    ) -> Result<(), StoreError> {
-        let t0 = std::time::Instant::now();
-        let tx = self.conn.transaction()?;
-        let t_app;
-        let t_flush;
-        {
-            let mut app = tx.appender("events")?;
-            t_app = t0.elapsed();
-            for r in events {
-                let e = r.event;
-                let v = r.visit;
-                let props = props_json(&e.props);
-                let keys = ::duckdb::types::Value::List(
-                    e.props
-                        .iter()
-                        .map(|(k, _)| ::duckdb::types::Value::Text(k.clone()))
-                        .collect(),
-                );
-                let values = ::duckdb::types::Value::List(
-                    e.props
-                        .iter()
-                        .map(|(_, v)| ::duckdb::types::Value::Text(v.clone()))
-                        .collect(),
-                );
-                app.append_row(params![
-                    r.id.0,
-                    e.site.as_str(),
-                    e.ts.0,
-                    e.name,
-                    r.visitor.0,
-                    r.session.0,
-                    e.hostname,
-                    e.pathname,
-                    e.title,
-                    e.page_type,
-                    v.referrer,
-                    v.referrer_source,
-                    v.utm.source,
-                    v.utm.medium,
-                    v.utm.campaign,
-                    v.utm.content,
-                    v.utm.term,
-                    v.country,
-                    v.region,
-                    v.city,
-                    e.geo.latitude,
-                    e.geo.longitude,
-                    v.browser,
-                    v.browser_version,
-                    v.os,
-                    v.os_version,
-                    v.device,
-                    props,
-                    e.scroll_depth,
-                    e.engaged_ms,
-                    e.interactive,
-                    keys,
-                    values,
-                ])?;
-            }
-            app.flush()?;
-            let mut app = tx.appender("sessions")?;
-            for c in sessions {
-                let s = c.row;
-                let a = &s.attrs;
-                app.append_row(params![
-                    s.site.as_str(),
-                    s.session.0,
-                    s.visitor.0,
-                    c.sign,
-                    s.version,
-                    s.start.0,
-                    s.end.0,
-                    s.duration_ms(),
-                    s.entry_page,
-                    s.exit_page,
-                    s.pageviews,
-                    s.events,
-                    s.is_bounce,
-                    a.hostname,
-                    a.referrer,
-                    a.referrer_source,
-                    a.utm.source,
-                    a.utm.medium,
-                    a.utm.campaign,
-                    a.utm.content,
-                    a.utm.term,
-                    a.country,
-                    a.region,
-                    a.city,
-                    a.browser,
-                    a.browser_version,
-                    a.os,
-                    a.os_version,
-                    a.device,
-                ])?;
-            }
-            app.flush()?;
-            t_flush = t0.elapsed();
-        }
-        tx.commit()?;
-        tracing::debug!(
-            events = events.len(),
-            sessions = sessions.len(),
-            appender_us = t_app.as_micros() as u64,
-            flushed_us = t_flush.as_micros() as u64,
-            committed_us = t0.elapsed().as_micros() as u64,
-            "commit"
-        );
-        Ok(())
+    /// The last log position applied, and the base for event ids.
+    pub fn applied(&self) -> Result<(LogPosition, u64), StoreError> {
+        let (pos, base): (u64, u64) = self.conn.query_row(
+            "SELECT position, id_base FROM log_applied WHERE id = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok((LogPosition(pos), base))
     }
 
-    /// The highest event id stored, so ids keep increasing across restarts.
+    /// Writes every record after the applied position, atomically with the new position;
+    /// records at or before it are skipped (already stored). Returns the position reached.
+    pub fn apply_records(
+        &mut self,
+        records: &[(LogPosition, CommitRecord)],
+    ) -> Result<LogPosition, StoreError> {
+        let t0 = std::time::Instant::now();
+        let tx = self.conn.transaction()?;
+        let applied: u64 =
+            tx.query_row("SELECT position FROM log_applied WHERE id = 1", [], |r| {
+                r.get(0)
+            })?;
+        let fresh: Vec<&(LogPosition, CommitRecord)> =
+            records.iter().filter(|(p, _)| p.0 > applied).collect();
+        let Some(last) = fresh.last().map(|(p, _)| *p) else {
+            return Ok(LogPosition(applied));
+        };
+        let events = events_batch(&fresh)?;
+        let sessions = sessions_batch(&fresh)?;
+        let (n_events, n_sessions) = (events.num_rows(), sessions.num_rows());
+        {
+            let mut app = tx.appender("events")?;
+            app.append_record_batch(events)?;
+            app.flush()?;
+            let mut app = tx.appender("sessions")?;
+            app.append_record_batch(sessions)?;
+            app.flush()?;
+        }
+        tx.execute(
+            "UPDATE log_applied SET position = ? WHERE id = 1",
+            params![last.0],
+        )?;
+        tx.commit()?;
+        tracing::debug!(
+            records = fresh.len(),
+            events = n_events,
+            session_rows = n_sessions,
+            position = last.0,
+            committed_us = t0.elapsed().as_micros() as u64,
+            "applied"
+        );
+        Ok(last)
+    }
+
+    /// The highest event id stored.
     pub fn max_event_id(&self) -> Result<u64, StoreError> {
         let v: Option<u64> = self
             .conn
@@ -139,6 +87,169 @@ impl DuckStore {
                 })?;
         Ok(v as u64)
     }
+}
+
+type Fresh<'a> = [&'a (LogPosition, CommitRecord)];
+
+fn text<'a>(values: impl Iterator<Item = &'a str>) -> ArrayRef {
+    Arc::new(StringArray::from_iter_values(values))
+}
+
+fn arrow_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("building a columnar batch: {e}"))
+}
+
+/// The stored events of `fresh` as one columnar batch, columns in the `events` table's
+/// order (DuckDB appends Arrow batches by position).
+fn events_batch(fresh: &Fresh<'_>) -> Result<RecordBatch, StoreError> {
+    let mut rows: Vec<(&Entry, SessionId, &SessionAttrs)> = Vec::new();
+    for (_, rec) in fresh {
+        for e in rec.stored() {
+            let (Some(session), Some(v)) = (e.session, e.visit.as_deref()) else {
+                return Err(StoreError::Corrupt(format!(
+                    "stored event {} has no visit",
+                    e.id.0
+                )));
+            };
+            rows.push((e, session, v));
+        }
+    }
+    let ev = |f: fn(&Entry) -> &str| text(rows.iter().map(|(e, _, _)| f(e)));
+    // The visit's attributes, by their index in `SessionAttrs::COLUMNS`.
+    let visit = |i: usize| text(rows.iter().map(|(_, _, v)| v.values()[i]));
+    let props = |value: bool| -> ArrayRef {
+        let mut b = ListBuilder::new(StringBuilder::new());
+        for (e, _, _) in &rows {
+            for (k, v) in &e.event.props {
+                b.values().append_value(if value { v } else { k });
+            }
+            b.append(true);
+        }
+        Arc::new(b.finish())
+    };
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(rows.iter().map(|(e, _, _)| e.id.0).collect::<UInt64Array>()),
+        ev(|e| e.event.site.as_str()),
+        Arc::new(
+            rows.iter()
+                .map(|(e, _, _)| e.event.ts.0)
+                .collect::<Int64Array>(),
+        ),
+        ev(|e| &e.event.name),
+        Arc::new(
+            rows.iter()
+                .map(|(e, _, _)| e.visitor.0)
+                .collect::<UInt64Array>(),
+        ),
+        Arc::new(rows.iter().map(|(_, s, _)| s.0).collect::<UInt64Array>()),
+        ev(|e| &e.event.hostname),
+        ev(|e| &e.event.pathname),
+        Arc::new(
+            rows.iter()
+                .map(|(e, _, _)| e.event.title.as_deref())
+                .collect::<StringArray>(),
+        ),
+        Arc::new(
+            rows.iter()
+                .map(|(e, _, _)| e.event.page_type.as_deref())
+                .collect::<StringArray>(),
+        ),
+    ];
+    // referrer … city: the visit's attributes after its hostname.
+    columns.extend((1..=10).map(visit));
+    columns.push(Arc::new(
+        rows.iter()
+            .map(|(e, _, _)| e.event.geo.latitude)
+            .collect::<Float64Array>(),
+    ));
+    columns.push(Arc::new(
+        rows.iter()
+            .map(|(e, _, _)| e.event.geo.longitude)
+            .collect::<Float64Array>(),
+    ));
+    // browser … device.
+    columns.extend((11..SessionAttrs::COLUMNS.len()).map(visit));
+    let json: Vec<String> = rows
+        .iter()
+        .map(|(e, _, _)| props_json(&e.event.props))
+        .collect();
+    columns.push(text(json.iter().map(String::as_str)));
+    columns.push(Arc::new(
+        rows.iter()
+            .map(|(e, _, _)| e.event.scroll_depth)
+            .collect::<UInt8Array>(),
+    ));
+    columns.push(Arc::new(
+        rows.iter()
+            .map(|(e, _, _)| e.event.engaged_ms)
+            .collect::<UInt64Array>(),
+    ));
+    columns.push(Arc::new(
+        rows.iter()
+            .map(|(e, _, _)| Some(e.event.interactive))
+            .collect::<BooleanArray>(),
+    ));
+    columns.push(props(false));
+    columns.push(props(true));
+    batch(columns)
+}
+
+/// The visit changes of `fresh` as collapsing rows (−1 old state, +1 new), columns in the
+/// `sessions` table's order.
+fn sessions_batch(fresh: &Fresh<'_>) -> Result<RecordBatch, StoreError> {
+    let rows: Vec<(i8, &SessionRow)> = fresh
+        .iter()
+        .flat_map(|(_, rec)| &rec.visits)
+        .flat_map(|c| {
+            c.before
+                .iter()
+                .map(|r| (-1i8, r))
+                .chain(std::iter::once((1i8, &c.after)))
+        })
+        .collect();
+    let u64s = |f: fn(&SessionRow) -> u64| -> ArrayRef {
+        Arc::new(rows.iter().map(|(_, r)| f(r)).collect::<UInt64Array>())
+    };
+    let i64s = |f: fn(&SessionRow) -> i64| -> ArrayRef {
+        Arc::new(rows.iter().map(|(_, r)| f(r)).collect::<Int64Array>())
+    };
+    let u32s = |f: fn(&SessionRow) -> u32| -> ArrayRef {
+        Arc::new(rows.iter().map(|(_, r)| f(r)).collect::<UInt32Array>())
+    };
+    let mut columns: Vec<ArrayRef> = vec![
+        text(rows.iter().map(|(_, r)| r.site.as_str())),
+        u64s(|r| r.session.0),
+        u64s(|r| r.visitor.0),
+        Arc::new(rows.iter().map(|(sign, _)| *sign).collect::<Int8Array>()),
+        u64s(|r| r.version),
+        i64s(|r| r.start.0),
+        i64s(|r| r.end.0),
+        i64s(|r| r.duration_ms()),
+        text(rows.iter().map(|(_, r)| r.entry_page.as_str())),
+        text(rows.iter().map(|(_, r)| r.exit_page.as_str())),
+        u32s(|r| r.pageviews),
+        u32s(|r| r.events),
+        Arc::new(
+            rows.iter()
+                .map(|(_, r)| Some(r.is_bounce))
+                .collect::<BooleanArray>(),
+        ),
+    ];
+    columns.extend(
+        (0..SessionAttrs::COLUMNS.len())
+            .map(|i| text(rows.iter().map(|(_, r)| r.attrs.values()[i]))),
+    );
+    batch(columns)
+}
+
+fn batch(columns: Vec<ArrayRef>) -> Result<RecordBatch, StoreError> {
+    RecordBatch::try_from_iter(
+        columns
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| (format!("c{i}"), c)),
+    )
+    .map_err(arrow_err)
 }
 
 fn props_json(props: &[(String, String)]) -> String {

@@ -5,7 +5,6 @@ mod append;
 mod meta;
 mod query;
 mod rebuild;
-mod restore;
 mod schema;
 
 pub use accounts::{SessionRecord, UserRow};

@@ -1,23 +1,24 @@
 //! Rebuilding the live counters from storage: the seed's backfill, done exactly.
 //!
-//! Page views are read in chunks of event ids with progress reported after each, and every
-//! chunk's contribution goes through the same `SiteCounters` methods that live maintenance
-//! uses. The visitor set is kept whole (the seed kept only the last 10,000 ids between
-//! chunks and over-counted).
+//! Page views are read in chunks of events (in event id order) with progress reported after
+//! each, and every chunk's contribution goes through the same `SiteCounters` methods that
+//! live maintenance uses. Unique visitors are counted per UTC day (see `VisitorDays`): one
+//! query gives the closed days' counts, and the open days' sets are loaded whole.
 //!
-//! After each chunk the progress is checkpointed (counters as JSON, the chunk's visitors in
-//! `rebuild_visitors`, in one transaction), so an interrupted rebuild resumes where it
-//! stopped; a completed one clears the checkpoint. Rebuilding never changes `events` or
-//! `sessions`, so running it again is harmless.
+//! After each chunk the progress is checkpointed (counters as JSON), so an interrupted
+//! rebuild resumes where it stopped; a completed one clears the checkpoint. Rebuilding never
+//! changes `events` or `sessions`, so running it again is harmless.
 
 use super::DuckStore;
 use crate::StoreError;
 use footfall_core::live::Counters;
 use footfall_core::{EventId, SiteId, Timestamp, VisitorId};
 
+const DAY_MS: i64 = 86_400_000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RebuildProgress {
-    /// Highest event id processed so far.
+    /// Events processed so far.
     pub done: u64,
     pub total: u64,
     pub chunks: u64,
@@ -28,47 +29,117 @@ fn site(raw: String) -> Result<SiteId, StoreError> {
 }
 
 impl DuckStore {
-    /// Rebuilds every site's counters, resuming from a checkpoint if one exists. `progress`
-    /// is called after each chunk; returning false stops with [`StoreError::Interrupted`]
-    /// (the checkpoint stays for the next run).
+    /// Rebuilds every site's counters as of `now` (which decides the open days), resuming
+    /// from a checkpoint if one exists. `progress` is called after each chunk; returning
+    /// false stops with [`StoreError::Interrupted`] (the checkpoint stays for the next run).
     pub fn rebuild_counters(
         &self,
         chunk_size: u64,
+        now: Timestamp,
         mut progress: impl FnMut(RebuildProgress) -> bool,
     ) -> Result<Counters, StoreError> {
         let chunk_size = chunk_size.max(1);
         let max = self.max_event_id()?;
+        let total: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
+        let total = total as u64;
         let (mut counters, mut lo) = match self.load_checkpoint()? {
-            Some((done, c)) if done <= max => {
-                tracing::info!(
-                    done,
-                    total = max,
-                    "resuming counter rebuild from checkpoint"
-                );
-                (c, done)
+            Some((last, c)) if last <= max => {
+                tracing::info!(last, "resuming counter rebuild from checkpoint");
+                (c, last)
             }
             _ => (Counters::default(), 0),
         };
+        let mut done = self.events_up_to(lo)?;
         let mut chunks = 0;
         while lo < max {
-            let hi = lo.saturating_add(chunk_size).min(max);
+            // Ids are sparse (log position × 2^20 + index): a chunk is the next
+            // `chunk_size` events, whatever ids they have.
+            let (hi, n) = self.chunk_end(lo, chunk_size)?;
             self.rebuild_chunk(&mut counters, lo, hi)?;
-            self.save_checkpoint(&counters, lo, hi, chunk_size)?;
+            self.save_checkpoint(&counters, hi, chunk_size)?;
             chunks += 1;
+            done += n;
             lo = hi;
             if !progress(RebuildProgress {
-                done: hi,
-                total: max,
+                done,
+                total,
                 chunks,
             }) {
                 return Err(StoreError::Interrupted);
             }
         }
+        self.rebuild_visitor_days(&mut counters, now.day_number() - 1)?;
         self.rebuild_sessions(&mut counters)?;
         self.rebuild_durations(&mut counters)?;
         self.conn
             .execute_batch("DELETE FROM rebuild_checkpoint; DELETE FROM rebuild_visitors;")?;
         Ok(counters)
+    }
+
+    fn events_up_to(&self, id: u64) -> Result<u64, StoreError> {
+        let n: i64 = self.conn.query_row(
+            "SELECT count(*) FROM events WHERE event_id <= ?",
+            [id],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+
+    /// The id ending the chunk of `size` events after `lo`, and how many events it holds.
+    fn chunk_end(&self, lo: u64, size: u64) -> Result<(u64, u64), StoreError> {
+        let (hi, n): (Option<u64>, i64) = self.conn.query_row(
+            "SELECT max(event_id), count(*) FROM (SELECT event_id FROM events WHERE event_id > ? ORDER BY event_id LIMIT ?)",
+            [lo, size],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok((hi.unwrap_or(u64::MAX), n as u64))
+    }
+
+    /// Unique visitors by the rule live maintenance follows (`VisitorDays`): per visitor,
+    /// its page-view days in order, counted again only on a day at least two after the day
+    /// it was last counted. Visitors last counted on an open day (at or after `open_from`)
+    /// go into that day's set, so live maintenance continues them exactly.
+    fn rebuild_visitor_days(&self, c: &mut Counters, open_from: i64) -> Result<(), StoreError> {
+        c.open_from_day = open_from;
+        let mut stmt = self.conn.prepare(
+            "SELECT DISTINCT site, visitor_id, ts // ? AS day FROM events WHERE name = 'pageview'
+             ORDER BY site, visitor_id, day",
+        )?;
+        let mut rows = stmt.query([DAY_MS])?;
+        // (site, visitor, day it was last counted)
+        let mut current: Option<(String, u64, i64)> = None;
+        let finish =
+            |c: &mut Counters, done: Option<(String, u64, i64)>| -> Result<(), StoreError> {
+                if let Some((s, v, day)) = done {
+                    let days = &mut c.site_mut(&site(s)?).visitor_days;
+                    if day >= open_from {
+                        days.open.entry(day).or_default().insert(VisitorId(v));
+                    } else {
+                        days.closed += 1;
+                    }
+                }
+                Ok(())
+            };
+        while let Some(r) = rows.next()? {
+            let (s, v, day): (String, u64, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            match &mut current {
+                Some((cs, cv, counted)) if *cs == s && *cv == v => {
+                    if day >= *counted + 2 {
+                        // Counted again: the earlier count is final.
+                        let prev = (cs.clone(), *cv, *counted);
+                        *counted = day;
+                        finish(c, Some((prev.0, prev.1, i64::MIN)))?;
+                    }
+                }
+                _ => {
+                    let prev = current.replace((s, v, day));
+                    finish(c, prev)?;
+                }
+            }
+        }
+        finish(c, current)
     }
 
     /// Whether an interrupted rebuild left a checkpoint (the event id it reached).
@@ -94,27 +165,15 @@ impl DuckStore {
         let Some((done, json)) = row else {
             return Ok(None);
         };
-        let mut counters: Counters = serde_json::from_str(&json)
+        let counters: Counters = serde_json::from_str(&json)
             .map_err(|e| StoreError::Corrupt(format!("rebuild checkpoint: {e}")))?;
-        let mut stmt = self
-            .conn
-            .prepare("SELECT DISTINCT site, visitor_id FROM rebuild_visitors")?;
-        let mut rows = stmt.query([])?;
-        while let Some(r) = rows.next()? {
-            counters
-                .site_mut(&site(r.get(0)?)?)
-                .visitors
-                .insert(VisitorId(r.get(1)?));
-        }
         Ok(Some((done, counters)))
     }
 
-    /// Records that page views up to `hi` are in `counters`, atomically with the chunk's
-    /// visitors.
+    /// Records that page views up to id `hi` are in `counters`.
     fn save_checkpoint(
         &self,
         counters: &Counters,
-        lo: u64,
         hi: u64,
         chunk_size: u64,
     ) -> Result<(), StoreError> {
@@ -122,10 +181,6 @@ impl DuckStore {
             serde_json::to_string(counters).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.conn.execute_batch("BEGIN TRANSACTION")?;
         let result = (|| -> Result<(), StoreError> {
-            self.conn.execute(
-                "INSERT INTO rebuild_visitors SELECT DISTINCT site, visitor_id FROM events WHERE name = 'pageview' AND event_id > ? AND event_id <= ?",
-                [lo, hi],
-            )?;
             self.conn.execute("DELETE FROM rebuild_checkpoint", [])?;
             self.conn.execute(
                 "INSERT INTO rebuild_checkpoint (done, chunk_size, counters) VALUES (?, ?, ?)",
@@ -180,13 +235,6 @@ impl DuckStore {
                     sc.offer_labels(&path, None, Some(&label), at.0, at.1);
                 }
             }
-        }
-        let mut stmt = self.conn.prepare("SELECT DISTINCT site, visitor_id FROM events WHERE name = 'pageview' AND event_id > ? AND event_id <= ?")?;
-        let mut rows = stmt.query([lo, hi])?;
-        while let Some(r) = rows.next()? {
-            c.site_mut(&site(r.get(0)?)?)
-                .visitors
-                .insert(VisitorId(r.get(1)?));
         }
         Ok(())
     }

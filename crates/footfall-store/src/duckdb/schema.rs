@@ -142,6 +142,20 @@ CREATE TABLE dashboard_sessions (
 ALTER TABLE sites ADD COLUMN share_token VARCHAR;
 "#,
     ),
+    (
+        5,
+        r#"
+-- The last log position whose record is in the tables above, written in the same
+-- transaction as the rows: a crash anywhere replays exactly the records after it.
+-- id_base: event ids made from log positions start above the ids written before the log.
+CREATE TABLE log_applied (
+    id        INTEGER PRIMARY KEY,
+    position  UBIGINT NOT NULL,
+    id_base   UBIGINT NOT NULL
+);
+INSERT INTO log_applied SELECT 1, 0, coalesce(max(event_id), 0) FROM events;
+"#,
+    ),
 ];
 
 pub fn latest() -> i64 {

@@ -1,0 +1,95 @@
+//! The commit record: what the sequencer decided about one batch of events, written to the
+//! log before any request is acknowledged. Every later effect — rows in storage, visits,
+//! live counters, active visitors — is recomputed from records alone, so an applier that
+//! crashed replays them, and a second backend only needs to read the same log.
+
+use crate::drop::DropReason;
+use crate::event::EnrichedEvent;
+use crate::identify::{DurationChange, SessionAttrs, SessionRow};
+use crate::types::{EventId, SessionId, Timestamp, VisitorId};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// Bumped when the encoding changes incompatibly; a record of another version is refused
+/// rather than misread.
+pub const FORMAT: u8 = 1;
+
+/// What became of one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Disposition {
+    /// Recorded as an event under the entry's id.
+    Stored,
+    /// Valid but not recorded.
+    Skipped(DropReason),
+    /// A heartbeat (or a repeat within a visit): presence only — the visitor is active and
+    /// the visit extended, but no event row.
+    Presence,
+}
+
+/// One event and the sequencer's decision about it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    pub event: EnrichedEvent,
+    /// Unique across nodes and restarts: derived from the record's log position.
+    pub id: EventId,
+    /// The visitor id to record (yesterday's if the visit started before midnight).
+    pub visitor: VisitorId,
+    pub session: Option<SessionId>,
+    pub disposition: Disposition,
+    /// For stored events, the visit's attributes, which the event row carries too.
+    pub visit: Option<Arc<SessionAttrs>>,
+    /// Page durations this event changed.
+    pub durations: Vec<DurationChange>,
+}
+
+impl Entry {
+    pub fn stored(&self) -> bool {
+        self.disposition == Disposition::Stored
+    }
+}
+
+/// A visit the batch changed: its state before the batch (None if the batch created it)
+/// and its last state in the batch — one collapsing −1/+1 pair however many events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VisitChange {
+    pub before: Option<SessionRow>,
+    pub after: SessionRow,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommitRecord {
+    /// The sequencer's clock for this batch. Replaying with it makes time-based decisions
+    /// (forgetting old visits) repeat exactly.
+    pub now: Timestamp,
+    /// One per event, in arrival order.
+    pub entries: Vec<Entry>,
+    pub visits: Vec<VisitChange>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("commit record format {0} is not one this footfall reads (expected {FORMAT})")]
+    Format(u8),
+    #[error("empty commit record")]
+    Empty,
+    #[error("commit record does not decode: {0}")]
+    Decode(#[from] postcard::Error),
+}
+
+impl CommitRecord {
+    pub fn encode(&self) -> Result<Vec<u8>, RecordError> {
+        Ok(postcard::to_extend(self, vec![FORMAT])?)
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<CommitRecord, RecordError> {
+        let (&format, body) = bytes.split_first().ok_or(RecordError::Empty)?;
+        if format != FORMAT {
+            return Err(RecordError::Format(format));
+        }
+        Ok(postcard::from_bytes(body)?)
+    }
+
+    pub fn stored(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.iter().filter(|e| e.stored())
+    }
+}

@@ -1,0 +1,164 @@
+//! The storage applier: follows the log and writes its records to storage in large
+//! batches, each transaction recording the last position it holds. Requests never wait for
+//! it; readers of stored data wait until it has reached the log's end as of their start
+//! ([`ReadBarrier`]), so an acknowledged event is in every query that begins after it.
+//!
+//! A failed transaction changes nothing and is retried; the log keeps the records until
+//! storage has them, so storage being slow or failing never loses or refuses an event.
+
+use super::recovery::{self, Retention};
+use crate::metrics::Metrics;
+use footfall_store::{DuckStore, Log, LogPosition};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Records per transaction at most, and bytes read per batch.
+const BATCH_RECORDS: usize = 4096;
+const BATCH_BYTES: usize = 32 << 20;
+/// Wait before retrying a failed transaction.
+const RETRY: Duration = Duration::from_secs(1);
+
+pub struct StorageApplier {
+    pub store: DuckStore,
+    pub log: Arc<dyn Log>,
+    pub retention: Arc<Retention>,
+    pub metrics: Arc<Metrics>,
+    pub applied: watch::Sender<LogPosition>,
+}
+
+/// Stops the applier once it has applied everything the log holds.
+pub struct ApplierHandle {
+    stop: watch::Sender<bool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl ApplierHandle {
+    /// Drains the log into storage, checkpoints, and waits for the thread to end.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let t = self.thread;
+        let _ = tokio::task::spawn_blocking(move || t.join()).await;
+    }
+}
+
+impl StorageApplier {
+    /// Starts the applier on its own thread (DuckDB calls block); call from the runtime,
+    /// whose timers it uses to wait.
+    pub fn spawn(self) -> std::io::Result<ApplierHandle> {
+        let (stop, stop_rx) = watch::channel(false);
+        let rt = tokio::runtime::Handle::current();
+        let thread = std::thread::Builder::new()
+            .name("footfall-applier".into())
+            .spawn(move || self.run(&rt, stop_rx))?;
+        Ok(ApplierHandle { stop, thread })
+    }
+
+    fn run(mut self, rt: &tokio::runtime::Handle, mut stop: watch::Receiver<bool>) {
+        let mut end = self.log.subscribe();
+        let mut applied = *self.applied.borrow();
+        loop {
+            let target = self.log.end();
+            self.metrics.log_end.store(target.0, Relaxed);
+            self.metrics.log_bytes.store(self.log.size_bytes(), Relaxed);
+            if applied >= target {
+                if *stop.borrow() {
+                    break;
+                }
+                // Sleep until the log grows or we are told to stop.
+                let open = rt.block_on(async {
+                    tokio::select! {
+                        r = end.changed() => r.is_ok(),
+                        r = stop.changed() => r.is_ok(),
+                    }
+                });
+                if !open {
+                    break;
+                }
+                continue;
+            }
+            match self.apply_after(applied) {
+                Ok(p) => {
+                    applied = p;
+                    self.metrics.applied.store(p.0, Relaxed);
+                    self.applied.send_replace(p);
+                    self.retention.storage_at(p);
+                    recovery::trim(self.log.as_ref(), &self.retention);
+                }
+                Err(e) => {
+                    self.metrics.apply_failures.fetch_add(1, Relaxed);
+                    tracing::error!(error = %e, position = applied.0, "storage apply failed; retrying");
+                    if *stop.borrow() {
+                        tracing::warn!(
+                            "stopping with records not yet in storage; the next start applies them"
+                        );
+                        return;
+                    }
+                    rt.block_on(async {
+                        tokio::select! {
+                            _ = tokio::time::sleep(RETRY) => {}
+                            _ = stop.changed() => {}
+                        }
+                    });
+                }
+            }
+        }
+        if let Err(e) = self.store.checkpoint() {
+            tracing::warn!(error = %e, "checkpoint at shutdown failed");
+        }
+    }
+
+    fn apply_after(&mut self, applied: LogPosition) -> Result<LogPosition, String> {
+        let batch = self
+            .log
+            .read_after(applied, BATCH_RECORDS, BATCH_BYTES)
+            .map_err(|e| e.to_string())?;
+        let records = recovery::decode(batch)?;
+        let started = std::time::Instant::now();
+        let p = self
+            .store
+            .apply_records(&records)
+            .map_err(|e| e.to_string())?;
+        self.metrics
+            .apply_seconds_sum_us
+            .fetch_add(started.elapsed().as_micros() as u64, Relaxed);
+        self.metrics.applies.fetch_add(1, Relaxed);
+        Ok(p)
+    }
+}
+
+/// Applies every record storage doesn't have yet, without a server (offline commands).
+/// Returns how many records were applied.
+pub fn catch_up(store: &mut DuckStore, log: &dyn Log) -> Result<u64, String> {
+    let (mut applied, _) = store.applied().map_err(|e| e.to_string())?;
+    let mut n = 0;
+    while applied < log.end() {
+        let batch = log
+            .read_after(applied, BATCH_RECORDS, BATCH_BYTES)
+            .map_err(|e| e.to_string())?;
+        let records = recovery::decode(batch)?;
+        n += records.len() as u64;
+        applied = store.apply_records(&records).map_err(|e| e.to_string())?;
+    }
+    Ok(n)
+}
+
+/// Lets a reader of stored data wait until storage holds everything acknowledged before it
+/// began.
+#[derive(Clone)]
+pub struct ReadBarrier {
+    pub log: Arc<dyn Log>,
+    pub applied: watch::Receiver<LogPosition>,
+}
+
+impl ReadBarrier {
+    /// Waits (up to `limit`) until storage has applied the log as it stands now. Returns
+    /// false if it hadn't by then; the caller answers from what is stored.
+    pub async fn wait(&self, limit: Duration) -> bool {
+        let target = self.log.end();
+        let mut rx = self.applied.clone();
+        let reached = tokio::time::timeout(limit, rx.wait_for(|p| *p >= target)).await;
+        matches!(reached, Ok(Ok(_)))
+    }
+}

@@ -1,0 +1,226 @@
+//! Getting back to where the log says we are — at start, and after a failed log write.
+//!
+//! - The sequencer's state: its snapshot, then every record after it replayed.
+//! - The live state: its snapshot (or, without one, counters rebuilt from storage at the
+//!   position storage has applied), then every record after it applied.
+//! - Storage: nothing here; its applier continues from the position recorded with its rows.
+//!
+//! The log keeps every record that one of these still needs ([`Retention`]).
+
+use super::snapshot::SnapshotFile;
+use footfall_core::identify::Config as IdentifyConfig;
+use footfall_core::live::active::ActiveVisitors;
+use footfall_core::live::{LiveModel, LiveSnapshot};
+use footfall_core::record::CommitRecord;
+use footfall_core::sequence::Sequencer;
+use footfall_core::Timestamp;
+use footfall_store::{DuckStore, Log, LogError, LogPosition};
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+
+/// Records per read while replaying.
+const REPLAY_RECORDS: usize = 1024;
+const REPLAY_BYTES: usize = 64 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecoveryError {
+    #[error("{0}")]
+    Log(#[from] LogError),
+    #[error("{0}")]
+    Record(String),
+    #[error("storage: {0}")]
+    Store(#[from] footfall_store::StoreError),
+}
+
+/// The lowest log position something still needs: storage's applied position and the
+/// snapshots' position. Segments wholly below it may go.
+#[derive(Debug, Default)]
+pub struct Retention {
+    storage: AtomicU64,
+    snapshot: AtomicU64,
+}
+
+impl Retention {
+    pub fn new(storage: LogPosition, snapshot: LogPosition) -> Self {
+        Retention {
+            storage: AtomicU64::new(storage.0),
+            snapshot: AtomicU64::new(snapshot.0),
+        }
+    }
+
+    pub fn storage_at(&self, p: LogPosition) {
+        self.storage.store(p.0, SeqCst);
+    }
+
+    pub fn snapshot_at(&self, p: LogPosition) {
+        self.snapshot.store(p.0, SeqCst);
+    }
+
+    pub fn point(&self) -> LogPosition {
+        LogPosition(self.storage.load(SeqCst).min(self.snapshot.load(SeqCst)))
+    }
+}
+
+pub fn trim(log: &dyn Log, retention: &Retention) {
+    match log.trim(retention.point()) {
+        Ok(0) => {}
+        Ok(freed) => tracing::debug!(freed, upto = retention.point().0, "log trimmed"),
+        Err(e) => tracing::warn!(error = %e, "log trim failed"),
+    }
+}
+
+/// Decodes records read from the log, naming the one that doesn't decode.
+pub fn decode(
+    records: Vec<(LogPosition, Vec<u8>)>,
+) -> Result<Vec<(LogPosition, CommitRecord)>, String> {
+    records
+        .into_iter()
+        .map(|(p, bytes)| {
+            CommitRecord::decode(&bytes)
+                .map(|r| (p, r))
+                .map_err(|e| format!("log record {}: {e}", p.0))
+        })
+        .collect()
+}
+
+/// Calls `f` with every record after `from`, in order.
+pub fn replay(
+    log: &dyn Log,
+    from: LogPosition,
+    mut f: impl FnMut(LogPosition, &CommitRecord),
+) -> Result<u64, RecoveryError> {
+    let mut at = from;
+    let mut n = 0;
+    while at < log.end() {
+        let batch = log.read_after(at, REPLAY_RECORDS, REPLAY_BYTES)?;
+        let Some(last) = batch.last().map(|(p, _)| *p) else {
+            break;
+        };
+        for (p, rec) in decode(batch).map_err(RecoveryError::Record)? {
+            f(p, &rec);
+            n += 1;
+        }
+        at = last;
+    }
+    Ok(n)
+}
+
+/// Where replay can start when a snapshot is missing, damaged or older than the log.
+fn usable(log: &dyn Log, pos: LogPosition) -> bool {
+    pos.0 + 1 >= log.first().0
+}
+
+/// The sequencer's state as of the end of the log.
+pub fn load_sequencer(
+    file: &SnapshotFile,
+    log: &dyn Log,
+    cfg: IdentifyConfig,
+    id_base: u64,
+) -> Result<Sequencer, RecoveryError> {
+    let loaded = match file.read() {
+        Ok(Some((pos, bytes))) if usable(log, pos) => {
+            match Sequencer::from_snapshot(&bytes, cfg, id_base) {
+                Ok(s) => Some((pos, s)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "sequencer snapshot unreadable; visits in progress start afresh");
+                    None
+                }
+            }
+        }
+        Ok(Some((pos, _))) => {
+            tracing::warn!(
+                snapshot = pos.0,
+                first = log.first().0,
+                "sequencer snapshot is older than the log; visits in progress start afresh"
+            );
+            None
+        }
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, "visits in progress start afresh");
+            None
+        }
+    };
+    let (from, mut seq) = loaded.unwrap_or_else(|| {
+        (
+            LogPosition(log.first().0.saturating_sub(1)),
+            Sequencer::new(cfg, id_base),
+        )
+    });
+    let mut differ = 0u64;
+    let n = replay(log, from, |p, rec| {
+        if !seq.replay(p.0, rec) {
+            differ += 1;
+        }
+    })?;
+    if differ > 0 {
+        tracing::warn!(
+            records = differ,
+            "replay decided differently from the log (settings changed?); the log stays the truth"
+        );
+    }
+    tracing::info!(
+        from = from.0,
+        replayed = n,
+        visitors = seq.tracked_visitors(),
+        "sequencer state recovered"
+    );
+    Ok(seq)
+}
+
+/// The live state as of the end of the log.
+pub fn load_live(
+    file: &SnapshotFile,
+    log: &dyn Log,
+    store: &DuckStore,
+    active_timeout_ms: i64,
+    now: Timestamp,
+    rebuild_chunk: u64,
+) -> Result<LiveModel, RecoveryError> {
+    let snapshot = match file.read() {
+        Ok(Some((pos, bytes))) if usable(log, pos) => {
+            match postcard::from_bytes::<LiveSnapshot>(&bytes) {
+                Ok(s) => Some((pos, s)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "live snapshot unreadable; rebuilding from storage");
+                    None
+                }
+            }
+        }
+        Ok(Some(_)) | Ok(None) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, "rebuilding live counters from storage");
+            None
+        }
+    };
+    let (from, mut model) = match snapshot {
+        Some((pos, s)) => (
+            pos,
+            LiveModel::new(
+                s.counters,
+                ActiveVisitors::restore(active_timeout_ms, s.active),
+            ),
+        ),
+        None => {
+            // Storage's position is always retained by the log, so this always works.
+            let (pos, _) = store.applied()?;
+            let counters = store.rebuild_counters(rebuild_chunk, now, |p| {
+                tracing::info!(
+                    done = p.done,
+                    total = p.total,
+                    chunks = p.chunks,
+                    "rebuilding live counters"
+                );
+                true
+            })?;
+            (
+                pos,
+                LiveModel::new(counters, ActiveVisitors::new(active_timeout_ms)),
+            )
+        }
+    };
+    let n = replay(log, from, |_, rec| {
+        model.apply(rec);
+    })?;
+    tracing::info!(from = from.0, replayed = n, "live state recovered");
+    Ok(model)
+}
