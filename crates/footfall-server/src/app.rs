@@ -270,12 +270,14 @@ pub async fn start_with_log(
     let accounts = crate::accounts::Accounts::load(store.try_clone()?, clock.now().0)?;
     let retention = Arc::new(Retention::new(applied, snapshot_at));
     let (applied_tx, applied_rx) = watch::channel(applied);
+    let nudge = Arc::new(tokio::sync::Notify::new());
     let applier = StorageApplier {
         store,
         log: log.clone(),
         retention: retention.clone(),
         metrics: metrics.clone(),
         applied: applied_tx,
+        nudge: nudge.clone(),
     }
     .spawn()
     .map_err(StartError::Thread)?;
@@ -318,6 +320,7 @@ pub async fn start_with_log(
         stored: ReadBarrier {
             log,
             applied: applied_rx,
+            nudge,
         },
         geo,
         user_agents: Default::default(),

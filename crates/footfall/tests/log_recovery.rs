@@ -105,13 +105,27 @@ fn newest_segment(data: &Path) -> PathBuf {
     segs.pop().expect("a log segment")
 }
 
-fn append(path: &Path, bytes: &[u8]) {
-    std::fs::OpenOptions::new()
-        .append(true)
-        .open(path)
-        .unwrap()
-        .write_all(bytes)
-        .unwrap();
+/// Where the records of a segment end: frames are walked from the start until the
+/// zero-filled (preallocated) rest of the file.
+fn logical_end(path: &Path) -> usize {
+    let bytes = std::fs::read(path).unwrap();
+    let mut at = 0;
+    while at + 16 <= bytes.len() && bytes[at..at + 16] != [0u8; 16] {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        at += 16 + len;
+    }
+    at
+}
+
+/// Writes `bytes` right after the last record, as an interrupted group write would.
+fn write_at_end(path: &Path, bytes: &[u8]) {
+    let at = logical_end(path) as u64;
+    std::os::unix::fs::FileExt::write_all_at(
+        &std::fs::OpenOptions::new().write(true).open(path).unwrap(),
+        bytes,
+        at,
+    )
+    .unwrap();
 }
 
 fn kill(mut child: Child) {
@@ -130,16 +144,17 @@ fn torn_tails_are_cut_and_acknowledged_events_survive() {
 
     // A group whose write was cut short: a frame header promising more than is there.
     let seg = newest_segment(data);
-    let len_before = std::fs::metadata(&seg).unwrap().len();
+    let end_before = logical_end(&seg);
     let mut torn = Vec::new();
     torn.extend_from_slice(&1000u32.to_le_bytes());
     torn.extend_from_slice(&0xdead_beefu32.to_le_bytes());
     torn.extend_from_slice(&[7u8; 20]);
-    append(&seg, &torn);
+    write_at_end(&seg, &torn);
+    assert!(logical_end(&seg) > end_before);
     let (child, base) = serve(data);
     assert_eq!(
-        std::fs::metadata(&seg).unwrap().len(),
-        len_before,
+        logical_end(&seg),
+        end_before,
         "the torn frame is cut at start"
     );
     let got = stored(&base);
@@ -155,12 +170,18 @@ fn torn_tails_are_cut_and_acknowledged_events_survive() {
     frame.extend_from_slice(&1u32.to_le_bytes());
     frame.extend_from_slice(&u64::MAX.to_le_bytes());
     frame.extend_from_slice(b"garbage!");
-    append(&seg, &frame);
+    write_at_end(&seg, &frame);
     let (child, base) = serve(data);
     let got = stored(&base);
     assert_eq!(got.len(), acked + more);
     kill(child);
-    append(&newest_segment(data), &[0u8; 64]);
+    // Zeros past the end of the file: space whose data never landed.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(newest_segment(data))
+        .unwrap()
+        .write_all(&[0u8; 64])
+        .unwrap();
     let (child, base) = serve(data);
     let got = stored(&base);
     assert_eq!(got.len(), acked + more);

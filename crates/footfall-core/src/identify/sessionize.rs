@@ -55,7 +55,7 @@ pub struct SessionAttrs {
 }
 
 impl SessionAttrs {
-    /// Storage column names of the attributes, in the order of [`values`](Self::values):
+    /// Storage column names of the attributes, in the order of [`value`](Self::value):
     /// the one list the backends build their visit columns from.
     pub const COLUMNS: [&'static str; 16] = [
         "hostname",
@@ -76,26 +76,27 @@ impl SessionAttrs {
         "device",
     ];
 
-    /// The attributes' values, in the order of [`COLUMNS`](Self::COLUMNS).
-    pub fn values(&self) -> [&str; 16] {
-        [
-            &self.hostname,
-            &self.referrer,
-            &self.referrer_source,
-            &self.utm.source,
-            &self.utm.medium,
-            &self.utm.campaign,
-            &self.utm.content,
-            &self.utm.term,
-            &self.country,
-            &self.region,
-            &self.city,
-            &self.browser,
-            &self.browser_version,
-            &self.os,
-            &self.os_version,
-            &self.device,
-        ]
+    /// The value of column `i` of [`COLUMNS`](Self::COLUMNS) ("" past the end).
+    pub fn value(&self, i: usize) -> &str {
+        match i {
+            0 => &self.hostname,
+            1 => &self.referrer,
+            2 => &self.referrer_source,
+            3 => &self.utm.source,
+            4 => &self.utm.medium,
+            5 => &self.utm.campaign,
+            6 => &self.utm.content,
+            7 => &self.utm.term,
+            8 => &self.country,
+            9 => &self.region,
+            10 => &self.city,
+            11 => &self.browser,
+            12 => &self.browser_version,
+            13 => &self.os,
+            14 => &self.os_version,
+            15 => &self.device,
+            _ => "",
+        }
     }
 
     pub fn from_event(ev: &EnrichedEvent) -> Self {

@@ -12,13 +12,17 @@ use footfall_store::{DuckStore, Log, LogPosition};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 /// Records per transaction at most, and bytes read per batch.
 const BATCH_RECORDS: usize = 4096;
 const BATCH_BYTES: usize = 32 << 20;
 /// Wait before retrying a failed transaction.
 const RETRY: Duration = Duration::from_secs(1);
+/// How long new records may gather before a transaction, unless a reader is waiting: each
+/// DuckDB transaction has a fixed cost, and under load many small ones would take the CPU
+/// that ingest needs.
+const GATHER: Duration = Duration::from_millis(200);
 
 pub struct StorageApplier {
     pub store: DuckStore,
@@ -26,6 +30,8 @@ pub struct StorageApplier {
     pub retention: Arc<Retention>,
     pub metrics: Arc<Metrics>,
     pub applied: watch::Sender<LogPosition>,
+    /// Readers waiting for storage to catch up: apply now rather than gather.
+    pub nudge: Arc<Notify>,
 }
 
 /// Stops the applier once it has applied everything the log holds.
@@ -56,6 +62,7 @@ impl StorageApplier {
     }
 
     fn run(mut self, rt: &tokio::runtime::Handle, mut stop: watch::Receiver<bool>) {
+        yield_cpu_to_ingest();
         let mut end = self.log.subscribe();
         let mut applied = *self.applied.borrow();
         loop {
@@ -77,6 +84,15 @@ impl StorageApplier {
                     break;
                 }
                 continue;
+            }
+            if !*stop.borrow() && target.0 - applied.0 < BATCH_RECORDS as u64 {
+                rt.block_on(async {
+                    tokio::select! {
+                        _ = tokio::time::sleep(GATHER) => {}
+                        _ = self.nudge.notified() => {}
+                        _ = stop.changed() => {}
+                    }
+                });
             }
             match self.apply_after(applied) {
                 Ok(p) => {
@@ -128,6 +144,21 @@ impl StorageApplier {
     }
 }
 
+/// Lowers this thread's scheduling priority (nice 10). When the CPU is contended, requests
+/// — which wait only for the log — go first, and storage catches up in the gaps: the log
+/// holds the backlog, and readers still see everything acknowledged before them (they wait
+/// for it). Best effort: without permission the thread simply keeps its priority.
+fn yield_cpu_to_ingest() {
+    // SAFETY: plain system calls on the calling thread, with no pointers.
+    let rc = unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 10)
+    };
+    if rc != 0 {
+        tracing::debug!("could not lower the storage applier's priority");
+    }
+}
+
 /// Applies every record storage doesn't have yet, without a server (offline commands).
 /// Returns how many records were applied.
 pub fn catch_up(store: &mut DuckStore, log: &dyn Log) -> Result<u64, String> {
@@ -150,6 +181,7 @@ pub fn catch_up(store: &mut DuckStore, log: &dyn Log) -> Result<u64, String> {
 pub struct ReadBarrier {
     pub log: Arc<dyn Log>,
     pub applied: watch::Receiver<LogPosition>,
+    pub nudge: Arc<Notify>,
 }
 
 impl ReadBarrier {
@@ -158,6 +190,9 @@ impl ReadBarrier {
     pub async fn wait(&self, limit: Duration) -> bool {
         let target = self.log.end();
         let mut rx = self.applied.clone();
+        if *rx.borrow() < target {
+            self.nudge.notify_one();
+        }
         let reached = tokio::time::timeout(limit, rx.wait_for(|p| *p >= target)).await;
         matches!(reached, Ok(Ok(_)))
     }

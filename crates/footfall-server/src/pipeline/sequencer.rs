@@ -181,10 +181,13 @@ impl SequencerThread {
         let record = self
             .sequencer
             .sequence(position.0, self.clock.now(), events);
-        let written = record
-            .encode()
-            .map_err(|e| e.to_string())
-            .and_then(|bytes| self.log.append(&[&bytes]).map_err(|e| e.to_string()));
+        let encoded = record.encode().map_err(|e| e.to_string());
+        let appending = Instant::now();
+        let written =
+            encoded.and_then(|bytes| self.log.append(&[&bytes]).map_err(|e| e.to_string()));
+        self.metrics
+            .log_append_seconds_sum_us
+            .fetch_add(appending.elapsed().as_micros() as u64, Relaxed);
         match written {
             Ok(at) => {
                 debug_assert_eq!(at, position);

@@ -116,7 +116,7 @@ fn events_batch(fresh: &Fresh<'_>) -> Result<RecordBatch, StoreError> {
     }
     let ev = |f: fn(&Entry) -> &str| text(rows.iter().map(|(e, _, _)| f(e)));
     // The visit's attributes, by their index in `SessionAttrs::COLUMNS`.
-    let visit = |i: usize| text(rows.iter().map(|(_, _, v)| v.values()[i]));
+    let visit = |i: usize| text(rows.iter().map(|(_, _, v)| v.value(i)));
     let props = |value: bool| -> ArrayRef {
         let mut b = ListBuilder::new(StringBuilder::new());
         for (e, _, _) in &rows {
@@ -237,7 +237,7 @@ fn sessions_batch(fresh: &Fresh<'_>) -> Result<RecordBatch, StoreError> {
     ];
     columns.extend(
         (0..SessionAttrs::COLUMNS.len())
-            .map(|i| text(rows.iter().map(|(_, r)| r.attrs.values()[i]))),
+            .map(|i| text(rows.iter().map(|(_, r)| r.attrs.value(i)))),
     );
     batch(columns)
 }

@@ -135,6 +135,9 @@ pub(crate) fn scan(file: &File, base: u64) -> io::Result<Scan> {
             break None;
         }
         if remaining < HEADER_LEN as u64 {
+            if zeros_from(file, offset, file_len)? {
+                break None;
+            }
             break Some(Damage {
                 offset,
                 reason: format!("incomplete frame header ({remaining} bytes before end of file)"),
@@ -143,6 +146,12 @@ pub(crate) fn scan(file: &File, base: u64) -> io::Result<Scan> {
         }
         let mut head = [0u8; HEADER_LEN];
         reader.read_exact(&mut head)?;
+        // A frame's header is never all zero (its checksum covers a position ≥ 1), so zeros
+        // to the end of the file are space not written yet: preallocated, or a file
+        // extended by a write whose data never reached the disk. Either way the log ends.
+        if head == [0u8; HEADER_LEN] && zeros_from(file, offset, file_len)? {
+            break None;
+        }
         let header = Header::parse(&head);
         let frame_end = offset + header.frame_len();
         if frame_end > file_len {
@@ -201,9 +210,26 @@ pub(crate) fn scan(file: &File, base: u64) -> io::Result<Scan> {
     })
 }
 
+/// One past the last non-zero byte of `file` in `from..len` (`from` if there is none).
+pub(crate) fn nonzero_end(file: &File, from: u64, len: u64) -> io::Result<u64> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut at = from;
+    let mut end = from;
+    while at < len {
+        let n = (len - at).min(buf.len() as u64) as usize;
+        let part = &mut buf[..n];
+        file.read_exact_at(part, at)?;
+        if let Some(i) = part.iter().rposition(|&b| b != 0) {
+            end = at + i as u64 + 1;
+        }
+        at += n as u64;
+    }
+    Ok(end)
+}
+
 /// Whether bytes `from..len` of `file` are all zero (true when the range is empty). A file
 /// whose size was extended by a write whose data never reached the disk reads as zeros.
-fn zeros_from(file: &File, from: u64, len: u64) -> io::Result<bool> {
+pub(crate) fn zeros_from(file: &File, from: u64, len: u64) -> io::Result<bool> {
     let mut buf = vec![0u8; 64 * 1024];
     let mut at = from;
     while at < len {

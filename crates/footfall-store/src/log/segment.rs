@@ -96,6 +96,8 @@ struct Writer {
     buf: Vec<u8>,
     /// Set when a failed write could not be undone; every later append is refused.
     poisoned: Option<String>,
+    /// The next segment, being zero-filled in the background (preallocation).
+    spare: Option<std::thread::JoinHandle<io::Result<PathBuf>>>,
 }
 
 /// The file-backed [`Log`]: a directory of checksummed segment files with group commit.
@@ -147,7 +149,7 @@ impl SegmentLog {
         if bases.is_empty() {
             // An empty log still has an active segment, so that `first()` and `end()` are
             // always derived the same way (from the segments), here as position 1 / 0.
-            let (path, file, reader) = create_segment(dir, 1)?;
+            let (path, file, reader) = create_segment(dir, 1, prealloc(&options), None)?;
             let state = State {
                 segments: VecDeque::from([Segment {
                     base: 1,
@@ -158,7 +160,7 @@ impl SegmentLog {
                 }]),
                 end: 0,
             };
-            return Ok(Self::assemble(dir, options, file, path, state, 0));
+            return Ok(Self::assemble(dir, options, file, path, state, 0).with_spare());
         }
 
         let mut segments = VecDeque::with_capacity(bases.len());
@@ -199,9 +201,12 @@ impl SegmentLog {
                 }
                 // Every other segment has been checked by now (this is the last one), so
                 // cutting cannot hide damage elsewhere that would have stopped the start.
-                let bytes = scan.file_len - damage.offset;
+                // Zeroed rather than truncated: the space stays preallocated, and zeros
+                // read as "not written yet" (see `frame::scan`).
+                let garbage_end = frame::nonzero_end(&reader, damage.offset, scan.file_len)?;
+                let bytes = garbage_end - damage.offset;
                 let file = OpenOptions::new().write(true).open(&path)?;
-                file.set_len(damage.offset)?;
+                zero_range(&file, damage.offset, garbage_end)?;
                 file.sync_all()?;
                 tracing::warn!(
                     file = %path.display(),
@@ -232,7 +237,15 @@ impl SegmentLog {
             segments,
             end: end.unwrap_or(0),
         };
-        Ok(Self::assemble(dir, options, file, path, state, cut))
+        Ok(Self::assemble(dir, options, file, path, state, cut).with_spare())
+    }
+
+    fn with_spare(self) -> Self {
+        {
+            let mut w = lock(&self.writer);
+            self.prepare_spare(&mut w);
+        }
+        self
     }
 
     fn assemble(
@@ -258,6 +271,7 @@ impl SegmentLog {
                 len,
                 buf: Vec::new(),
                 poisoned: None,
+                spare: None,
             }),
             state: RwLock::new(state),
             trim_lock: Mutex::new(()),
@@ -293,7 +307,20 @@ impl SegmentLog {
     /// right away; if the group's write then fails it simply stays empty, which `open`
     /// also accepts.
     fn rotate(&self, w: &mut Writer, base: u64) -> Result<(), LogError> {
-        let (path, file, reader) = create_segment(&self.dir, base)?;
+        let spare = match w.spare.take() {
+            Some(job) => match job.join() {
+                Ok(Ok(path)) => Some(path),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "preparing the next log segment failed; creating it now");
+                    None
+                }
+                Err(_) => None,
+            },
+            None => None,
+        };
+        let (path, file, reader) =
+            create_segment(&self.dir, base, prealloc(&self.options), spare)?;
+        self.prepare_spare(w);
         self.write_state().segments.push_back(Segment {
             base,
             path: path.clone(),
@@ -306,6 +333,28 @@ impl SegmentLog {
         w.base = base;
         w.len = 0;
         Ok(())
+    }
+
+    /// Starts zero-filling the file the next rotation will use, so the sequencer doesn't
+    /// stall on it.
+    fn prepare_spare(&self, w: &mut Writer) {
+        let Some(size) = prealloc(&self.options) else {
+            return;
+        };
+        let path = self.dir.join(SPARE_NAME);
+        w.spare = std::thread::Builder::new()
+            .name("footfall-log-spare".into())
+            .spawn(move || {
+                let file = OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&path)?;
+                zero_range(&file, 0, size)?;
+                file.sync_all()?;
+                Ok(path)
+            })
+            .ok();
     }
 
     /// Writes the encoded group at `at` and makes it durable: the one fsync of the group.
@@ -327,8 +376,22 @@ impl SegmentLog {
     /// Puts the active segment back to `len` bytes after a failed group write, so the next
     /// group lands right after the last acknowledged one instead of after garbage that
     /// recovery would have to treat as corruption.
-    fn roll_back(&self, w: &mut Writer, len: u64, err: io::Error) -> LogError {
-        match w.file.set_len(len).and_then(|()| w.file.sync_data()) {
+    fn roll_back(
+        &self,
+        w: &mut Writer,
+        len: u64,
+        written: u64,
+        physical: u64,
+        err: io::Error,
+    ) -> LogError {
+        // Back to the size it had (dropping any extension), and zeros where the group's
+        // bytes may have landed inside it: zeros read as "not written yet".
+        let undo = w
+            .file
+            .set_len(physical.max(len))
+            .and_then(|()| zero_range(&w.file, len, (len + written).min(physical.max(len))))
+            .and_then(|()| w.file.sync_data());
+        match undo {
             Ok(()) => {
                 tracing::warn!(
                     file = %w.path.display(),
@@ -351,19 +414,58 @@ impl SegmentLog {
     }
 }
 
+/// The file a background thread zero-fills for the next segment; not a segment until
+/// renamed, so `open` ignores (and replaces) it.
+const SPARE_NAME: &str = "next.spare";
+
+fn prealloc(options: &LogOptions) -> Option<u64> {
+    options.preallocate.then_some(options.segment_bytes)
+}
+
+/// Writes zeros over `from..to` (extending the file if needed).
+fn zero_range(file: &File, from: u64, to: u64) -> io::Result<()> {
+    const CHUNK: usize = 1 << 20;
+    let zeros = vec![0u8; CHUNK.min(to.saturating_sub(from) as usize)];
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(CHUNK as u64) as usize;
+        file.write_all_at(&zeros[..n], at)?;
+        at += n as u64;
+    }
+    Ok(())
+}
+
 /// Creates (or empties) the segment file for `base` and makes its existence durable.
-/// Returns its path, a write handle and a read handle.
+/// Returns its path, a write handle and a read handle. With `prealloc`, the file is filled
+/// with that many zero bytes (taken from `spare` when a background thread prepared it).
 ///
 /// An existing file of that name can only hold an unacknowledged remnant (its name is the
 /// position after the durable end), so emptying it loses nothing.
-fn create_segment(dir: &Path, base: u64) -> io::Result<(Arc<Path>, File, File)> {
+fn create_segment(
+    dir: &Path,
+    base: u64,
+    prealloc: Option<u64>,
+    spare: Option<PathBuf>,
+) -> io::Result<(Arc<Path>, File, File)> {
     let path: Arc<Path> = dir.join(segment_file_name(base)).into();
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&path)?;
-    file.sync_all()?;
+    let file = match (prealloc, spare) {
+        (Some(_), Some(spare)) => {
+            fs::rename(&spare, &path)?;
+            OpenOptions::new().write(true).open(&path)?
+        }
+        (size, _) => {
+            let file = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&path)?;
+            if let Some(size) = size {
+                zero_range(&file, 0, size)?;
+            }
+            file.sync_all()?;
+            file
+        }
+    };
     sync_dir(dir)?;
     let reader = File::open(&path)?;
     Ok((path, file, reader))
@@ -410,13 +512,15 @@ impl Log for SegmentLog {
             offsets.push(start + buf.len() as u64);
             frame::encode(&mut buf, end + 1 + i as u64, record);
         }
+        let physical = w.file.metadata().map(|m| m.len()).unwrap_or(start);
         let written = self.write_group(&w.file, &buf, start);
         let new_len = start + buf.len() as u64;
+        let group_len = buf.len() as u64;
         if buf.capacity() <= KEEP_BUFFER_BYTES {
             w.buf = buf;
         }
         if let Err(err) = written {
-            return Err(self.roll_back(w, start, err));
+            return Err(self.roll_back(w, start, group_len, physical, err));
         }
         w.len = new_len;
 

@@ -12,10 +12,20 @@ use super::frame::HEADER_LEN;
 use super::segment::segment_file_name;
 use super::*;
 
+/// Segments that grow as written (no preallocation), so a file's length is what was
+/// written: the tests below cut and flip bytes at exact offsets from its end. Preallocated
+/// segments have tests of their own at the end of this file.
+fn plain() -> LogOptions {
+    LogOptions {
+        preallocate: false,
+        ..LogOptions::default()
+    }
+}
+
 fn opts(segment_bytes: u64) -> LogOptions {
     LogOptions {
         segment_bytes,
-        ..LogOptions::default()
+        ..plain()
     }
 }
 
@@ -273,7 +283,7 @@ fn log_trim_of_everything_remembers_the_end() {
             LogOptions {
                 segment_bytes: 10,
                 fail_writes: Some(fail),
-                ..LogOptions::default()
+                ..plain()
             },
         )
         .unwrap();
@@ -324,8 +334,17 @@ fn log_torn_tail_every_length_is_cut() {
         truncate_by(&newest, k);
 
         let log = SegmentLog::open(dir.path(), opts(200)).unwrap();
-        assert_eq!(log.cut_at_open(), frame - k, "k={k}");
-        assert_eq!(file_len(&newest), full - frame, "k={k}");
+        // The torn bytes are zeroed in place (zeros read as "not written yet"); the count
+        // is up to the last non-zero byte among them.
+        let cut = log.cut_at_open();
+        assert!((1..=frame - k).contains(&cut), "k={k}: cut {cut}");
+        assert_eq!(file_len(&newest), full - k, "k={k}");
+        assert!(
+            fs::read(&newest).unwrap()[(full - frame) as usize..]
+                .iter()
+                .all(|&b| b == 0),
+            "k={k}: torn bytes zeroed"
+        );
         assert_eq!(read_all(&log), all[..all.len() - 1], "k={k}");
         let end = all.last().unwrap().0 .0 - 1;
         assert_eq!(log.end(), LogPosition(end));
@@ -362,22 +381,25 @@ fn log_torn_tail_bad_checksum_on_last_frame_is_cut() {
             b[i] ^= 0x10;
         });
         let log = SegmentLog::open(dir.path(), opts(200)).unwrap();
-        assert_eq!(log.cut_at_open(), 56, "at_from_end={at_from_end}");
-        assert_eq!(file_len(&newest), full - 56);
+        let cut = log.cut_at_open();
+        assert!(cut > 0 && cut <= 56, "at_from_end={at_from_end}: cut {cut}");
+        assert_eq!(file_len(&newest), full, "zeroed in place, not truncated");
         assert_eq!(read_all(&log), all[..all.len() - 1]);
     }
 }
 
 #[test]
-fn log_torn_tail_trailing_zeros_are_cut() {
+fn log_torn_tail_trailing_zeros_end_the_log() {
+    // Zeros after the last frame are space not written yet (preallocated, or a size
+    // extended by a write whose data never landed): the log ends there, nothing to cut.
     for zeros in [1usize, 15, 16, 17, 100, 5000] {
         let dir = tempfile::tempdir().unwrap();
         let (all, newest) = torn_fixture(dir.path(), 40);
         let full = file_len(&newest);
         modify(&newest, |b| b.resize(b.len() + zeros, 0));
         let log = SegmentLog::open(dir.path(), opts(200)).unwrap();
-        assert_eq!(log.cut_at_open(), zeros as u64, "zeros={zeros}");
-        assert_eq!(file_len(&newest), full);
+        assert_eq!(log.cut_at_open(), 0, "zeros={zeros}");
+        assert_eq!(file_len(&newest), full + zeros as u64);
         assert_eq!(read_all(&log), all);
         let next = all.last().unwrap().0 .0 + 1;
         assert_eq!(log.append(&[b"z"]).unwrap(), LogPosition(next));
@@ -395,8 +417,12 @@ fn log_torn_tail_zeroed_group_is_cut() {
         b[n - group as usize..].fill(0);
     });
     let log = SegmentLog::open(dir.path(), opts(200)).unwrap();
-    assert_eq!(log.cut_at_open(), group);
+    assert_eq!(log.cut_at_open(), 0, "zeros end the log");
     assert_eq!(read_all(&log), all[..all.len() - 2]);
+    assert_eq!(
+        log.append(&[b"after"]).unwrap(),
+        LogPosition(all.len() as u64 - 1)
+    );
 }
 
 #[test]
@@ -442,13 +468,13 @@ fn log_corrupt_older_segment_refuses_to_open() {
     let frame_start = file_len(&older) - (HEADER_LEN + 40) as u64;
     expect_corrupt(dir.path(), &older, frame_start);
 
-    // Trailing zeros on an older segment.
+    // Trailing zeros on an older segment are its unused preallocated space, not damage.
     let dir = tempfile::tempdir().unwrap();
-    let (_, _) = torn_fixture(dir.path(), 40);
+    let (all, _) = torn_fixture(dir.path(), 40);
     let older = seg_paths(dir.path())[0].clone();
-    let len = file_len(&older);
     modify(&older, |b| b.resize(b.len() + 16, 0));
-    expect_corrupt(dir.path(), &older, len);
+    let log = SegmentLog::open(dir.path(), opts(200)).unwrap();
+    assert_eq!(read_all(&log), all);
 }
 
 #[test]
@@ -487,7 +513,7 @@ fn log_injected_write_failure_leaves_no_trace() {
     let options = LogOptions {
         segment_bytes: 1 << 20,
         fail_writes: Some(fail.clone()),
-        ..LogOptions::default()
+        ..plain()
     };
     let log = SegmentLog::open(dir.path(), options.clone()).unwrap();
     let all = append_groups(&log, &[vec![10, 20], vec![30]]);
@@ -535,7 +561,7 @@ fn log_injected_failure_after_rotation_recovers() {
     let options = LogOptions {
         segment_bytes: 30,
         fail_writes: Some(fail.clone()),
-        ..LogOptions::default()
+        ..plain()
     };
     let log = SegmentLog::open(dir.path(), options.clone()).unwrap();
     let all = append_groups(&log, &[vec![20]]);
@@ -561,7 +587,7 @@ fn log_too_large_record_is_refused_whole() {
         dir.path(),
         LogOptions {
             max_record_bytes: 10,
-            ..LogOptions::default()
+            ..plain()
         },
     )
     .unwrap();
@@ -639,10 +665,11 @@ fn log_concurrent_reader_sees_consecutive_complete_records() {
                 }
                 assert!(log.end() >= end);
                 // The reader is the only consumer: trim behind it, as the applier will.
-                if reads % 10 == 0 {
+                reads += 1;
+                if reads == 10 {
+                    reads = 0;
                     log.trim(LogPosition(seen)).unwrap();
                 }
-                reads += 1;
             }
             seen
         })
@@ -714,4 +741,105 @@ proptest! {
         prop_assert_eq!(got.len(), survivors + 1);
         prop_assert_eq!(&got[..survivors], &all[..survivors]);
     }
+}
+
+// Preallocated segments (the default): zero-filled to their size before use, so that an
+// append's fdatasync need not commit file-system metadata.
+
+fn prealloc(segment_bytes: u64) -> LogOptions {
+    LogOptions {
+        segment_bytes,
+        ..LogOptions::default()
+    }
+}
+
+/// Where the records of a preallocated segment end (its zero-filled rest follows).
+fn logical_end(path: &Path) -> u64 {
+    let bytes = fs::read(path).unwrap();
+    let mut at = 0usize;
+    while at + HEADER_LEN <= bytes.len() && bytes[at..at + HEADER_LEN] != [0u8; HEADER_LEN] {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        at += HEADER_LEN + len;
+    }
+    at as u64
+}
+
+#[test]
+fn log_preallocated_segments_round_trip_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = SegmentLog::open(dir.path(), prealloc(4096)).unwrap();
+    for pos in 1..=60u64 {
+        log.append(&[&payload(pos, 200)]).unwrap();
+    }
+    assert!(log.segments() > 2, "rotated: {}", log.segments());
+    for p in seg_paths(dir.path()) {
+        assert!(file_len(&p) >= 4096, "{} is preallocated", p.display());
+    }
+    assert_eq!(log.size_bytes(), 60 * (HEADER_LEN as u64 + 200));
+    drop(log);
+    let log = SegmentLog::open(dir.path(), prealloc(4096)).unwrap();
+    assert_eq!(log.cut_at_open(), 0, "zeros after the records are not damage");
+    assert_eq!(log.end(), LogPosition(60));
+    let got = log.read_after(LogPosition(0), 1000, usize::MAX).unwrap();
+    assert_eq!(got.len(), 60);
+    for (p, bytes) in got {
+        assert_eq!(bytes, payload(p.0, 200));
+    }
+    assert_eq!(log.append(&[b"next"]).unwrap(), LogPosition(61));
+}
+
+#[test]
+fn log_preallocated_torn_group_is_zeroed_and_writing_continues() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = SegmentLog::open(dir.path(), prealloc(1 << 16)).unwrap();
+    for pos in 1..=5u64 {
+        log.append(&[&payload(pos, 100)]).unwrap();
+    }
+    drop(log);
+    let seg = seg_paths(dir.path()).pop().unwrap();
+    let size = file_len(&seg);
+    let end = logical_end(&seg);
+    // A group whose write was interrupted: a header promising more than was written.
+    let file = OpenOptions::new().write(true).open(&seg).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, &[9u8; 40], end).unwrap();
+    drop(file);
+    let log = SegmentLog::open(dir.path(), prealloc(1 << 16)).unwrap();
+    assert_eq!(log.cut_at_open(), 40);
+    assert_eq!(log.end(), LogPosition(5));
+    assert_eq!(file_len(&seg), size, "still preallocated");
+    assert_eq!(logical_end(&seg), end, "the torn bytes are zero again");
+    assert_eq!(log.append(&[b"six"]).unwrap(), LogPosition(6));
+    drop(log);
+    let log = SegmentLog::open(dir.path(), prealloc(1 << 16)).unwrap();
+    assert_eq!(log.end(), LogPosition(6));
+    assert_eq!(log.read_after(LogPosition(5), 10, usize::MAX).unwrap()[0].1, b"six");
+}
+
+#[test]
+fn log_preallocated_failed_write_leaves_zeros() {
+    let dir = tempfile::tempdir().unwrap();
+    let fail = Arc::new(AtomicBool::new(false));
+    let options = LogOptions {
+        fail_writes: Some(fail.clone()),
+        ..prealloc(1 << 16)
+    };
+    let log = SegmentLog::open(dir.path(), options.clone()).unwrap();
+    log.append(&[b"one"]).unwrap();
+    let seg = seg_paths(dir.path()).pop().unwrap();
+    let (size, end) = (file_len(&seg), logical_end(&seg));
+    fail.store(true, Ordering::SeqCst);
+    assert!(log.append(&[&[7u8; 500]]).is_err());
+    assert_eq!((file_len(&seg), logical_end(&seg)), (size, end));
+    fail.store(false, Ordering::SeqCst);
+    assert_eq!(log.append(&[b"two"]).unwrap(), LogPosition(2));
+    drop(log);
+    let log = SegmentLog::open(dir.path(), options).unwrap();
+    assert_eq!(log.cut_at_open(), 0);
+    let got: Vec<Vec<u8>> = log
+        .read_after(LogPosition(0), 10, usize::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.1)
+        .collect();
+    assert_eq!(got, vec![b"one".to_vec(), b"two".to_vec()]);
 }
