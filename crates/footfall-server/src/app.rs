@@ -292,6 +292,7 @@ pub async fn start_with_log(
         max_batch: config.batch_max_events.max(1),
         snapshots,
         snapshot_every: std::time::Duration::from_secs(config.snapshot_every_secs.max(1)),
+        snapshot_bytes: config.snapshot_every_bytes.max(1),
         retention,
         failed: None,
     }

@@ -27,6 +27,8 @@ pub struct ServerConfig {
     /// How often the sequencer and live state are snapshotted (a restart replays the log
     /// after the last snapshot; the log keeps what that needs).
     pub snapshot_every_secs: u64,
+    /// ... or once this many bytes of records were logged since the last snapshot.
+    pub snapshot_every_bytes: u64,
     /// Stats API requests per hour per key.
     pub api_rate_limit_per_hour: u32,
     /// DuckDB's memory cap (e.g. "512MB"); None: DuckDB's default (80 % of RAM).
@@ -56,6 +58,7 @@ impl ServerConfig {
             batch_max_events: 5_000,
             rebuild_chunk: 500_000,
             snapshot_every_secs: 300,
+            snapshot_every_bytes: 64 << 20,
             api_rate_limit_per_hour: 600,
             db_memory_limit: None,
             web_dir: None,

@@ -85,6 +85,9 @@ pub struct SequencerThread {
     pub max_batch: usize,
     pub snapshots: SnapshotFiles,
     pub snapshot_every: Duration,
+    /// Also snapshot once this many bytes of records were written since the last one, so
+    /// a restart never replays more than that and the log can be trimmed behind it.
+    pub snapshot_bytes: u64,
     pub retention: Arc<Retention>,
     /// Set when the state could not be brought back in line with the log after a failed
     /// write: from then on every write is refused rather than risk wrong counts.
@@ -114,6 +117,7 @@ impl SequencerThread {
     fn run(mut self, mut rx: mpsc::Receiver<Job>) {
         let max = self.max_batch.clamp(1, MAX_RECORD_EVENTS / 2);
         let mut last_snapshot = Instant::now();
+        let mut bytes_at_snapshot = 0u64;
         while let Some(first) = rx.blocking_recv() {
             let mut jobs = Vec::new();
             let mut stop = None;
@@ -153,9 +157,13 @@ impl SequencerThread {
                 let _ = done.send(());
                 return;
             }
-            if last_snapshot.elapsed() >= self.snapshot_every {
+            let written = self.metrics.log_bytes_written.load(Relaxed);
+            if last_snapshot.elapsed() >= self.snapshot_every
+                || written - bytes_at_snapshot >= self.snapshot_bytes
+            {
                 self.snapshot();
                 last_snapshot = Instant::now();
+                bytes_at_snapshot = written;
             }
         }
         self.snapshot();
@@ -183,8 +191,13 @@ impl SequencerThread {
             .sequence(position.0, self.clock.now(), events);
         let encoded = record.encode().map_err(|e| e.to_string());
         let appending = Instant::now();
-        let written =
-            encoded.and_then(|bytes| self.log.append(&[&bytes]).map_err(|e| e.to_string()));
+        let written = encoded.and_then(|bytes| {
+            let at = self.log.append(&[&bytes]).map_err(|e| e.to_string())?;
+            self.metrics
+                .log_bytes_written
+                .fetch_add(bytes.len() as u64, Relaxed);
+            Ok(at)
+        });
         self.metrics
             .log_append_seconds_sum_us
             .fetch_add(appending.elapsed().as_micros() as u64, Relaxed);

@@ -236,8 +236,7 @@ fn sessions_batch(fresh: &Fresh<'_>) -> Result<RecordBatch, StoreError> {
         ),
     ];
     columns.extend(
-        (0..SessionAttrs::COLUMNS.len())
-            .map(|i| text(rows.iter().map(|(_, r)| r.attrs.value(i)))),
+        (0..SessionAttrs::COLUMNS.len()).map(|i| text(rows.iter().map(|(_, r)| r.attrs.value(i)))),
     );
     batch(columns)
 }

@@ -318,8 +318,7 @@ impl SegmentLog {
             },
             None => None,
         };
-        let (path, file, reader) =
-            create_segment(&self.dir, base, prealloc(&self.options), spare)?;
+        let (path, file, reader) = create_segment(&self.dir, base, prealloc(&self.options), spare)?;
         self.prepare_spare(w);
         self.write_state().segments.push_back(Segment {
             base,

@@ -778,7 +778,11 @@ fn log_preallocated_segments_round_trip_and_reopen() {
     assert_eq!(log.size_bytes(), 60 * (HEADER_LEN as u64 + 200));
     drop(log);
     let log = SegmentLog::open(dir.path(), prealloc(4096)).unwrap();
-    assert_eq!(log.cut_at_open(), 0, "zeros after the records are not damage");
+    assert_eq!(
+        log.cut_at_open(),
+        0,
+        "zeros after the records are not damage"
+    );
     assert_eq!(log.end(), LogPosition(60));
     let got = log.read_after(LogPosition(0), 1000, usize::MAX).unwrap();
     assert_eq!(got.len(), 60);
@@ -812,7 +816,10 @@ fn log_preallocated_torn_group_is_zeroed_and_writing_continues() {
     drop(log);
     let log = SegmentLog::open(dir.path(), prealloc(1 << 16)).unwrap();
     assert_eq!(log.end(), LogPosition(6));
-    assert_eq!(log.read_after(LogPosition(5), 10, usize::MAX).unwrap()[0].1, b"six");
+    assert_eq!(
+        log.read_after(LogPosition(5), 10, usize::MAX).unwrap()[0].1,
+        b"six"
+    );
 }
 
 #[test]

@@ -62,6 +62,11 @@ struct Args {
     /// Batch mode: spread event timestamps over this many past days (0: now).
     #[arg(long, default_value_t = 0)]
     spread_days: u64,
+    /// Single and batch modes: send at this fixed total rate (requests per second) instead
+    /// of as fast as answers come back. Latency is then measured from when each request was
+    /// due, so a server that falls behind shows it (no coordinated omission).
+    #[arg(long)]
+    rate: Option<f64>,
 }
 
 const UAS: &[&str] = &[
@@ -165,6 +170,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn send(
     client: &reqwest::Client,
     args: &Args,
@@ -173,6 +179,7 @@ async fn send(
     (ip, ua): (&str, &str),
     events: u64,
     stats: &Mutex<Stats>,
+    due: Option<Instant>,
 ) {
     let mut req = client
         .post(format!("{}{path}", args.url))
@@ -185,7 +192,7 @@ async fn send(
             req = req.bearer_auth(t);
         }
     }
-    let t = Instant::now();
+    let t = due.unwrap_or_else(Instant::now);
     let res = req.send().await;
     let us = t.elapsed().as_micros() as u64;
     let mut st = stats.lock().await;
@@ -213,13 +220,35 @@ async fn worker_loop(
     deadline: Instant,
 ) {
     let mut n: u64 = 0;
+    // Fixed rate: this worker's share, its first slot staggered among the workers'.
+    let interval = args
+        .rate
+        .filter(|r| *r > 0.0)
+        .map(|r| Duration::from_secs_f64(args.concurrency as f64 / r));
+    let mut next_due =
+        interval.map(|i| Instant::now() + i.mul_f64(worker as f64 / args.concurrency as f64));
     while Instant::now() < deadline {
+        let slot = next_due;
+        if let (Some(at), Some(i)) = (next_due.as_mut(), interval) {
+            tokio::time::sleep_until((*at).into()).await;
+            *at += i;
+        }
         n += 1;
         let ip = format!("10.{}.{}.{}", worker % 250, (n / 250) % 250, n % 250);
         match args.mode {
             Mode::Single => {
                 let body = json!({"n":"pageview","u":format!("https://{}/p/{worker}/{n}", args.site),"d":args.site}).to_string();
-                send(&client, &args, "/api/event", body, (&ip, UAS[0]), 1, &stats).await;
+                send(
+                    &client,
+                    &args,
+                    "/api/event",
+                    body,
+                    (&ip, UAS[0]),
+                    1,
+                    &stats,
+                    slot,
+                )
+                .await;
             }
             Mode::Batch => {
                 let now_ms = std::time::SystemTime::now()
@@ -248,6 +277,7 @@ async fn worker_loop(
                     (&ip, UAS[0]),
                     args.batch_size as u64,
                     &stats,
+                    slot,
                 )
                 .await;
             }
@@ -281,23 +311,23 @@ async fn visit(client: &reqwest::Client, args: &Args, ip: &str, stats: &Mutex<St
         path = PATHS[rand::rng().random_range(0..PATHS.len())];
         let r = if i == 0 { referrer } else { "" };
         let body = json!({"n":"pageview","u":format!("https://{site}{path}"),"d":site,"r":r,"t":format!("Title of {path}")}).to_string();
-        send(client, args, "/api/event", body, (ip, ua), 1, stats).await;
+        send(client, args, "/api/event", body, (ip, ua), 1, stats, None).await;
         if bot {
             continue;
         }
         let hb = json!({"n":"heartbeat","u":format!("https://{site}{path}"),"d":site}).to_string();
-        send(client, args, "/api/event", hb, (ip, ua), 1, stats).await;
+        send(client, args, "/api/event", hb, (ip, ua), 1, stats, None).await;
     }
     if signup && !bot {
         let body =
             json!({"n":"signup","u":format!("https://{site}{path}"),"d":site,"p":{"plan":"pro"}})
                 .to_string();
-        send(client, args, "/api/event", body, (ip, ua), 1, stats).await;
+        send(client, args, "/api/event", body, (ip, ua), 1, stats, None).await;
     }
     let eng =
         json!({"n":"engagement","u":format!("https://{site}{path}"),"d":site,"sd":60,"e":15000})
             .to_string();
-    send(client, args, "/api/event", eng, (ip, ua), 1, stats).await;
+    send(client, args, "/api/event", eng, (ip, ua), 1, stats, None).await;
 }
 
 /// The queries a dashboard makes for a 30-day view.
