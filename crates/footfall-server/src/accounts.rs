@@ -4,7 +4,7 @@
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
-use footfall_store::{DuckStore, SessionRecord, StoreError};
+use footfall_store::{MetadataStore, SessionRecord, StoreError};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -118,7 +118,7 @@ fn checked_hash(username: &str, password: &str) -> Result<String, AccountError> 
 
 /// Checks a user name and password offline (the CLI) and stores the user.
 pub fn add_user(
-    store: &DuckStore,
+    store: &dyn MetadataStore,
     username: &str,
     password: &str,
     now_ms: i64,
@@ -131,7 +131,7 @@ pub fn add_user(
 }
 
 pub struct Accounts {
-    store: Mutex<DuckStore>,
+    store: Mutex<Box<dyn MetadataStore>>,
     /// username → PHC hash.
     users: RwLock<HashMap<String, String>>,
     /// SHA-256 of the cookie value → session.
@@ -146,7 +146,7 @@ pub struct Accounts {
 }
 
 impl Accounts {
-    pub fn load(store: DuckStore, now_ms: i64) -> Result<Self, AccountError> {
+    pub fn load(store: Box<dyn MetadataStore>, now_ms: i64) -> Result<Self, AccountError> {
         let users: HashMap<String, String> = store
             .users()?
             .into_iter()
@@ -180,7 +180,7 @@ impl Accounts {
         })
     }
 
-    fn store(&self) -> std::sync::MutexGuard<'_, DuckStore> {
+    fn store(&self) -> std::sync::MutexGuard<'_, Box<dyn MetadataStore>> {
         self.store.lock().unwrap_or_else(|p| p.into_inner())
     }
 

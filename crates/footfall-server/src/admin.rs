@@ -1,7 +1,8 @@
 //! Admin routes, authorised by the admin token.
 
-use crate::app::AppState;
 use crate::error::ApiError;
+use crate::http::blocking;
+use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -21,7 +22,7 @@ async fn admin_json<T: serde::de::DeserializeOwned>(
     what: &str,
 ) -> Result<T, ApiError> {
     crate::auth::require_admin(st, headers)?;
-    let body = crate::ingest::read_body(body, limits::BODY_BYTES).await?;
+    let body = crate::http::read_body(body, limits::BODY_BYTES).await?;
     serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid {what}: {e}")))
 }
 
@@ -32,16 +33,6 @@ pub(crate) fn created_status(created: bool) -> StatusCode {
     } else {
         StatusCode::OK
     }
-}
-
-/// Runs a blocking store call off the async threads.
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, footfall_store::StoreError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(|e| ApiError::Unavailable(e.to_string()))
 }
 
 #[derive(Deserialize)]
@@ -70,8 +61,10 @@ pub async fn add_site(
     let now = st.clock.now().0;
     let st2 = st.clone();
     let site2 = site.clone();
-    let public = req.public.unwrap_or_else(|| st.sites.is_public(&site));
-    let created = blocking(move || st2.sites.add(&site2, public, tz, now)).await?;
+    let public = req
+        .public
+        .unwrap_or_else(|| st.ingest.sites.is_public(&site));
+    let created = blocking(move || st2.ingest.sites.add(&site2, public, tz, now)).await?;
     Ok((
         created_status(created),
         Json(json!({ "domain": site, "public": public, "created": created })),
@@ -86,6 +79,7 @@ pub async fn list_sites(
 ) -> Result<Response, ApiError> {
     crate::auth::require_admin(&st, &headers)?;
     let sites: Vec<_> = st
+        .ingest
         .sites
         .list()
         .into_iter()
@@ -114,7 +108,7 @@ pub async fn create_key(
     let mut sites = Vec::new();
     for s in &req.sites {
         let site = SiteId::parse(s).map_err(|e| ApiError::BadRequest(format!("sites: {e}")))?;
-        if !st.sites.contains(&site) {
+        if !st.ingest.sites.contains(&site) {
             return Err(ApiError::BadRequest(format!(
                 "sites: {site} is not registered"
             )));
@@ -123,7 +117,7 @@ pub async fn create_key(
     }
     let now = st.clock.now().0;
     let st2 = st.clone();
-    let (id, key) = blocking(move || st2.keys.create(&sites, now)).await?;
+    let (id, key) = blocking(move || st2.access.keys.create(&sites, now)).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "id": id, "key": key, "sites": req.sites })),
@@ -141,7 +135,7 @@ pub async fn revoke_key(
     let now = st.clock.now().0;
     let st2 = st.clone();
     let id2 = id.clone();
-    let found = blocking(move || st2.keys.revoke(&id2, now)).await?;
+    let found = blocking(move || st2.access.keys.revoke(&id2, now)).await?;
     if found {
         Ok((StatusCode::OK, Json(json!({ "id": id, "revoked": true }))).into_response())
     } else {

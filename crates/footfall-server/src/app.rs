@@ -12,38 +12,21 @@ use crate::pipeline::applier::{ApplierHandle, ReadBarrier, StorageApplier};
 use crate::pipeline::live::{spawn_expiry, Live};
 use crate::pipeline::recovery::{self, Retention};
 use crate::pipeline::salts::Salts;
-use crate::pipeline::sequencer::{SequencerHandle, SequencerThread, SnapshotFiles};
+use crate::pipeline::sequencer::{SequencerThread, SnapshotFiles};
 use crate::pipeline::sites::Sites;
 use crate::pipeline::snapshot::SnapshotFile;
+use crate::state::{AccessState, AppState, IngestState, ReadState};
 use axum::http::{header, Method, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
 use footfall_core::decode::{plausible, seed};
 use footfall_core::identify::Config as IdentifyConfig;
-use footfall_store::{DuckStore, Log, LogOptions, SegmentLog};
+use footfall_store::{Log, LogOptions, SegmentLog};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::watch;
 use tower_http::cors::{Any, CorsLayer};
-
-pub struct AppState {
-    pub config: ServerConfig,
-    pub clock: Arc<dyn Clock>,
-    pub sites: Sites,
-    pub salts: Salts,
-    pub live: Arc<Live>,
-    pub sequencer: SequencerHandle,
-    /// Readers of stored events wait on it to see everything acknowledged before them.
-    pub stored: ReadBarrier,
-    pub geo: Option<GeoDb>,
-    pub user_agents: crate::ingest::ua_cache::UaCache,
-    pub metrics: Arc<Metrics>,
-    pub shutdown: watch::Receiver<bool>,
-    pub keys: crate::keys::ApiKeys,
-    pub reads: crate::read::query::ReadPool,
-    pub accounts: crate::accounts::Accounts,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -179,7 +162,7 @@ impl Running {
             tracing::warn!("connections still open after 10 s; closing them");
             server.abort();
         }
-        self.state.sequencer.shutdown().await;
+        self.state.ingest.sequencer.shutdown().await;
         let t = self.sequencer_thread;
         let _ = tokio::task::spawn_blocking(move || t.join()).await;
         self.applier.shutdown().await;
@@ -210,19 +193,22 @@ pub async fn start_with_log(
         live: SnapshotFile::new(&cfg.data_dir, "live.snap"),
     };
     let snaps = snapshots.clone();
-    let (store, log, sequencer, model, id_base, applied, snapshot_at) =
+    let (store, metadata, log, sequencer, model, id_base, applied, snapshot_at) =
         tokio::task::spawn_blocking(move || -> Result<_, StartError> {
             let started = std::time::Instant::now();
-            let store = DuckStore::open_with(&cfg.data_dir, cfg.db_memory_limit.as_deref())?;
+            let footfall_store::Stores {
+                events: store,
+                metadata,
+            } = footfall_store::open_embedded(&cfg.data_dir, cfg.db_memory_limit.as_deref())?;
             let now = clock2.now().0;
             for site in &cfg.sites {
-                store.add_site(site, cfg.public_sites.contains(site), now)?;
+                metadata.add_site(site, cfg.public_sites.contains(site), now)?;
             }
             for site in &cfg.public_sites {
-                store.add_site(site, true, now)?;
+                metadata.add_site(site, true, now)?;
             }
             if cfg.demo {
-                store.add_site(&crate::demo::site(), true, now)?;
+                metadata.add_site(&crate::demo::site(), true, now)?;
             }
             let log = SegmentLog::open(&cfg.data_dir.join("log"), log_options)?;
             if log.cut_at_open() > 0 {
@@ -238,7 +224,7 @@ pub async fn start_with_log(
             let model = recovery::load_live(
                 &snaps.live,
                 log.as_ref(),
-                &store,
+                store.as_ref(),
                 cfg.active_timeout_ms,
                 clock2.now(),
                 cfg.rebuild_chunk,
@@ -252,7 +238,16 @@ pub async fn start_with_log(
                 applied = applied.0,
                 "state recovered"
             );
-            Ok((store, log, sequencer, model, id_base, applied, snapshot_at))
+            Ok((
+                store,
+                metadata,
+                log,
+                sequencer,
+                model,
+                id_base,
+                applied,
+                snapshot_at,
+            ))
         })
         .await
         .map_err(|e| StartError::Geo(format!("startup task failed: {e}")))??;
@@ -263,11 +258,11 @@ pub async fn start_with_log(
     };
     let metrics = Arc::new(Metrics::default());
     let live = Arc::new(Live::new(model));
-    let sites = Sites::load(store.try_clone()?)?;
-    let salts = Salts::new(store.try_clone()?);
-    let keys = crate::keys::ApiKeys::load(store.try_clone()?, config.api_rate_limit_per_hour)?;
-    let reads = crate::read::query::ReadPool::new(store.try_clone()?);
-    let accounts = crate::accounts::Accounts::load(store.try_clone()?, clock.now().0)?;
+    let sites = Sites::load(metadata.connect()?)?;
+    let salts = Salts::new(metadata.connect()?);
+    let keys = crate::keys::ApiKeys::load(metadata.connect()?, config.api_rate_limit_per_hour)?;
+    let reads = crate::read::query::ReadPool::new(store.connect()?);
+    let accounts = crate::accounts::Accounts::load(metadata, clock.now().0)?;
     let retention = Arc::new(Retention::new(applied, snapshot_at));
     let (applied_tx, applied_rx) = watch::channel(applied);
     let nudge = Arc::new(tokio::sync::Notify::new());
@@ -314,24 +309,27 @@ pub async fn start_with_log(
     let state = Arc::new(AppState {
         config,
         clock,
-        sites,
-        salts,
-        live,
-        sequencer,
-        stored: ReadBarrier {
-            log,
-            applied: applied_rx,
-            nudge,
-        },
-        geo,
-        user_agents: Default::default(),
         metrics,
         shutdown: shutdown_rx.clone(),
-        keys,
-        reads,
-        accounts,
+        ingest: IngestState {
+            sites,
+            salts,
+            geo,
+            user_agents: Default::default(),
+            sequencer,
+        },
+        read: ReadState {
+            live,
+            reads,
+            stored: ReadBarrier {
+                log,
+                applied: applied_rx,
+                nudge,
+            },
+        },
+        access: AccessState { keys, accounts },
     });
-    if let Some(token) = state.accounts.setup_token() {
+    if let Some(token) = state.access.accounts.setup_token() {
         tracing::warn!(
             "no dashboard users yet: open http://{addr}/setup and create the first one with setup token: {token}"
         );

@@ -3,8 +3,8 @@
 //! API also takes API keys scoped to sites.
 
 use crate::accounts::Session;
-use crate::app::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 use axum::http::HeaderMap;
 use footfall_core::SiteId;
 
@@ -65,21 +65,21 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// The logged-in dashboard user's session token and session, if the cookie is valid.
 pub fn session(state: &AppState, headers: &HeaderMap) -> Option<(String, Session)> {
     let token = cookie(headers, SESSION_COOKIE)?;
-    let s = state.accounts.session(token, state.clock.now().0)?;
+    let s = state.access.accounts.session(token, state.clock.now().0)?;
     Some((token.to_string(), s))
 }
 
 /// The site the request's share token opens, if any.
 pub fn shared_site(state: &AppState, headers: &HeaderMap) -> Option<SiteId> {
     let token = headers.get(SHARE_HEADER)?.to_str().ok()?;
-    state.sites.by_share_token(token)
+    state.ingest.sites.by_share_token(token)
 }
 
 /// Logged-in user, share link for this site, or a public site.
 fn dashboard_reader(state: &AppState, headers: &HeaderMap, site: &SiteId) -> bool {
     session(state, headers).is_some()
         || shared_site(state, headers).is_some_and(|s| &s == site)
-        || state.sites.is_public(site)
+        || state.ingest.sites.is_public(site)
 }
 
 /// Reading a site's live stats: the admin token, a dashboard reader (see above).
@@ -134,13 +134,13 @@ pub fn require_stats(state: &AppState, headers: &HeaderMap, site: &SiteId) -> Re
         return Ok(());
     }
     match bearer(headers) {
-        Some(key) => match state.keys.check(key) {
+        Some(key) => match state.access.keys.check(key) {
             crate::keys::Check::Ok(info) if info.sites.contains(site) => Ok(()),
             crate::keys::Check::Ok(_) => Err(ApiError::Forbidden),
             crate::keys::Check::Limited => Err(ApiError::TooManyRequests),
             crate::keys::Check::Unknown => Err(ApiError::Unauthorized),
         },
-        None if state.sites.is_public(site) => Ok(()),
+        None if state.ingest.sites.is_public(site) => Ok(()),
         None => Err(ApiError::Unauthorized),
     }
 }

@@ -5,8 +5,8 @@
 //! sent to the authenticated batch route), with made-up IPs from the IPv6 documentation
 //! range and the visitor's place given as a location hint.
 
-use crate::app::AppState;
 use crate::ingest::{prepare, RequestMeta};
+use crate::state::AppState;
 use footfall_core::{EventKind, GeoHint, IncomingEvent, SiteId, Timestamp};
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
@@ -290,7 +290,7 @@ async fn send(st: &AppState, events: Vec<IncomingEvent>) -> bool {
     if prepared.is_empty() {
         return true;
     }
-    match st.sequencer.write(prepared).await {
+    match st.ingest.sequencer.write(prepared).await {
         Ok(_) => true,
         Err(e) => {
             tracing::warn!(error = %e, "demo traffic not stored; demo stops");
@@ -318,7 +318,7 @@ fn visitors_per_hour(ts: i64, now: i64) -> f64 {
 /// A month of history for the demo site, once (skipped if it already has page views).
 async fn backfill(st: &AppState) {
     let site = site();
-    let has_data = st.live.total_pageviews(&site) > 0;
+    let has_data = st.read.live.total_pageviews(&site) > 0;
     if has_data {
         return;
     }

@@ -69,6 +69,13 @@ impl ApiError {
     }
 }
 
+/// A store that failed: the caller may retry; the detail is logged, never sent.
+impl From<footfall_store::StoreError> for ApiError {
+    fn from(e: footfall_store::StoreError) -> Self {
+        ApiError::Unavailable(e.to_string())
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let ApiError::Internal(detail)

@@ -5,7 +5,7 @@
 //! nothing to brute-force, and every API request has to verify one.
 
 use footfall_core::SiteId;
-use footfall_store::{DuckStore, StoreError};
+use footfall_store::{MetadataStore, StoreError};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -26,7 +26,7 @@ struct Bucket {
 
 pub struct ApiKeys {
     by_hash: RwLock<HashMap<String, KeyInfo>>,
-    store: Mutex<DuckStore>,
+    store: Mutex<Box<dyn MetadataStore>>,
     buckets: Mutex<HashMap<String, Bucket>>,
     per_hour: f64,
 }
@@ -46,7 +46,7 @@ pub fn generate() -> (String, String) {
 
 /// Creates and stores a key; returns (id, key). The key is not kept anywhere.
 pub fn create(
-    store: &DuckStore,
+    store: &dyn MetadataStore,
     sites: &[SiteId],
     now_ms: i64,
 ) -> Result<(String, String), StoreError> {
@@ -62,7 +62,7 @@ pub enum Check {
 }
 
 impl ApiKeys {
-    pub fn load(store: DuckStore, per_hour: u32) -> Result<Self, StoreError> {
+    pub fn load(store: Box<dyn MetadataStore>, per_hour: u32) -> Result<Self, StoreError> {
         let keys = ApiKeys {
             by_hash: RwLock::new(HashMap::new()),
             store: Mutex::new(store),
@@ -104,7 +104,10 @@ impl ApiKeys {
 
     pub fn create(&self, sites: &[SiteId], now_ms: i64) -> Result<(String, String), StoreError> {
         let out = create(
-            &self.store.lock().unwrap_or_else(|p| p.into_inner()),
+            self.store
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref(),
             sites,
             now_ms,
         )?;

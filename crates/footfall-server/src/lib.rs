@@ -11,11 +11,13 @@ pub mod config;
 pub mod dashboard;
 pub mod demo;
 pub mod error;
+pub mod http;
 pub mod ingest;
 pub mod keys;
 pub mod metrics;
 pub mod pipeline;
 pub mod read;
+pub mod state;
 
 pub use app::{start, start_with_log, Running};
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -249,6 +249,7 @@ async fn the_setup_token_creates_the_first_user_once() {
     let token = s
         .running()
         .state
+        .access
         .accounts
         .setup_token()
         .expect("a setup token with no users");
@@ -310,6 +311,7 @@ async fn sites_are_added_from_the_dashboard_with_a_snippet_only_with_csrf() {
     assert!(!s
         .running()
         .state
+        .ingest
         .sites
         .contains(&footfall_core::SiteId::parse("new-shop.example").unwrap()));
 

@@ -110,7 +110,7 @@ async fn restart_keeps_data_counters_and_visits_in_progress() {
 async fn rebuild_gives_the_same_counters_as_live_maintenance() {
     let mut s = TestServer::start().await;
     workload(&s).await;
-    let live = s.running().state.live.counters();
+    let live = s.running().state.read.live.counters();
     s.stop().await;
     let store = footfall_store::DuckStore::open(s.dir.path()).unwrap();
     for chunk in [1, 3, 1_000_000] {

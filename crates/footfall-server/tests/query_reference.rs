@@ -486,6 +486,7 @@ async fn every_metric_dimension_filter_and_range_matches_the_model() {
     let s = TestServer::start_with(|c| c.dedup_window_ms = 0).await;
     s.running()
         .state
+        .ingest
         .sites
         .add(
             &footfall_core::SiteId::parse("example.com").unwrap(),

@@ -4,13 +4,25 @@
 //! `VersionedCollapsingMergeTree` uses), and metadata (sites, salts); and the commit log
 //! (`log`): append-only, checksummed segment files that ingest waits on before it answers.
 //!
-//! DuckDB connections are blocking; callers run them on a dedicated thread or in
-//! `spawn_blocking`.
+//! The server depends on the seams — [`Log`], [`EventStore`], [`MetadataStore`] — and
+//! opens the embedded backend with [`duckdb::open`]; only this crate names DuckDB.
+//!
+//! Stores are blocking; callers run them on a dedicated thread or in `spawn_blocking`.
 
 pub mod duckdb;
 mod error;
+pub mod event_store;
 pub mod log;
+pub mod metadata;
 
-pub use crate::duckdb::{DuckStore, SessionRecord, UserRow};
+pub use crate::duckdb::{open as open_embedded, DuckStore};
 pub use error::StoreError;
+pub use event_store::{EventStore, QueryRow, RebuildProgress};
 pub use log::{Log, LogError, LogOptions, LogPosition, SegmentLog};
+pub use metadata::{ApiKeyRow, MetadataStore, SessionRecord, Site, UserRow};
+
+/// A backend's stores, as the server uses them.
+pub struct Stores {
+    pub events: Box<dyn EventStore>,
+    pub metadata: Box<dyn MetadataStore>,
+}

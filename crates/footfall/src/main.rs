@@ -10,7 +10,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::{Parser, Subcommand};
 use footfall_core::SiteId;
 use footfall_server::{start, SystemClock};
-use footfall_store::DuckStore;
+use footfall_store::MetadataStore;
 use settings::{ServeArgs, Settings};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -153,6 +153,11 @@ fn main() -> ExitCode {
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
+/// The metadata of the embedded backend in `data_dir`, for the offline commands.
+fn metadata(data_dir: &std::path::Path) -> Result<Box<dyn MetadataStore>> {
+    Ok(footfall_store::open_embedded(data_dir, None)?.metadata)
+}
+
 fn serve(args: ServeArgs) -> Result<()> {
     let settings = Settings::resolve(args)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -206,7 +211,7 @@ fn sites(action: SitesAction) -> Result<()> {
                 .as_deref()
                 .map(footfall_server::pipeline::sites::parse_timezone)
                 .transpose()?;
-            let store = DuckStore::open(&data_dir)?;
+            let store = metadata(&data_dir)?;
             let created = store.add_site(&site, public, now_ms())?;
             if let Some(tz) = tz {
                 store.set_site_timezone(&site, tz.name())?;
@@ -218,7 +223,7 @@ fn sites(action: SitesAction) -> Result<()> {
             );
         }
         SitesAction::List { data_dir } => {
-            let store = DuckStore::open(&data_dir)?;
+            let store = metadata(&data_dir)?;
             for s in store.sites()? {
                 println!("{}{}", s.domain, if s.public { " (public)" } else { "" });
             }
@@ -230,7 +235,7 @@ fn sites(action: SitesAction) -> Result<()> {
 fn keys(action: KeysAction) -> Result<()> {
     match action {
         KeysAction::Create { sites, data_dir } => {
-            let store = DuckStore::open(&data_dir)?;
+            let store = metadata(&data_dir)?;
             let known: Vec<SiteId> = store.sites()?.into_iter().map(|s| s.domain).collect();
             let mut scoped = Vec::new();
             for s in &sites {
@@ -243,7 +248,7 @@ fn keys(action: KeysAction) -> Result<()> {
                 }
                 scoped.push(site);
             }
-            let (id, key) = footfall_server::keys::create(&store, &scoped, now_ms())?;
+            let (id, key) = footfall_server::keys::create(store.as_ref(), &scoped, now_ms())?;
             println!("{key}");
             eprintln!(
                 "key {id} created for {}; it is shown only this once",
@@ -251,14 +256,14 @@ fn keys(action: KeysAction) -> Result<()> {
             );
         }
         KeysAction::Revoke { id, data_dir } => {
-            let store = DuckStore::open(&data_dir)?;
+            let store = metadata(&data_dir)?;
             if !store.revoke_api_key(&id, now_ms())? {
                 return Err(format!("no active key {id}").into());
             }
             println!("revoked {id}");
         }
         KeysAction::List { data_dir } => {
-            let store = DuckStore::open(&data_dir)?;
+            let store = metadata(&data_dir)?;
             for k in store.api_keys()? {
                 println!(
                     "{}\t{}\t{}",
@@ -287,9 +292,13 @@ fn users(action: UsersAction) -> Result<()> {
                     line.trim_end_matches(['\r', '\n']).to_string()
                 }
             };
-            let store = DuckStore::open(&data_dir)?;
-            let created =
-                footfall_server::accounts::add_user(&store, &username, &password, now_ms())?;
+            let store = metadata(&data_dir)?;
+            let created = footfall_server::accounts::add_user(
+                store.as_ref(),
+                &username,
+                &password,
+                now_ms(),
+            )?;
             store.checkpoint()?;
             println!(
                 "{} user {username}",
@@ -301,13 +310,13 @@ fn users(action: UsersAction) -> Result<()> {
             );
         }
         UsersAction::List { data_dir } => {
-            let store = DuckStore::open(&data_dir)?;
+            let store = metadata(&data_dir)?;
             for u in store.users()? {
                 println!("{}", u.username);
             }
         }
         UsersAction::Remove { username, data_dir } => {
-            let store = DuckStore::open(&data_dir)?;
+            let store = metadata(&data_dir)?;
             if !store.delete_user(&username)? {
                 return Err(format!("no user {username}").into());
             }
@@ -319,16 +328,16 @@ fn users(action: UsersAction) -> Result<()> {
 }
 
 fn rebuild(data_dir: &std::path::Path, chunk: u64) -> Result<()> {
-    let mut store = DuckStore::open(data_dir)?;
+    let mut store = footfall_store::open_embedded(data_dir, None)?.events;
     // Events acknowledged but not yet in storage (after a crash) are in the log: apply them
     // first, so the rebuild counts everything acknowledged.
     let log = footfall_store::SegmentLog::open(&data_dir.join("log"), Default::default())?;
-    let applied = footfall_server::pipeline::applier::catch_up(&mut store, &log)?;
+    let applied = footfall_server::pipeline::applier::catch_up(store.as_mut(), &log)?;
     if applied > 0 {
         eprintln!("rebuild: applied {applied} log records to storage first");
     }
     let now = footfall_server::Clock::now(&SystemClock);
-    let counters = store.rebuild_counters(chunk, now, |p| {
+    let counters = store.rebuild_counters(chunk, now, &mut |p| {
         eprintln!(
             "rebuild: {}/{} events ({} chunks)",
             p.done, p.total, p.chunks

@@ -483,9 +483,9 @@ async fn acknowledged_events_survive_kill_9_exactly_once() {
         .expect("http client");
 
     let mut server = start_server(&data).await;
-    let mut generation = 0;
+    // One generation per server start: the first is 0, round r's restart is r + 1.
     let (tx, rx) = watch::channel(Target {
-        generation,
+        generation: 0,
         base: Some(server.base.clone()),
     });
     let progress = Arc::new(Progress::default());
@@ -531,7 +531,7 @@ async fn acknowledged_events_survive_kill_9_exactly_once() {
         let sent = progress.sent.load(SeqCst);
         if round + 1 == thresholds.len() {
             tx.send_replace(Target {
-                generation: generation + 1,
+                generation: round as u64 + 1,
                 base: None,
             });
             eprintln!(
@@ -562,9 +562,8 @@ async fn acknowledged_events_survive_kill_9_exactly_once() {
             "round {}: after the restart totalPageViews is {total}, but only {sent} events had been sent",
             round + 1
         );
-        generation += 1;
         tx.send_replace(Target {
-            generation,
+            generation: round as u64 + 1,
             base: Some(server.base.clone()),
         });
     }

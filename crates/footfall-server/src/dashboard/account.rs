@@ -1,9 +1,9 @@
 //! Logging in and out, the first-user setup, and what the dashboard needs to know at start.
 
 use crate::accounts::AccountError;
-use crate::app::AppState;
 use crate::auth::{self, SESSION_COOKIE};
 use crate::error::ApiError;
+use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -32,7 +32,7 @@ pub async fn json_body<T: serde::de::DeserializeOwned>(
             "Content-Type must be application/json".into(),
         ));
     }
-    let bytes = crate::ingest::read_body(body, MAX_BODY).await?;
+    let bytes = crate::http::read_body(body, MAX_BODY).await?;
     serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest(format!("body: {e}")))
 }
 
@@ -44,14 +44,12 @@ async fn off_thread<T: Send + 'static>(
 ) -> Result<T, ApiError> {
     let _slot = tokio::time::timeout(
         std::time::Duration::from_secs(10),
-        st.accounts.hashing.acquire(),
+        st.access.accounts.hashing.acquire(),
     )
     .await
     .map_err(|_| AccountError::Busy)?
     .map_err(|_| AccountError::Busy)?;
-    Ok(tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??)
+    crate::http::blocking(f).await
 }
 
 /// `Secure` when the request came over HTTPS (directly or as a proxy says), so a plain-HTTP
@@ -87,6 +85,7 @@ fn logged_in(
 pub async fn state(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let session = auth::session(&st, &headers);
     let public: Vec<String> = st
+        .ingest
         .sites
         .list()
         .into_iter()
@@ -94,7 +93,7 @@ pub async fn state(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Respo
         .map(|(s, _)| s.to_string())
         .collect();
     let mut r = Json(json!({
-        "setup_required": st.accounts.setup_required(),
+        "setup_required": st.access.accounts.setup_required(),
         "user": session.as_ref().map(|(_, s)| &s.username),
         "csrf": session.as_ref().map(|(_, s)| &s.csrf),
         "public_sites": public,
@@ -126,7 +125,9 @@ pub async fn login(
         crate::ingest::client_ip::client_ip(peer.ip(), &headers, &st.config.trusted_proxies);
     let st2 = st.clone();
     let (token, session) = off_thread(&st, move || {
-        st2.accounts.login(&c.username, &c.password, client, now)
+        st2.access
+            .accounts
+            .login(&c.username, &c.password, client, now)
     })
     .await?;
     tracing::info!(user = %session.username, "dashboard login");
@@ -151,7 +152,8 @@ pub async fn setup(
     let now = st.clock.now().0;
     let st2 = st.clone();
     let (token, session) = off_thread(&st, move || {
-        st2.accounts
+        st2.access
+            .accounts
             .setup(s.token.trim(), &s.username, &s.password, now)
     })
     .await?;
@@ -165,7 +167,8 @@ pub async fn logout(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (token, _) = auth::require_user_change(&st, &headers)?;
-    st.accounts.logout(&token)?;
+    let st2 = st.clone();
+    crate::http::blocking(move || st2.access.accounts.logout(&token)).await?;
     let mut r = StatusCode::NO_CONTENT.into_response();
     r.headers_mut()
         .insert(header::SET_COOKIE, cookie(&st, &headers, "", 0));
@@ -179,14 +182,14 @@ pub async fn add_user(
     body: Body,
 ) -> Result<Response, ApiError> {
     auth::require_admin(&st, &headers)?;
-    let bytes = crate::ingest::read_body(body, MAX_BODY).await?;
+    let bytes = crate::http::read_body(body, MAX_BODY).await?;
     let u: Credentials =
         serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest(format!("body: {e}")))?;
     let now = st.clock.now().0;
     let st2 = st.clone();
     let name = u.username.clone();
     let created = off_thread(&st, move || {
-        st2.accounts.add_user(&u.username, &u.password, now)
+        st2.access.accounts.add_user(&u.username, &u.password, now)
     })
     .await?;
     Ok((

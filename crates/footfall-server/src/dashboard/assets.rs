@@ -1,7 +1,7 @@
 //! The web files — tracker and dashboard — embedded in the binary at compile time, or read
 //! from a folder when `--web-dir` is given (for working on them without rebuilding).
 
-use crate::app::AppState;
+use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};

@@ -5,7 +5,7 @@ pub mod account;
 pub mod assets;
 pub mod sites;
 
-use crate::app::AppState;
+use crate::state::AppState;
 use axum::routing::{get, post};
 use axum::Router;
 use std::sync::Arc;

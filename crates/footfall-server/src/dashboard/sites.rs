@@ -2,11 +2,11 @@
 //! and the page titles the panels show next to paths.
 
 use super::account::json_body;
-use crate::admin::blocking;
-use crate::app::AppState;
 use crate::auth;
 use crate::error::ApiError;
+use crate::http::blocking;
 use crate::pipeline::sites::{parse_timezone, SiteInfo};
+use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -34,7 +34,8 @@ fn parse_site(raw: &str) -> Result<SiteId, ApiError> {
 }
 
 fn known(st: &AppState, site: &SiteId) -> Result<SiteInfo, ApiError> {
-    st.sites
+    st.ingest
+        .sites
         .info(site)
         .ok_or_else(|| ApiError::NotFound(format!("site {site} is not registered")))
 }
@@ -72,7 +73,8 @@ pub async fn list(
 ) -> Result<Json<Value>, ApiError> {
     auth::session(&st, &headers).ok_or(ApiError::Unauthorized)?;
     Ok(Json(Value::Array(
-        st.sites
+        st.ingest
+            .sites
             .list()
             .iter()
             .map(|(s, i)| site_json(s, i, true))
@@ -103,10 +105,10 @@ pub async fn add(
         .map(parse_timezone)
         .transpose()
         .map_err(ApiError::BadRequest)?;
-    let public = st.sites.is_public(&site);
+    let public = st.ingest.sites.is_public(&site);
     let now = st.clock.now().0;
     let (st2, site2) = (st.clone(), site.clone());
-    let created = blocking(move || st2.sites.add(&site2, public, tz, now)).await?;
+    let created = blocking(move || st2.ingest.sites.add(&site2, public, tz, now)).await?;
     let info = known(&st, &site)?;
     let mut v = site_json(&site, &info, true);
     v["snippet"] = Value::String(snippet(&headers, &site));
@@ -126,7 +128,7 @@ pub async fn share(
     known(&st, &site)?;
     let token = crate::accounts::random_token();
     let (st2, site2, t2) = (st.clone(), site.clone(), token.clone());
-    blocking(move || st2.sites.set_share_token(&site2, Some(&t2))).await?;
+    blocking(move || st2.ingest.sites.set_share_token(&site2, Some(&t2))).await?;
     Ok(Json(json!({ "share_token": token })))
 }
 
@@ -140,7 +142,7 @@ pub async fn unshare(
     let site = parse_site(&site)?;
     known(&st, &site)?;
     let st2 = st.clone();
-    blocking(move || st2.sites.set_share_token(&site, None)).await?;
+    blocking(move || st2.ingest.sites.set_share_token(&site, None)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -150,6 +152,7 @@ pub async fn resolve_share(
     Path(token): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let site = st
+        .ingest
         .sites
         .by_share_token(&token)
         .ok_or_else(|| ApiError::NotFound("this share link is not valid (any more)".into()))?;
@@ -186,8 +189,9 @@ pub async fn titles(
         .take(MAX_TITLE_PATHS)
         .collect();
     let map: serde_json::Map<String, Value> = st
+        .read
         .live
-        .titles(&site, paths.iter().map(String::as_str))
+        .titles(&site, &mut paths.iter().map(String::as_str))
         .into_iter()
         .map(|(p, t)| (p, Value::String(t)))
         .collect();

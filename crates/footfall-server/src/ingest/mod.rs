@@ -8,9 +8,10 @@ pub mod ua_cache;
 
 pub use meta::RequestMeta;
 
-use crate::app::AppState;
 use crate::error::ApiError;
-use axum::body::{Body, Bytes};
+use crate::http::read_body;
+use crate::state::AppState;
+use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -26,13 +27,6 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-
-/// Reads the body up to `max` bytes; larger bodies are refused without reading them all.
-pub async fn read_body(body: Body, max: usize) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, max)
-        .await
-        .map_err(|_| ApiError::BodyTooLarge(max))
-}
 
 /// A decoder for one wire format.
 pub type Decoder = fn(&[u8]) -> Result<IncomingEvent, DecodeError>;
@@ -80,6 +74,7 @@ pub async fn batch(
     let mut stored = 0;
     if !events.is_empty() {
         for d in st
+            .ingest
             .sequencer
             .write(events)
             .await
@@ -115,6 +110,7 @@ async fn single(
         }
     };
     let dispositions = st
+        .ingest
         .sequencer
         .write(events)
         .await
@@ -156,7 +152,7 @@ pub(crate) fn prepare(
         .domain
         .split(',')
         .filter_map(|d| SiteId::parse(d).ok())
-        .filter(|s| st.sites.contains(s))
+        .filter(|s| st.ingest.sites.contains(s))
         .collect();
     let sites: Vec<SiteId> = sites.into_iter().collect();
     if sites.is_empty() {
@@ -171,6 +167,7 @@ pub(crate) fn prepare(
         _ => meta.user_agent.clone(),
     };
     let client = st
+        .ingest
         .user_agents
         .classify(&user_agent)
         .ok_or(DropReason::Bot)?;
@@ -178,11 +175,11 @@ pub(crate) fn prepare(
         (true, Some(raw)) => raw.trim().parse().map_err(|_| DropReason::InvalidIp)?,
         _ => meta.client_ip,
     };
-    let geo = match &st.geo {
+    let geo = match &st.ingest.geo {
         Some(db) => db.lookup(ip),
         None => meta.edge_geo.clone(),
     };
-    let (salt, previous) = st.salts.get(st.clock.as_ref()).map_err(|e| {
+    let (salt, previous) = st.ingest.salts.get(st.clock.as_ref()).map_err(|e| {
         tracing::error!(error = %e, "salt rotation failed");
         DropReason::Internal
     })?;

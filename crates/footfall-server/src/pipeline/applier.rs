@@ -8,7 +8,7 @@
 
 use super::recovery::{self, Retention};
 use crate::metrics::Metrics;
-use footfall_store::{DuckStore, Log, LogPosition};
+use footfall_store::{EventStore, Log, LogPosition};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +25,7 @@ const RETRY: Duration = Duration::from_secs(1);
 const GATHER: Duration = Duration::from_millis(200);
 
 pub struct StorageApplier {
-    pub store: DuckStore,
+    pub store: Box<dyn EventStore>,
     pub log: Arc<dyn Log>,
     pub retention: Arc<Retention>,
     pub metrics: Arc<Metrics>,
@@ -132,10 +132,7 @@ impl StorageApplier {
             .map_err(|e| e.to_string())?;
         let records = recovery::decode(batch)?;
         let started = std::time::Instant::now();
-        let p = self
-            .store
-            .apply_records(&records)
-            .map_err(|e| e.to_string())?;
+        let p = self.store.apply(&records).map_err(|e| e.to_string())?;
         self.metrics
             .apply_seconds_sum_us
             .fetch_add(started.elapsed().as_micros() as u64, Relaxed);
@@ -161,7 +158,7 @@ fn yield_cpu_to_ingest() {
 
 /// Applies every record storage doesn't have yet, without a server (offline commands).
 /// Returns how many records were applied.
-pub fn catch_up(store: &mut DuckStore, log: &dyn Log) -> Result<u64, String> {
+pub fn catch_up(store: &mut dyn EventStore, log: &dyn Log) -> Result<u64, String> {
     let (mut applied, _) = store.applied().map_err(|e| e.to_string())?;
     let mut n = 0;
     while applied < log.end() {
@@ -170,7 +167,7 @@ pub fn catch_up(store: &mut DuckStore, log: &dyn Log) -> Result<u64, String> {
             .map_err(|e| e.to_string())?;
         let records = recovery::decode(batch)?;
         n += records.len() as u64;
-        applied = store.apply_records(&records).map_err(|e| e.to_string())?;
+        applied = store.apply(&records).map_err(|e| e.to_string())?;
     }
     Ok(n)
 }

@@ -13,6 +13,29 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{watch, Notify};
 
+/// The live-state seam: applied with committed records, read as per-site snapshots, and
+/// watched per site. Embedded: [`Live`], in memory; the cluster keeps the same in Redis.
+pub trait LiveState: Send + Sync {
+    /// Applies a committed (durable) record, waking the streams of the sites it changed.
+    fn apply(&self, rec: &CommitRecord);
+    /// The site's live stats as of `clock`'s now.
+    fn snapshot(&self, site: &SiteId, clock: &dyn Clock, limit: Option<usize>) -> LiveStats;
+    /// A feed of the site's version: it changes after every change to that site only.
+    fn subscribe(&self, site: &SiteId) -> watch::Receiver<u64>;
+    /// Visitors active now on `site`, without building the whole stats object.
+    fn active_count(&self, site: &SiteId, clock: &dyn Clock) -> usize;
+    /// The time of the site's first page view.
+    fn tracking_since(&self, site: &SiteId) -> Option<Timestamp>;
+    fn total_pageviews(&self, site: &SiteId) -> u64;
+    /// The latest title seen for each of `paths` that has one.
+    fn titles(&self, site: &SiteId, paths: &mut dyn Iterator<Item = &str>)
+        -> Vec<(String, String)>;
+    /// Everything a restart needs to continue (counters and active visitors).
+    fn to_snapshot(&self) -> LiveSnapshot;
+    /// The counters as they are now (compared with a rebuild from storage).
+    fn counters(&self) -> footfall_core::live::Counters;
+}
+
 pub struct Live {
     model: Mutex<LiveModel>,
     feeds: Mutex<HashMap<SiteId, watch::Sender<u64>>>,
@@ -32,13 +55,6 @@ impl Live {
         // A panic while holding the lock can't leave counters half-updated in a way that
         // matters more than stopping all reads would, so recover the guard.
         self.model.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Applies a committed (durable) record and wakes the streams of the sites it changed.
-    pub fn apply(&self, rec: &CommitRecord) {
-        let changed = self.model().apply(rec);
-        self.publish(changed);
-        self.expiry.notify_one();
     }
 
     /// The versions of `sites`, read after the change, so a stream never sees one go down.
@@ -70,16 +86,6 @@ impl Live {
         }
     }
 
-    /// A feed of `site`'s version: it changes after every change to that site only.
-    pub fn subscribe(&self, site: &SiteId) -> watch::Receiver<u64> {
-        let version = self.model().version(site);
-        let mut feeds = self.feeds.lock().unwrap_or_else(|p| p.into_inner());
-        feeds
-            .entry(site.clone())
-            .or_insert_with(|| watch::channel(version).0)
-            .subscribe()
-    }
-
     /// Expires inactive visitors as of now, waking the streams of the sites they left.
     pub fn expire(&self, clock: &dyn Clock) {
         let left = self.model().expire(clock.now());
@@ -89,33 +95,52 @@ impl Live {
     fn next_expiry(&self) -> Option<Timestamp> {
         self.model().active.next_expiry()
     }
+}
 
-    /// Visitors active now on `site`, without building the whole stats object.
-    pub fn active_count(&self, site: &SiteId, clock: &dyn Clock) -> usize {
+impl LiveState for Live {
+    fn apply(&self, rec: &CommitRecord) {
+        let changed = self.model().apply(rec);
+        self.publish(changed);
+        self.expiry.notify_one();
+    }
+
+    fn snapshot(&self, site: &SiteId, clock: &dyn Clock, limit: Option<usize>) -> LiveStats {
+        self.expire(clock);
+        self.model().stats(site, limit)
+    }
+
+    fn subscribe(&self, site: &SiteId) -> watch::Receiver<u64> {
+        let version = self.model().version(site);
+        let mut feeds = self.feeds.lock().unwrap_or_else(|p| p.into_inner());
+        feeds
+            .entry(site.clone())
+            .or_insert_with(|| watch::channel(version).0)
+            .subscribe()
+    }
+
+    fn active_count(&self, site: &SiteId, clock: &dyn Clock) -> usize {
         self.expire(clock);
         self.model().active.count(site)
     }
 
-    /// The time of the site's first page view.
-    pub fn tracking_since(&self, site: &SiteId) -> Option<Timestamp> {
+    fn tracking_since(&self, site: &SiteId) -> Option<Timestamp> {
         self.model()
             .counters
             .site(site)
             .and_then(|c| c.tracking_since)
     }
 
-    pub fn total_pageviews(&self, site: &SiteId) -> u64 {
+    fn total_pageviews(&self, site: &SiteId) -> u64 {
         self.model()
             .counters
             .site(site)
             .map_or(0, |c| c.total_pageviews)
     }
 
-    /// The latest title seen for each of `paths` that has one.
-    pub fn titles<'a>(
+    fn titles(
         &self,
         site: &SiteId,
-        paths: impl Iterator<Item = &'a str>,
+        paths: &mut dyn Iterator<Item = &str>,
     ) -> Vec<(String, String)> {
         let m = self.model();
         let Some(c) = m.counters.site(site) else {
@@ -129,19 +154,12 @@ impl Live {
             .collect()
     }
 
-    pub fn snapshot(&self, site: &SiteId, clock: &dyn Clock, limit: Option<usize>) -> LiveStats {
-        self.expire(clock);
-        self.model().stats(site, limit)
-    }
-
-    /// Everything a restart needs to continue (counters and active visitors).
-    pub fn to_snapshot(&self) -> LiveSnapshot {
-        self.model().to_snapshot()
-    }
-
-    /// The counters as they are now (tests compare them with a rebuild from storage).
-    pub fn counters(&self) -> footfall_core::live::Counters {
+    fn counters(&self) -> footfall_core::live::Counters {
         self.model().counters.clone()
+    }
+
+    fn to_snapshot(&self) -> LiveSnapshot {
+        self.model().to_snapshot()
     }
 }
 

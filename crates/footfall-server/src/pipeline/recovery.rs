@@ -14,7 +14,7 @@ use footfall_core::live::{LiveModel, LiveSnapshot};
 use footfall_core::record::CommitRecord;
 use footfall_core::sequence::Sequencer;
 use footfall_core::Timestamp;
-use footfall_store::{DuckStore, Log, LogError, LogPosition};
+use footfall_store::{EventStore, Log, LogError, LogPosition};
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 
 /// Records per read while replaying.
@@ -171,7 +171,7 @@ pub fn load_sequencer(
 pub fn load_live(
     file: &SnapshotFile,
     log: &dyn Log,
-    store: &DuckStore,
+    store: &dyn EventStore,
     active_timeout_ms: i64,
     now: Timestamp,
     rebuild_chunk: u64,
@@ -203,7 +203,7 @@ pub fn load_live(
         None => {
             // Storage's position is always retained by the log, so this always works.
             let (pos, _) = store.applied()?;
-            let counters = store.rebuild_counters(rebuild_chunk, now, |p| {
+            let counters = store.rebuild_counters(rebuild_chunk, now, &mut |p| {
                 tracing::info!(
                     done = p.done,
                     total = p.total,

@@ -3,7 +3,7 @@
 
 use crate::clock::Clock;
 use footfall_core::identify::visitor::Salt;
-use footfall_store::{DuckStore, StoreError};
+use footfall_store::{MetadataStore, StoreError};
 use rand::RngCore;
 use std::sync::{Mutex, RwLock};
 
@@ -15,7 +15,7 @@ struct Current {
 
 pub struct Salts {
     current: RwLock<Option<Current>>,
-    store: Mutex<DuckStore>,
+    store: Mutex<Box<dyn MetadataStore>>,
 }
 
 fn decode(hex_salt: &str) -> Result<Salt, StoreError> {
@@ -27,7 +27,7 @@ fn decode(hex_salt: &str) -> Result<Salt, StoreError> {
 }
 
 impl Salts {
-    pub fn new(store: DuckStore) -> Self {
+    pub fn new(store: Box<dyn MetadataStore>) -> Self {
         Salts {
             current: RwLock::new(None),
             store: Mutex::new(store),
@@ -42,13 +42,19 @@ impl Salts {
                 return Ok((c.today.clone(), c.yesterday.clone()));
             }
         }
-        let (today, yesterday) = {
+        let rotate = || {
             let store = self.store.lock().unwrap_or_else(|p| p.into_inner());
-            store.rotate_salts(day, || {
-                let mut b = [0u8; 16];
-                rand::rng().fill_bytes(&mut b);
-                hex::encode(b)
-            })?
+            let mut b = [0u8; 16];
+            rand::rng().fill_bytes(&mut b);
+            store.rotate_salts(day, &hex::encode(b))
+        };
+        // Once a day this reaches the store; on a request's async worker, tell the runtime
+        // so other requests move to another worker meanwhile.
+        let (today, yesterday) = match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(rotate)?
+            }
+            _ => rotate()?,
         };
         let cur = Current {
             day,

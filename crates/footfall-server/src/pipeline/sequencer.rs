@@ -10,7 +10,7 @@
 //! sequencer's state back to what the log holds (snapshot + replay, as at start), so
 //! nothing that was refused is ever counted.
 
-use super::live::Live;
+use super::live::LiveState;
 use super::recovery::{self, Retention};
 use super::snapshot::SnapshotFile;
 use crate::clock::Clock;
@@ -79,7 +79,7 @@ pub struct SequencerThread {
     pub identify: IdentifyConfig,
     pub id_base: u64,
     pub log: Arc<dyn Log>,
-    pub live: Arc<Live>,
+    pub live: Arc<dyn LiveState>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
     pub max_batch: usize,

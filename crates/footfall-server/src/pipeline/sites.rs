@@ -2,7 +2,7 @@
 
 use chrono_tz::Tz;
 use footfall_core::SiteId;
-use footfall_store::{DuckStore, StoreError};
+use footfall_store::{MetadataStore, StoreError};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -20,7 +20,7 @@ pub struct Sites {
     /// SHA-256 of each share token → its site. Looked up by hash so the time a lookup takes
     /// says nothing about how much of a guessed token was right.
     shares: RwLock<HashMap<[u8; 32], SiteId>>,
-    store: Mutex<DuckStore>,
+    store: Mutex<Box<dyn MetadataStore>>,
 }
 
 fn share_key(token: &str) -> [u8; 32] {
@@ -34,7 +34,7 @@ pub fn parse_timezone(name: &str) -> Result<Tz, String> {
 }
 
 impl Sites {
-    pub fn load(store: DuckStore) -> Result<Self, StoreError> {
+    pub fn load(store: Box<dyn MetadataStore>) -> Result<Self, StoreError> {
         let mut known = HashMap::new();
         let mut shares = HashMap::new();
         for s in store.sites()? {

@@ -1,19 +1,19 @@
 //! `POST /api/v2/query`: Plausible's Stats API v2 over the typed query model. Shared by the
 //! v1 routes, which translate their parameters into the same [`Query`].
 
-use crate::app::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
 use footfall_core::decode::limits;
-use footfall_core::query::plan::{self, BucketKey, Context, DuckDb};
+use footfall_core::query::plan::{self, BucketKey, Context};
 use footfall_core::query::result::{self, PartRows, Row};
 use footfall_core::query::time::{self, Bucket, Resolved};
 use footfall_core::query::{parse, Dimension, Query, QueryError, TimeBucket};
 use footfall_core::SiteId;
-use footfall_store::DuckStore;
+use footfall_store::EventStore;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -23,30 +23,30 @@ const MAX_BUCKETS: usize = 10_000;
 
 /// Read connections to the database, reused across queries.
 pub struct ReadPool {
-    idle: Mutex<Vec<DuckStore>>,
-    template: Mutex<DuckStore>,
+    idle: Mutex<Vec<Box<dyn EventStore>>>,
+    template: Mutex<Box<dyn EventStore>>,
 }
 
 impl ReadPool {
-    pub fn new(template: DuckStore) -> Self {
+    pub fn new(template: Box<dyn EventStore>) -> Self {
         ReadPool {
             idle: Mutex::new(Vec::new()),
             template: Mutex::new(template),
         }
     }
 
-    fn get(&self) -> Result<DuckStore, ApiError> {
+    fn get(&self) -> Result<Box<dyn EventStore>, ApiError> {
         if let Some(c) = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop() {
             return Ok(c);
         }
         self.template
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .try_clone()
+            .connect()
             .map_err(|e| ApiError::Unavailable(e.to_string()))
     }
 
-    fn put(&self, c: DuckStore) {
+    fn put(&self, c: Box<dyn EventStore>) {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < 8 {
             idle.push(c);
@@ -59,11 +59,11 @@ pub async fn v2(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let body = crate::ingest::read_body(body, limits::BODY_BYTES).await?;
+    let body = crate::http::read_body(body, limits::BODY_BYTES).await?;
     let value: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("request body is not valid JSON: {e}")))?;
     let site = site_of(&st, &headers, value.get("site_id").and_then(Value::as_str))?;
-    let q = parse::parse_v2(&value, st.sites.timezone(&site))?;
+    let q = parse::parse_v2(&value, st.ingest.sites.timezone(&site))?;
     let ex = execute(&st, &site, &q).await?;
     Ok(Json(v2_json(&site, &q, &ex)))
 }
@@ -76,7 +76,7 @@ pub fn site_of(st: &AppState, headers: &HeaderMap, raw: Option<&str>) -> Result<
     let site = SiteId::parse(raw)
         .map_err(|e| ApiError::Query(QueryError::new("site_id", e.to_string())))?;
     crate::auth::require_stats(st, headers, &site)?;
-    if !st.sites.contains(&site) {
+    if !st.ingest.sites.contains(&site) {
         return Err(ApiError::NotFound(format!("site {site} is not registered")));
     }
     Ok(site)
@@ -126,12 +126,12 @@ pub async fn run_range(
         buckets: key.as_ref(),
         visit_gap_ms: st.config.visit_gap_ms,
     };
-    let sql = plan::plan(q, &cx, &DuckDb);
     // Everything acknowledged before this query began is in its answer.
-    if !st.stored.wait(READ_BARRIER_WAIT).await {
+    if !st.read.stored.wait(READ_BARRIER_WAIT).await {
         tracing::warn!("storage is behind the log; answering from what is stored");
     }
-    let conn = st.reads.get()?;
+    let conn = st.read.reads.get()?;
+    let sql = plan::plan(q, &cx, conn.dialect());
     let st2 = st.clone();
     let (conn, parts) = tokio::task::spawn_blocking(move || {
         let parts: Result<Vec<PartRows>, _> = sql
@@ -145,7 +145,7 @@ pub async fn run_range(
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))?;
-    st2.reads.put(conn);
+    st2.read.reads.put(conn);
     let mut parts = parts.map_err(|e| ApiError::Internal(e.to_string()))?;
     // The SQL grouped by bucket keys; put the labels back.
     if let (Some(i), Some(key), Some((_, bs))) = (
@@ -178,7 +178,7 @@ pub fn resolve(st: &AppState, site: &SiteId, q: &Query) -> Resolved {
     let today = q
         .relative_date
         .unwrap_or_else(|| time::local_date(tz, st.clock.now().0));
-    let first = st.live.tracking_since(site).map(|t| t.0);
+    let first = st.read.live.tracking_since(site).map(|t| t.0);
     time::resolve(&q.date_range, tz, today, first)
 }
 

@@ -1,8 +1,8 @@
 //! `GET /api/stats/{site}/live`: the seed's getStats, read from counters kept on write —
 //! O(1) in stored events.
 
-use crate::app::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::Json;
@@ -20,7 +20,7 @@ pub struct LiveParams {
 pub fn authorized_site(st: &AppState, headers: &HeaderMap, raw: &str) -> Result<SiteId, ApiError> {
     let site = SiteId::parse(raw).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     crate::auth::require_read(st, headers, &site)?;
-    if !st.sites.contains(&site) {
+    if !st.ingest.sites.contains(&site) {
         return Err(ApiError::NotFound(format!("site {site} is not registered")));
     }
     Ok(site)
@@ -33,5 +33,9 @@ pub async fn live(
     headers: HeaderMap,
 ) -> Result<Json<LiveStats>, ApiError> {
     let site = authorized_site(&st, &headers, &site)?;
-    Ok(Json(st.live.snapshot(&site, st.clock.as_ref(), p.limit)))
+    Ok(Json(st.read.live.snapshot(
+        &site,
+        st.clock.as_ref(),
+        p.limit,
+    )))
 }

@@ -3,8 +3,8 @@
 //! only grow: a snapshot is built after the change it reports, never before.
 
 use super::stats::{authorized_site, LiveParams};
-use crate::app::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -34,7 +34,7 @@ pub async fn live_stream(
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let site = authorized_site(&st, &headers, &site)?;
-    let mut feed = st.live.subscribe(&site);
+    let mut feed = st.read.live.subscribe(&site);
     let mut shutdown = st.shutdown.clone();
     st.metrics.sse_subscribers.fetch_add(1, Relaxed);
     let guard = Subscribed(st.clone());
@@ -48,7 +48,7 @@ pub async fn live_stream(
             if crate::auth::require_read(&st, &headers, &site).is_err() {
                 return;
             }
-            let snap = st.live.snapshot(&site, st.clock.as_ref(), p.limit);
+            let snap = st.read.live.snapshot(&site, st.clock.as_ref(), p.limit);
             if snap.version > last_sent {
                 last_sent = snap.version;
                 let data = serde_json::to_string(&snap).unwrap_or_else(|_| "{}".into());

@@ -2,8 +2,8 @@
 //! v2 — no second filter builder.
 
 use super::query::{execute, site_of};
-use crate::app::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 use axum::extract::{Query as Params, State};
 use axum::http::HeaderMap;
 use axum::Json;
@@ -78,7 +78,7 @@ fn base_query(
         site: site.to_string(),
         date_range,
         relative_date,
-        timezone: st.sites.timezone(&site),
+        timezone: st.ingest.sites.timezone(&site),
         metrics,
         dimensions: Vec::new(),
         filters,
@@ -112,7 +112,10 @@ pub async fn realtime(
     Params(p): Params<V1Params>,
 ) -> Result<Json<Value>, ApiError> {
     let site = site_of(&st, &headers, p.site_id.as_deref())?;
-    Ok(Json(json!(st.live.active_count(&site, st.clock.as_ref()))))
+    Ok(Json(json!(st
+        .read
+        .live
+        .active_count(&site, st.clock.as_ref()))))
 }
 
 /// `GET /api/v1/stats/aggregate` → `{"results": {"visitors": {"value": 1, "change": 5}}}`

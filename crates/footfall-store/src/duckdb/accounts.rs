@@ -2,23 +2,9 @@
 //! hashing and token generation happen in the server.
 
 use super::DuckStore;
+use crate::metadata::{SessionRecord, UserRow};
 use crate::StoreError;
 use ::duckdb::params;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserRow {
-    pub username: String,
-    pub password_hash: String,
-    pub created_at: i64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionRecord {
-    pub token_hash: String,
-    pub username: String,
-    pub csrf: String,
-    pub expires_at: i64,
-}
 
 impl DuckStore {
     /// Adds a user or replaces their password; returns whether the user is new.

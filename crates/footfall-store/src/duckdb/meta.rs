@@ -1,20 +1,10 @@
 //! Metadata: sites and the daily salts.
 
 use super::DuckStore;
+use crate::metadata::{ApiKeyRow, Site};
 use crate::StoreError;
 use ::duckdb::params;
 use footfall_core::SiteId;
-
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Site {
-    pub domain: SiteId,
-    pub public: bool,
-    pub created_at: i64,
-    /// IANA time zone name for reports.
-    pub timezone: String,
-    /// Token of the read-only public link, if one is enabled.
-    pub share_token: Option<String>,
-}
 
 impl DuckStore {
     /// Registers a site; returns false if it already existed (its settings are updated).
@@ -122,16 +112,6 @@ impl DuckStore {
         let rows = stmt.query_map([], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
-}
-
-/// A stored API key: never the key itself, only its hash.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiKeyRow {
-    pub id: String,
-    pub hash: String,
-    pub sites: Vec<String>,
-    pub created_at: i64,
-    pub revoked: bool,
 }
 
 impl DuckStore {

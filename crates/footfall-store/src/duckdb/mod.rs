@@ -7,13 +7,15 @@ mod query;
 mod rebuild;
 mod schema;
 
-pub use accounts::{SessionRecord, UserRow};
-pub use meta::{ApiKeyRow, Site};
-pub use query::QueryRow;
-pub use rebuild::RebuildProgress;
-
+use crate::event_store::{EventStore, QueryRow, RebuildProgress};
+use crate::log::LogPosition;
+use crate::metadata::{ApiKeyRow, MetadataStore, SessionRecord, Site, UserRow};
 use crate::StoreError;
 use ::duckdb::Connection;
+use footfall_core::live::Counters;
+use footfall_core::query::plan::{Dialect, DuckDb, SqlQuery};
+use footfall_core::record::CommitRecord;
+use footfall_core::{SiteId, Timestamp};
 use std::path::{Path, PathBuf};
 
 /// One DuckDB database file. Each `DuckStore` is one connection; `try_clone` gives another
@@ -71,4 +73,138 @@ impl DuckStore {
         self.conn.execute_batch("CHECKPOINT")?;
         Ok(())
     }
+}
+
+static DIALECT: DuckDb = DuckDb;
+
+impl EventStore for DuckStore {
+    fn applied(&self) -> Result<(LogPosition, u64), StoreError> {
+        DuckStore::applied(self)
+    }
+
+    fn apply(
+        &mut self,
+        records: &[(LogPosition, CommitRecord)],
+    ) -> Result<LogPosition, StoreError> {
+        self.apply_records(records)
+    }
+
+    fn dialect(&self) -> &'static dyn Dialect {
+        &DIALECT
+    }
+
+    fn run_query(&self, q: &SqlQuery) -> Result<Vec<QueryRow>, StoreError> {
+        DuckStore::run_query(self, q)
+    }
+
+    fn rebuild_counters(
+        &self,
+        chunk_size: u64,
+        now: Timestamp,
+        progress: &mut dyn FnMut(RebuildProgress) -> bool,
+    ) -> Result<Counters, StoreError> {
+        DuckStore::rebuild_counters(self, chunk_size, now, progress)
+    }
+
+    fn checkpoint(&self) -> Result<(), StoreError> {
+        DuckStore::checkpoint(self)
+    }
+
+    fn connect(&self) -> Result<Box<dyn EventStore>, StoreError> {
+        Ok(Box::new(self.try_clone()?))
+    }
+}
+
+impl MetadataStore for DuckStore {
+    fn add_site(&self, site: &SiteId, public: bool, now_ms: i64) -> Result<bool, StoreError> {
+        DuckStore::add_site(self, site, public, now_ms)
+    }
+
+    fn sites(&self) -> Result<Vec<Site>, StoreError> {
+        DuckStore::sites(self)
+    }
+
+    fn set_site_timezone(&self, site: &SiteId, timezone: &str) -> Result<(), StoreError> {
+        DuckStore::set_site_timezone(self, site, timezone)
+    }
+
+    fn set_share_token(&self, site: &SiteId, token: Option<&str>) -> Result<(), StoreError> {
+        DuckStore::set_share_token(self, site, token)
+    }
+
+    fn rotate_salts(&self, day: i64, fresh: &str) -> Result<(String, Option<String>), StoreError> {
+        DuckStore::rotate_salts(self, day, || fresh.to_string())
+    }
+
+    fn salt_days(&self) -> Result<Vec<i64>, StoreError> {
+        DuckStore::salt_days(self)
+    }
+
+    fn create_api_key(
+        &self,
+        id: &str,
+        hash: &str,
+        sites: &[SiteId],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        DuckStore::create_api_key(self, id, hash, sites, now_ms)
+    }
+
+    fn revoke_api_key(&self, id: &str, now_ms: i64) -> Result<bool, StoreError> {
+        DuckStore::revoke_api_key(self, id, now_ms)
+    }
+
+    fn api_keys(&self) -> Result<Vec<ApiKeyRow>, StoreError> {
+        DuckStore::api_keys(self)
+    }
+
+    fn put_user(
+        &self,
+        username: &str,
+        password_hash: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        DuckStore::put_user(self, username, password_hash, now_ms)
+    }
+
+    fn users(&self) -> Result<Vec<UserRow>, StoreError> {
+        DuckStore::users(self)
+    }
+
+    fn delete_user_sessions(&self, username: &str) -> Result<(), StoreError> {
+        DuckStore::delete_user_sessions(self, username)
+    }
+
+    fn delete_user(&self, username: &str) -> Result<bool, StoreError> {
+        DuckStore::delete_user(self, username)
+    }
+
+    fn put_session(&self, s: &SessionRecord, now_ms: i64) -> Result<(), StoreError> {
+        DuckStore::put_session(self, s, now_ms)
+    }
+
+    fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
+        DuckStore::delete_session(self, token_hash)
+    }
+
+    fn live_sessions(&self, now_ms: i64) -> Result<Vec<SessionRecord>, StoreError> {
+        DuckStore::live_sessions(self, now_ms)
+    }
+
+    fn checkpoint(&self) -> Result<(), StoreError> {
+        DuckStore::checkpoint(self)
+    }
+
+    fn connect(&self) -> Result<Box<dyn MetadataStore>, StoreError> {
+        Ok(Box::new(self.try_clone()?))
+    }
+}
+
+/// The embedded backend's stores, opened on one DuckDB file in `data_dir`.
+pub fn open(data_dir: &Path, memory_limit: Option<&str>) -> Result<crate::Stores, StoreError> {
+    let store = DuckStore::open_with(data_dir, memory_limit)?;
+    Ok(crate::Stores {
+        metadata: Box::new(store.try_clone()?),
+        events: Box::new(store),
+    })
 }

@@ -1,12 +1,10 @@
 //! Running planned read queries.
 
 use super::DuckStore;
+use crate::event_store::QueryRow;
 use crate::StoreError;
 use ::duckdb::types::Value;
 use footfall_core::query::plan::{Param, SqlQuery};
-
-/// One result row: dimension values as text, then numbers (None for NULL).
-pub type QueryRow = (Vec<String>, Vec<Option<f64>>);
 
 impl DuckStore {
     pub fn run_query(&self, q: &SqlQuery) -> Result<Vec<QueryRow>, StoreError> {

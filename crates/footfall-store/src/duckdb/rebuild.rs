@@ -10,19 +10,12 @@
 //! changes `events` or `sessions`, so running it again is harmless.
 
 use super::DuckStore;
+use crate::event_store::RebuildProgress;
 use crate::StoreError;
 use footfall_core::live::Counters;
 use footfall_core::{EventId, SiteId, Timestamp, VisitorId};
 
 const DAY_MS: i64 = 86_400_000;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RebuildProgress {
-    /// Events processed so far.
-    pub done: u64,
-    pub total: u64,
-    pub chunks: u64,
-}
 
 fn site(raw: String) -> Result<SiteId, StoreError> {
     SiteId::parse(&raw).map_err(|e| StoreError::Corrupt(e.to_string()))

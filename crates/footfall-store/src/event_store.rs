@@ -1,0 +1,54 @@
+//! The event store seam: where committed records end up and where reports are read from.
+//! Embedded: DuckDB (`crate::duckdb`). The cluster's ClickHouse backend implements the
+//! same trait; nothing outside a backend names its engine.
+
+use crate::log::LogPosition;
+use crate::StoreError;
+use footfall_core::live::Counters;
+use footfall_core::query::plan::{Dialect, SqlQuery};
+use footfall_core::record::CommitRecord;
+use footfall_core::Timestamp;
+
+/// One result row of a planned query: dimension values as text, then numbers.
+pub type QueryRow = (Vec<String>, Vec<Option<f64>>);
+
+/// Progress of a counter rebuild, reported after each chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RebuildProgress {
+    /// Events processed so far.
+    pub done: u64,
+    pub total: u64,
+    pub chunks: u64,
+}
+
+pub trait EventStore: Send {
+    /// The last log position whose records are stored, and the base for event ids (ids
+    /// written before the log existed stay below it).
+    fn applied(&self) -> Result<(LogPosition, u64), StoreError>;
+
+    /// Stores every record after the applied position, atomically with the new position:
+    /// records at or before it are skipped, so applying again is harmless, and a crash at
+    /// any point leaves either all of a call's records or none.
+    fn apply(&mut self, records: &[(LogPosition, CommitRecord)])
+        -> Result<LogPosition, StoreError>;
+
+    /// The SQL dialect queries for this store are planned in.
+    fn dialect(&self) -> &'static dyn Dialect;
+
+    fn run_query(&self, q: &SqlQuery) -> Result<Vec<QueryRow>, StoreError>;
+
+    /// Recomputes the live counters from stored events as of `now`, in chunks, resuming an
+    /// interrupted rebuild. `progress` returning false stops with `Interrupted`.
+    fn rebuild_counters(
+        &self,
+        chunk_size: u64,
+        now: Timestamp,
+        progress: &mut dyn FnMut(RebuildProgress) -> bool,
+    ) -> Result<Counters, StoreError>;
+
+    /// Makes what is stored durable in the store's own files (at shutdown).
+    fn checkpoint(&self) -> Result<(), StoreError>;
+
+    /// Another connection to the same store, for another thread.
+    fn connect(&self) -> Result<Box<dyn EventStore>, StoreError>;
+}

@@ -1,0 +1,91 @@
+//! The metadata store seam: sites, daily salts, API keys, dashboard users and their login
+//! sessions, share links. Embedded: tables in the DuckDB file; cluster: PostgreSQL.
+
+use crate::StoreError;
+use footfall_core::SiteId;
+
+/// A registered site.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Site {
+    pub domain: SiteId,
+    pub public: bool,
+    pub created_at: i64,
+    /// IANA time zone name for reports.
+    pub timezone: String,
+    /// Token of the read-only public link, if one is enabled.
+    pub share_token: Option<String>,
+}
+
+/// A stored API key: never the key itself, only its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRow {
+    pub id: String,
+    pub hash: String,
+    pub sites: Vec<String>,
+    pub created_at: i64,
+    pub revoked: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRow {
+    pub username: String,
+    pub password_hash: String,
+    pub created_at: i64,
+}
+
+/// A dashboard login, stored by the hash of its cookie.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub token_hash: String,
+    pub username: String,
+    pub csrf: String,
+    pub expires_at: i64,
+}
+
+pub trait MetadataStore: Send {
+    /// Registers a site; returns false if it already existed (its settings are updated).
+    fn add_site(&self, site: &SiteId, public: bool, now_ms: i64) -> Result<bool, StoreError>;
+    fn sites(&self) -> Result<Vec<Site>, StoreError>;
+    /// Sets the time zone reports use for a site (an IANA name, validated by the caller).
+    fn set_site_timezone(&self, site: &SiteId, timezone: &str) -> Result<(), StoreError>;
+    /// Enables (Some) or disables (None) the site's public read-only link.
+    fn set_share_token(&self, site: &SiteId, token: Option<&str>) -> Result<(), StoreError>;
+
+    /// The salts for `day` and `day − 1`, storing `fresh` as today's if there is none yet,
+    /// and deleting every older one: a salt lives at most 48 hours.
+    fn rotate_salts(&self, day: i64, fresh: &str) -> Result<(String, Option<String>), StoreError>;
+    fn salt_days(&self) -> Result<Vec<i64>, StoreError>;
+
+    fn create_api_key(
+        &self,
+        id: &str,
+        hash: &str,
+        sites: &[SiteId],
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+    /// Returns whether a live key with this id existed.
+    fn revoke_api_key(&self, id: &str, now_ms: i64) -> Result<bool, StoreError>;
+    fn api_keys(&self) -> Result<Vec<ApiKeyRow>, StoreError>;
+
+    /// Adds a user or replaces their password; returns whether the user is new.
+    fn put_user(
+        &self,
+        username: &str,
+        password_hash: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
+    fn users(&self) -> Result<Vec<UserRow>, StoreError>;
+    fn delete_user_sessions(&self, username: &str) -> Result<(), StoreError>;
+    /// Removes a user and their sessions; returns whether the user existed.
+    fn delete_user(&self, username: &str) -> Result<bool, StoreError>;
+    fn put_session(&self, s: &SessionRecord, now_ms: i64) -> Result<(), StoreError>;
+    fn delete_session(&self, token_hash: &str) -> Result<(), StoreError>;
+    /// Sessions not yet expired (expired ones are deleted).
+    fn live_sessions(&self, now_ms: i64) -> Result<Vec<SessionRecord>, StoreError>;
+
+    /// Makes changes durable in the store's own files (offline commands, shutdown).
+    fn checkpoint(&self) -> Result<(), StoreError>;
+
+    /// Another connection to the same store, for another thread.
+    fn connect(&self) -> Result<Box<dyn MetadataStore>, StoreError>;
+}
