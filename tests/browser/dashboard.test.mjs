@@ -216,7 +216,9 @@ test('numbers: the cards and the top pages match the traffic sent and the query 
     assert.deepEqual(await panelRows(page, 'pages'), [{ label: '/', value: '3' }, { label: '/pricing', value: '2' }]);
     // Titles come from /titles.
     await page.locator('[data-panel="pages"] .ff-row-sub', { hasText: 'Pricing plans' }).waitFor();
-    // The graph has one point per day of the last 7 and no error banner.
+    // The graph has one point per day of the last 7 and no error banner. (It is drawn by its
+    // own query, which may answer after the cards: wait for it rather than count at once.)
+    await page.locator('.ff-chart-x text').first().waitFor();
     assert.equal(await page.locator('.ff-chart-x text').count() > 0, true);
     assert.equal(await page.locator('.ff-banner.is-error').isVisible(), false);
   } finally {

@@ -10,6 +10,7 @@ pub mod drop;
 pub mod enrich;
 pub mod event;
 pub mod identify;
+pub mod intern;
 pub mod live;
 pub mod query;
 pub mod record;

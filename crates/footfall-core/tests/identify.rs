@@ -132,8 +132,8 @@ fn out_of_order_event_joins_its_visit() {
     assert_eq!(r.pageview(5 * MIN, "/b").session, s);
     let after = r.outcomes[1].2.session_after.clone().unwrap();
     assert_eq!(after.start, Timestamp(5 * MIN));
-    assert_eq!(after.entry_page, "/b");
-    assert_eq!(after.exit_page, "/a");
+    assert_eq!(&*after.entry_page, "/b");
+    assert_eq!(&*after.exit_page, "/a");
 }
 
 #[test]
@@ -144,12 +144,12 @@ fn duration_from_next_pageview_and_from_last_ping() {
     let d = &r.outcomes[1].2.durations;
     assert!(d
         .iter()
-        .any(|c| c.pathname == "/a" && c.before.is_none() && c.after == Some(40_000)));
+        .any(|c| &*c.pathname == "/a" && c.before.is_none() && c.after == Some(40_000)));
     let hb = r.feed(ev(EventKind::Heartbeat, 70_000, "/b", 7));
     assert_eq!(hb.durations.len(), 1);
     assert_eq!(
         (
-            hb.durations[0].pathname.as_str(),
+            &*hb.durations[0].pathname,
             hb.durations[0].before,
             hb.durations[0].after
         ),

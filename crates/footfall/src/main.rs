@@ -2,11 +2,6 @@
 
 mod settings;
 
-/// glibc's malloc spends a tenth of ingest's CPU in arena contention between the HTTP
-/// workers, the sequencer and DuckDB; mimalloc doesn't.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use clap::{Parser, Subcommand};
 use footfall_core::SiteId;
 use footfall_server::{start, SystemClock};

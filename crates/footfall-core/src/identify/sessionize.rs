@@ -13,7 +13,8 @@
 //! and write collapsing rows (`sign = −1` for the old state, `+1` for the new).
 
 use crate::drop::DropReason;
-use crate::event::{EnrichedEvent, EventKind, Utm};
+use crate::event::{EnrichedEvent, EventKind};
+use crate::intern::Interner;
 use crate::types::{EventId, SessionId, SiteId, Timestamp, VisitorId};
 use serde::{Deserialize, Serialize};
 use siphasher::sip::SipHasher13;
@@ -37,22 +38,10 @@ impl Default for Config {
     }
 }
 
-/// The visit's attributes, taken from its first event.
+/// The visit's attributes, taken from its first event, as shared strings in the order of
+/// [`COLUMNS`](Self::COLUMNS) (see [`value`](Self::value)).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct SessionAttrs {
-    pub hostname: String,
-    pub referrer: String,
-    pub referrer_source: String,
-    pub utm: Utm,
-    pub country: String,
-    pub region: String,
-    pub city: String,
-    pub browser: String,
-    pub browser_version: String,
-    pub os: String,
-    pub os_version: String,
-    pub device: String,
-}
+pub struct SessionAttrs([Arc<str>; 16]);
 
 impl SessionAttrs {
     /// Storage column names of the attributes, in the order of [`value`](Self::value):
@@ -78,42 +67,32 @@ impl SessionAttrs {
 
     /// The value of column `i` of [`COLUMNS`](Self::COLUMNS) ("" past the end).
     pub fn value(&self, i: usize) -> &str {
-        match i {
-            0 => &self.hostname,
-            1 => &self.referrer,
-            2 => &self.referrer_source,
-            3 => &self.utm.source,
-            4 => &self.utm.medium,
-            5 => &self.utm.campaign,
-            6 => &self.utm.content,
-            7 => &self.utm.term,
-            8 => &self.country,
-            9 => &self.region,
-            10 => &self.city,
-            11 => &self.browser,
-            12 => &self.browser_version,
-            13 => &self.os,
-            14 => &self.os_version,
-            15 => &self.device,
-            _ => "",
-        }
+        self.0.get(i).map_or("", |v| v)
     }
 
-    pub fn from_event(ev: &EnrichedEvent) -> Self {
-        SessionAttrs {
-            hostname: ev.hostname.clone(),
-            referrer: ev.referrer.clone(),
-            referrer_source: ev.referrer_source.clone(),
-            utm: ev.utm.clone(),
-            country: ev.geo.country.clone().unwrap_or_default(),
-            region: ev.geo.region.clone().unwrap_or_default(),
-            city: ev.geo.city.clone().unwrap_or_default(),
-            browser: ev.client.browser.clone(),
-            browser_version: ev.client.browser_version.clone(),
-            os: ev.client.os.clone(),
-            os_version: ev.client.os_version.clone(),
-            device: ev.client.device.clone(),
+    pub fn from_event(ev: &EnrichedEvent, strings: &mut Interner) -> Self {
+        fn opt(v: &Option<String>) -> &str {
+            v.as_deref().unwrap_or("")
         }
+        let values: [&str; 16] = [
+            &ev.hostname,
+            &ev.referrer,
+            &ev.referrer_source,
+            &ev.utm.source,
+            &ev.utm.medium,
+            &ev.utm.campaign,
+            &ev.utm.content,
+            &ev.utm.term,
+            opt(&ev.geo.country),
+            opt(&ev.geo.region),
+            opt(&ev.geo.city),
+            &ev.client.browser,
+            &ev.client.browser_version,
+            &ev.client.os,
+            &ev.client.os_version,
+            &ev.client.device,
+        ];
+        SessionAttrs(values.map(|v| strings.get(v)))
     }
 }
 
@@ -126,8 +105,8 @@ pub struct SessionRow {
     pub version: u64,
     pub start: Timestamp,
     pub end: Timestamp,
-    pub entry_page: String,
-    pub exit_page: String,
+    pub entry_page: Arc<str>,
+    pub exit_page: Arc<str>,
     pub pageviews: u32,
     pub events: u32,
     pub is_bounce: bool,
@@ -145,7 +124,7 @@ impl SessionRow {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DurationChange {
     pub event: EventId,
-    pub pathname: String,
+    pub pathname: Arc<str>,
     pub before: Option<i64>,
     pub after: Option<i64>,
 }
@@ -172,7 +151,7 @@ pub struct Outcome {
 struct Pageview {
     event: EventId,
     ts: Timestamp,
-    pathname: String,
+    pathname: Arc<str>,
     duration: Option<i64>,
 }
 
@@ -188,7 +167,7 @@ struct Visit {
 struct VisitorState {
     visits: Vec<Visit>,
     /// Counted page views per path, for dedup.
-    counted: HashMap<String, Vec<Timestamp>>,
+    counted: HashMap<Arc<str>, Vec<Timestamp>>,
     last_seen: Timestamp,
 }
 
@@ -205,6 +184,9 @@ pub struct Identifier {
     /// As a list of pairs: serde formats need string map keys, and this key is a tuple.
     #[serde(with = "visitor_map")]
     visitors: HashMap<(SiteId, VisitorId), VisitorState>,
+    /// Paths and visit attributes, shared between visitors.
+    #[serde(skip)]
+    strings: Interner,
 }
 
 mod visitor_map {
@@ -230,6 +212,7 @@ impl Identifier {
         Identifier {
             cfg,
             visitors: HashMap::new(),
+            strings: Interner::default(),
         }
     }
 
@@ -256,7 +239,7 @@ impl Identifier {
         let ts = ev.ts;
 
         let deduped = ev.kind == EventKind::Pageview && cfg.dedup_window_ms > 0 && {
-            let times = state.counted.get(&ev.pathname);
+            let times = state.counted.get(ev.pathname.as_str());
             times.is_some_and(|t| t.iter().any(|c| (ts.0 - c.0).abs() < cfg.dedup_window_ms))
         };
 
@@ -293,12 +276,12 @@ impl Identifier {
                     version: 0,
                     start: ts,
                     end: ts,
-                    entry_page: ev.pathname.clone(),
-                    exit_page: ev.pathname.clone(),
+                    entry_page: self.strings.get(&ev.pathname),
+                    exit_page: self.strings.get(&ev.pathname),
                     pageviews: 0,
                     events: 0,
                     is_bounce: true,
-                    attrs: Arc::new(SessionAttrs::from_event(ev)),
+                    attrs: Arc::new(SessionAttrs::from_event(ev, &mut self.strings)),
                 };
                 let pos = state.visits.partition_point(|v| v.row.start <= ts);
                 state.visits.insert(
@@ -324,7 +307,7 @@ impl Identifier {
                     Pageview {
                         event: event_id,
                         ts,
-                        pathname: ev.pathname.clone(),
+                        pathname: self.strings.get(&ev.pathname),
                         duration: None,
                     },
                 );
@@ -332,7 +315,7 @@ impl Identifier {
                 visit.row.events += 1;
                 state
                     .counted
-                    .entry(ev.pathname.clone())
+                    .entry(self.strings.get(&ev.pathname))
                     .or_default()
                     .push(ts);
                 visit.row.start = visit.row.start.min(ts);
@@ -420,6 +403,7 @@ impl Identifier {
             });
             !st.visits.is_empty() || !st.counted.is_empty()
         });
+        self.strings.purge();
     }
 }
 

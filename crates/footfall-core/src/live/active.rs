@@ -3,14 +3,16 @@
 //! as entries change, so reading them costs O(paths) rather than O(visitors).
 
 use crate::event::GeoHint;
+use crate::intern::Interner;
 use crate::types::{SiteId, Timestamp, VisitorId};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct Location {
-    pub country: Option<String>,
-    pub city: Option<String>,
+    pub country: Option<Arc<str>>,
+    pub city: Option<Arc<str>>,
     /// Degrees × 100, so locations can be grouped and hashed.
     #[serde(skip)]
     pub lat_e2: i32,
@@ -19,11 +21,11 @@ pub struct Location {
 }
 
 impl Location {
-    fn from_geo(geo: &GeoHint) -> Option<Location> {
+    fn from_geo(geo: &GeoHint, strings: &mut Interner) -> Option<Location> {
         let (lat, lon) = (geo.latitude?, geo.longitude?);
         Some(Location {
-            country: geo.country.clone(),
-            city: geo.city.clone(),
+            country: geo.country.as_deref().map(|c| strings.get(c)),
+            city: geo.city.as_deref().map(|c| strings.get(c)),
             lat_e2: (lat * 100.0).round() as i32,
             lon_e2: (lon * 100.0).round() as i32,
         })
@@ -43,14 +45,14 @@ pub struct ActiveSnapshot {
 #[derive(Debug, Clone)]
 struct Entry {
     last_seen: Timestamp,
-    path: String,
+    path: Arc<str>,
     location: Option<Location>,
 }
 
 #[derive(Debug, Default)]
 struct SiteTally {
     count: usize,
-    by_path: HashMap<String, usize>,
+    by_path: HashMap<Arc<str>, usize>,
     by_location: HashMap<Location, usize>,
 }
 
@@ -87,6 +89,8 @@ pub struct ActiveVisitors {
     entries: HashMap<(SiteId, VisitorId), Entry>,
     by_last_seen: BTreeSet<(Timestamp, SiteId, VisitorId)>,
     sites: HashMap<SiteId, SiteTally>,
+    /// Paths and places, shared between visitors.
+    strings: Interner,
 }
 
 impl ActiveVisitors {
@@ -96,6 +100,7 @@ impl ActiveVisitors {
             entries: HashMap::new(),
             by_last_seen: BTreeSet::new(),
             sites: HashMap::new(),
+            strings: Interner::default(),
         }
     }
 
@@ -121,15 +126,17 @@ impl ActiveVisitors {
             }
             None => Entry {
                 last_seen: ts,
-                path: path.to_string(),
+                path: self.strings.get(path),
                 location: None,
             },
         };
         if ts >= entry.last_seen {
             entry.last_seen = ts;
-            path.clone_into(&mut entry.path);
+            if *entry.path != *path {
+                entry.path = self.strings.get(path);
+            }
         }
-        if let Some(l) = Location::from_geo(geo) {
+        if let Some(l) = Location::from_geo(geo, &mut self.strings) {
             entry.location = Some(l);
         }
         tally.add(&entry);
@@ -164,6 +171,10 @@ impl ActiveVisitors {
             site_changed(&site);
             n += 1;
         }
+        // Amortised: forget paths and places no visitor holds once they outnumber visitors.
+        if self.strings.len() > 2 * (self.entries.len() + 1024) {
+            self.strings.purge();
+        }
         n
     }
 
@@ -182,11 +193,11 @@ impl ActiveVisitors {
                 site: site.clone(),
                 visitor: *visitor,
                 last_seen: e.last_seen,
-                path: e.path.clone(),
-                location: e
-                    .location
-                    .as_ref()
-                    .map(|l| (l.country.clone(), l.city.clone(), l.lat_e2, l.lon_e2)),
+                path: e.path.to_string(),
+                location: e.location.as_ref().map(|l| {
+                    let text = |v: &Option<Arc<str>>| v.as_deref().map(str::to_string);
+                    (text(&l.country), text(&l.city), l.lat_e2, l.lon_e2)
+                }),
             })
             .collect()
     }
@@ -194,12 +205,13 @@ impl ActiveVisitors {
     pub fn restore(timeout_ms: i64, entries: Vec<ActiveSnapshot>) -> Self {
         let mut a = ActiveVisitors::new(timeout_ms);
         for s in entries {
+            let strings = &mut a.strings;
             let entry = Entry {
                 last_seen: s.last_seen,
-                path: s.path,
+                path: strings.get(&s.path),
                 location: s.location.map(|(country, city, lat_e2, lon_e2)| Location {
-                    country,
-                    city,
+                    country: country.as_deref().map(|c| strings.get(c)),
+                    city: city.as_deref().map(|c| strings.get(c)),
                     lat_e2,
                     lon_e2,
                 }),
@@ -225,7 +237,7 @@ impl ActiveVisitors {
         let mut v: Vec<_> = self
             .sites
             .get(site)
-            .map(|t| t.by_path.iter().map(|(p, n)| (p.clone(), *n)).collect())
+            .map(|t| t.by_path.iter().map(|(p, n)| (p.to_string(), *n)).collect())
             .unwrap_or_default();
         v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         v

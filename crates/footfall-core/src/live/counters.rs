@@ -86,7 +86,13 @@ impl SiteCounters {
     }
 
     pub fn apply_duration(&mut self, change: &DurationChange) {
-        let p = self.paths.entry(change.pathname.clone()).or_default();
+        if !self.paths.contains_key(&*change.pathname) {
+            self.paths
+                .insert(change.pathname.to_string(), PathStats::default());
+        }
+        let Some(p) = self.paths.get_mut(&*change.pathname) else {
+            return;
+        };
         if let Some(b) = change.before {
             p.duration_sum_ms -= b;
             p.duration_count -= 1;

@@ -113,8 +113,8 @@ impl LiveStats {
                 .map(|(l, count)| VisitorLocation {
                     latitude: f64::from(l.lat_e2) / 100.0,
                     longitude: f64::from(l.lon_e2) / 100.0,
-                    city: l.city,
-                    country: l.country,
+                    city: l.city.as_deref().map(str::to_string),
+                    country: l.country.as_deref().map(str::to_string),
                     count,
                 })
                 .collect(),

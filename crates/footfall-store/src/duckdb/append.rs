@@ -225,8 +225,8 @@ fn sessions_batch(fresh: &Fresh<'_>) -> Result<RecordBatch, StoreError> {
         i64s(|r| r.start.0),
         i64s(|r| r.end.0),
         i64s(|r| r.duration_ms()),
-        text(rows.iter().map(|(_, r)| r.entry_page.as_str())),
-        text(rows.iter().map(|(_, r)| r.exit_page.as_str())),
+        text(rows.iter().map(|(_, r)| &*r.entry_page)),
+        text(rows.iter().map(|(_, r)| &*r.exit_page)),
         u32s(|r| r.pageviews),
         u32s(|r| r.events),
         Arc::new(

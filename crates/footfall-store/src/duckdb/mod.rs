@@ -43,11 +43,6 @@ impl DuckStore {
             config = config.max_memory(limit)?;
         }
         let conn = Connection::open_with_flags(&path, config)?;
-        // DuckDB folds its WAL into the file (compressing new rows) every 16 MB by default.
-        // The storage applier appends a few thousand rows per transaction, so at that
-        // threshold each row group was decompressed and recompressed several times as it
-        // filled; larger checkpoints compress each row group about once.
-        conn.execute_batch("SET checkpoint_threshold = '256MB'")?;
         let store = DuckStore { conn, path };
         schema::migrate(&store.conn)?;
         Ok(store)
