@@ -58,7 +58,7 @@ impl ServerConfig {
             batch_max_events: 5_000,
             rebuild_chunk: 500_000,
             snapshot_every_secs: 300,
-            snapshot_every_bytes: 64 << 20,
+            snapshot_every_bytes: 1 << 30,
             api_rate_limit_per_hour: 600,
             db_memory_limit: None,
             web_dir: None,

@@ -138,11 +138,11 @@ pub struct LogOptions {
     /// Test hook: while true, appends fail with an injected I/O error AFTER writing part of
     /// the group's bytes to the file (so truncation is exercised).
     pub fail_writes: Option<Arc<AtomicBool>>,
-    /// Fill each new segment with zeros up to `segment_bytes` before use (default on).
-    /// `fdatasync` after an append that grows a file must also commit the file system's
-    /// metadata; after an overwrite of blocks already written it need not, which on ext4
-    /// here is about 6× faster (0.18 ms against 1.06 ms). The next segment is prepared in
-    /// the background while the active one fills.
+    /// Reserve each new segment's `segment_bytes` before use (default on), with
+    /// `fallocate` (or zeros where that is missing). `fdatasync` after an append that grows
+    /// a file must also commit the file's new size; inside reserved space it need not,
+    /// which on ext4 here is about 3× faster (0.32 ms against 1.06 ms per 8 KB group).
+    /// The next segment is prepared in the background while the active one fills.
     pub preallocate: bool,
 }
 
