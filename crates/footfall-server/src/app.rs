@@ -17,7 +17,7 @@ use crate::pipeline::sites::Sites;
 use crate::pipeline::snapshot::SnapshotFile;
 use crate::state::{AccessState, AppState, IngestState, ReadState};
 use axum::http::{header, Method, StatusCode};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use footfall_core::decode::{plausible, seed};
@@ -47,6 +47,8 @@ pub enum StartError {
     Recovery(#[from] crate::pipeline::recovery::RecoveryError),
     #[error("cannot start a thread: {0}")]
     Thread(std::io::Error),
+    #[error("the log ends at position {log_end} but storage already holds records up to {applied}: acknowledged records are missing from the log. Restore the log/ folder from a backup; or, if storage holds everything, move log/ aside and start again (a new log continues after {applied})")]
+    LogBehindStorage { log_end: u64, applied: u64 },
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -98,7 +100,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/stats/timeseries", get(crate::read::v1::timeseries))
         .route("/api/v1/stats/breakdown", get(crate::read::v1::breakdown))
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async {
@@ -121,6 +123,22 @@ async fn no_store(mut res: axum::response::Response) -> axum::response::Response
         .entry(header::CACHE_CONTROL)
         .or_insert(axum::http::HeaderValue::from_static("private, no-store"));
     res
+}
+
+/// Not ready while writes are refused until a restart (the log became unusable).
+async fn readyz(axum::extract::State(st): axum::extract::State<Arc<AppState>>) -> Response {
+    if st
+        .metrics
+        .refusing_writes
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "refusing writes: the log is unusable; restart footfall",
+        )
+            .into_response();
+    }
+    "ok".into_response()
 }
 
 /// The CORS layer answers preflights itself; this only gives OPTIONS a route to land on.
@@ -210,6 +228,12 @@ pub async fn start_with_log(
             if cfg.demo {
                 metadata.add_site(&crate::demo::site(), true, now)?;
             }
+            let (applied, id_base) = store.applied()?;
+            // A log set up anew beside storage continues after storage's position.
+            let log_options = LogOptions {
+                first_position: applied.0 + 1,
+                ..log_options
+            };
             let log = SegmentLog::open(&cfg.data_dir.join("log"), log_options)?;
             if log.cut_at_open() > 0 {
                 tracing::warn!(
@@ -217,8 +241,13 @@ pub async fn start_with_log(
                     "cut a torn tail off the log (a write that was never acknowledged)"
                 );
             }
+            if log.end() < applied {
+                return Err(StartError::LogBehindStorage {
+                    log_end: log.end().0,
+                    applied: applied.0,
+                });
+            }
             let log: Arc<dyn Log> = Arc::new(log);
-            let (applied, id_base) = store.applied()?;
             let sequencer =
                 recovery::load_sequencer(&snaps.sequencer, log.as_ref(), identify, id_base)?;
             let model = recovery::load_live(
@@ -226,7 +255,6 @@ pub async fn start_with_log(
                 log.as_ref(),
                 store.as_ref(),
                 cfg.active_timeout_ms,
-                clock2.now(),
                 cfg.rebuild_chunk,
             )?;
             // Until a snapshot is written at the new end, the log must keep what replay

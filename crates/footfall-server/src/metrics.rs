@@ -26,6 +26,8 @@ pub struct Metrics {
     pub log_append_seconds_sum_us: AtomicU64,
     /// Bytes of records appended to the log since start.
     pub log_bytes_written: AtomicU64,
+    /// Set when the sequencer refuses all writes until a restart (the log is unusable).
+    pub refusing_writes: std::sync::atomic::AtomicBool,
 }
 
 impl Metrics {

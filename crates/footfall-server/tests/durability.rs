@@ -116,7 +116,7 @@ async fn rebuild_gives_the_same_counters_as_live_maintenance() {
     for chunk in [1, 3, 1_000_000] {
         let mut progress = Vec::new();
         let rebuilt = store
-            .rebuild_counters(chunk, footfall_core::Timestamp(T0), |p| {
+            .rebuild_counters(chunk, |p| {
                 progress.push(p);
                 true
             })

@@ -7,7 +7,6 @@ use crate::StoreError;
 use footfall_core::live::Counters;
 use footfall_core::query::plan::{Dialect, SqlQuery};
 use footfall_core::record::CommitRecord;
-use footfall_core::Timestamp;
 
 /// One result row of a planned query: dimension values as text, then numbers.
 pub type QueryRow = (Vec<String>, Vec<Option<f64>>);
@@ -37,12 +36,11 @@ pub trait EventStore: Send {
 
     fn run_query(&self, q: &SqlQuery) -> Result<Vec<QueryRow>, StoreError>;
 
-    /// Recomputes the live counters from stored events as of `now`, in chunks, resuming an
-    /// interrupted rebuild. `progress` returning false stops with `Interrupted`.
+    /// Recomputes the live counters from stored events, in chunks, resuming an interrupted
+    /// rebuild. `progress` returning false stops with `Interrupted`.
     fn rebuild_counters(
         &self,
         chunk_size: u64,
-        now: Timestamp,
         progress: &mut dyn FnMut(RebuildProgress) -> bool,
     ) -> Result<Counters, StoreError>;
 

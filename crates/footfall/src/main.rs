@@ -331,8 +331,7 @@ fn rebuild(data_dir: &std::path::Path, chunk: u64) -> Result<()> {
     if applied > 0 {
         eprintln!("rebuild: applied {applied} log records to storage first");
     }
-    let now = footfall_server::Clock::now(&SystemClock);
-    let counters = store.rebuild_counters(chunk, now, &mut |p| {
+    let counters = store.rebuild_counters(chunk, &mut |p| {
         eprintln!(
             "rebuild: {}/{} events ({} chunks)",
             p.done, p.total, p.chunks

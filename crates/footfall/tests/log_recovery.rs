@@ -218,3 +218,55 @@ fn a_damaged_record_in_the_middle_stops_the_start() {
     assert!(err.contains(&*name), "names the file: {err}");
     assert!(err.contains("byte 0"), "names the offset: {err}");
 }
+
+fn term(mut child: Child) {
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    assert!(child.wait().unwrap().success());
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn a_log_behind_storage_is_refused_and_a_new_log_continues_after_storage() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    cli(&["sites", "add", "example.com"], data);
+    let (child, base) = serve(data);
+    pageviews(&base, (0..20).map(|i| format!("/old/{i}")));
+    term(child);
+    let backup = dir.path().join("log-backup");
+    copy_dir(&data.join("log"), &backup);
+
+    let (child, base) = serve(data);
+    pageviews(&base, (0..20).map(|i| format!("/new/{i}")));
+    term(child);
+
+    // An older copy of the log: storage holds records it doesn't.
+    std::fs::remove_dir_all(data.join("log")).unwrap();
+    std::fs::rename(&backup, data.join("log")).unwrap();
+    let out = spawn(data).wait_with_output().unwrap();
+    assert!(!out.status.success(), "refuses to start");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("storage already holds records"), "{err}");
+
+    // No log at all (moved aside by an operator after a graceful stop): a new one
+    // continues after storage, so new events are stored, not taken for applied ones.
+    std::fs::remove_dir_all(data.join("log")).unwrap();
+    let (child, base) = serve(data);
+    pageviews(&base, (0..5).map(|i| format!("/after/{i}")));
+    let got = stored(&base);
+    assert_eq!(got.len(), 45, "{got:?}");
+    assert!(got.values().all(|n| *n == 1));
+    kill(child);
+}

@@ -106,14 +106,17 @@ impl SiteCounters {
 
 /// Unique visitors without an ever-growing set. Visitor ids rotate with the daily salt and
 /// the salt lives two days, so an id can only appear on the UTC day it was made and the
-/// next: once no event of it can still arrive, its day's count is a fixed number. Only open
-/// days (yesterday, today and any later, by the records' clock) keep their ids; an id seen
-/// in any open day is not counted again.
+/// next: once no page view of it can still come, its day's count is a fixed number. Only
+/// open days — the newest page view's UTC day, the day before, and any later — keep their
+/// ids; an id seen in any open day is not counted again.
 ///
-/// Exact for salted ids (a visit across midnight is one visitor). A client-held id (the
-/// seed's `sessionId`, which never rotates) counts again when it returns after its day
-/// closed — at least two days later. A page view dated to an already closed day (an import
-/// of old data) counts its visitor without a membership test.
+/// The rule, which a rebuild from storage applies too: per visitor, in day order, a page
+/// view counts the visitor unless it was counted on that day or the day before. Exact for
+/// salted ids (a visit across midnight is one visitor); a client-held id (the seed's
+/// `sessionId`, which never rotates) counts again when it returns two or more days later.
+/// Page views arriving in time order (live traffic, chronological imports) follow the rule
+/// exactly; one dated before an already closed day (an out-of-order import) counts its
+/// visitor without a membership test.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct VisitorDays {
     /// Visitors of closed days.

@@ -34,8 +34,16 @@ impl LiveModel {
 
     /// Applies one committed record; returns the sites it changed (their versions grew).
     pub fn apply(&mut self, rec: &CommitRecord) -> BTreeSet<SiteId> {
-        self.counters
-            .close_days_before(rec.now.day_number().saturating_sub(1));
+        // Days close behind the newest page view's day (not the clock), so that a rebuild
+        // from storage, which knows only timestamps, follows the same rule.
+        if let Some(newest) = rec
+            .stored()
+            .filter(|e| e.event.kind == EventKind::Pageview)
+            .map(|e| e.event.ts.day_number())
+            .max()
+        {
+            self.counters.close_days_before(newest.saturating_sub(1));
+        }
         let mut touched = BTreeSet::new();
         for e in &rec.entries {
             let ev = &e.event;

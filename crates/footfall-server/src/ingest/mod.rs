@@ -65,6 +65,9 @@ pub async fn batch(
     for ev in incoming {
         match prepare(&st, &meta, ev, true) {
             Ok(e) => events.extend(e),
+            Err(DropReason::Internal) => {
+                return Err(ApiError::NotDurable("the salt store failed".into()));
+            }
             Err(reason) => {
                 st.metrics.dropped(reason);
                 *dropped.entry(reason.as_str()).or_default() += 1;
@@ -104,6 +107,10 @@ async fn single(
 ) -> Result<Response, ApiError> {
     let events = match prepare(st, meta, ev, false) {
         Ok(e) => e,
+        // The server's own failure: nothing was recorded, and the client should retry.
+        Err(DropReason::Internal) => {
+            return Err(ApiError::NotDurable("the salt store failed".into()));
+        }
         Err(reason) => {
             st.metrics.dropped(reason);
             return Ok(dropped(reason));

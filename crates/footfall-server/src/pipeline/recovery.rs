@@ -13,7 +13,6 @@ use footfall_core::live::active::ActiveVisitors;
 use footfall_core::live::{LiveModel, LiveSnapshot};
 use footfall_core::record::CommitRecord;
 use footfall_core::sequence::Sequencer;
-use footfall_core::Timestamp;
 use footfall_store::{EventStore, Log, LogError, LogPosition};
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 
@@ -104,9 +103,10 @@ pub fn replay(
     Ok(n)
 }
 
-/// Where replay can start when a snapshot is missing, damaged or older than the log.
+/// Whether replay can start from a snapshot at `pos`: the log must still hold everything
+/// after it, and must reach it (a snapshot past the log's end belongs to another log).
 fn usable(log: &dyn Log, pos: LogPosition) -> bool {
-    pos.0 + 1 >= log.first().0
+    pos.0 + 1 >= log.first().0 && pos <= log.end()
 }
 
 /// The sequencer's state as of the end of the log.
@@ -173,7 +173,6 @@ pub fn load_live(
     log: &dyn Log,
     store: &dyn EventStore,
     active_timeout_ms: i64,
-    now: Timestamp,
     rebuild_chunk: u64,
 ) -> Result<LiveModel, RecoveryError> {
     let snapshot = match file.read() {
@@ -203,7 +202,7 @@ pub fn load_live(
         None => {
             // Storage's position is always retained by the log, so this always works.
             let (pos, _) = store.applied()?;
-            let counters = store.rebuild_counters(rebuild_chunk, now, &mut |p| {
+            let counters = store.rebuild_counters(rebuild_chunk, &mut |p| {
                 tracing::info!(
                     done = p.done,
                     total = p.total,

@@ -153,20 +153,20 @@ impl SequencerThread {
                 if !rest.is_empty() {
                     self.commit(rest);
                 }
-                self.snapshot();
+                let _ = self.snapshot();
                 let _ = done.send(());
                 return;
             }
             let written = self.metrics.log_bytes_written.load(Relaxed);
-            if last_snapshot.elapsed() >= self.snapshot_every
-                || written - bytes_at_snapshot >= self.snapshot_bytes
-            {
-                self.snapshot();
+            let due = last_snapshot.elapsed() >= self.snapshot_every
+                || written - bytes_at_snapshot >= self.snapshot_bytes;
+            if due && self.snapshot() {
+                // A failed snapshot is tried again after the next group.
                 last_snapshot = Instant::now();
                 bytes_at_snapshot = written;
             }
         }
-        self.snapshot();
+        let _ = self.snapshot();
     }
 
     fn commit(&mut self, jobs: Vec<(Vec<EnrichedEvent>, oneshot::Sender<Reply>)>) {
@@ -189,10 +189,13 @@ impl SequencerThread {
         let record = self
             .sequencer
             .sequence(position.0, self.clock.now(), events);
-        let encoded = record.encode().map_err(|e| e.to_string());
+        let encoded = record.encode().map_err(|e| (e.to_string(), false));
         let appending = Instant::now();
         let written = encoded.and_then(|bytes| {
-            let at = self.log.append(&[&bytes]).map_err(|e| e.to_string())?;
+            let at = self.log.append(&[&bytes]).map_err(|e| {
+                let poisoned = matches!(e, footfall_store::LogError::Poisoned(_));
+                (e.to_string(), poisoned)
+            })?;
             self.metrics
                 .log_bytes_written
                 .fetch_add(bytes.len() as u64, Relaxed);
@@ -217,14 +220,20 @@ impl SequencerThread {
                     let _ = reply.send(Ok(d));
                 }
             }
-            Err(e) => {
+            Err((e, poisoned)) => {
                 self.metrics.flush_failures.fetch_add(1, Relaxed);
                 tracing::error!(error = %e, events = record.entries.len(), "log write failed; refusing the group");
                 let answer = format!("could not make the events durable: {e}");
                 for reply in replies {
                     let _ = reply.send(Err(answer.clone()));
                 }
-                self.recover();
+                if poisoned {
+                    // The log can't tell what of the group is on disk: only a restart's
+                    // recovery can. Refuse everything until then; /readyz says so.
+                    self.refuse(format!("the log is unusable ({e}); restart footfall"));
+                } else {
+                    self.recover();
+                }
             }
         }
     }
@@ -241,19 +250,25 @@ impl SequencerThread {
             Ok(s) => self.sequencer = s,
             Err(e) => {
                 tracing::error!(error = %e, "could not rebuild visit state from the log; refusing writes until restart");
-                self.failed = Some(format!(
+                self.refuse(format!(
                     "the log failed and visit state could not be rebuilt ({e}); restart footfall"
                 ));
             }
         }
     }
 
+    fn refuse(&mut self, reason: String) {
+        self.metrics.refusing_writes.store(true, Relaxed);
+        self.failed = Some(reason);
+    }
+
     /// Snapshots the sequencer and the live state at the log's end (both are exactly there:
     /// this thread applies every record it writes), then lets the log drop what neither the
     /// snapshots nor storage need any more.
-    fn snapshot(&mut self) {
+    /// Returns whether a snapshot was written.
+    fn snapshot(&mut self) -> bool {
         if self.failed.is_some() {
-            return;
+            return false;
         }
         let at = self.log.end();
         let started = Instant::now();
@@ -276,9 +291,11 @@ impl SequencerThread {
                 );
                 self.retention.snapshot_at(at);
                 recovery::trim(self.log.as_ref(), &self.retention);
+                true
             }
             Err(e) => {
-                tracing::warn!(error = %e, "snapshot failed; the log is kept until one succeeds")
+                tracing::warn!(error = %e, "snapshot failed; the log is kept until one succeeds");
+                false
             }
         }
     }

@@ -15,7 +15,7 @@ use ::duckdb::Connection;
 use footfall_core::live::Counters;
 use footfall_core::query::plan::{Dialect, DuckDb, SqlQuery};
 use footfall_core::record::CommitRecord;
-use footfall_core::{SiteId, Timestamp};
+use footfall_core::SiteId;
 use std::path::{Path, PathBuf};
 
 /// One DuckDB database file. Each `DuckStore` is one connection; `try_clone` gives another
@@ -95,10 +95,9 @@ impl EventStore for DuckStore {
     fn rebuild_counters(
         &self,
         chunk_size: u64,
-        now: Timestamp,
         progress: &mut dyn FnMut(RebuildProgress) -> bool,
     ) -> Result<Counters, StoreError> {
-        DuckStore::rebuild_counters(self, chunk_size, now, progress)
+        DuckStore::rebuild_counters(self, chunk_size, progress)
     }
 
     fn checkpoint(&self) -> Result<(), StoreError> {

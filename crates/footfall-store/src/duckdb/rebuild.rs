@@ -22,13 +22,12 @@ fn site(raw: String) -> Result<SiteId, StoreError> {
 }
 
 impl DuckStore {
-    /// Rebuilds every site's counters as of `now` (which decides the open days), resuming
-    /// from a checkpoint if one exists. `progress` is called after each chunk; returning
-    /// false stops with [`StoreError::Interrupted`] (the checkpoint stays for the next run).
+    /// Rebuilds every site's counters, resuming from a checkpoint if one exists. `progress`
+    /// is called after each chunk; returning false stops with [`StoreError::Interrupted`]
+    /// (the checkpoint stays for the next run).
     pub fn rebuild_counters(
         &self,
         chunk_size: u64,
-        now: Timestamp,
         mut progress: impl FnMut(RebuildProgress) -> bool,
     ) -> Result<Counters, StoreError> {
         let chunk_size = chunk_size.max(1);
@@ -63,7 +62,15 @@ impl DuckStore {
                 return Err(StoreError::Interrupted);
             }
         }
-        self.rebuild_visitor_days(&mut counters, now.day_number() - 1)?;
+        // Days close behind the newest page view's day, as in live maintenance.
+        let newest: Option<i64> = self.conn.query_row(
+            "SELECT max(ts) FROM events WHERE name = 'pageview'",
+            [],
+            |r| r.get(0),
+        )?;
+        if let Some(newest) = newest {
+            self.rebuild_visitor_days(&mut counters, Timestamp(newest).day_number() - 1)?;
+        }
         self.rebuild_sessions(&mut counters)?;
         self.rebuild_durations(&mut counters)?;
         self.conn

@@ -113,10 +113,11 @@ pub(crate) struct Scan {
 pub(crate) struct Damage {
     pub offset: u64,
     pub reason: String,
-    /// The damage looks like an interrupted group write: the frame cannot be complete, or
-    /// it fails its checksum and nothing but zeros follows it. Only this kind of damage,
-    /// and only at the end of the newest segment, may be cut: such a group's fsync never
-    /// returned, so none of it was acknowledged.
+    /// The damage could be an interrupted group write: a frame that cannot be complete or
+    /// fails its checksum (not an intact frame in the wrong place). It is cut only at the
+    /// end of the newest segment and only if no intact frame follows it (see
+    /// [`intact_frame_after`]): such a group's fsync never returned, so none of it was
+    /// acknowledged.
     pub tail_like: bool,
 }
 
@@ -183,7 +184,7 @@ pub(crate) fn scan(file: &File, base: u64) -> io::Result<Scan> {
                     "checksum mismatch (stored {:08x}, computed {actual:08x})",
                     header.crc
                 ),
-                tail_like: zeros_from(file, frame_end, file_len)?,
+                tail_like: true,
             });
         }
         if header.position != expected {
@@ -208,6 +209,39 @@ pub(crate) fn scan(file: &File, base: u64) -> io::Result<Scan> {
         file_len,
         damage,
     })
+}
+
+/// Whether an intact frame — a header whose position is `expected` or later and whose
+/// checksum holds — starts anywhere in `after + 1 .. len`. Used before cutting a tail: if one
+/// does, the damage is not the last group's and cutting would drop acknowledged records.
+/// Only runs when a log is damaged, and checks a checksum only where the header is
+/// plausible (a position in range, a frame that fits).
+pub(crate) fn intact_frame_after(
+    file: &File,
+    after: u64,
+    len: u64,
+    expected: u64,
+) -> io::Result<bool> {
+    let end = nonzero_end(file, after, len)?;
+    if end <= after + HEADER_LEN as u64 {
+        return Ok(false);
+    }
+    let mut bytes = vec![0u8; (end - after) as usize];
+    file.read_exact_at(&mut bytes, after)?;
+    for start in 1..bytes.len().saturating_sub(HEADER_LEN - 1) {
+        let Ok(head) = <[u8; HEADER_LEN]>::try_from(&bytes[start..start + HEADER_LEN]) else {
+            continue;
+        };
+        let h = Header::parse(&head);
+        let body = start + HEADER_LEN;
+        let plausible = h.position >= expected
+            && h.position - expected < bytes.len() as u64
+            && body + h.len as usize <= bytes.len();
+        if plausible && checksum(h.position, &bytes[body..body + h.len as usize]) == h.crc {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// One past the last non-zero byte of `file` in `from..len` (`from` if there is none).

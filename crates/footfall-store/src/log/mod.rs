@@ -144,6 +144,10 @@ pub struct LogOptions {
     /// which on ext4 here is about 3× faster (0.32 ms against 1.06 ms per 8 KB group).
     /// The next segment is prepared in the background while the active one fills.
     pub preallocate: bool,
+    /// Position of the first record of a log created in an empty directory (default 1).
+    /// When the log is set up anew beside storage that already holds records, it must
+    /// continue after storage's position, or new records would be taken for applied ones.
+    pub first_position: u64,
 }
 
 impl Default for LogOptions {
@@ -153,6 +157,7 @@ impl Default for LogOptions {
             max_record_bytes: 64 * 1024 * 1024,
             fail_writes: None,
             preallocate: true,
+            first_position: 1,
         }
     }
 }

@@ -148,17 +148,19 @@ impl SegmentLog {
 
         if bases.is_empty() {
             // An empty log still has an active segment, so that `first()` and `end()` are
-            // always derived the same way (from the segments), here as position 1 / 0.
-            let (path, file, reader) = create_segment(dir, 1, prealloc(&options), None)?;
+            // always derived the same way (from the segments): position `first_position`
+            // (1 for a new data directory) and the one before it.
+            let base = options.first_position.max(1);
+            let (path, file, reader) = create_segment(dir, base, prealloc(&options), None)?;
             let state = State {
                 segments: VecDeque::from([Segment {
-                    base: 1,
+                    base,
                     path: path.clone(),
                     reader: Arc::new(reader),
                     offsets: Vec::new(),
                     len: 0,
                 }]),
-                end: 0,
+                end: base - 1,
             };
             return Ok(Self::assemble(dir, options, file, path, state, 0).with_spare());
         }
@@ -196,7 +198,14 @@ impl SegmentLog {
             let scan = frame::scan(&reader, base)?;
             let mut len = scan.valid_len;
             if let Some(damage) = scan.damage {
-                if !(newest && damage.tail_like) {
+                // A torn tail is the last group, whose fsync never returned: nothing intact
+                // may follow it. Damage with an intact record after it is damage to
+                // acknowledged data, whatever it looks like.
+                let expected = base + scan.offsets.len() as u64;
+                let torn = newest
+                    && damage.tail_like
+                    && !frame::intact_frame_after(&reader, damage.offset, scan.file_len, expected)?;
+                if !torn {
                     return Err(corrupt(damage.offset, damage.reason));
                 }
                 // Every other segment has been checked by now (this is the last one), so
@@ -659,7 +668,9 @@ impl Log for SegmentLog {
                 }
             };
             let Some(segment) = victim else { break };
-            match fs::remove_file(&segment.path) {
+            // One directory sync per removal: removals reaching the disk out of order would
+            // leave a gap that `open` refuses.
+            match fs::remove_file(&segment.path).and_then(|()| sync_dir(&self.dir)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => {

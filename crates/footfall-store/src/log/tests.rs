@@ -851,3 +851,70 @@ fn log_preallocated_failed_write_leaves_zeros() {
         .collect();
     assert_eq!(got, vec![b"one".to_vec(), b"two".to_vec()]);
 }
+
+#[test]
+fn log_preallocated_damaged_length_before_intact_frames_is_corrupt() {
+    // A flipped bit in an acknowledged frame's length, so that it points past the written
+    // records into the zeros: that is not a torn tail, the records after it are intact.
+    let dir = tempfile::tempdir().unwrap();
+    let log = SegmentLog::open(dir.path(), prealloc(1 << 16)).unwrap();
+    for pos in 1..=4u64 {
+        log.append(&[&payload(pos, 50)]).unwrap();
+    }
+    drop(log);
+    let seg = seg_paths(dir.path()).pop().unwrap();
+    let second = (HEADER_LEN + 50) as u64;
+    modify(&seg, |b| b[second as usize + 2] ^= 0x01); // length += 65,536
+    let err = SegmentLog::open(dir.path(), prealloc(1 << 16)).unwrap_err();
+    match err {
+        LogError::Corrupt { offset, .. } => assert_eq!(offset, second),
+        other => panic!("expected Corrupt, got {other}"),
+    }
+}
+
+#[test]
+fn log_preallocated_torn_group_with_lost_header_page_is_cut() {
+    // A power cut persisted the end of the last group's frame but not its header: zeros,
+    // then data. Nothing intact follows, so it is a torn tail.
+    let dir = tempfile::tempdir().unwrap();
+    let log = SegmentLog::open(dir.path(), prealloc(1 << 16)).unwrap();
+    for pos in 1..=3u64 {
+        log.append(&[&payload(pos, 50)]).unwrap();
+    }
+    drop(log);
+    let seg = seg_paths(dir.path()).pop().unwrap();
+    let end = logical_end(&seg);
+    let file = OpenOptions::new().write(true).open(&seg).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, &[5u8; 30], end + 40).unwrap();
+    drop(file);
+    let log = SegmentLog::open(dir.path(), prealloc(1 << 16)).unwrap();
+    assert_eq!(log.end(), LogPosition(3));
+    assert!(log.cut_at_open() > 0);
+    assert_eq!(log.append(&[b"four"]).unwrap(), LogPosition(4));
+}
+
+#[test]
+fn log_new_log_can_start_after_a_given_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = LogOptions {
+        first_position: 101,
+        ..prealloc(1 << 16)
+    };
+    let log = SegmentLog::open(dir.path(), options.clone()).unwrap();
+    assert_eq!(
+        (log.first(), log.end()),
+        (LogPosition(101), LogPosition(100))
+    );
+    assert_eq!(log.append(&[b"x"]).unwrap(), LogPosition(101));
+    drop(log);
+    // An existing log ignores the option.
+    let log = SegmentLog::open(
+        dir.path(),
+        LogOptions {
+            first_position: 7,
+            ..options
+        },
+    )
+    .unwrap();
+    assert_eq!(log.end(), LogPosition(101));
+}
