@@ -41,6 +41,17 @@ impl DuckStore {
             })?;
         let fresh: Vec<&(LogPosition, CommitRecord)> =
             records.iter().filter(|(p, _)| p.0 > applied).collect();
+        // Records must continue the applied position without a gap: a skipped record would
+        // be lost for good once the position moves past it.
+        for (i, (p, _)) in fresh.iter().enumerate() {
+            if p.0 != applied + 1 + i as u64 {
+                return Err(StoreError::Corrupt(format!(
+                    "log record {} given to storage after position {}: records must be applied in order without gaps",
+                    p.0,
+                    applied + i as u64
+                )));
+            }
+        }
         let Some(last) = fresh.last().map(|(p, _)| *p) else {
             return Ok(LogPosition(applied));
         };
