@@ -18,7 +18,12 @@ fn ev(kind: EventKind, ts: i64, path: &str, visitor: u64) -> EnrichedEvent {
         site: SiteId::parse("a.com").unwrap(),
         ts: Timestamp(ts),
         kind,
-        name: if kind == EventKind::Pageview { "pageview" } else { "signup" }.into(),
+        name: if kind == EventKind::Pageview {
+            "pageview"
+        } else {
+            "signup"
+        }
+        .into(),
         visitor: VisitorId(visitor),
         visitor_previous_salt: None,
         hostname: "a.com".into(),
@@ -48,7 +53,11 @@ fn records(batches: &[Vec<(bool, u64, u64, u8)>]) -> Vec<(LogPosition, CommitRec
                 .iter()
                 .map(|&(custom, dt, v, p)| {
                     t += dt as i64 * 1000;
-                    let kind = if custom { EventKind::Custom } else { EventKind::Pageview };
+                    let kind = if custom {
+                        EventKind::Custom
+                    } else {
+                        EventKind::Pageview
+                    };
                     ev(kind, t, &format!("/p{p}"), v)
                 })
                 .collect();
@@ -75,10 +84,11 @@ fn contents(dir: &std::path::Path) -> (Vec<(u64, String, i64)>, Vec<(u64, i8, u6
             .map(|(d, _)| d)
             .collect()
     };
-    let events = q("SELECT event_id::VARCHAR, pathname, ts::VARCHAR, 0 FROM events ORDER BY event_id")
-        .into_iter()
-        .map(|r| (r[0].parse().unwrap(), r[1].clone(), r[2].parse().unwrap()))
-        .collect();
+    let events =
+        q("SELECT event_id::VARCHAR, pathname, ts::VARCHAR, 0 FROM events ORDER BY event_id")
+            .into_iter()
+            .map(|r| (r[0].parse().unwrap(), r[1].clone(), r[2].parse().unwrap()))
+            .collect();
     let sessions = q("SELECT session_id::VARCHAR, sign::VARCHAR, (version::VARCHAR || ':' || pageviews::VARCHAR), 0 FROM sessions ORDER BY session_id, version, sign")
         .into_iter()
         .map(|r| {

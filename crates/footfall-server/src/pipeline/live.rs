@@ -187,3 +187,73 @@ pub fn spawn_expiry(live: Arc<Live>, clock: Arc<dyn Clock>, mut shutdown: watch:
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use footfall_core::identify::Config;
+    use footfall_core::live::ActiveVisitors;
+    use footfall_core::sequence::Sequencer;
+    use footfall_core::{EnrichedEvent, EventKind, VisitorId};
+
+    fn pageview(site: &SiteId, ts: i64) -> EnrichedEvent {
+        EnrichedEvent {
+            site: site.clone(),
+            ts: Timestamp(ts),
+            kind: EventKind::Pageview,
+            name: "pageview".into(),
+            visitor: VisitorId(7),
+            visitor_previous_salt: None,
+            hostname: site.to_string(),
+            pathname: "/".into(),
+            title: None,
+            page_type: None,
+            referrer: String::new(),
+            referrer_source: String::new(),
+            utm: Default::default(),
+            geo: Default::default(),
+            client: Default::default(),
+            props: vec![],
+            scroll_depth: None,
+            engaged_ms: None,
+            interactive: true,
+        }
+    }
+
+    #[test]
+    fn a_write_wakes_only_its_own_sites_streams() {
+        let (a, b) = (
+            SiteId::parse("a.com").unwrap(),
+            SiteId::parse("b.com").unwrap(),
+        );
+        let live = Live::new(LiveModel::new(
+            Default::default(),
+            ActiveVisitors::new(120_000),
+        ));
+        let mut seq = Sequencer::new(Config::default(), 0);
+        let (mut feed_a, mut feed_b) = (live.subscribe(&a), live.subscribe(&b));
+        live.apply(&seq.sequence(1, Timestamp(1_000), vec![pageview(&a, 1_000)]));
+        assert!(feed_a.has_changed().unwrap());
+        assert!(
+            !feed_b.has_changed().unwrap(),
+            "site B's stream is not woken"
+        );
+        feed_a.borrow_and_update();
+        live.apply(&seq.sequence(2, Timestamp(2_000), vec![pageview(&b, 2_000)]));
+        assert!(feed_b.has_changed().unwrap());
+        assert!(!feed_a.has_changed().unwrap());
+
+        // Expiry wakes only the site a visitor left.
+        feed_b.borrow_and_update();
+        let clock = ManualClock::new(Timestamp(121_500));
+        live.expire(&clock);
+        assert!(feed_a.has_changed().unwrap(), "a's visitor left");
+        assert!(
+            !feed_b.has_changed().unwrap(),
+            "b's visitor is still active"
+        );
+        assert_eq!(live.snapshot(&b, &clock, None).active_visitors, 1);
+        assert_eq!(live.snapshot(&a, &clock, None).active_visitors, 0);
+    }
+}
