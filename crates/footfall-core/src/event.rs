@@ -139,3 +139,43 @@ pub struct EnrichedEvent {
     pub engaged_ms: Option<u64>,
     pub interactive: bool,
 }
+
+impl EnrichedEvent {
+    /// An event with only what identifies it — site, kind, time, page, visitor — and every
+    /// attribute empty: for in-process sources and tests that build events directly.
+    pub fn bare(
+        site: SiteId,
+        kind: EventKind,
+        ts: Timestamp,
+        pathname: &str,
+        visitor: VisitorId,
+    ) -> Self {
+        let name = match kind {
+            EventKind::Pageview => "pageview",
+            EventKind::Engagement => "engagement",
+            EventKind::Heartbeat => "heartbeat",
+            EventKind::Custom => "custom",
+        };
+        EnrichedEvent {
+            hostname: site.to_string(),
+            site,
+            ts,
+            kind,
+            name: name.into(),
+            visitor,
+            visitor_previous_salt: None,
+            pathname: pathname.into(),
+            title: None,
+            page_type: None,
+            referrer: String::new(),
+            referrer_source: String::new(),
+            utm: Utm::default(),
+            geo: GeoHint::default(),
+            client: Client::default(),
+            props: Vec::new(),
+            scroll_depth: None,
+            engaged_ms: None,
+            interactive: true,
+        }
+    }
+}

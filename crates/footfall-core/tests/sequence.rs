@@ -3,7 +3,7 @@
 //! of the log, with or without a snapshot — ends in the same records, visits and counters
 //! as one clean run.
 
-use footfall_core::event::{Client, EnrichedEvent, EventKind, GeoHint, Utm};
+use footfall_core::event::{EnrichedEvent, EventKind, GeoHint};
 use footfall_core::identify::Config;
 use footfall_core::live::{ActiveVisitors, LiveModel, LiveSnapshot};
 use footfall_core::record::{CommitRecord, Disposition};
@@ -17,38 +17,27 @@ const MIN: i64 = 60_000;
 const T0: i64 = 1_773_184_200_000;
 
 fn ev(kind: EventKind, ts: i64, path: &str, visitor: u64, site: &str) -> EnrichedEvent {
-    EnrichedEvent {
-        site: SiteId::parse(site).unwrap(),
-        ts: Timestamp(ts),
+    let mut e = EnrichedEvent::bare(
+        SiteId::parse(site).unwrap(),
         kind,
-        name: match kind {
-            EventKind::Pageview => "pageview".into(),
-            EventKind::Engagement => "engagement".into(),
-            EventKind::Heartbeat => "heartbeat".into(),
-            EventKind::Custom => "signup".into(),
-        },
-        visitor: VisitorId(visitor),
-        visitor_previous_salt: None,
-        hostname: site.into(),
-        pathname: path.into(),
-        title: Some(format!("Title of {path}")),
-        page_type: None,
-        referrer: String::new(),
-        referrer_source: "Direct / None".into(),
-        utm: Utm::default(),
-        geo: GeoHint {
-            country: Some("FR".into()),
-            city: Some("Paris".into()),
-            latitude: Some(48.85),
-            longitude: Some(2.35),
-            region: None,
-        },
-        client: Client::default(),
-        props: vec![("plan".into(), "pro".into())],
-        scroll_depth: None,
-        engaged_ms: None,
-        interactive: true,
+        Timestamp(ts),
+        path,
+        VisitorId(visitor),
+    );
+    if kind == EventKind::Custom {
+        e.name = "signup".into();
     }
+    e.title = Some(format!("Title of {path}"));
+    e.referrer_source = "Direct / None".into();
+    e.geo = GeoHint {
+        country: Some("FR".into()),
+        city: Some("Paris".into()),
+        latitude: Some(48.85),
+        longitude: Some(2.35),
+        region: None,
+    };
+    e.props = vec![("plan".into(), "pro".into())];
+    e
 }
 
 /// Batches of events; each batch is sequenced at its last event's time.

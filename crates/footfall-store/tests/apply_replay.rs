@@ -3,7 +3,7 @@
 //! earlier point — overlapping what was already applied — ends with exactly the rows of
 //! one clean run: every record's events once, every visit's collapsing rows once.
 
-use footfall_core::event::{Client, EnrichedEvent, EventKind, GeoHint, Utm};
+use footfall_core::event::{EnrichedEvent, EventKind};
 use footfall_core::identify::Config;
 use footfall_core::record::CommitRecord;
 use footfall_core::sequence::Sequencer;
@@ -14,32 +14,15 @@ use proptest::prelude::*;
 const T0: i64 = 1_773_144_000_000;
 
 fn ev(kind: EventKind, ts: i64, path: &str, visitor: u64) -> EnrichedEvent {
-    EnrichedEvent {
-        site: SiteId::parse("a.com").unwrap(),
-        ts: Timestamp(ts),
+    let mut e = EnrichedEvent::bare(
+        SiteId::parse("a.com").unwrap(),
         kind,
-        name: if kind == EventKind::Pageview {
-            "pageview"
-        } else {
-            "signup"
-        }
-        .into(),
-        visitor: VisitorId(visitor),
-        visitor_previous_salt: None,
-        hostname: "a.com".into(),
-        pathname: path.into(),
-        title: None,
-        page_type: None,
-        referrer: String::new(),
-        referrer_source: "Direct / None".into(),
-        utm: Utm::default(),
-        geo: GeoHint::default(),
-        client: Client::default(),
-        props: vec![("k".into(), format!("v{visitor}"))],
-        scroll_depth: None,
-        engaged_ms: None,
-        interactive: true,
-    }
+        Timestamp(ts),
+        path,
+        VisitorId(visitor),
+    );
+    e.props = vec![("k".into(), format!("v{visitor}"))];
+    e
 }
 
 fn records(batches: &[Vec<(bool, u64, u64, u8)>]) -> Vec<(LogPosition, CommitRecord)> {
@@ -67,8 +50,13 @@ fn records(batches: &[Vec<(bool, u64, u64, u8)>]) -> Vec<(LogPosition, CommitRec
         .collect()
 }
 
-/// Everything stored, in a stable order.
-fn contents(dir: &std::path::Path) -> (Vec<(u64, String, i64)>, Vec<(u64, i8, u64, u32)>, u64) {
+/// (event id, path, ts) per event row.
+type EventRows = Vec<(u64, String, i64)>;
+/// (session id, sign, version, page views) per collapsing row.
+type SessionRows = Vec<(u64, i8, u64, u32)>;
+
+/// Everything stored, in a stable order, and the applied position.
+fn contents(dir: &std::path::Path) -> (EventRows, SessionRows, u64) {
     let store = DuckStore::open(dir).unwrap();
     let q = |sql: &str| -> Vec<Vec<String>> {
         let q = footfall_core::query::plan::SqlQuery {

@@ -198,27 +198,13 @@ mod tests {
     use footfall_core::{EnrichedEvent, EventKind, VisitorId};
 
     fn pageview(site: &SiteId, ts: i64) -> EnrichedEvent {
-        EnrichedEvent {
-            site: site.clone(),
-            ts: Timestamp(ts),
-            kind: EventKind::Pageview,
-            name: "pageview".into(),
-            visitor: VisitorId(7),
-            visitor_previous_salt: None,
-            hostname: site.to_string(),
-            pathname: "/".into(),
-            title: None,
-            page_type: None,
-            referrer: String::new(),
-            referrer_source: String::new(),
-            utm: Default::default(),
-            geo: Default::default(),
-            client: Default::default(),
-            props: vec![],
-            scroll_depth: None,
-            engaged_ms: None,
-            interactive: true,
-        }
+        EnrichedEvent::bare(
+            site.clone(),
+            EventKind::Pageview,
+            Timestamp(ts),
+            "/",
+            VisitorId(7),
+        )
     }
 
     #[test]
