@@ -36,7 +36,9 @@ pub struct Entry {
     pub visitor: VisitorId,
     pub session: Option<SessionId>,
     pub disposition: Disposition,
-    /// For stored events, the visit's attributes, which the event row carries too.
+    /// For a stored event whose visit is not among the record's `visits`, the visit's
+    /// attributes (which the event row carries too); otherwise they are taken from there
+    /// (see [`CommitRecord::attrs_of`]), so a record holds them once per visit.
     pub visit: Option<Arc<SessionAttrs>>,
     /// Page durations this event changed.
     pub durations: Vec<DurationChange>,
@@ -52,8 +54,36 @@ impl Entry {
 /// and its last state in the batch — one collapsing −1/+1 pair however many events.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VisitChange {
+    /// Written without its attributes, which are the same as `after`'s (a visit's
+    /// attributes never change); [`CommitRecord::decode`] puts them back.
+    #[serde(with = "row_without_attrs")]
     pub before: Option<SessionRow>,
     pub after: SessionRow,
+}
+
+mod row_without_attrs {
+    use crate::identify::SessionRow;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::sync::Arc;
+
+    /// The row with an empty attribute set in place of its own (shared, so no copy).
+    fn stripped(r: &SessionRow) -> SessionRow {
+        thread_local! {
+            static EMPTY: Arc<crate::identify::SessionAttrs> = Arc::default();
+        }
+        SessionRow {
+            attrs: EMPTY.with(Arc::clone),
+            ..r.clone()
+        }
+    }
+
+    pub fn serialize<S: Serializer>(row: &Option<SessionRow>, s: S) -> Result<S::Ok, S::Error> {
+        row.as_ref().map(stripped).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SessionRow>, D::Error> {
+        Option::<SessionRow>::deserialize(d)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,7 +116,25 @@ impl CommitRecord {
         if format != FORMAT {
             return Err(RecordError::Format(format));
         }
-        Ok(postcard::from_bytes(body)?)
+        let mut rec: CommitRecord = postcard::from_bytes(body)?;
+        for v in &mut rec.visits {
+            if let Some(before) = &mut v.before {
+                before.attrs = v.after.attrs.clone();
+            }
+        }
+        Ok(rec)
+    }
+
+    /// The attributes of a stored entry's visit: its own copy, or its visit's in `visits`.
+    pub fn attrs_of<'a>(&'a self, e: &'a Entry) -> Option<&'a Arc<SessionAttrs>> {
+        e.visit.as_ref().or_else(|| {
+            let session = e.session?;
+            self.visits
+                .iter()
+                .rev()
+                .find(|v| v.after.session == session)
+                .map(|v| &v.after.attrs)
+        })
     }
 
     pub fn stored(&self) -> impl Iterator<Item = &Entry> {

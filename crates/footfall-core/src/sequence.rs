@@ -70,7 +70,7 @@ impl Sequencer {
             self.last_evict = now;
         }
         let mut visits = VisitChanges::default();
-        let entries = events
+        let entries: Vec<Entry> = events
             .into_iter()
             .enumerate()
             .map(|(i, event)| {
@@ -80,6 +80,13 @@ impl Sequencer {
                 entry(event, id, out)
             })
             .collect();
+        let mut entries: Vec<Entry> = entries;
+        // Attributes travel once per visit: with the visit's change when it has one.
+        for e in &mut entries {
+            if e.session.is_some_and(|s| visits.index.contains_key(&s)) {
+                e.visit = None;
+            }
+        }
         CommitRecord {
             now,
             entries,

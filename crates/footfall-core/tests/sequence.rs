@@ -156,7 +156,7 @@ proptest! {
                 prop_assert_eq!(e.id, event_id(0, i as u64 + 1, j));
                 prop_assert!(ids.insert(e.id));
                 if e.disposition == Disposition::Stored {
-                    prop_assert!(e.visit.is_some() && e.session.is_some());
+                    prop_assert!(r.attrs_of(e).is_some() && e.session.is_some());
                     if e.event.kind == EventKind::Pageview {
                         days.insert((e.event.site.to_string(), e.visitor.0, e.event.ts.day_number()));
                     }
