@@ -8,6 +8,7 @@ use crate::event::EnrichedEvent;
 use crate::identify::{DurationChange, SessionAttrs, SessionRow};
 use crate::types::{EventId, SessionId, Timestamp, VisitorId};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Bumped when the encoding changes incompatibly; a record of another version is refused
@@ -125,15 +126,20 @@ impl CommitRecord {
         Ok(rec)
     }
 
-    /// The attributes of a stored entry's visit: its own copy, or its visit's in `visits`.
-    pub fn attrs_of<'a>(&'a self, e: &'a Entry) -> Option<&'a Arc<SessionAttrs>> {
-        e.visit.as_ref().or_else(|| {
-            let session = e.session?;
-            self.visits
-                .iter()
-                .rev()
-                .find(|v| v.after.session == session)
-                .map(|v| &v.after.attrs)
+    /// The stored entries, each with its visit's attributes: its own copy, or its visit's
+    /// in `visits` (None only in a record that breaks that rule).
+    pub fn stored_with_attrs(&self) -> impl Iterator<Item = (&Entry, Option<&SessionAttrs>)> {
+        let by_session: HashMap<SessionId, &SessionAttrs> = self
+            .visits
+            .iter()
+            .map(|v| (v.after.session, &*v.after.attrs))
+            .collect();
+        self.stored().map(move |e| {
+            let attrs = e
+                .visit
+                .as_deref()
+                .or_else(|| by_session.get(&e.session?).copied());
+            (e, attrs)
         })
     }
 

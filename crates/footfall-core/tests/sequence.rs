@@ -152,14 +152,14 @@ proptest! {
         let mut ids = HashSet::new();
         let mut days: std::collections::BTreeSet<(String, u64, i64)> = Default::default();
         for (i, r) in records.iter().enumerate() {
+            for (e, attrs) in r.stored_with_attrs() {
+                prop_assert!(attrs.is_some() && e.session.is_some());
+            }
             for (j, e) in r.entries.iter().enumerate() {
                 prop_assert_eq!(e.id, event_id(0, i as u64 + 1, j));
                 prop_assert!(ids.insert(e.id));
-                if e.disposition == Disposition::Stored {
-                    prop_assert!(r.attrs_of(e).is_some() && e.session.is_some());
-                    if e.event.kind == EventKind::Pageview {
+                if e.disposition == Disposition::Stored && e.event.kind == EventKind::Pageview {
                         days.insert((e.event.site.to_string(), e.visitor.0, e.event.ts.day_number()));
-                    }
                 }
             }
         }

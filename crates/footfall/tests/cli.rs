@@ -1,49 +1,9 @@
 //! The binary as a user runs it: offline site registry, serve configured by environment,
 //! SIGTERM drains, rebuild prints the counters.
 
-use std::io::{BufRead, BufReader};
+mod common;
+use common::{run, serve, BIN, UA};
 use std::process::{Command, Stdio};
-
-const BIN: &str = env!("CARGO_BIN_EXE_footfall");
-const UA: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
-
-fn run(args: &[&str], data: &std::path::Path) -> String {
-    let out = Command::new(BIN)
-        .args(args)
-        .env("FOOTFALL_DATA_DIR", data)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Starts `footfall serve` configured by environment on a free port; returns the process
-/// and its base URL, read from the line it prints once it is listening.
-fn serve(data: &std::path::Path, env: &[(&str, &str)]) -> (std::process::Child, String) {
-    let mut child = Command::new(BIN)
-        .arg("serve")
-        .env("FOOTFALL_DATA_DIR", data)
-        .env("FOOTFALL_LISTEN", "127.0.0.1:0")
-        .env("FOOTFALL_LOG", "warn")
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("footfall listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
-    (child, base)
-}
 
 #[test]
 fn sites_serve_sigterm_rebuild() {

@@ -3,53 +3,27 @@
 //! acknowledged event; a damaged record in the middle stops the start with an error naming
 //! the file and the byte offset.
 
-use std::io::{BufRead, BufReader, Write};
+mod common;
+use common::{run, serve_command, UA};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_footfall");
-const UA: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36";
 const TOKEN: &str = "tok";
 
 fn cli(args: &[&str], data: &Path) {
-    let out = Command::new(BIN)
-        .args(args)
-        .env("FOOTFALL_DATA_DIR", data)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run(args, data);
 }
 
 fn spawn(data: &Path) -> Child {
-    Command::new(BIN)
-        .arg("serve")
-        .env("FOOTFALL_DATA_DIR", data)
-        .env("FOOTFALL_LISTEN", "127.0.0.1:0")
-        .env("FOOTFALL_LOG", "warn")
-        .env("FOOTFALL_ADMIN_TOKEN", TOKEN)
-        .stdout(Stdio::piped())
+    serve_command(data, &[("FOOTFALL_ADMIN_TOKEN", TOKEN)])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
 }
 
-/// Starts the server; returns it and its URL once it is listening.
 fn serve(data: &Path) -> (Child, String) {
-    let mut child = spawn(data);
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("footfall listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
-    (child, base)
+    common::serve(data, &[("FOOTFALL_ADMIN_TOKEN", TOKEN)])
 }
 
 fn pageviews(base: &str, paths: impl Iterator<Item = String>) -> usize {

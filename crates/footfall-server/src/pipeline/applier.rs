@@ -126,13 +126,8 @@ impl StorageApplier {
     }
 
     fn apply_after(&mut self, applied: LogPosition) -> Result<LogPosition, String> {
-        let batch = self
-            .log
-            .read_after(applied, BATCH_RECORDS, BATCH_BYTES)
-            .map_err(|e| e.to_string())?;
-        let records = recovery::decode(batch)?;
         let started = std::time::Instant::now();
-        let p = self.store.apply(&records).map_err(|e| e.to_string())?;
+        let (p, _) = apply_next(self.store.as_mut(), self.log.as_ref(), applied)?;
         self.metrics
             .apply_seconds_sum_us
             .fetch_add(started.elapsed().as_micros() as u64, Relaxed);
@@ -162,14 +157,26 @@ pub fn catch_up(store: &mut dyn EventStore, log: &dyn Log) -> Result<u64, String
     let (mut applied, _) = store.applied().map_err(|e| e.to_string())?;
     let mut n = 0;
     while applied < log.end() {
-        let batch = log
-            .read_after(applied, BATCH_RECORDS, BATCH_BYTES)
-            .map_err(|e| e.to_string())?;
-        let records = recovery::decode(batch)?;
-        n += records.len() as u64;
-        applied = store.apply(&records).map_err(|e| e.to_string())?;
+        let (p, records) = apply_next(store, log, applied)?;
+        applied = p;
+        n += records;
     }
     Ok(n)
+}
+
+/// One transaction's worth: the records after `applied`, read, decoded and stored. Returns
+/// the position reached and how many records that was.
+fn apply_next(
+    store: &mut dyn EventStore,
+    log: &dyn Log,
+    applied: LogPosition,
+) -> Result<(LogPosition, u64), String> {
+    let batch = log
+        .read_after(applied, BATCH_RECORDS, BATCH_BYTES)
+        .map_err(|e| e.to_string())?;
+    let records = recovery::decode(batch)?;
+    let p = store.apply(&records).map_err(|e| e.to_string())?;
+    Ok((p, records.len() as u64))
 }
 
 /// Lets a reader of stored data wait until storage holds everything acknowledged before it

@@ -57,21 +57,24 @@ impl Live {
         self.model.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The versions of `sites`, read after the change, so a stream never sees one go down.
-    fn publish(&self, sites: BTreeSet<SiteId>) {
-        if sites.is_empty() {
+    /// Changes the model and reads the changed sites' versions under one lock, so a stream
+    /// never sees a version go down.
+    fn change(&self, f: impl FnOnce(&mut LiveModel) -> BTreeSet<SiteId>) -> Vec<(SiteId, u64)> {
+        let mut m = self.model();
+        let sites = f(&mut m);
+        sites
+            .into_iter()
+            .map(|s| {
+                let v = m.version(&s);
+                (s, v)
+            })
+            .collect()
+    }
+
+    fn publish(&self, versions: Vec<(SiteId, u64)>) {
+        if versions.is_empty() {
             return;
         }
-        let versions: Vec<(SiteId, u64)> = {
-            let m = self.model();
-            sites
-                .into_iter()
-                .map(|s| {
-                    let v = m.version(&s);
-                    (s, v)
-                })
-                .collect()
-        };
         let feeds = self.feeds.lock().unwrap_or_else(|p| p.into_inner());
         for (site, version) in versions {
             if let Some(tx) = feeds.get(&site) {
@@ -88,7 +91,7 @@ impl Live {
 
     /// Expires inactive visitors as of now, waking the streams of the sites they left.
     pub fn expire(&self, clock: &dyn Clock) {
-        let left = self.model().expire(clock.now());
+        let left = self.change(|m| m.expire(clock.now()));
         self.publish(left);
     }
 
@@ -99,7 +102,7 @@ impl Live {
 
 impl LiveState for Live {
     fn apply(&self, rec: &CommitRecord) {
-        let changed = self.model().apply(rec);
+        let changed = self.change(|m| m.apply(rec));
         self.publish(changed);
         self.expiry.notify_one();
     }

@@ -109,6 +109,41 @@ fn usable(log: &dyn Log, pos: LogPosition) -> bool {
     pos.0 + 1 >= log.first().0 && pos <= log.end()
 }
 
+/// A snapshot and its position, if there is one replay can start from; otherwise None,
+/// with a warning saying why and what happens instead (`fallback`).
+fn load_snapshot<T>(
+    file: &SnapshotFile,
+    log: &dyn Log,
+    fallback: &str,
+    decode: impl FnOnce(&[u8]) -> Result<T, String>,
+) -> Option<(LogPosition, T)> {
+    let (pos, bytes) = match file.read() {
+        Ok(Some(found)) => found,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::warn!(error = %e, "{fallback}");
+            return None;
+        }
+    };
+    if !usable(log, pos) {
+        tracing::warn!(
+            file = %file.path().display(),
+            snapshot = pos.0,
+            first = log.first().0,
+            end = log.end().0,
+            "snapshot does not fit the log; {fallback}"
+        );
+        return None;
+    }
+    match decode(&bytes) {
+        Ok(state) => Some((pos, state)),
+        Err(e) => {
+            tracing::warn!(file = %file.path().display(), error = %e, "snapshot unreadable; {fallback}");
+            None
+        }
+    }
+}
+
 /// The sequencer's state as of the end of the log.
 pub fn load_sequencer(
     file: &SnapshotFile,
@@ -116,30 +151,9 @@ pub fn load_sequencer(
     cfg: IdentifyConfig,
     id_base: u64,
 ) -> Result<Sequencer, RecoveryError> {
-    let loaded = match file.read() {
-        Ok(Some((pos, bytes))) if usable(log, pos) => {
-            match Sequencer::from_snapshot(&bytes, cfg, id_base) {
-                Ok(s) => Some((pos, s)),
-                Err(e) => {
-                    tracing::warn!(error = %e, "sequencer snapshot unreadable; visits in progress start afresh");
-                    None
-                }
-            }
-        }
-        Ok(Some((pos, _))) => {
-            tracing::warn!(
-                snapshot = pos.0,
-                first = log.first().0,
-                "sequencer snapshot is older than the log; visits in progress start afresh"
-            );
-            None
-        }
-        Ok(None) => None,
-        Err(e) => {
-            tracing::warn!(error = %e, "visits in progress start afresh");
-            None
-        }
-    };
+    let loaded = load_snapshot(file, log, "visits in progress start afresh", |bytes| {
+        Sequencer::from_snapshot(bytes, cfg, id_base).map_err(|e| e.to_string())
+    });
     let (from, mut seq) = loaded.unwrap_or_else(|| {
         (
             LogPosition(log.first().0.saturating_sub(1)),
@@ -175,22 +189,12 @@ pub fn load_live(
     active_timeout_ms: i64,
     rebuild_chunk: u64,
 ) -> Result<LiveModel, RecoveryError> {
-    let snapshot = match file.read() {
-        Ok(Some((pos, bytes))) if usable(log, pos) => {
-            match postcard::from_bytes::<LiveSnapshot>(&bytes) {
-                Ok(s) => Some((pos, s)),
-                Err(e) => {
-                    tracing::warn!(error = %e, "live snapshot unreadable; rebuilding from storage");
-                    None
-                }
-            }
-        }
-        Ok(Some(_)) | Ok(None) => None,
-        Err(e) => {
-            tracing::warn!(error = %e, "rebuilding live counters from storage");
-            None
-        }
-    };
+    let snapshot = load_snapshot(
+        file,
+        log,
+        "rebuilding live counters from storage",
+        |bytes| postcard::from_bytes::<LiveSnapshot>(bytes).map_err(|e| e.to_string()),
+    );
     let (from, mut model) = match snapshot {
         Some((pos, s)) => (
             pos,

@@ -115,17 +115,7 @@ fn arrow_err(e: impl std::fmt::Display) -> StoreError {
 fn events_batch(fresh: &Fresh<'_>) -> Result<RecordBatch, StoreError> {
     let mut rows: Vec<(&Entry, SessionId, &SessionAttrs)> = Vec::new();
     for (_, rec) in fresh {
-        // The visits' attributes by session, for events that don't carry their own.
-        let by_session: std::collections::HashMap<SessionId, &SessionAttrs> = rec
-            .visits
-            .iter()
-            .map(|v| (v.after.session, &*v.after.attrs))
-            .collect();
-        for e in rec.stored() {
-            let attrs = e
-                .visit
-                .as_deref()
-                .or_else(|| e.session.and_then(|s| by_session.get(&s).copied()));
+        for (e, attrs) in rec.stored_with_attrs() {
             let (Some(session), Some(v)) = (e.session, attrs) else {
                 return Err(StoreError::Corrupt(format!(
                     "stored event {} has no visit",
