@@ -14,6 +14,7 @@ pub mod intern;
 pub mod live;
 pub mod query;
 pub mod record;
+pub mod rollup;
 pub mod sequence;
 pub mod types;
 

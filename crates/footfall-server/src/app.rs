@@ -294,6 +294,10 @@ pub async fn start_with_log(
     let retention = Arc::new(Retention::new(applied, snapshot_at));
     let (applied_tx, applied_rx) = watch::channel(applied);
     let nudge = Arc::new(tokio::sync::Notify::new());
+    let mut store = store;
+    if !config.rollups {
+        store.stop_rollups()?;
+    }
     let applier = StorageApplier {
         store,
         log: log.clone(),
@@ -301,6 +305,7 @@ pub async fn start_with_log(
         metrics: metrics.clone(),
         applied: applied_tx,
         nudge: nudge.clone(),
+        keep_rollups: config.rollups,
     }
     .spawn()
     .map_err(StartError::Thread)?;

@@ -40,6 +40,8 @@ pub struct ServerConfig {
     /// Mark the login cookie `Secure` always (not only when a proxy says the request came
     /// over HTTPS).
     pub secure_cookies: bool,
+    /// Keep rollups and answer reports from them where exact.
+    pub rollups: bool,
 }
 
 impl ServerConfig {
@@ -64,6 +66,7 @@ impl ServerConfig {
             web_dir: None,
             demo: false,
             secure_cookies: false,
+            rollups: true,
         }
     }
 }

@@ -20,6 +20,9 @@ pub struct Metrics {
     pub applied: AtomicU64,
     pub log_bytes: AtomicU64,
     pub applies: AtomicU64,
+    /// Query parts answered from rollups / from raw rows.
+    pub parts_rollup: AtomicU64,
+    pub parts_raw: AtomicU64,
     pub apply_seconds_sum_us: AtomicU64,
     pub apply_failures: AtomicU64,
     /// Time in the log's append (write + fdatasync), summed; counted by `flushes`.
@@ -96,6 +99,7 @@ impl Metrics {
             "# TYPE footfall_flush_failures_total counter\nfootfall_flush_failures_total {}",
             self.flush_failures.load(Relaxed)
         );
+        let _ = writeln!(s, "# HELP footfall_query_parts_total Parts of report queries, by what answered them.\n# TYPE footfall_query_parts_total counter\nfootfall_query_parts_total{{source=\"rollups\"}} {}\nfootfall_query_parts_total{{source=\"raw\"}} {}", self.parts_rollup.load(Relaxed), self.parts_raw.load(Relaxed));
         let _ = writeln!(s, "# HELP footfall_sse_subscribers Open live streams.\n# TYPE footfall_sse_subscribers gauge");
         let _ = writeln!(
             s,

@@ -345,8 +345,15 @@ fn expected(
         None => String::new(),
     };
     let mut out: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
+    // Visitors are counted per local day and summed: (visitor, day) pairs.
+    let day_of = |ts: i64| {
+        chrono::DateTime::from_timestamp_millis(ts)
+            .unwrap()
+            .with_timezone(&TZ)
+            .date_naive()
+    };
     // Event-level rows (excluding engagement, which is not an event for these metrics).
-    let mut visitors: BTreeMap<String, BTreeSet<usize>> = BTreeMap::new();
+    let mut visitors: BTreeMap<String, BTreeSet<(usize, NaiveDate)>> = BTreeMap::new();
     let mut visits_touched: BTreeMap<String, BTreeSet<usize>> = BTreeMap::new();
     let mut pageviews: BTreeMap<String, i64> = BTreeMap::new();
     let mut events: BTreeMap<String, i64> = BTreeMap::new();
@@ -358,11 +365,34 @@ fn expected(
             .filter(|e| in_range(e.ts) && e.name != "engagement" && f.event_ok(v, e))
         {
             let k = key(v, e);
-            visitors.entry(k.clone()).or_default().insert(v.visitor);
+            total_visitors.insert((v.visitor, day_of(e.ts)));
+            if d == Some(D::Entry) {
+                continue;
+            }
+            visitors
+                .entry(k.clone())
+                .or_default()
+                .insert((v.visitor, day_of(e.ts)));
             visits_touched.entry(k.clone()).or_default().insert(e.visit);
             *pageviews.entry(k.clone()).or_default() += i64::from(e.name == "pageview");
             *events.entry(k).or_default() += 1;
-            total_visitors.insert(v.visitor);
+        }
+    }
+    // Entry pages belong to visits: every count comes from the visits that started in the
+    // range (visitors by the day the visit started).
+    if d == Some(D::Entry) {
+        for v in visits
+            .iter()
+            .filter(|v| in_range(v.start()) && f.visit_ok(v, range))
+        {
+            let k = v.entry().to_string();
+            visitors
+                .entry(k.clone())
+                .or_default()
+                .insert((v.visitor, day_of(v.start())));
+            *pageviews.entry(k.clone()).or_default() += v.pageviews().len() as i64;
+            *events.entry(k).or_default() +=
+                v.events.iter().filter(|e| e.name != "engagement").count() as i64;
         }
     }
     // Visit-level rows: visits starting in range, keyed by their first event.
@@ -483,7 +513,21 @@ async fn query(s: &TestServer, body: Value) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_metric_dimension_filter_and_range_matches_the_model() {
-    let s = TestServer::start_with(|c| c.dedup_window_ms = 0).await;
+    reference_check(true).await;
+}
+
+/// The same with rollups off: every query scans raw rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_rows_alone_match_the_model_too() {
+    reference_check(false).await;
+}
+
+async fn reference_check(rollups: bool) {
+    let s = TestServer::start_with(|c| {
+        c.dedup_window_ms = 0;
+        c.rollups = rollups;
+    })
+    .await;
     s.running()
         .state
         .ingest
@@ -593,4 +637,17 @@ async fn every_metric_dimension_filter_and_range_matches_the_model() {
         }
     }
     assert!(checked > 120, "{checked} combinations checked");
+    let m = s.running().state.metrics.clone();
+    let (fast, raw) = (
+        m.parts_rollup.load(std::sync::atomic::Ordering::Relaxed),
+        m.parts_raw.load(std::sync::atomic::Ordering::Relaxed),
+    );
+    if rollups {
+        assert!(
+            fast > 50 && raw > 50,
+            "both paths answered: {fast} rollup parts, {raw} raw"
+        );
+    } else {
+        assert_eq!(fast, 0, "rollups off: {raw} raw parts");
+    }
 }

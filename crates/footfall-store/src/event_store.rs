@@ -7,6 +7,7 @@ use crate::StoreError;
 use footfall_core::live::Counters;
 use footfall_core::query::plan::{Dialect, SqlQuery};
 use footfall_core::record::CommitRecord;
+use footfall_core::SiteId;
 
 /// One result row of a planned query: dimension values as text, then numbers.
 pub type QueryRow = (Vec<String>, Vec<Option<f64>>);
@@ -43,6 +44,25 @@ pub trait EventStore: Send {
         chunk_size: u64,
         progress: &mut dyn FnMut(RebuildProgress) -> bool,
     ) -> Result<Counters, StoreError>;
+
+    /// Sites whose rollups are missing, unfinished, or kept in another time zone than the
+    /// site's own now: each needs [`rebuild_rollups`](Self::rebuild_rollups).
+    fn stale_rollups(&self) -> Result<Vec<SiteId>, StoreError>;
+
+    /// The time zone a site's rollups are complete in (None: not usable; read raw rows).
+    fn rollup_zone(&self, site: &SiteId) -> Result<Option<String>, StoreError>;
+
+    /// Recomputes a site's rollups from its raw rows in chunks of days, resuming an
+    /// interrupted rebuild; `progress` (days) returning false stops with `Interrupted`.
+    fn rebuild_rollups(
+        &mut self,
+        site: &SiteId,
+        progress: &mut dyn FnMut(RebuildProgress) -> bool,
+    ) -> Result<(), StoreError>;
+
+    /// Stops keeping rollups on this connection and marks every site's as stale, so reports
+    /// read raw rows and a later start with rollups rebuilds them.
+    fn stop_rollups(&mut self) -> Result<(), StoreError>;
 
     /// Makes what is stored durable in the store's own files (at shutdown).
     fn checkpoint(&self) -> Result<(), StoreError>;

@@ -41,12 +41,19 @@ enum Command {
         #[command(subcommand)]
         action: UsersAction,
     },
-    /// Recompute the live counters from stored events and print them (offline).
+    /// Recompute the live counters from stored events and print them, or with --rollups
+    /// the rollups (offline; resumable: run it again after an interruption).
     Rebuild {
         #[arg(long, env = "FOOTFALL_DATA_DIR", default_value = "./footfall-data")]
         data_dir: PathBuf,
         #[arg(long, default_value_t = 500_000)]
         chunk: u64,
+        /// Recompute the rollups from raw events instead of the live counters.
+        #[arg(long)]
+        rollups: bool,
+        /// Only this site (with --rollups).
+        #[arg(long, requires = "rollups")]
+        site: Option<String>,
     },
 }
 
@@ -135,7 +142,15 @@ fn main() -> ExitCode {
         Command::Sites { action } => sites(action),
         Command::Keys { action } => keys(action),
         Command::Users { action } => users(action),
-        Command::Rebuild { data_dir, chunk } => rebuild(&data_dir, chunk),
+        Command::Rebuild {
+            data_dir,
+            rollups: true,
+            site,
+            ..
+        } => rebuild_rollups(&data_dir, site.as_deref()),
+        Command::Rebuild {
+            data_dir, chunk, ..
+        } => rebuild(&data_dir, chunk),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -318,6 +333,47 @@ fn users(action: UsersAction) -> Result<()> {
             store.checkpoint()?;
             println!("removed user {username}");
         }
+    }
+    Ok(())
+}
+
+/// `rebuild --rollups`: each site (or one) recomputed from raw events, a week of days per
+/// transaction, with a progress bar.
+fn rebuild_rollups(data_dir: &std::path::Path, only: Option<&str>) -> Result<()> {
+    let stores = footfall_store::open_embedded(data_dir, None)?;
+    let (mut store, meta) = (stores.events, stores.metadata);
+    let log = footfall_store::SegmentLog::open(&data_dir.join("log"), Default::default())?;
+    let applied = footfall_server::pipeline::applier::catch_up(store.as_mut(), &log)?;
+    if applied > 0 {
+        eprintln!("rebuild: applied {applied} log records to storage first");
+    }
+    let registered: Vec<footfall_core::SiteId> =
+        meta.sites()?.into_iter().map(|s| s.domain).collect();
+    let sites = match only {
+        Some(s) => {
+            let site = footfall_core::SiteId::parse(s)?;
+            if !registered.contains(&site) {
+                return Err(format!("site {site} is not registered").into());
+            }
+            vec![site]
+        }
+        None => registered,
+    };
+    for site in sites {
+        let bar = indicatif::ProgressBar::new(0).with_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg:>24} [{bar:40}] {pos}/{len} days ({elapsed}, {eta} left)",
+            )
+            .map_err(|e| e.to_string())?
+            .progress_chars("=> "),
+        );
+        bar.set_message(site.to_string());
+        store.rebuild_rollups(&site, &mut |p| {
+            bar.set_length(p.total);
+            bar.set_position(p.done);
+            true
+        })?;
+        bar.finish();
     }
     Ok(())
 }

@@ -73,6 +73,10 @@ pub struct ServeArgs {
     /// X-Forwarded-Proto).
     #[arg(long, env = "FOOTFALL_SECURE_COOKIES")]
     pub secure_cookies: bool,
+    /// Don't keep rollups: every report scans raw events (for comparison; turning them back
+    /// on rebuilds them at the next start).
+    #[arg(long, env = "FOOTFALL_NO_ROLLUPS")]
+    pub no_rollups: bool,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -99,6 +103,8 @@ struct FileSettings {
     demo: bool,
     #[serde(default)]
     secure_cookies: bool,
+    #[serde(default)]
+    no_rollups: bool,
 }
 
 pub struct Settings {
@@ -180,6 +186,7 @@ impl Settings {
         c.web_dir = args.web_dir.or(file.web_dir);
         c.demo = args.demo || file.demo;
         c.secure_cookies = args.secure_cookies || file.secure_cookies;
+        c.rollups = !(args.no_rollups || file.no_rollups);
         Ok(Settings { server: c })
     }
 }

@@ -70,6 +70,11 @@ impl SessionAttrs {
         self.0.get(i).map_or("", |v| v)
     }
 
+    /// From stored values, in [`COLUMNS`](Self::COLUMNS) order.
+    pub fn from_values(values: [Arc<str>; 16]) -> Self {
+        SessionAttrs(values)
+    }
+
     pub fn from_event(ev: &EnrichedEvent, strings: &mut Interner) -> Self {
         fn opt(v: &Option<String>) -> &str {
             v.as_deref().unwrap_or("")

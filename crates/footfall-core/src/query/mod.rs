@@ -7,6 +7,7 @@ pub mod model;
 pub mod parse;
 pub mod plan;
 pub mod result;
+pub mod rollup_plan;
 pub mod time;
 
 pub use model::*;

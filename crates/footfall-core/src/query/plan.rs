@@ -53,10 +53,20 @@ pub struct SqlQuery {
     pub dimensions: usize,
 }
 
+impl SqlQuery {
+    /// Whether this part reads the rollups rather than raw rows.
+    pub fn from_rollups(&self) -> bool {
+        self.sql.contains(" FROM rollups r ")
+    }
+}
+
 /// The functions that differ between SQL engines.
 pub trait Dialect {
     fn count_if(&self, cond: &str) -> String;
     fn uniq_if(&self, expr: &str, cond: &str) -> String;
+    /// Distinct (id, day) pairs where `cond`: visitors under the day rule (see
+    /// [`crate::rollup`]). `day` is an integer expression of 32 bits.
+    fn uniq_pair_if(&self, id: &str, day: &str, cond: &str) -> String;
     /// The value of the property named by the next parameter, or NULL.
     fn prop_value(&self, alias: &str) -> String;
     /// Whether `expr` matches the regex in the next parameter.
@@ -79,6 +89,11 @@ impl Dialect for DuckDb {
     }
     fn uniq_if(&self, expr: &str, cond: &str) -> String {
         format!("count(DISTINCT {expr}) FILTER (WHERE {cond})")
+    }
+    fn uniq_pair_if(&self, id: &str, day: &str, cond: &str) -> String {
+        // An exact 128-bit pairing: id in the high bits, the day (offset to be non-negative)
+        // in the low 32.
+        format!("count(DISTINCT (CAST({id} AS HUGEINT) * 4294967296 + (CAST({day} AS BIGINT) + 2147483648))) FILTER (WHERE {cond})")
     }
     fn prop_value(&self, alias: &str) -> String {
         format!("{alias}.prop_values[list_position({alias}.prop_keys, ?)]")
@@ -105,21 +120,21 @@ impl Dialect for DuckDb {
 
 /// SQL text with its parameters, in order.
 #[derive(Debug, Default, Clone)]
-struct Sql {
-    text: String,
-    params: Vec<Param>,
+pub struct Sql {
+    pub text: String,
+    pub params: Vec<Param>,
 }
 
 impl Sql {
-    fn push(&mut self, s: &str) -> &mut Self {
+    pub fn push(&mut self, s: &str) -> &mut Self {
         self.text.push_str(s);
         self
     }
-    fn bind(&mut self, p: Param) -> &mut Self {
+    pub fn bind(&mut self, p: Param) -> &mut Self {
         self.params.push(p);
         self
     }
-    fn append(&mut self, other: Sql) -> &mut Self {
+    pub fn append(&mut self, other: Sql) -> &mut Self {
         self.text.push_str(&other.text);
         self.params.extend(other.params);
         self
@@ -135,6 +150,11 @@ pub struct Context<'a> {
     pub buckets: Option<&'a BucketKey>,
     /// How far past the range to look for the next page view (time on page).
     pub visit_gap_ms: i64,
+    /// The site's zone: the days visitors are counted in.
+    pub tz: chrono_tz::Tz,
+    /// Whether the site's rollups are complete and kept in `tz`: only then may a part be
+    /// answered from them.
+    pub rollups: bool,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -145,7 +165,7 @@ enum Base {
 
 /// The current state of every visit of the site: the +1 rows whose version has not been
 /// cancelled by a −1 row.
-fn live_visits(site: &str) -> Sql {
+pub(crate) fn live_visits(site: &str) -> Sql {
     let mut s = Sql::default();
     s.push(
         "s AS (SELECT * FROM sessions x WHERE x.site = ? AND x.sign = 1 AND NOT EXISTS (\
@@ -178,6 +198,18 @@ impl BucketKey {
             segments,
             unit: bucket,
         }
+    }
+
+    /// Keys for every instant of `[start, end)` (not tied to a list of buckets).
+    pub fn over(unit: TimeBucket, tz: chrono_tz::Tz, start: i64, end: i64) -> BucketKey {
+        BucketKey {
+            segments: super::time::offset_segments(tz, start, end.max(start + 1)),
+            unit,
+        }
+    }
+
+    pub fn unit(&self) -> TimeBucket {
+        self.unit
     }
 
     /// The key of an instant: hours or days since the epoch in local time, Monday-based
@@ -213,7 +245,7 @@ impl BucketKey {
             .collect()
     }
 
-    fn sql(&self, ts: &str, dialect: &dyn Dialect) -> Sql {
+    pub fn sql(&self, ts: &str, dialect: &dyn Dialect) -> Sql {
         let mut local = Sql::default();
         if self.segments.len() <= 1 {
             local
@@ -274,7 +306,7 @@ fn dimension_expr(d: &Dimension, base: Base, dialect: &dyn Dialect) -> Sql {
     s
 }
 
-fn condition_on(expr: Sql, c: &Condition, dialect: &dyn Dialect) -> Sql {
+pub(crate) fn condition_on(expr: Sql, c: &Condition, dialect: &dyn Dialect) -> Sql {
     let mut out = Sql::default();
     let fold = |v: &String| {
         if c.case_sensitive {
@@ -481,21 +513,27 @@ fn event_query(
         .bind(Param::Int(cx.start))
         .bind(Param::Int(cx.end));
     from.append(where_filters(q, Base::Events, cx, dialect));
+    if matches!(part, Part::EventCounts | Part::Total) {
+        // Engagement events count in none of these metrics: a group of only engagement
+        // events is no group.
+        from.push(" AND e.name <> 'engagement'");
+    }
 
     let mut sql = with_clause(ctes);
     let not_engagement = "e.name <> 'engagement'";
     match part {
         Part::EventCounts | Part::Total => {
             sql.push("SELECT ").append(sel);
-            if part == Part::Total {
+            let day =
+                BucketKey::over(TimeBucket::Day, cx.tz, cx.start, cx.end).sql("e.ts", dialect);
+            sql.push(&format!(
+                "CAST({} AS DOUBLE)",
+                dialect.uniq_pair_if("e.visitor_id", &day.text, not_engagement)
+            ));
+            sql.params.extend(day.params);
+            if part == Part::EventCounts {
                 sql.push(&format!(
-                    "CAST({} AS DOUBLE)",
-                    dialect.uniq_if("e.visitor_id", not_engagement)
-                ));
-            } else {
-                sql.push(&format!(
-                    "CAST({} AS DOUBLE), CAST({} AS DOUBLE), CAST({} AS DOUBLE), CAST({} AS DOUBLE)",
-                    dialect.uniq_if("e.visitor_id", not_engagement),
+                    ", CAST({} AS DOUBLE), CAST({} AS DOUBLE), CAST({} AS DOUBLE)",
                     dialect.count_if("e.name = 'pageview'"),
                     dialect.count_if(not_engagement),
                     dialect.uniq_if("e.session_id", not_engagement)
@@ -544,6 +582,36 @@ fn event_query(
     }
 }
 
+/// Event counts broken down by entry or exit page, which belong to a visit, not an event:
+/// counted over the visits that started in the range (as Plausible does) — visitors by the
+/// day rule on the visit's start, page views and events as the visits' own totals.
+fn visit_event_counts(
+    q: &Query,
+    dims: &[Dimension],
+    cx: &Context<'_>,
+    dialect: &dyn Dialect,
+) -> SqlQuery {
+    let (sel, group) = dims_select(dims, Base::Visits, cx, dialect);
+    let mut sql = with_clause(vec![live_visits(cx.site)]);
+    let day = BucketKey::over(TimeBucket::Day, cx.tz, cx.start, cx.end).sql("s.start_ts", dialect);
+    sql.push("SELECT ").append(sel).push(&format!(
+        "CAST({} AS DOUBLE), ",
+        dialect.uniq_pair_if("s.visitor_id", &day.text, "true")
+    ));
+    sql.params.extend(day.params);
+    sql.push("CAST(sum(s.pageviews) AS DOUBLE), CAST(sum(s.events) AS DOUBLE), CAST(count(*) AS DOUBLE) FROM s WHERE s.start_ts >= ? AND s.start_ts < ?")
+        .bind(Param::Int(cx.start))
+        .bind(Param::Int(cx.end));
+    sql.append(where_filters(q, Base::Visits, cx, dialect))
+        .push(&group);
+    SqlQuery {
+        part: Part::EventCounts,
+        sql: sql.text,
+        params: sql.params,
+        dimensions: dims.len(),
+    }
+}
+
 fn visit_query(q: &Query, dims: &[Dimension], cx: &Context<'_>, dialect: &dyn Dialect) -> SqlQuery {
     let ctes = vec![live_visits(cx.site)];
     let (sel, group) = dims_select(dims, Base::Visits, cx, dialect);
@@ -569,7 +637,15 @@ fn visit_query(q: &Query, dims: &[Dimension], cx: &Context<'_>, dialect: &dyn Di
 pub fn plan(q: &Query, cx: &Context<'_>, dialect: &dyn Dialect) -> Vec<SqlQuery> {
     let dims = &q.dimensions;
     let has_event_dim = dims.iter().any(Dimension::is_event);
+    let by_visit_page = !has_event_dim
+        && dims
+            .iter()
+            .any(|d| matches!(d, Dimension::Visit(p) if p.changes_during_visit()));
     let wants = |m: Metric| q.metrics.contains(&m);
+    let from_rollups = |part: Part, dims: &[Dimension]| {
+        super::rollup_plan::choose(q, dims, part, cx)
+            .map(|choice| super::rollup_plan::query(q, dims, part, &choice, cx, dialect))
+    };
     let mut out = Vec::new();
     if wants(Metric::Visitors)
         || wants(Metric::Pageviews)
@@ -577,14 +653,23 @@ pub fn plan(q: &Query, cx: &Context<'_>, dialect: &dyn Dialect) -> Vec<SqlQuery>
         || wants(Metric::Percentage)
         || (wants(Metric::Visits) && has_event_dim)
     {
-        out.push(event_query(q, dims, Part::EventCounts, cx, dialect));
+        out.push(from_rollups(Part::EventCounts, dims).unwrap_or_else(|| {
+            if by_visit_page {
+                visit_event_counts(q, dims, cx, dialect)
+            } else {
+                event_query(q, dims, Part::EventCounts, cx, dialect)
+            }
+        }));
     }
     if wants(Metric::BounceRate)
         || wants(Metric::VisitDuration)
         || wants(Metric::ViewsPerVisit)
         || (wants(Metric::Visits) && !has_event_dim)
     {
-        out.push(visit_query(q, dims, cx, dialect));
+        out.push(
+            from_rollups(Part::VisitTotals, dims)
+                .unwrap_or_else(|| visit_query(q, dims, cx, dialect)),
+        );
     }
     if wants(Metric::TimeOnPage) {
         out.push(event_query(q, dims, Part::TimeOnPage, cx, dialect));
@@ -593,7 +678,10 @@ pub fn plan(q: &Query, cx: &Context<'_>, dialect: &dyn Dialect) -> Vec<SqlQuery>
         out.push(event_query(q, dims, Part::ScrollDepth, cx, dialect));
     }
     if wants(Metric::Percentage) {
-        out.push(event_query(q, &[], Part::Total, cx, dialect));
+        out.push(
+            from_rollups(Part::Total, &[])
+                .unwrap_or_else(|| event_query(q, &[], Part::Total, cx, dialect)),
+        );
     }
     out
 }
@@ -620,6 +708,8 @@ mod tests {
                 end: 10,
                 buckets: Some(&key),
                 visit_gap_ms: 5,
+                tz: chrono_tz::UTC,
+                rollups: false,
             },
             &DuckDb,
         )

@@ -111,7 +111,8 @@ pub fn resolve(range: &DateRange, tz: Tz, today: NaiveDate, first_event: Option<
     }
 }
 
-fn offset_ms(tz: Tz, utc_ms: i64) -> i64 {
+/// The zone's UTC offset at an instant, in milliseconds.
+pub fn offset_ms(tz: Tz, utc_ms: i64) -> i64 {
     use chrono::Offset;
     chrono::DateTime::from_timestamp_millis(utc_ms)
         .map(|d| {

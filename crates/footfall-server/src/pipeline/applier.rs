@@ -32,6 +32,8 @@ pub struct StorageApplier {
     pub applied: watch::Sender<LogPosition>,
     /// Readers waiting for storage to catch up: apply now rather than gather.
     pub nudge: Arc<Notify>,
+    /// Whether rollups are kept (`--no-rollups` turns them off).
+    pub keep_rollups: bool,
 }
 
 /// Stops the applier once it has applied everything the log holds.
@@ -63,6 +65,7 @@ impl StorageApplier {
 
     fn run(mut self, rt: &tokio::runtime::Handle, mut stop: watch::Receiver<bool>) {
         yield_cpu_to_ingest();
+        self.rebuild_stale_rollups(&stop);
         let mut end = self.log.subscribe();
         let mut applied = *self.applied.borrow();
         loop {
@@ -122,6 +125,39 @@ impl StorageApplier {
         }
         if let Err(e) = self.store.checkpoint() {
             tracing::warn!(error = %e, "checkpoint at shutdown failed");
+        }
+    }
+
+    /// Brings rollups up to date where the schema or a site's time zone changed, before
+    /// applying anything new; reports read raw rows for those sites meanwhile. Stopping
+    /// interrupts it (the next start resumes).
+    fn rebuild_stale_rollups(&mut self, stop: &watch::Receiver<bool>) {
+        if !self.keep_rollups {
+            return;
+        }
+        let sites = match self.store.stale_rollups() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "could not check the rollups");
+                return;
+            }
+        };
+        for site in sites {
+            let started = std::time::Instant::now();
+            tracing::info!(%site, "rebuilding rollups from raw events");
+            let result = self.store.rebuild_rollups(&site, &mut |p| {
+                tracing::debug!(%site, days = p.done, of = p.total, "rollup rebuild");
+                !*stop.borrow()
+            });
+            match result {
+                Ok(()) => {
+                    tracing::info!(%site, secs = started.elapsed().as_secs_f64(), "rollups rebuilt")
+                }
+                Err(e) => {
+                    tracing::warn!(%site, error = %e, "rollup rebuild stopped; it resumes at the next start");
+                    return;
+                }
+            }
         }
     }
 

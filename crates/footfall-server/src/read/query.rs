@@ -119,19 +119,34 @@ pub async fn run_range(
     let key = buckets
         .as_ref()
         .map(|(kind, bs)| BucketKey::new(*kind, bs, q.timezone));
+    // Everything acknowledged before this query began is in its answer.
+    if !st.read.stored.wait(READ_BARRIER_WAIT).await {
+        tracing::warn!("storage is behind the log; answering from what is stored");
+    }
+    let conn = st.read.reads.get()?;
+    // Rollups answer only when complete and kept in the zone this query counts days in.
+    let rollups = conn
+        .rollup_zone(site)
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .is_some_and(|zone| zone == q.timezone.name());
     let cx = Context {
         site: site.as_str(),
         start: range.start,
         end: range.end,
         buckets: key.as_ref(),
         visit_gap_ms: st.config.visit_gap_ms,
+        tz: q.timezone,
+        rollups,
     };
-    // Everything acknowledged before this query began is in its answer.
-    if !st.read.stored.wait(READ_BARRIER_WAIT).await {
-        tracing::warn!("storage is behind the log; answering from what is stored");
-    }
-    let conn = st.read.reads.get()?;
     let sql = plan::plan(q, &cx, conn.dialect());
+    let from_rollups = sql.iter().filter(|s| s.from_rollups()).count() as u64;
+    st.metrics
+        .parts_rollup
+        .fetch_add(from_rollups, std::sync::atomic::Ordering::Relaxed);
+    st.metrics.parts_raw.fetch_add(
+        sql.len() as u64 - from_rollups,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let st2 = st.clone();
     let (conn, parts) = tokio::task::spawn_blocking(move || {
         let parts: Result<Vec<PartRows>, _> = sql

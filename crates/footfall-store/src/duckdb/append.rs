@@ -58,23 +58,50 @@ impl DuckStore {
         let events = events_batch(&fresh)?;
         let sessions = sessions_batch(&fresh)?;
         let (n_events, n_sessions) = (events.num_rows(), sessions.num_rows());
-        {
-            let mut app = tx.appender("events")?;
-            app.append_record_batch(events)?;
-            app.flush()?;
-            let mut app = tx.appender("sessions")?;
-            app.append_record_batch(sessions)?;
-            app.flush()?;
-        }
-        tx.execute(
-            "UPDATE log_applied SET position = ? WHERE id = 1",
-            params![last.0],
-        )?;
-        tx.commit()?;
+        let keep = self.keep_rollups;
+        let keeper = &mut self.rollups;
+        let current = &mut self.rollup_zones;
+        let written = (|| -> Result<usize, StoreError> {
+            // Rollup deltas first: the keeper reads back days as storage holds them before
+            // this transaction's rows.
+            let records: Vec<&CommitRecord> = fresh.iter().map(|(_, r)| r).collect();
+            let deltas = if keep {
+                super::rollups::deltas_for(&tx, keeper, current, &records)?
+            } else {
+                Default::default()
+            };
+            {
+                let mut app = tx.appender("events")?;
+                app.append_record_batch(events)?;
+                app.flush()?;
+                let mut app = tx.appender("sessions")?;
+                app.append_record_batch(sessions)?;
+                app.flush()?;
+            }
+            let n = super::rollups::add(&tx, &deltas)?;
+            tx.execute(
+                "UPDATE log_applied SET position = ? WHERE id = 1",
+                params![last.0],
+            )?;
+            tx.commit()?;
+            Ok(n)
+        })();
+        let n_rollups = match written {
+            Ok(n) => n,
+            Err(e) => {
+                // The keeper already counted this batch's visitors, which storage doesn't
+                // hold: start over from storage.
+                self.rollups.clear();
+                self.rollup_zones.clear();
+                return Err(e);
+            }
+        };
+        self.rollups.evict(2, 64);
         tracing::debug!(
             records = fresh.len(),
             events = n_events,
             session_rows = n_sessions,
+            rollup_rows = n_rollups,
             position = last.0,
             committed_us = t0.elapsed().as_micros() as u64,
             "applied"

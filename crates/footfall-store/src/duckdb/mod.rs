@@ -5,6 +5,7 @@ mod append;
 mod meta;
 mod query;
 mod rebuild;
+mod rollups;
 mod schema;
 
 use crate::event_store::{EventStore, QueryRow, RebuildProgress};
@@ -23,6 +24,11 @@ use std::path::{Path, PathBuf};
 pub struct DuckStore {
     conn: Connection,
     path: PathBuf,
+    /// The rollup keeper's memory (used by the connection that applies records).
+    rollups: footfall_core::rollup::Rollups,
+    /// Sites whose rollups are known complete, with the zone they are kept in.
+    rollup_zones: std::collections::HashMap<SiteId, chrono_tz::Tz>,
+    keep_rollups: bool,
 }
 
 pub const DB_FILE: &str = "footfall.duckdb";
@@ -43,7 +49,13 @@ impl DuckStore {
             config = config.max_memory(limit)?;
         }
         let conn = Connection::open_with_flags(&path, config)?;
-        let store = DuckStore { conn, path };
+        let store = DuckStore {
+            conn,
+            path,
+            rollups: Default::default(),
+            rollup_zones: Default::default(),
+            keep_rollups: true,
+        };
         schema::migrate(&store.conn)?;
         Ok(store)
     }
@@ -52,6 +64,9 @@ impl DuckStore {
         Ok(DuckStore {
             conn: self.conn.try_clone()?,
             path: self.path.clone(),
+            rollups: Default::default(),
+            rollup_zones: Default::default(),
+            keep_rollups: true,
         })
     }
 
@@ -98,6 +113,28 @@ impl EventStore for DuckStore {
         progress: &mut dyn FnMut(RebuildProgress) -> bool,
     ) -> Result<Counters, StoreError> {
         DuckStore::rebuild_counters(self, chunk_size, progress)
+    }
+
+    fn stale_rollups(&self) -> Result<Vec<SiteId>, StoreError> {
+        DuckStore::stale_rollups(self)
+    }
+
+    fn rollup_zone(&self, site: &SiteId) -> Result<Option<String>, StoreError> {
+        DuckStore::rollup_zone(self, site)
+    }
+
+    fn rebuild_rollups(
+        &mut self,
+        site: &SiteId,
+        progress: &mut dyn FnMut(RebuildProgress) -> bool,
+    ) -> Result<(), StoreError> {
+        DuckStore::rebuild_rollups(self, site, progress)
+    }
+
+    fn stop_rollups(&mut self) -> Result<(), StoreError> {
+        self.keep_rollups = false;
+        self.conn.execute_batch("DELETE FROM rollup_sites")?;
+        Ok(())
     }
 
     fn checkpoint(&self) -> Result<(), StoreError> {

@@ -156,6 +156,38 @@ CREATE TABLE log_applied (
 INSERT INTO log_applied SELECT 1, 0, coalesce(max(event_id), 0) FROM events;
 "#,
     ),
+    (
+        6,
+        r#"
+-- Rollups, kept by the storage applier in the transaction that stores the raw rows (see
+-- footfall_core::rollup for what each column counts and the visitor rule).
+-- grain 0: local hours since the epoch (totals only); 1: local days since 1970-01-01.
+-- dim 0: totals; 1 page; 2 event name; 3 hostname; 10 + i: the i-th visit:* dimension.
+CREATE TABLE rollups (
+    site            VARCHAR  NOT NULL,
+    grain           TINYINT  NOT NULL,
+    bucket          BIGINT   NOT NULL,
+    dim             UTINYINT NOT NULL,
+    value           VARCHAR  NOT NULL,
+    visitors        BIGINT   NOT NULL,
+    pageviews       BIGINT   NOT NULL,
+    events          BIGINT   NOT NULL,
+    visits          BIGINT   NOT NULL,
+    bounces         BIGINT   NOT NULL,
+    duration_ms     BIGINT   NOT NULL,
+    visit_pageviews BIGINT   NOT NULL,
+    PRIMARY KEY (site, grain, bucket, dim, value)
+);
+-- The zone each site's rollups are kept in. pending_from: a rebuild is under way and the
+-- local days from it on are not done (reports read raw rows meanwhile). A site without a
+-- row, or whose zone changed, is rebuilt.
+CREATE TABLE rollup_sites (
+    site          VARCHAR PRIMARY KEY,
+    timezone      VARCHAR NOT NULL,
+    pending_from  BIGINT
+);
+"#,
+    ),
 ];
 
 pub fn latest() -> i64 {

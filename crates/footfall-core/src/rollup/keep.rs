@@ -1,0 +1,347 @@
+//! Keeping rollups on write: commit records in, [`Deltas`] out.
+//!
+//! Sums are plain additions. Visitors need memory: per site, local day and visitor, which
+//! dimension values that visitor was already counted under that day (and in which hours),
+//! and how many of its visits that started that day enter or exit on each page. A day is
+//! loaded from the stored rows the first time a record touches it ([`Rollups::needed`] /
+//! [`Rollups::seed`]), so this state is always what storage holds, also after a restart,
+//! and days nobody writes to any more are forgotten ([`Rollups::evict`]).
+
+use super::{dim, Deltas, Grain, LocalClock, Sums};
+use crate::identify::{SessionAttrs, SessionRow};
+use crate::query::VisitProp;
+use crate::record::CommitRecord;
+use crate::{SiteId, VisitorId};
+use chrono_tz::Tz;
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+/// `SessionAttrs` column of each `visit:*` dimension kept per event (all but entry/exit).
+fn attr_columns() -> impl Iterator<Item = (u8, usize)> {
+    VisitProp::ALL
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| !p.changes_during_visit())
+        .filter_map(|(i, p)| {
+            SessionAttrs::COLUMNS
+                .iter()
+                .position(|c| *c == p.column())
+                .map(|col| (dim::VISIT + i as u8, col))
+        })
+}
+
+fn visit_dim(p: VisitProp) -> u8 {
+    dim::VISIT + VisitProp::ALL.iter().position(|x| *x == p).unwrap_or(0) as u8
+}
+
+/// A stored event, as read back to seed a day.
+#[derive(Debug, Clone)]
+pub struct SeedEvent {
+    pub visitor: VisitorId,
+    pub ts: i64,
+    pub name: String,
+    pub pathname: String,
+    pub hostname: String,
+    /// In `SessionAttrs::COLUMNS` order.
+    pub attrs: SessionAttrs,
+}
+
+/// A visit's current state, as read back to seed the day it started.
+#[derive(Debug, Clone)]
+pub struct SeedVisit {
+    pub visitor: VisitorId,
+    pub entry_page: String,
+    pub exit_page: String,
+}
+
+/// Which values a visitor was counted under on one day. Values are kept as 64-bit hashes
+/// of (dimension, value): a visitor-day holds a few dozen, so a collision is a 1 in 10¹⁷
+/// event.
+#[derive(Debug, Default)]
+struct VisitorDay {
+    seen: Vec<u64>,
+    hours: u32,
+    /// (hash of entry page, visits that started this day with it)
+    entries: Vec<(u64, u32)>,
+    exits: Vec<(u64, u32)>,
+}
+
+impl VisitorDay {
+    fn first(&mut self, h: u64) -> bool {
+        if self.seen.contains(&h) {
+            false
+        } else {
+            self.seen.push(h);
+            true
+        }
+    }
+
+    /// Adds `sign` visits to page `h`; the change in distinct pages (−1, 0, +1).
+    fn count(list: &mut Vec<(u64, u32)>, h: u64, sign: i64) -> i64 {
+        match list.iter().position(|x| x.0 == h) {
+            Some(i) if sign < 0 => {
+                list[i].1 -= 1;
+                if list[i].1 == 0 {
+                    list.swap_remove(i);
+                    -1
+                } else {
+                    0
+                }
+            }
+            Some(i) => {
+                list[i].1 += 1;
+                0
+            }
+            // Removing a visit never seen: a record that contradicts storage; the sums stay
+            // as they are rather than go negative.
+            None if sign < 0 => 0,
+            None => {
+                list.push((h, 1));
+                1
+            }
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct DayState {
+    visitors: HashMap<VisitorId, VisitorDay>,
+    touched: u64,
+}
+
+fn key(dim: u8, value: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    dim.hash(&mut h);
+    value.hash(&mut h);
+    h.finish()
+}
+
+/// The rollup keeper's memory. Not persisted: rebuilt from storage on demand.
+#[derive(Debug, Default)]
+pub struct Rollups {
+    days: HashMap<(SiteId, i64), DayState>,
+    tick: u64,
+    strings: HashMap<Box<str>, Arc<str>>,
+}
+
+impl Rollups {
+    pub fn new() -> Self {
+        Rollups::default()
+    }
+
+    /// The days `records` touch that are not in memory: (site, local day, its UTC span).
+    /// Seed each with [`seed`](Self::seed) before [`absorb`](Self::absorb)ing the records.
+    pub fn needed<'a>(
+        &self,
+        records: impl IntoIterator<Item = &'a CommitRecord>,
+        zone: &dyn Fn(&SiteId) -> Tz,
+    ) -> Vec<(SiteId, i64, (i64, i64))> {
+        let mut want: Vec<(SiteId, i64)> = Vec::new();
+        let mut clocks: HashMap<SiteId, LocalClock> = HashMap::new();
+        let mut note = |site: &SiteId, ts: i64, want: &mut Vec<(SiteId, i64)>| {
+            let c = *clocks
+                .entry(site.clone())
+                .or_insert_with(|| LocalClock::new(zone(site)));
+            let k = (site.clone(), c.day(ts));
+            if !self.days.contains_key(&k) && !want.contains(&k) {
+                want.push(k);
+            }
+        };
+        for rec in records {
+            for e in rec.stored() {
+                note(&e.event.site, e.event.ts.0, &mut want);
+            }
+            for v in &rec.visits {
+                if let Some(b) = &v.before {
+                    note(&b.site, b.start.0, &mut want);
+                }
+                note(&v.after.site, v.after.start.0, &mut want);
+            }
+        }
+        want.into_iter()
+            .map(|(site, day)| {
+                let span = LocalClock::new(zone(&site)).day_span(day);
+                (site, day, span)
+            })
+            .collect()
+    }
+
+    /// Loads a day from what storage holds: its events (engagement events are ignored) and
+    /// the current state of the visits that started on it.
+    pub fn seed(
+        &mut self,
+        site: &SiteId,
+        day: i64,
+        tz: Tz,
+        events: impl IntoIterator<Item = SeedEvent>,
+        visits: impl IntoIterator<Item = SeedVisit>,
+    ) {
+        let clock = LocalClock::new(tz);
+        let state = self.days.entry((site.clone(), day)).or_default();
+        state.touched = self.tick;
+        for e in events {
+            if e.name == "engagement" {
+                continue;
+            }
+            let vd = state.visitors.entry(e.visitor).or_default();
+            vd.hours |= 1 << clock.hour_of_day(e.ts);
+            for (d, value) in event_values(&e.pathname, &e.name, &e.hostname, &e.attrs) {
+                vd.first(key(d, value));
+            }
+        }
+        for v in visits {
+            let vd = state.visitors.entry(v.visitor).or_default();
+            VisitorDay::count(&mut vd.entries, key(0, &v.entry_page), 1);
+            VisitorDay::count(&mut vd.exits, key(0, &v.exit_page), 1);
+        }
+    }
+
+    fn intern(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.strings.get(s) {
+            return a.clone();
+        }
+        let a: Arc<str> = Arc::from(s);
+        if self.strings.len() < 1 << 20 {
+            self.strings.insert(Box::from(s), a.clone());
+        }
+        a
+    }
+
+    /// Adds a record's effect to `out`. Every day it touches must have been seeded.
+    pub fn absorb(&mut self, rec: &CommitRecord, zone: &dyn Fn(&SiteId) -> Tz, out: &mut Deltas) {
+        self.tick += 1;
+        let empty: Arc<str> = self.intern("");
+        for (e, attrs) in rec.stored_with_attrs() {
+            let ev = &e.event;
+            if ev.name == "engagement" {
+                continue;
+            }
+            let Some(attrs) = attrs else { continue };
+            let clock = LocalClock::new(zone(&ev.site));
+            let (day, hour) = (clock.day(ev.ts.0), clock.hour(ev.ts.0));
+            let bit = 1u32 << clock.hour_of_day(ev.ts.0);
+            let pageview = i64::from(ev.name == "pageview");
+            let values: Vec<(u8, Arc<str>)> =
+                event_values(&ev.pathname, &ev.name, &ev.hostname, attrs)
+                    .map(|(d, v)| (d, v.to_string()))
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .map(|(d, v)| (d, self.intern(&v)))
+                    .collect();
+            let tick = self.tick;
+            let state = self.days.entry((ev.site.clone(), day)).or_default();
+            state.touched = tick;
+            let vd = state.visitors.entry(e.visitor).or_default();
+            let new_hour = vd.hours & bit == 0;
+            vd.hours |= bit;
+            let h = out.row(&ev.site, Grain::Hour, hour, dim::TOTAL, &empty);
+            h.events += 1;
+            h.pageviews += pageview;
+            h.visitors += i64::from(new_hour);
+            for (d, value) in values {
+                let first = vd.first(key(d, &value));
+                let r = out.row(&ev.site, Grain::Day, day, d, &value);
+                r.events += 1;
+                r.pageviews += pageview;
+                r.visitors += i64::from(first);
+            }
+        }
+        for v in &rec.visits {
+            if let Some(b) = &v.before {
+                self.visit(b, -1, zone, out);
+            }
+            self.visit(&v.after, 1, zone, out);
+        }
+    }
+
+    /// Adds (sign 1) or takes away (−1) one state of a visit.
+    fn visit(&mut self, r: &SessionRow, sign: i64, zone: &dyn Fn(&SiteId) -> Tz, out: &mut Deltas) {
+        let clock = LocalClock::new(zone(&r.site));
+        let (day, hour) = (clock.day(r.start.0), clock.hour(r.start.0));
+        let empty = self.intern("");
+        let visit_sums = Sums {
+            visits: sign,
+            bounces: sign * i64::from(r.is_bounce),
+            duration_ms: sign * r.duration_ms(),
+            visit_pageviews: sign * i64::from(r.pageviews),
+            ..Sums::default()
+        };
+        out.row(&r.site, Grain::Hour, hour, dim::TOTAL, &empty)
+            .add(&visit_sums);
+        out.row(&r.site, Grain::Day, day, dim::TOTAL, &empty)
+            .add(&visit_sums);
+        for (d, col) in attr_columns() {
+            let value = self.intern(r.attrs.value(col));
+            out.row(&r.site, Grain::Day, day, d, &value)
+                .add(&visit_sums);
+        }
+        let tick = self.tick;
+        let state = self.days.entry((r.site.clone(), day)).or_default();
+        state.touched = tick;
+        let vd = state.visitors.entry(r.visitor).or_default();
+        let entry_change = VisitorDay::count(&mut vd.entries, key(0, &r.entry_page), sign);
+        let exit_change = VisitorDay::count(&mut vd.exits, key(0, &r.exit_page), sign);
+        for (p, page, change) in [
+            (VisitProp::EntryPage, &r.entry_page, entry_change),
+            (VisitProp::ExitPage, &r.exit_page, exit_change),
+        ] {
+            let row = out.row(&r.site, Grain::Day, day, visit_dim(p), page);
+            row.add(&visit_sums);
+            row.visitors += change;
+            row.pageviews += sign * i64::from(r.pageviews);
+            row.events += sign * i64::from(r.events);
+        }
+    }
+
+    /// Forgets days not touched by the last `idle` records, beyond the `keep` most recent
+    /// days of each site — their visitors come back from storage if a late event needs them.
+    pub fn evict(&mut self, keep: i64, idle: u64) {
+        let mut newest: HashMap<SiteId, i64> = HashMap::new();
+        for (site, day) in self.days.keys() {
+            let n = newest.entry(site.clone()).or_insert(*day);
+            *n = (*n).max(*day);
+        }
+        let tick = self.tick;
+        self.days.retain(|(site, day), s| {
+            let recent = newest.get(site).is_some_and(|n| *day > n - keep);
+            recent || tick.saturating_sub(s.touched) < idle
+        });
+        if self.strings.len() >= 1 << 20 {
+            self.strings.clear();
+        }
+    }
+
+    /// Forgets everything (after a failed write, whose changes this state already holds).
+    pub fn clear(&mut self) {
+        self.days.clear();
+    }
+
+    /// Forgets one site (its rollups were rebuilt, or its time zone changed).
+    pub fn forget_site(&mut self, site: &SiteId) {
+        self.days.retain(|(s, _), _| s != site);
+    }
+
+    /// Visitor-days held, for metrics.
+    pub fn visitor_days(&self) -> usize {
+        self.days.values().map(|d| d.visitors.len()).sum()
+    }
+}
+
+/// Every (dimension, value) an event counts under at day grain.
+fn event_values<'a>(
+    pathname: &'a str,
+    name: &'a str,
+    hostname: &'a str,
+    attrs: &'a SessionAttrs,
+) -> impl Iterator<Item = (u8, &'a str)> {
+    [
+        (dim::TOTAL, ""),
+        (dim::PAGE, pathname),
+        (dim::NAME, name),
+        (dim::HOSTNAME, hostname),
+    ]
+    .into_iter()
+    .chain(attr_columns().map(move |(d, col)| (d, attrs.value(col))))
+}

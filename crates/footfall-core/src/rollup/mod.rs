@@ -1,0 +1,140 @@
+//! Rollups: per site, local time bucket and dimension value, the sums a report needs —
+//! kept on write by the storage applier, in the same transaction as the raw rows, so a
+//! dashboard costs days × distinct values instead of events.
+//!
+//! Visitor counts stay exact because of one rule, which raw queries follow too: **a range's
+//! visitors are the sum, over the site's local days in it, of each day's distinct visitor
+//! ids** (a day's hours have their own distinct counts). Visitor ids rotate with the daily
+//! salt, so this is what counting distinct ids over a range already approximated; stating
+//! it makes whole-day rollups summable:
+//! - a visit across midnight counts its visitor on each local day on which it has events
+//!   (its visit metrics — visits, bounces, durations — go to the day it started);
+//! - a client-held id (the seed's `sessionId`, which never rotates) counts once per day,
+//!   like a hashed id would;
+//! - days are the site's local days, so a change of the site's time zone rebuilds its
+//!   rollups (until then its reports are answered from raw rows).
+//!
+//! [`keep::Rollups`] turns commit records into [`Deltas`] (pure; it holds, per visitor and
+//! open day, which values were already counted); the store adds them to its rollup table.
+//! [`crate::query::plan`] reads the table where it answers exactly.
+
+pub mod calendar;
+pub mod keep;
+pub mod rebuild;
+
+use crate::query::{Dimension, VisitProp};
+use crate::SiteId;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub use calendar::LocalClock;
+pub use keep::{Rollups, SeedEvent, SeedVisit};
+
+/// A rollup row's time bucket size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Grain {
+    /// Local hours since the epoch; totals only (the "today" graph).
+    Hour = 0,
+    /// Local days since the epoch (1970-01-01 = 0).
+    Day = 1,
+}
+
+/// The `dim` column: which dimension a row breaks down by.
+pub mod dim {
+    pub const TOTAL: u8 = 0;
+    pub const PAGE: u8 = 1;
+    pub const NAME: u8 = 2;
+    pub const HOSTNAME: u8 = 3;
+    /// `visit:*` dimensions: `VISIT + index in VisitProp::ALL`.
+    pub const VISIT: u8 = 10;
+}
+
+/// The rollup dimension code of a query dimension, if rollups keep it. Event properties are
+/// not kept: a property breakdown has a "(none)" row for every event without the key, which
+/// no per-value row can count.
+pub fn dim_code(d: &Dimension) -> Option<u8> {
+    match d {
+        Dimension::Page => Some(dim::PAGE),
+        Dimension::Name => Some(dim::NAME),
+        Dimension::Hostname => Some(dim::HOSTNAME),
+        Dimension::Visit(p) => VisitProp::ALL
+            .iter()
+            .position(|x| x == p)
+            .map(|i| dim::VISIT + i as u8),
+        Dimension::Prop(_) | Dimension::Time(_) => None,
+    }
+}
+
+/// Where a delta goes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RollupKey {
+    pub site: SiteId,
+    pub grain: Grain,
+    pub bucket: i64,
+    pub dim: u8,
+    pub value: Arc<str>,
+}
+
+/// A row's sums. Event-side columns (`visitors`, `pageviews`, `events`) count events by the
+/// day they happened; visit-side columns by the day the visit started. For entry and exit
+/// pages, which belong to a visit rather than an event, every column is visit-side.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sums {
+    pub visitors: i64,
+    pub pageviews: i64,
+    pub events: i64,
+    pub visits: i64,
+    pub bounces: i64,
+    pub duration_ms: i64,
+    pub visit_pageviews: i64,
+}
+
+impl Sums {
+    pub fn add(&mut self, o: &Sums) {
+        self.visitors += o.visitors;
+        self.pageviews += o.pageviews;
+        self.events += o.events;
+        self.visits += o.visits;
+        self.bounces += o.bounces;
+        self.duration_ms += o.duration_ms;
+        self.visit_pageviews += o.visit_pageviews;
+    }
+
+    pub fn is_zero(&self) -> bool {
+        *self == Sums::default()
+    }
+}
+
+/// Changes to rollup rows, summed per row.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Deltas(pub HashMap<RollupKey, Sums>);
+
+impl Deltas {
+    pub fn row(
+        &mut self,
+        site: &SiteId,
+        grain: Grain,
+        bucket: i64,
+        dim: u8,
+        value: &Arc<str>,
+    ) -> &mut Sums {
+        self.0
+            .entry(RollupKey {
+                site: site.clone(),
+                grain,
+                bucket,
+                dim,
+                value: value.clone(),
+            })
+            .or_default()
+    }
+
+    /// The rows that changed (rows whose changes cancelled out are left alone).
+    pub fn changed(&self) -> impl Iterator<Item = (&RollupKey, &Sums)> {
+        self.0.iter().filter(|(_, s)| !s.is_zero())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.changed().next().is_none()
+    }
+}

@@ -1,0 +1,324 @@
+//! Rollups in DuckDB: the rows the applier adds to in each transaction, the days it reads
+//! back to know which visitors a day has already counted, and rebuilds from raw rows.
+
+use super::DuckStore;
+use crate::event_store::RebuildProgress;
+use crate::StoreError;
+use ::duckdb::{params, params_from_iter, Connection};
+use chrono_tz::Tz;
+use footfall_core::identify::SessionAttrs;
+use footfall_core::query::plan::{DuckDb, Param};
+use footfall_core::rollup::{self, Deltas, LocalClock, Rollups, SeedEvent, SeedVisit};
+use footfall_core::{SiteId, VisitorId};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Local days per rebuild transaction.
+pub const REBUILD_CHUNK_DAYS: i64 = 7;
+
+fn values(params: &[Param]) -> Vec<::duckdb::types::Value> {
+    params
+        .iter()
+        .map(|p| match p {
+            Param::Text(s) => ::duckdb::types::Value::Text(s.clone()),
+            Param::Int(i) => ::duckdb::types::Value::BigInt(*i),
+        })
+        .collect()
+}
+
+/// Every site's time zone as configured now (UTC if unknown).
+pub(super) fn site_zones(conn: &Connection) -> Result<HashMap<String, Tz>, StoreError> {
+    let mut stmt = conn.prepare("SELECT domain, timezone FROM sites")?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    let mut out = HashMap::new();
+    for r in rows {
+        let (site, tz) = r?;
+        out.insert(site, tz.parse().unwrap_or(chrono_tz::UTC));
+    }
+    Ok(out)
+}
+
+/// The zone a site's rollups are complete in, if they are.
+pub(super) fn ready_zone(conn: &Connection, site: &str) -> Result<Option<String>, StoreError> {
+    let mut stmt =
+        conn.prepare("SELECT timezone FROM rollup_sites WHERE site = ? AND pending_from IS NULL")?;
+    let mut rows = stmt.query(params![site])?;
+    Ok(match rows.next()? {
+        Some(r) => Some(r.get(0)?),
+        None => None,
+    })
+}
+
+/// What storage holds for one local day of a site: its events and the visits started on it.
+pub(super) fn load_day(
+    conn: &Connection,
+    site: &SiteId,
+    (start, end): (i64, i64),
+) -> Result<(Vec<SeedEvent>, Vec<SeedVisit>), StoreError> {
+    let cols = SessionAttrs::COLUMNS.join(", ");
+    let mut stmt = conn.prepare(&format!(
+        "SELECT visitor_id, ts, name, pathname, {cols} FROM events WHERE site = ? AND ts >= ? AND ts < ? AND name <> 'engagement'"
+    ))?;
+    let mut rows = stmt.query(params![site.as_str(), start, end])?;
+    let mut events = Vec::new();
+    let mut strings: HashMap<String, Arc<str>> = HashMap::new();
+    let mut intern = |s: String| -> Arc<str> {
+        strings
+            .entry(s)
+            .or_insert_with_key(|k| Arc::from(k.as_str()))
+            .clone()
+    };
+    while let Some(r) = rows.next()? {
+        let mut attrs: [Arc<str>; 16] = Default::default();
+        for (i, a) in attrs.iter_mut().enumerate() {
+            *a = intern(r.get(4 + i)?);
+        }
+        events.push(SeedEvent {
+            visitor: VisitorId(r.get(0)?),
+            ts: r.get(1)?,
+            name: r.get(2)?,
+            pathname: r.get(3)?,
+            hostname: attrs[0].to_string(),
+            attrs: SessionAttrs::from_values(attrs),
+        });
+    }
+    // A version whose signs sum to +1 is a visit's current state (both rows of a cancelled
+    // version carry the same start).
+    let mut stmt = conn.prepare(
+        "SELECT visitor_id, entry_page, exit_page FROM sessions WHERE site = ? AND start_ts >= ? AND start_ts < ? GROUP BY session_id, version, visitor_id, entry_page, exit_page HAVING sum(sign) > 0",
+    )?;
+    let mut rows = stmt.query(params![site.as_str(), start, end])?;
+    let mut visits = Vec::new();
+    while let Some(r) = rows.next()? {
+        visits.push(SeedVisit {
+            visitor: VisitorId(r.get(0)?),
+            entry_page: r.get(1)?,
+            exit_page: r.get(2)?,
+        });
+    }
+    Ok((events, visits))
+}
+
+/// Adds `deltas` to the rollup rows.
+pub(super) fn add(conn: &Connection, deltas: &Deltas) -> Result<usize, StoreError> {
+    conn.execute_batch(
+        "CREATE TEMP TABLE IF NOT EXISTS rollup_delta AS SELECT * FROM rollups LIMIT 0; DELETE FROM rollup_delta;",
+    )?;
+    let mut n = 0;
+    {
+        let mut app = conn.appender("rollup_delta")?;
+        for (k, s) in deltas.changed() {
+            app.append_row(params![
+                k.site.as_str(),
+                k.grain as i8,
+                k.bucket,
+                k.dim,
+                &*k.value,
+                s.visitors,
+                s.pageviews,
+                s.events,
+                s.visits,
+                s.bounces,
+                s.duration_ms,
+                s.visit_pageviews
+            ])?;
+            n += 1;
+        }
+        app.flush()?;
+    }
+    if n > 0 {
+        conn.execute_batch(
+            "INSERT INTO rollups SELECT * FROM rollup_delta ON CONFLICT (site, grain, bucket, dim, value) DO UPDATE SET \
+             visitors = visitors + EXCLUDED.visitors, pageviews = pageviews + EXCLUDED.pageviews, \
+             events = events + EXCLUDED.events, visits = visits + EXCLUDED.visits, \
+             bounces = bounces + EXCLUDED.bounces, duration_ms = duration_ms + EXCLUDED.duration_ms, \
+             visit_pageviews = visit_pageviews + EXCLUDED.visit_pageviews; DELETE FROM rollup_delta;",
+        )?;
+    }
+    Ok(n)
+}
+
+/// The local days a site has rows on, first to last (None: no rows).
+fn day_range(
+    conn: &Connection,
+    site: &str,
+    clock: LocalClock,
+) -> Result<Option<(i64, i64)>, StoreError> {
+    let (lo, hi): (Option<i64>, Option<i64>) = conn.query_row(
+        "SELECT min(t), max(t) FROM (SELECT min(ts) AS t FROM events WHERE site = ? UNION ALL SELECT max(ts) FROM events WHERE site = ? UNION ALL SELECT min(start_ts) FROM sessions WHERE site = ?)",
+        params![site, site, site],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok(lo.zip(hi).map(|(a, b)| (clock.day(a), clock.day(b) + 1)))
+}
+
+fn run(conn: &Connection, statements: Vec<rollup::rebuild::Statement>) -> Result<(), StoreError> {
+    for (sql, params) in statements {
+        let mut stmt = conn.prepare(&sql)?;
+        stmt.execute(params_from_iter(values(&params).iter()))?;
+    }
+    Ok(())
+}
+
+/// Rebuilds all of a site's rollups inside the caller's transaction (a new site, or one
+/// whose zone changed while the server runs).
+pub(super) fn rebuild_site_now(conn: &Connection, site: &str, tz: Tz) -> Result<(), StoreError> {
+    conn.execute("DELETE FROM rollups WHERE site = ?", params![site])?;
+    if let Some((from, to)) = day_range(conn, site, LocalClock::new(tz))? {
+        run(
+            conn,
+            rollup::rebuild::statements(site, tz, from, to, &DuckDb),
+        )?;
+    }
+    conn.execute(
+        "INSERT OR REPLACE INTO rollup_sites VALUES (?, ?, NULL)",
+        params![site, tz.name()],
+    )?;
+    Ok(())
+}
+
+impl DuckStore {
+    /// Sites whose rollups are missing, unfinished or kept in another zone than the site's.
+    pub fn stale_rollups(&self) -> Result<Vec<SiteId>, StoreError> {
+        let zones = site_zones(&self.conn)?;
+        let mut out = Vec::new();
+        for (site, tz) in zones {
+            if ready_zone(&self.conn, &site)?.as_deref() != Some(tz.name()) {
+                if let Ok(s) = SiteId::parse(&site) {
+                    out.push(s);
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    pub fn rollup_zone(&self, site: &SiteId) -> Result<Option<String>, StoreError> {
+        ready_zone(&self.conn, site.as_str())
+    }
+
+    /// Recomputes a site's rollups from its raw rows, one transaction per
+    /// [`REBUILD_CHUNK_DAYS`] local days, resuming an interrupted rebuild in the same zone.
+    /// `progress` (days done, days in all) returning false stops with `Interrupted`.
+    pub fn rebuild_rollups(
+        &mut self,
+        site: &SiteId,
+        progress: &mut dyn FnMut(RebuildProgress) -> bool,
+    ) -> Result<(), StoreError> {
+        let tz = site_zones(&self.conn)?
+            .get(site.as_str())
+            .copied()
+            .unwrap_or(chrono_tz::UTC);
+        let clock = LocalClock::new(tz);
+        let resume: Option<(String, Option<i64>)> = {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT timezone, pending_from FROM rollup_sites WHERE site = ?")?;
+            let mut rows = stmt.query(params![site.as_str()])?;
+            match rows.next()? {
+                Some(r) => Some((r.get(0)?, r.get(1)?)),
+                None => None,
+            }
+        };
+        let Some((first, end)) = day_range(&self.conn, site.as_str(), clock)? else {
+            let tx = self.conn.transaction()?;
+            tx.execute("DELETE FROM rollups WHERE site = ?", params![site.as_str()])?;
+            tx.execute(
+                "INSERT OR REPLACE INTO rollup_sites VALUES (?, ?, NULL)",
+                params![site.as_str(), tz.name()],
+            )?;
+            tx.commit()?;
+            self.rollups.forget_site(site);
+            return Ok(());
+        };
+        let mut from = match resume {
+            Some((zone, Some(next))) if zone == tz.name() => next.max(first),
+            _ => {
+                let tx = self.conn.transaction()?;
+                tx.execute("DELETE FROM rollups WHERE site = ?", params![site.as_str()])?;
+                tx.execute(
+                    "INSERT OR REPLACE INTO rollup_sites VALUES (?, ?, ?)",
+                    params![site.as_str(), tz.name(), first],
+                )?;
+                tx.commit()?;
+                first
+            }
+        };
+        let total = (end - first).max(0) as u64;
+        let mut chunks = 0;
+        while from < end {
+            let to = (from + REBUILD_CHUNK_DAYS).min(end);
+            let tx = self.conn.transaction()?;
+            run(
+                &tx,
+                rollup::rebuild::statements(site.as_str(), tz, from, to, &DuckDb),
+            )?;
+            // The last chunk also covers anything written after the range was read.
+            let next: Option<i64> = (to < end).then_some(to);
+            tx.execute(
+                "UPDATE rollup_sites SET pending_from = ? WHERE site = ?",
+                params![next, site.as_str()],
+            )?;
+            tx.commit()?;
+            from = to;
+            chunks += 1;
+            if !progress(RebuildProgress {
+                done: (to - first) as u64,
+                total,
+                chunks,
+            }) && from < end
+            {
+                return Err(StoreError::Interrupted);
+            }
+        }
+        self.rollups.forget_site(site);
+        Ok(())
+    }
+}
+
+/// The applier's step for rollups, inside its transaction and before the new rows are
+/// appended: rebuilds sites whose rollups aren't current, reads back days the keeper hasn't
+/// seen, and returns the records' deltas.
+pub(super) fn deltas_for(
+    conn: &Connection,
+    keeper: &mut Rollups,
+    current: &mut HashMap<SiteId, Tz>,
+    records: &[&footfall_core::record::CommitRecord],
+) -> Result<Deltas, StoreError> {
+    let zones = site_zones(conn)?;
+    let zone = |s: &SiteId| zones.get(s.as_str()).copied().unwrap_or(chrono_tz::UTC);
+    let mut sites: Vec<SiteId> = Vec::new();
+    for rec in records {
+        for e in rec.stored() {
+            if !sites.contains(&e.event.site) {
+                sites.push(e.event.site.clone());
+            }
+        }
+        for v in &rec.visits {
+            if !sites.contains(&v.after.site) {
+                sites.push(v.after.site.clone());
+            }
+        }
+    }
+    for site in &sites {
+        let tz = zone(site);
+        if current.get(site) == Some(&tz) {
+            continue;
+        }
+        if ready_zone(conn, site.as_str())?.as_deref() != Some(tz.name()) {
+            tracing::info!(%site, zone = tz.name(), "rebuilding the site's rollups");
+            rebuild_site_now(conn, site.as_str(), tz)?;
+            keeper.forget_site(site);
+        }
+        current.insert(site.clone(), tz);
+    }
+    for (site, day, span) in keeper.needed(records.iter().copied(), &zone) {
+        let (events, visits) = load_day(conn, &site, span)?;
+        keeper.seed(&site, day, zone(&site), events, visits);
+    }
+    let mut deltas = Deltas::default();
+    for rec in records {
+        keeper.absorb(rec, &zone, &mut deltas);
+    }
+    Ok(deltas)
+}
