@@ -436,6 +436,27 @@ fn sample<'a>(it: impl IntoIterator<Item = &'a String>) -> Vec<&'a String> {
 
 /// `footfall rebuild` output: "example.com: page views N, unique visitors N, visits N,
 /// bounces N, paths N".
+/// Every rollup row with a non-zero sum, as text, in key order.
+fn rollup_rows(data: &Path) -> Vec<String> {
+    use footfall_store::EventStore;
+    let store = footfall_store::DuckStore::open(data).expect("open the database");
+    let q = footfall_core::query::plan::SqlQuery {
+        sql: "SELECT site || '|' || grain || '|' || bucket || '|' || dim || '|' || value || '=' || \
+              visitors || ',' || pageviews || ',' || events || ',' || visits || ',' || bounces || ',' || duration_ms || ',' || visit_pageviews, 0 \
+              FROM rollups WHERE visitors <> 0 OR pageviews <> 0 OR events <> 0 OR visits <> 0 OR bounces <> 0 OR duration_ms <> 0 OR visit_pageviews <> 0 ORDER BY 1"
+            .into(),
+        params: vec![],
+        part: footfall_core::query::plan::Part::Total,
+        dimensions: 1,
+    };
+    store
+        .run_query(&q)
+        .expect("read rollups")
+        .into_iter()
+        .map(|(mut d, _)| d.remove(0))
+        .collect()
+}
+
 fn parse_rebuild(out: &str) -> BTreeMap<String, u64> {
     let line = out
         .lines()
@@ -739,6 +760,26 @@ async fn acknowledged_events_survive_kill_9_exactly_once() {
         "rebuild bounces {bounces} of {visits} visits ({rebuilt_rate} %) vs /live bounceRate {bounce_rate} % \
          (≈ {:.1} bounces)",
         bounce_rate * visits as f64 / 100.0
+    );
+
+    // The rollups kept through every crash are what a rebuild from the raw rows makes.
+    let kept = rollup_rows(&data);
+    assert!(!kept.is_empty(), "rollups were kept");
+    let data2 = data.clone();
+    tokio::task::spawn_blocking(move || run(&["rebuild", "--rollups"], &data2))
+        .await
+        .expect("rollup rebuild task");
+    let rebuilt = rollup_rows(&data);
+    assert_eq!(kept.len(), rebuilt.len(), "rollup rows kept vs rebuilt");
+    let differ: Vec<_> = kept
+        .iter()
+        .zip(&rebuilt)
+        .filter(|(a, b)| a != b)
+        .take(5)
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "rollups kept through kill -9 differ from a rebuild: {differ:?}"
     );
 
     eprintln!(
