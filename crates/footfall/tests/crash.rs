@@ -438,7 +438,6 @@ fn sample<'a>(it: impl IntoIterator<Item = &'a String>) -> Vec<&'a String> {
 /// bounces N, paths N".
 /// Every rollup row with a non-zero sum, as text, in key order.
 fn rollup_rows(data: &Path) -> Vec<String> {
-    use footfall_store::EventStore;
     let store = footfall_store::DuckStore::open(data).expect("open the database");
     let q = footfall_core::query::plan::SqlQuery {
         sql: "SELECT site || '|' || grain || '|' || bucket || '|' || dim || '|' || value || '=' || \
