@@ -8,10 +8,30 @@
 //! - `batch`: `POST /api/events` with `--batch-size` events per request.
 //! - `baseline`: serves a bare axum handler that only answers 202, to load with the same
 //!   tool for the DESIGN.md §8 comparison.
-//! - `dashboard`: a 30-day dashboard's Stats API queries, repeatedly.
+//! - `dashboard`: the Stats API requests the web dashboard sends when it opens a site
+//!   (cards with comparison, graph and previous-period series, map, every breakdown tab
+//!   with `--panels all` or only the first tabs with `--panels load`, custom events), all at
+//!   once, repeatedly; prints latency per dashboard and per request (`dashboard.rs`).
+//!   `--range day|yesterday|7d|30d|month|12mo` (default 30d) as the range picker sends it;
+//!   `--filter '["is","visit:country",["US"]]'` (repeatable) is added to every query.
+//!   `footfall-loadgen --mode dashboard --site site1.example --range 12mo --token T`
+//! - `history`: writes a realistic past through `POST /api/events` (`history.rs`):
+//!   `--events N` over the last `--days D` (30) on `--sites K` (20) sites `site1.example`…
+//!   (registered first; site 1 gets ~50 %, Zipf tail), in timestamp order; visits follow
+//!   a daily curve in the visitors' local time and a weekly dip, 1–n page views (mean 2.5)
+//!   each followed by an engagement event (time on page, scroll depth), some custom events
+//!   (Signup {plan}, Download {file}, Outbound Link: Click {url}), 30 % returning visitors,
+//!   Zipf pages over a few hundred paths per site, a realistic referrer/UTM mix, IPs in ~40
+//!   countries (GeoLite2) and 14 weighted user agents. Streams (memory: the visits in
+//!   flight); `--seed` (1) makes it repeatable. `--concurrency` (default 4) senders each
+//!   own a share of the visitors, so a visitor's events arrive in order; `--batch-size`
+//!   (≤ 1000). `FOOTFALL_ADMIN_TOKEN=T footfall-loadgen --mode history --events 10000000`
 //! - `sse-latency`: holds the live stream open like a dashboard and sends one page view at a
 //!   time; prints the time from sending it to the stream showing it (run another loadgen
 //!   beside it for the figure under load).
+
+mod dashboard;
+mod history;
 
 use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
@@ -33,6 +53,19 @@ enum Mode {
     Dashboard,
     /// Event accepted → SSE update latency, one probe every 50 ms.
     SseLatency,
+    /// Writes a realistic past (`--days` of `--events` over `--sites`) through
+    /// `POST /api/events`.
+    History,
+}
+
+/// Which of the dashboard's breakdown tabs `dashboard` mode requests.
+#[derive(Clone, Copy, ValueEnum, Debug)]
+enum PanelSet {
+    /// What opening the dashboard sends: the first tab of each panel.
+    Load,
+    /// Every tab of every panel (pages, entry, exit; sources, referrers, UTM source,
+    /// medium, campaign; countries, regions, cities; browsers, OS, devices).
+    All,
 }
 
 #[derive(Parser, Debug)]
@@ -48,9 +81,10 @@ struct Args {
     /// Admin token, for `batch`.
     #[arg(long, env = "FOOTFALL_ADMIN_TOKEN")]
     token: Option<String>,
-    /// Concurrent connections (each a simulated visitor stream).
-    #[arg(long, default_value_t = 64)]
-    concurrency: usize,
+    /// Concurrent connections (each a simulated visitor stream; for `history`, batches in
+    /// flight). Default 64, 4 for `history`.
+    #[arg(long)]
+    concurrency: Option<usize>,
     /// Seconds to run.
     #[arg(long, default_value_t = 10)]
     duration: u64,
@@ -67,6 +101,38 @@ struct Args {
     /// due, so a server that falls behind shows it (no coordinated omission).
     #[arg(long)]
     rate: Option<f64>,
+    /// History: events to send in all.
+    #[arg(long, default_value_t = 1_000_000)]
+    events: u64,
+    /// History: days of history, ending now.
+    #[arg(long, default_value_t = 30)]
+    days: u64,
+    /// History: sites `site1.example` … `siteK.example` (site 1 gets about half).
+    #[arg(long, default_value_t = 20)]
+    sites: usize,
+    /// History: RNG seed; the same arguments generate the same events.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Dashboard: the range, as the dashboard's picker offers it (v2 `date_range`): day,
+    /// yesterday, 7d, 30d, month, 12mo.
+    #[arg(long, default_value = "30d")]
+    range: String,
+    /// Dashboard: a v2 filter added to every query, e.g. '["is","visit:country",["US"]]'
+    /// (repeatable; a JSON list of filters also works).
+    #[arg(long)]
+    filter: Vec<String>,
+    /// Dashboard: which breakdown tabs to request.
+    #[arg(long, value_enum, default_value = "all")]
+    panels: PanelSet,
+}
+
+impl Args {
+    fn concurrency(&self) -> usize {
+        self.concurrency.unwrap_or(match self.mode {
+            Mode::History => 4,
+            _ => 64,
+        })
+    }
 }
 
 const UAS: &[&str] = &[
@@ -114,7 +180,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if let Mode::Dashboard = args.mode {
-        return dashboard(&args).await;
+        return dashboard::run(&args).await;
+    }
+    if let Mode::History = args.mode {
+        return history::run(&args).await;
     }
     if let Mode::SseLatency = args.mode {
         return sse_latency(&args).await;
@@ -135,13 +204,13 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         ..Default::default()
     }));
     let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.concurrency)
+        .pool_max_idle_per_host(args.concurrency())
         .build()?;
     let deadline = Instant::now() + Duration::from_secs(args.duration);
     let args = Arc::new(args);
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for worker in 0..args.concurrency {
+    for worker in 0..args.concurrency() {
         let (client, stats, args) = (client.clone(), stats.clone(), args.clone());
         tasks.push(tokio::spawn(async move {
             worker_loop(worker, client, stats, args, deadline).await
@@ -155,7 +224,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let h = st.hist.as_ref().ok_or("no histogram")?;
     println!(
         "mode={:?} concurrency={} duration={:.1}s",
-        args.mode, args.concurrency, elapsed
+        args.mode,
+        args.concurrency(),
+        elapsed
     );
     println!(
         "requests: {} ({:.0}/s)   events: {} ({:.0}/s)   errors: {}",
@@ -224,9 +295,9 @@ async fn worker_loop(
     let interval = args
         .rate
         .filter(|r| *r > 0.0)
-        .map(|r| Duration::from_secs_f64(args.concurrency as f64 / r));
+        .map(|r| Duration::from_secs_f64(args.concurrency() as f64 / r));
     let mut next_due =
-        interval.map(|i| Instant::now() + i.mul_f64(worker as f64 / args.concurrency as f64));
+        interval.map(|i| Instant::now() + i.mul_f64(worker as f64 / args.concurrency() as f64));
     while Instant::now() < deadline {
         let slot = next_due;
         if let (Some(at), Some(i)) = (next_due.as_mut(), interval) {
@@ -282,7 +353,7 @@ async fn worker_loop(
                 .await;
             }
             Mode::Realistic => visit(&client, &args, &ip, &stats).await,
-            Mode::Baseline | Mode::Dashboard | Mode::SseLatency => return,
+            Mode::Baseline | Mode::Dashboard | Mode::SseLatency | Mode::History => return,
         }
     }
 }
@@ -328,76 +399,6 @@ async fn visit(client: &reqwest::Client, args: &Args, ip: &str, stats: &Mutex<St
         json!({"n":"engagement","u":format!("https://{site}{path}"),"d":site,"sd":60,"e":15000})
             .to_string();
     send(client, args, "/api/event", eng, (ip, ua), 1, stats, None).await;
-}
-
-/// The queries a dashboard makes for a 30-day view.
-fn dashboard_queries(site: &str) -> Vec<serde_json::Value> {
-    let q = |extra: serde_json::Value| {
-        let mut base = json!({"site_id": site, "date_range": "30d"});
-        if let (Some(b), Some(e)) = (base.as_object_mut(), extra.as_object()) {
-            b.extend(e.clone());
-        }
-        base
-    };
-    vec![
-        q(
-            json!({"metrics": ["visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "visit_duration"], "include": {"compare": "previous_period"}}),
-        ),
-        q(
-            json!({"metrics": ["visitors", "pageviews"], "dimensions": ["time:day"], "include": {"time_labels": true}}),
-        ),
-        q(
-            json!({"metrics": ["visitors", "pageviews"], "dimensions": ["event:page"], "pagination": {"limit": 10}}),
-        ),
-        q(
-            json!({"metrics": ["visitors"], "dimensions": ["visit:source"], "pagination": {"limit": 10}}),
-        ),
-        q(
-            json!({"metrics": ["visitors"], "dimensions": ["visit:country"], "pagination": {"limit": 10}}),
-        ),
-        q(
-            json!({"metrics": ["visitors"], "dimensions": ["visit:device"], "pagination": {"limit": 10}}),
-        ),
-    ]
-}
-
-async fn dashboard(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
-    let client = reqwest::Client::new();
-    let token = args.token.clone().unwrap_or_default();
-    let mut hist = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
-    let deadline = Instant::now() + Duration::from_secs(args.duration);
-    let mut n = 0;
-    while Instant::now() < deadline || n == 0 {
-        let t = Instant::now();
-        let futs = dashboard_queries(&args.site).into_iter().map(|body| {
-            client
-                .post(format!("{}/api/v2/query", args.url))
-                .bearer_auth(&token)
-                .body(body.to_string())
-                .send()
-        });
-        for r in futures::future::join_all(futs).await {
-            let r = r?;
-            if !r.status().is_success() {
-                return Err(format!(
-                    "query failed: {} {}",
-                    r.status(),
-                    r.text().await.unwrap_or_default()
-                )
-                .into());
-            }
-        }
-        hist.record((t.elapsed().as_micros() as u64).max(1))?;
-        n += 1;
-    }
-    println!("dashboards: {n} (6 queries each, concurrent)");
-    println!(
-        "latency ms: p50 {:.1}  p90 {:.1}  max {:.1}",
-        hist.value_at_quantile(0.5) as f64 / 1000.0,
-        hist.value_at_quantile(0.9) as f64 / 1000.0,
-        hist.max() as f64 / 1000.0
-    );
-    Ok(())
 }
 
 /// Reads `stats` events off a live stream and forwards each one's totalPageViews.
@@ -497,4 +498,19 @@ fn print_latency(h: &Histogram<u64>) {
         h.value_at_quantile(0.99) as f64 / 1000.0,
         h.max() as f64 / 1000.0
     );
+}
+
+/// (year, month, day) of a day counted from 1970-01-01 (proleptic Gregorian).
+fn civil_date(days: i64) -> (i64, u32, u32) {
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
 }
