@@ -57,6 +57,13 @@ impl Sequencer {
         self.identify.tracked_visitors()
     }
 
+    /// Forgets what can no longer matter as of `now` (also done every
+    /// [`EVICT_EVERY_MS`] while sequencing). The state after it is what a snapshot holds.
+    pub fn evict(&mut self, now: Timestamp) {
+        self.identify.evict(now);
+        self.last_evict = now;
+    }
+
     /// Decides every event of a batch that will be written at log `position`.
     pub fn sequence(
         &mut self,
@@ -66,8 +73,7 @@ impl Sequencer {
     ) -> CommitRecord {
         debug_assert!(events.len() <= MAX_RECORD_EVENTS);
         if now.0.saturating_sub(self.last_evict.0) > EVICT_EVERY_MS {
-            self.identify.evict(now);
-            self.last_evict = now;
+            self.evict(now);
         }
         let mut visits = VisitChanges::default();
         let entries: Vec<Entry> = events

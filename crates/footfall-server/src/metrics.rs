@@ -25,6 +25,8 @@ pub struct Metrics {
     pub parts_raw: AtomicU64,
     pub apply_seconds_sum_us: AtomicU64,
     pub apply_failures: AtomicU64,
+    /// Raw events moved to the archive tier (sorted by site and time).
+    pub compacted_events: AtomicU64,
     /// Time in the log's append (write + fdatasync), summed; counted by `flushes`.
     pub log_append_seconds_sum_us: AtomicU64,
     /// Bytes of records appended to the log since start.
@@ -81,6 +83,7 @@ impl Metrics {
             "# TYPE footfall_apply_failures_total counter\nfootfall_apply_failures_total {}",
             self.apply_failures.load(Relaxed)
         );
+        let _ = writeln!(s, "# HELP footfall_compacted_events_total Raw events moved to the archive tier, sorted by site and time.\n# TYPE footfall_compacted_events_total counter\nfootfall_compacted_events_total {}", self.compacted_events.load(Relaxed));
         let _ = writeln!(s, "# HELP footfall_log_written_bytes_total Bytes of records appended to the log.\n# TYPE footfall_log_written_bytes_total counter\nfootfall_log_written_bytes_total {}", self.log_bytes_written.load(Relaxed));
         let _ = writeln!(s, "# HELP footfall_log_append_seconds Time to write and fdatasync a group's record.\n# TYPE footfall_log_append_seconds summary\nfootfall_log_append_seconds_sum {}\nfootfall_log_append_seconds_count {}", self.log_append_seconds_sum_us.load(Relaxed) as f64 / 1e6, self.flushes.load(Relaxed));
         let _ = writeln!(s, "# HELP footfall_flush_seconds Time to sequence a group and make its record durable.\n# TYPE footfall_flush_seconds summary");

@@ -21,6 +21,15 @@ pub struct RebuildProgress {
     pub chunks: u64,
 }
 
+/// What one compaction step moved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Compacted {
+    /// The first instant (unix ms) of the UTC day moved.
+    pub day_start: i64,
+    pub events: u64,
+    pub session_rows: u64,
+}
+
 pub trait EventStore: Send {
     /// The last log position whose records are stored, and the base for event ids (ids
     /// written before the log existed stay below it).
@@ -63,6 +72,11 @@ pub trait EventStore: Send {
     /// Stops keeping rollups on this connection and marks every site's as stale, so reports
     /// read raw rows and a later start with rollups rebuilds them.
     fn stop_rollups(&mut self) -> Result<(), StoreError>;
+
+    /// Reorganises one closed day of raw rows (before `cutoff`, unix ms) so that reports
+    /// on one site and range read less; `None` when nothing before the cutoff is left.
+    /// Invisible in every answer. Backends that order rows themselves do nothing.
+    fn compact(&mut self, cutoff: i64) -> Result<Option<Compacted>, StoreError>;
 
     /// Makes what is stored durable in the store's own files (at shutdown).
     fn checkpoint(&self) -> Result<(), StoreError>;

@@ -1,5 +1,6 @@
 //! store: durable storage. The embedded backend keeps everything in one DuckDB file:
-//! the append-only `events` table, the collapsing `sessions` table (each change of a visit
+//! the append-only `events` table (a hot tier in arrival order and an archive sorted by site
+//! and time, behind one view), the collapsing `sessions` table (each change of a visit
 //! is written as −1 for its old state and +1 for its new one, the layout ClickHouse's
 //! `VersionedCollapsingMergeTree` uses), and metadata (sites, salts); and the commit log
 //! (`log`): append-only, checksummed segment files that ingest waits on before it answers.
@@ -17,7 +18,7 @@ pub mod metadata;
 
 pub use crate::duckdb::{open as open_embedded, DuckStore};
 pub use error::StoreError;
-pub use event_store::{EventStore, QueryRow, RebuildProgress};
+pub use event_store::{Compacted, EventStore, QueryRow, RebuildProgress};
 pub use log::{Log, LogError, LogOptions, LogPosition, SegmentLog};
 pub use metadata::{ApiKeyRow, MetadataStore, SessionRecord, Site, UserRow};
 

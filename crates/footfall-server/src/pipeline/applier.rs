@@ -23,6 +23,10 @@ const RETRY: Duration = Duration::from_secs(1);
 /// DuckDB transaction has a fixed cost, and under load many small ones would take the CPU
 /// that ingest needs.
 const GATHER: Duration = Duration::from_millis(200);
+/// How often to look for closed days to compact when the last look found none.
+const COMPACT_EVERY: Duration = Duration::from_secs(60);
+/// Days before today (UTC) that stay in the hot tier: late events mostly land there.
+const HOT_DAYS: i64 = 1;
 
 pub struct StorageApplier {
     pub store: Box<dyn EventStore>,
@@ -68,6 +72,7 @@ impl StorageApplier {
         self.rebuild_stale_rollups(&stop);
         let mut end = self.log.subscribe();
         let mut applied = *self.applied.borrow();
+        let mut compaction = Compaction::default();
         loop {
             let target = self.log.end();
             self.metrics.log_end.store(target.0, Relaxed);
@@ -75,6 +80,12 @@ impl StorageApplier {
             if applied >= target {
                 if *stop.borrow() {
                     break;
+                }
+                // Idle: move what closed days are left before waiting.
+                while compaction.when_idle(self.store.as_mut(), &self.metrics) {
+                    if *stop.borrow() || self.log.end() > applied {
+                        break;
+                    }
                 }
                 // Sleep until the log grows or we are told to stop.
                 let open = rt.block_on(async {
@@ -104,6 +115,7 @@ impl StorageApplier {
                     self.applied.send_replace(p);
                     self.retention.storage_at(p);
                     recovery::trim(self.log.as_ref(), &self.retention);
+                    compaction.when_busy(self.store.as_mut(), &self.metrics);
                 }
                 Err(e) => {
                     self.metrics.apply_failures.fetch_add(1, Relaxed);
@@ -169,6 +181,67 @@ impl StorageApplier {
             .fetch_add(started.elapsed().as_micros() as u64, Relaxed);
         self.metrics.applies.fetch_add(1, Relaxed);
         Ok(p)
+    }
+}
+
+/// When to move closed days of raw rows to the archive tier (see the store's `compact`):
+/// freely while the applier is idle, once a minute at most while it has a backlog (a step
+/// costs a scan of the hot tier, and new records come first).
+#[derive(Default)]
+struct Compaction {
+    /// No look before this while idle: the last one found nothing or failed.
+    idle_after: Option<std::time::Instant>,
+    /// No step before this while busy.
+    busy_after: Option<std::time::Instant>,
+}
+
+impl Compaction {
+    fn when_idle(&mut self, store: &mut dyn EventStore, metrics: &Metrics) -> bool {
+        if self
+            .idle_after
+            .is_some_and(|t| t > std::time::Instant::now())
+        {
+            return false;
+        }
+        let moved = Self::step(store, metrics);
+        if !moved {
+            self.idle_after = Some(std::time::Instant::now() + COMPACT_EVERY);
+        }
+        moved
+    }
+
+    fn when_busy(&mut self, store: &mut dyn EventStore, metrics: &Metrics) {
+        let now = std::time::Instant::now();
+        if self.busy_after.is_some_and(|t| t > now) {
+            return;
+        }
+        self.busy_after = Some(now + COMPACT_EVERY);
+        Self::step(store, metrics);
+    }
+
+    /// Moves one closed day; returns whether it moved anything (more may be left).
+    /// Failures are logged and retried later: compaction only speeds reads up.
+    fn step(store: &mut dyn EventStore, metrics: &Metrics) -> bool {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        match store.compact(now - HOT_DAYS * 86_400_000) {
+            Ok(Some(moved)) => {
+                metrics.compacted_events.fetch_add(moved.events, Relaxed);
+                tracing::debug!(
+                    day_start = moved.day_start,
+                    events = moved.events,
+                    visits = moved.session_rows,
+                    "moved a closed day to the archive tier"
+                );
+                true
+            }
+            Ok(None) => false,
+            Err(e) => {
+                tracing::warn!(error = %e, "compaction failed; retrying later");
+                false
+            }
+        }
     }
 }
 

@@ -272,6 +272,9 @@ impl SequencerThread {
         }
         let at = self.log.end();
         let started = Instant::now();
+        // Visits that can no longer grow stay in memory until the next group otherwise; after
+        // a burst (a back-fill) that can be millions, and the snapshot would carry them too.
+        self.sequencer.evict(self.clock.now());
         let seq = self.sequencer.snapshot().map_err(|e| e.to_string());
         let live = postcard::to_stdvec(&self.live.to_snapshot()).map_err(|e| e.to_string());
         let written = seq.and_then(|seq| {

@@ -71,10 +71,10 @@ impl DuckStore {
                 Default::default()
             };
             {
-                let mut app = tx.appender("events")?;
+                let mut app = tx.appender("events_hot")?;
                 app.append_record_batch(events)?;
                 app.flush()?;
-                let mut app = tx.appender("sessions")?;
+                let mut app = tx.appender("sessions_hot")?;
                 app.append_record_batch(sessions)?;
                 app.flush()?;
             }

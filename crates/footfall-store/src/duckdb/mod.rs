@@ -2,13 +2,14 @@
 
 mod accounts;
 mod append;
+mod compact;
 mod meta;
 mod query;
 mod rebuild;
 mod rollups;
 mod schema;
 
-use crate::event_store::{EventStore, QueryRow, RebuildProgress};
+use crate::event_store::{Compacted, EventStore, QueryRow, RebuildProgress};
 use crate::log::LogPosition;
 use crate::metadata::{ApiKeyRow, MetadataStore, SessionRecord, Site, UserRow};
 use crate::StoreError;
@@ -129,6 +130,10 @@ impl EventStore for DuckStore {
         progress: &mut dyn FnMut(RebuildProgress) -> bool,
     ) -> Result<(), StoreError> {
         DuckStore::rebuild_rollups(self, site, progress)
+    }
+
+    fn compact(&mut self, cutoff: i64) -> Result<Option<Compacted>, StoreError> {
+        self.compact_step(cutoff)
     }
 
     fn stop_rollups(&mut self) -> Result<(), StoreError> {

@@ -188,6 +188,22 @@ CREATE TABLE rollup_sites (
 );
 "#,
     ),
+    (
+        7,
+        r#"
+-- Raw rows in two tiers, read through views of the old names (see duckdb/compact.rs).
+-- The applier appends to the hot tables in arrival order; closed days move to the archive
+-- tables sorted by (site, time), so zone maps let a site's range skip other sites and days.
+-- sessions_archive holds only the current version of each moved visit.
+-- A later migration that adds a column must add it to both tables and recreate the view.
+ALTER TABLE events RENAME TO events_hot;
+ALTER TABLE sessions RENAME TO sessions_hot;
+CREATE TABLE events_archive AS SELECT * FROM events_hot LIMIT 0;
+CREATE TABLE sessions_archive AS SELECT * FROM sessions_hot LIMIT 0;
+CREATE VIEW events AS SELECT * FROM events_hot UNION ALL SELECT * FROM events_archive;
+CREATE VIEW sessions AS SELECT * FROM sessions_hot UNION ALL SELECT * FROM sessions_archive;
+"#,
+    ),
 ];
 
 pub fn latest() -> i64 {

@@ -1,0 +1,67 @@
+//! Moves closed days of raw rows from the hot tables, which the applier appends to in
+//! arrival order, to the archive tables, sorted by site and time.
+//!
+//! Why: DuckDB prunes by per-row-group min/max (zone maps). Rows in arrival order interleave
+//! every site, and late or back-filled events interleave days, so a report on one site's
+//! month would read every row group. After a move, a day is a run of row groups ordered by
+//! site, and a site's range reads only its own runs. Queries see both tiers through the
+//! `events` and `sessions` views, so nothing else knows about the split.
+//!
+//! Each step moves one UTC day (the oldest one the hot tables hold before the cutoff) in
+//! one transaction, so a crash leaves the rows in exactly one tier. Visits move by their
+//! start; the archive keeps only each visit's current version. A visit that changes after
+//! its move (a back-filled event extending it) gets a new version in the hot table whose
+//! cancelling row hides the archived one, exactly as it would have in one table; when that
+//! cancelling row moves in turn, the row it cancels is deleted from the archive with it.
+
+use super::DuckStore;
+use crate::event_store::Compacted;
+use crate::StoreError;
+
+const DAY_MS: i64 = 86_400_000;
+
+impl DuckStore {
+    /// Moves the oldest day before `cutoff` (unix ms; rounded down to a UTC day) that the
+    /// hot tables still hold. `None` when there is nothing before the cutoff.
+    pub fn compact_step(&mut self, cutoff: i64) -> Result<Option<Compacted>, StoreError> {
+        let cutoff = cutoff.div_euclid(DAY_MS) * DAY_MS;
+        let oldest: Option<i64> = self.conn.query_row(
+            "SELECT min(t) FROM (SELECT min(ts) AS t FROM events_hot UNION ALL SELECT min(start_ts) FROM sessions_hot)",
+            [],
+            |r| r.get(0),
+        )?;
+        let Some(oldest) = oldest.filter(|t| *t < cutoff) else {
+            return Ok(None);
+        };
+        let day_start = oldest.div_euclid(DAY_MS) * DAY_MS;
+        let end = (day_start + DAY_MS).min(cutoff);
+        let tx = self.conn.transaction()?;
+        let events = tx.execute(
+            "INSERT INTO events_archive SELECT * FROM events_hot WHERE ts < ? ORDER BY site, ts",
+            [end],
+        )?;
+        tx.execute("DELETE FROM events_hot WHERE ts < ?", [end])?;
+        // Archived versions cancelled by rows about to move go first: once the cancelling
+        // row is gone, nothing else would hide them.
+        tx.execute(
+            "DELETE FROM sessions_archive a WHERE EXISTS (SELECT 1 FROM sessions_hot y \
+             WHERE y.start_ts < ? AND y.sign = -1 AND y.site = a.site \
+             AND y.session_id = a.session_id AND y.version = a.version)",
+            [end],
+        )?;
+        let session_rows = tx.execute(
+            "INSERT INTO sessions_archive SELECT * FROM sessions_hot x WHERE x.start_ts < ? AND x.sign = 1 \
+             AND NOT EXISTS (SELECT 1 FROM sessions_hot y WHERE y.site = x.site \
+             AND y.session_id = x.session_id AND y.version = x.version AND y.sign = -1) \
+             ORDER BY site, start_ts",
+            [end],
+        )?;
+        tx.execute("DELETE FROM sessions_hot WHERE start_ts < ?", [end])?;
+        tx.commit()?;
+        Ok(Some(Compacted {
+            day_start,
+            events: events as u64,
+            session_rows: session_rows as u64,
+        }))
+    }
+}
