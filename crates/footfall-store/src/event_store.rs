@@ -28,6 +28,8 @@ pub struct Compacted {
     pub day_start: i64,
     pub events: u64,
     pub session_rows: u64,
+    /// Rollup rows rewritten in key order (instead of a day moved).
+    pub rollup_rows: u64,
 }
 
 pub trait EventStore: Send {

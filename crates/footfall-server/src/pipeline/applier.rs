@@ -232,7 +232,8 @@ impl Compaction {
                     day_start = moved.day_start,
                     events = moved.events,
                     visits = moved.session_rows,
-                    "moved a closed day to the archive tier"
+                    rollup_rows = moved.rollup_rows,
+                    "compaction step"
                 );
                 true
             }

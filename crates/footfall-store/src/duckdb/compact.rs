@@ -13,6 +13,12 @@
 //! its move (a back-filled event extending it) gets a new version in the hot table whose
 //! cancelling row hides the archived one, exactly as it would have in one table; when that
 //! cancelling row moves in turn, the row it cancels is deleted from the archive with it.
+//!
+//! The rollup table has the same problem in another form: its rows are appended as keys
+//! first appear, so every site, dimension and grain interleave, and a dashboard's few hundred
+//! rows sit among all the others. When no day is left to move and enough rows were added
+//! since the last time, the table is rewritten in key order (site, grain, dimension, bucket)
+//! in one transaction; only the rows added since are then unordered.
 
 use super::DuckStore;
 use crate::event_store::Compacted;
@@ -20,7 +26,66 @@ use crate::StoreError;
 
 const DAY_MS: i64 = 86_400_000;
 
+/// Rewrite the rollups once this many rows were added since the last rewrite (or a tenth
+/// of the table, if more).
+const RECLUSTER_AFTER_ROWS: i64 = 50_000;
+
+/// The rollup table as migration 6 made it (keep in step with it).
+const ROLLUPS_DDL: &str = "CREATE TABLE rollups_sorted (
+    site VARCHAR NOT NULL, grain TINYINT NOT NULL, bucket BIGINT NOT NULL, dim UTINYINT NOT NULL,
+    value VARCHAR NOT NULL, visitors BIGINT NOT NULL, pageviews BIGINT NOT NULL,
+    events BIGINT NOT NULL, visits BIGINT NOT NULL, bounces BIGINT NOT NULL,
+    duration_ms BIGINT NOT NULL, visit_pageviews BIGINT NOT NULL,
+    PRIMARY KEY (site, grain, bucket, dim, value))";
+
 impl DuckStore {
+    /// One step of compaction: a closed day moved, or else the rollups rewritten in key
+    /// order if due. `None` when neither had anything to do.
+    pub fn compact(&mut self, cutoff: i64) -> Result<Option<Compacted>, StoreError> {
+        if let Some(moved) = self.compact_step(cutoff)? {
+            return Ok(Some(moved));
+        }
+        Ok(self
+            .recluster_rollups(RECLUSTER_AFTER_ROWS)?
+            .map(|rows| Compacted {
+                rollup_rows: rows,
+                ..Compacted::default()
+            }))
+    }
+
+    /// Rewrites the rollup table in key order if at least `min_new_rows` (and a tenth of
+    /// the table) were added since the last rewrite; returns the rows written.
+    pub fn recluster_rollups(&mut self, min_new_rows: i64) -> Result<Option<u64>, StoreError> {
+        let rows: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM rollups", [], |r| r.get(0))?;
+        let before: Option<i64> =
+            self.conn
+                .query_row("SELECT max(row_count) FROM rollups_clustered", [], |r| {
+                    r.get(0)
+                })?;
+        let before = before.unwrap_or(0);
+        if rows == 0 || rows - before < min_new_rows.max(before / 10) {
+            return Ok(None);
+        }
+        let tx = self.conn.transaction()?;
+        tx.execute_batch(ROLLUPS_DDL)?;
+        let written = tx.execute(
+            "INSERT INTO rollups_sorted SELECT * FROM rollups ORDER BY site, grain, dim, bucket, value",
+            [],
+        )?;
+        tx.execute_batch(
+            "DROP TABLE rollups; ALTER TABLE rollups_sorted RENAME TO rollups; \
+             DELETE FROM rollups_clustered;",
+        )?;
+        tx.execute(
+            "INSERT INTO rollups_clustered VALUES (1, ?)",
+            [written as i64],
+        )?;
+        tx.commit()?;
+        Ok(Some(written as u64))
+    }
+
     /// Moves the oldest day before `cutoff` (unix ms; rounded down to a UTC day) that the
     /// hot tables still hold. `None` when there is nothing before the cutoff.
     pub fn compact_step(&mut self, cutoff: i64) -> Result<Option<Compacted>, StoreError> {
@@ -62,6 +127,7 @@ impl DuckStore {
             day_start,
             events: events as u64,
             session_rows: session_rows as u64,
+            rollup_rows: 0,
         }))
     }
 }

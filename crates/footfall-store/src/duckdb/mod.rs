@@ -133,7 +133,7 @@ impl EventStore for DuckStore {
     }
 
     fn compact(&mut self, cutoff: i64) -> Result<Option<Compacted>, StoreError> {
-        self.compact_step(cutoff)
+        DuckStore::compact(self, cutoff)
     }
 
     fn stop_rollups(&mut self) -> Result<(), StoreError> {

@@ -202,6 +202,11 @@ CREATE TABLE events_archive AS SELECT * FROM events_hot LIMIT 0;
 CREATE TABLE sessions_archive AS SELECT * FROM sessions_hot LIMIT 0;
 CREATE VIEW events AS SELECT * FROM events_hot UNION ALL SELECT * FROM events_archive;
 CREATE VIEW sessions AS SELECT * FROM sessions_hot UNION ALL SELECT * FROM sessions_archive;
+-- Rows of `rollups` when it was last rewritten in key order (compact.rs).
+CREATE TABLE rollups_clustered (
+    id         INTEGER PRIMARY KEY,
+    row_count  BIGINT NOT NULL
+);
 "#,
     ),
 ];
