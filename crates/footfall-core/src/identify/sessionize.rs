@@ -70,6 +70,11 @@ impl SessionAttrs {
         self.0.get(i).map_or("", |v| v)
     }
 
+    /// Column `i`'s shared string, if there is one.
+    pub fn shared(&self, i: usize) -> Option<&Arc<str>> {
+        self.0.get(i)
+    }
+
     /// From stored values, in [`COLUMNS`](Self::COLUMNS) order.
     pub fn from_values(values: [Arc<str>; 16]) -> Self {
         SessionAttrs(values)

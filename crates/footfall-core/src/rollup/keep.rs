@@ -7,29 +7,36 @@
 //! [`Rollups::seed`]), so this state is always what storage holds, also after a restart,
 //! and days nobody writes to any more are forgotten ([`Rollups::evict`]).
 
-use super::{dim, Deltas, Grain, LocalClock, Sums};
+use super::{dim, Deltas, FastMap, Grain, LocalClock, Sums};
 use crate::identify::{SessionAttrs, SessionRow};
 use crate::query::VisitProp;
 use crate::record::CommitRecord;
 use crate::{SiteId, VisitorId};
 use chrono_tz::Tz;
-use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
 
-/// `SessionAttrs` column of each `visit:*` dimension kept per event (all but entry/exit).
+/// `SessionAttrs` column of each `visit:*` dimension kept per event (all but entry/exit),
+/// worked out once: it is needed for every event.
 fn attr_columns() -> impl Iterator<Item = (u8, usize)> {
-    VisitProp::ALL
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| !p.changes_during_visit())
-        .filter_map(|(i, p)| {
-            SessionAttrs::COLUMNS
+    static COLUMNS: std::sync::OnceLock<Vec<(u8, usize)>> = std::sync::OnceLock::new();
+    COLUMNS
+        .get_or_init(|| {
+            VisitProp::ALL
                 .iter()
-                .position(|c| *c == p.column())
-                .map(|col| (dim::VISIT + i as u8, col))
+                .enumerate()
+                .filter(|(_, p)| !p.changes_during_visit())
+                .filter_map(|(i, p)| {
+                    SessionAttrs::COLUMNS
+                        .iter()
+                        .position(|c| *c == p.column())
+                        .map(|col| (dim::VISIT + i as u8, col))
+                })
+                .collect()
         })
+        .iter()
+        .copied()
 }
 
 fn visit_dim(p: VisitProp) -> u8 {
@@ -107,12 +114,15 @@ impl VisitorDay {
 
 #[derive(Debug, Default)]
 struct DayState {
-    visitors: HashMap<VisitorId, VisitorDay>,
+    visitors: FastMap<VisitorId, VisitorDay>,
     touched: u64,
 }
 
+/// Fixed, so a day seeded from storage and one kept in memory hash values alike.
+const KEY_SEED: u64 = 0x666f_6f74_6661_6c6c;
+
 fn key(dim: u8, value: &str) -> u64 {
-    let mut h = DefaultHasher::new();
+    let mut h = foldhash::quality::FixedState::with_seed(KEY_SEED).build_hasher();
     dim.hash(&mut h);
     value.hash(&mut h);
     h.finish()
@@ -121,9 +131,9 @@ fn key(dim: u8, value: &str) -> u64 {
 /// The rollup keeper's memory. Not persisted: rebuilt from storage on demand.
 #[derive(Debug, Default)]
 pub struct Rollups {
-    days: HashMap<(SiteId, i64), DayState>,
+    days: FastMap<(SiteId, i64), DayState>,
     tick: u64,
-    strings: HashMap<Box<str>, Arc<str>>,
+    strings: FastMap<Box<str>, Arc<str>>,
 }
 
 impl Rollups {
@@ -223,13 +233,16 @@ impl Rollups {
             let (day, hour) = (clock.day(ev.ts.0), clock.hour(ev.ts.0));
             let bit = 1u32 << clock.hour_of_day(ev.ts.0);
             let pageview = i64::from(ev.name == "pageview");
-            let values: Vec<(u8, Arc<str>)> =
-                event_values(&ev.pathname, &ev.name, &ev.hostname, attrs)
-                    .map(|(d, v)| (d, v.to_string()))
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .map(|(d, v)| (d, self.intern(&v)))
-                    .collect();
+            // Visit attributes are shared strings already; only the event's own are interned.
+            let mut values: Vec<(u8, Arc<str>)> = Vec::with_capacity(4 + VisitProp::ALL.len());
+            values.push((dim::TOTAL, empty.clone()));
+            values.push((dim::PAGE, self.intern(&ev.pathname)));
+            values.push((dim::NAME, self.intern(&ev.name)));
+            values.push((dim::HOSTNAME, self.intern(&ev.hostname)));
+            for (d, col) in attr_columns() {
+                let v = attrs.shared(col).cloned().unwrap_or_else(|| empty.clone());
+                values.push((d, v));
+            }
             let tick = self.tick;
             let state = self.days.entry((ev.site.clone(), day)).or_default();
             state.touched = tick;
@@ -273,7 +286,11 @@ impl Rollups {
         out.row(&r.site, Grain::Day, day, dim::TOTAL, &empty)
             .add(&visit_sums);
         for (d, col) in attr_columns() {
-            let value = self.intern(r.attrs.value(col));
+            let value = r
+                .attrs
+                .shared(col)
+                .cloned()
+                .unwrap_or_else(|| empty.clone());
             out.row(&r.site, Grain::Day, day, d, &value)
                 .add(&visit_sums);
         }

@@ -105,9 +105,13 @@ impl Sums {
     }
 }
 
+/// Maps on the per-event path: a fast hasher (keys are ours, not an attacker's choice of
+/// bucket: values are hashed together with the site and dimension).
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Changes to rollup rows, summed per row.
 #[derive(Debug, Default, Clone, PartialEq)]
-pub struct Deltas(pub HashMap<RollupKey, Sums>);
+pub struct Deltas(pub FastMap<RollupKey, Sums>);
 
 impl Deltas {
     pub fn row(
