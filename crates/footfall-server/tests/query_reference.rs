@@ -467,22 +467,23 @@ fn expected(
                     avg(&per_visit).map_or(Value::Null, |ms| json!((ms / 1000.0).round() as i64))
                 }
                 "scroll_depth" => {
-                    let per_visit: Vec<f64> = visits
-                        .iter()
-                        .filter_map(|v| {
-                            v.events
-                                .iter()
-                                .filter(|e| {
-                                    e.name == "engagement"
-                                        && in_range(e.ts)
-                                        && f.event_ok(v, e)
-                                        && key(v, e) == k
-                                })
-                                .filter_map(|e| e.sd)
-                                .max()
-                                .map(f64::from)
-                        })
-                        .collect();
+                    // The deepest scroll of each (visit, local day) pair, averaged.
+                    let mut deepest: BTreeMap<(usize, NaiveDate), u8> = BTreeMap::new();
+                    for (i, v) in visits.iter().enumerate() {
+                        for e in &v.events {
+                            if e.name == "engagement"
+                                && in_range(e.ts)
+                                && f.event_ok(v, e)
+                                && key(v, e) == k
+                            {
+                                if let Some(sd) = e.sd {
+                                    let m = deepest.entry((i, day_of(e.ts))).or_insert(sd);
+                                    *m = (*m).max(sd);
+                                }
+                            }
+                        }
+                    }
+                    let per_visit: Vec<f64> = deepest.values().map(|x| f64::from(*x)).collect();
                     avg(&per_visit).map_or(Value::Null, |x| json!(x.round() as i64))
                 }
                 other => panic!("no model for {other}"),

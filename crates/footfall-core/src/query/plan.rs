@@ -28,7 +28,7 @@ pub enum Part {
     VisitTotals,
     /// mean per-visit time on page (ms)
     TimeOnPage,
-    /// mean per-visit maximum scroll depth (%)
+    /// mean over (visit, local day) pairs of the deepest scroll (%)
     ScrollDepth,
     /// visitors without dimensions
     Total,
@@ -564,10 +564,17 @@ fn event_query(
             sql.push("CAST(avg(v) AS DOUBLE) FROM (SELECT ")
                 .append(sel)
                 .push(&format!("{value} AS v"));
-            sql.append(from).push(inner_cond).push(&format!(
-                " GROUP BY {}) AS per_visit",
-                inner_group.join(", ")
-            ));
+            sql.append(from)
+                .push(inner_cond)
+                .push(&format!(" GROUP BY {}", inner_group.join(", ")));
+            if part == Part::ScrollDepth {
+                // Per visit and local day, like visitors (see crate::rollup): a visit across
+                // midnight counts once on each day it scrolled.
+                let day =
+                    BucketKey::over(TimeBucket::Day, cx.tz, cx.start, cx.end).sql("e.ts", dialect);
+                sql.push(", ").append(day);
+            }
+            sql.push(") AS per_visit");
             if !outer_dims.is_empty() {
                 sql.push(&format!(" GROUP BY {}", outer_dims.join(", ")));
             }
@@ -675,7 +682,10 @@ pub fn plan(q: &Query, cx: &Context<'_>, dialect: &dyn Dialect) -> Vec<SqlQuery>
         out.push(event_query(q, dims, Part::TimeOnPage, cx, dialect));
     }
     if wants(Metric::ScrollDepth) {
-        out.push(event_query(q, dims, Part::ScrollDepth, cx, dialect));
+        out.push(
+            from_rollups(Part::ScrollDepth, dims)
+                .unwrap_or_else(|| event_query(q, dims, Part::ScrollDepth, cx, dialect)),
+        );
     }
     if wants(Metric::Percentage) {
         out.push(

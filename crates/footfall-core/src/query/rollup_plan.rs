@@ -7,7 +7,8 @@
 //! - filters only on the breakdown dimension — or, with no breakdown, a single exact value
 //!   of one dimension (the row for that value);
 //! - not visits split by an event dimension (distinct visits don't add up across days),
-//!   nor time on page or scroll depth.
+//!   nor time on page; scroll depth only by page (a breakdown or a single page), by day
+//!   or longer.
 //!
 //! Everything else goes to the raw tables ([`super::plan`]).
 
@@ -26,7 +27,17 @@ pub struct Choice {
 
 /// Whether rollups answer `part` (over `dims`) exactly, and how.
 pub fn choose(q: &Query, dims: &[Dimension], part: Part, cx: &Context<'_>) -> Option<Choice> {
-    if !cx.rollups || !matches!(part, Part::EventCounts | Part::VisitTotals | Part::Total) {
+    if !cx.rollups
+        || !matches!(
+            part,
+            Part::EventCounts | Part::VisitTotals | Part::Total | Part::ScrollDepth
+        )
+    {
+        return None;
+    }
+    let by_visit_page =
+        |d: &Dimension| matches!(d, Dimension::Visit(p) if p.changes_during_visit());
+    if part == Part::ScrollDepth && dims.iter().any(by_visit_page) {
         return None;
     }
     let has_event_dim = dims.iter().any(Dimension::is_event);
@@ -63,7 +74,9 @@ pub fn choose(q: &Query, dims: &[Dimension], part: Part, cx: &Context<'_>) -> Op
             // Entry/exit rows count visits; as a filter on events they select the events of
             // those visits, which the rows don't hold. Event rows hold no visits.
             let fits = match (&c.dimension, part) {
-                (Dimension::Visit(p), Part::EventCounts | Part::Total) => !p.changes_during_visit(),
+                (Dimension::Visit(p), Part::EventCounts | Part::Total | Part::ScrollDepth) => {
+                    !p.changes_during_visit()
+                }
                 (Dimension::Visit(_), _) => true,
                 (_, Part::VisitTotals) => false,
                 _ => true,
@@ -74,10 +87,18 @@ pub fn choose(q: &Query, dims: &[Dimension], part: Part, cx: &Context<'_>) -> Op
             (dim_code(&c.dimension)?, Some(value.clone()))
         }
     };
+    // Scroll depth is kept on page rows only (the API always asks for it by page).
+    if part == Part::ScrollDepth && rows != dim::PAGE {
+        return None;
+    }
     let hourly = !times.is_empty() && cx.buckets.map(|b| b.unit()) == Some(TimeBucket::Hour);
     let clock = LocalClock::new(cx.tz);
     let grain = if hourly {
-        if rows != dim::TOTAL || !clock.starts_hour(cx.start) || !clock.starts_hour(cx.end) {
+        if rows != dim::TOTAL
+            || part == Part::ScrollDepth
+            || !clock.starts_hour(cx.start)
+            || !clock.starts_hour(cx.end)
+        {
             return None;
         }
         Grain::Hour
@@ -184,6 +205,10 @@ pub fn query(
                 "r.visit_pageviews",
             ]),
             "r.visits",
+        ),
+        Part::ScrollDepth => (
+            "CAST(sum(r.scroll_sum) AS DOUBLE) / CAST(sum(r.scroll_visits) AS DOUBLE)".to_string(),
+            "r.scroll_visits",
         ),
         _ => (sums(&["r.visitors"]), "r.visitors"),
     };

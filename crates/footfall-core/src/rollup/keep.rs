@@ -47,12 +47,16 @@ fn visit_dim(p: VisitProp) -> u8 {
 #[derive(Debug, Clone)]
 pub struct SeedEvent {
     pub visitor: VisitorId,
+    /// The visit's id (scroll depth is kept per visit).
+    pub session: u64,
     pub ts: i64,
     pub name: String,
     pub pathname: String,
     pub hostname: String,
     /// In `SessionAttrs::COLUMNS` order.
     pub attrs: SessionAttrs,
+    /// Engagement events only.
+    pub scroll_depth: Option<u8>,
 }
 
 /// A visit's current state, as read back to seed the day it started.
@@ -73,9 +77,28 @@ struct VisitorDay {
     /// (hash of entry page, visits that started this day with it)
     entries: Vec<(u64, u32)>,
     exits: Vec<(u64, u32)>,
+    /// (hash of visit and page; deepest scroll so far on that page)
+    scroll: Vec<(u64, u8)>,
 }
 
 impl VisitorDay {
+    /// Raises the deepest scroll of `h` to `depth`; the change to the sums (added depth,
+    /// added visits).
+    fn scrolled(&mut self, h: u64, depth: u8) -> (i64, i64) {
+        match self.scroll.iter_mut().find(|x| x.0 == h) {
+            Some(x) if depth > x.1 => {
+                let added = i64::from(depth - x.1);
+                x.1 = depth;
+                (added, 0)
+            }
+            Some(_) => (0, 0),
+            None => {
+                self.scroll.push((h, depth));
+                (i64::from(depth), 1)
+            }
+        }
+    }
+
     fn first(&mut self, h: u64) -> bool {
         if self.seen.contains(&h) {
             false
@@ -125,6 +148,13 @@ fn key(dim: u8, value: &str) -> u64 {
     let mut h = foldhash::quality::FixedState::with_seed(KEY_SEED).build_hasher();
     dim.hash(&mut h);
     value.hash(&mut h);
+    h.finish()
+}
+
+fn scroll_key(session: u64, page: &str) -> u64 {
+    let mut h = foldhash::quality::FixedState::with_seed(KEY_SEED).build_hasher();
+    session.hash(&mut h);
+    page.hash(&mut h);
     h.finish()
 }
 
@@ -193,6 +223,10 @@ impl Rollups {
         state.touched = self.tick;
         for e in events {
             if e.name == "engagement" {
+                if let Some(depth) = e.scroll_depth {
+                    let vd = state.visitors.entry(e.visitor).or_default();
+                    vd.scrolled(scroll_key(e.session, &e.pathname), depth);
+                }
                 continue;
             }
             let vd = state.visitors.entry(e.visitor).or_default();
@@ -225,10 +259,13 @@ impl Rollups {
         let empty: Arc<str> = self.intern("");
         for (e, attrs) in rec.stored_with_attrs() {
             let ev = &e.event;
+            let Some(attrs) = attrs else { continue };
             if ev.name == "engagement" {
+                if let Some(depth) = ev.scroll_depth {
+                    self.scroll(e, depth, zone, out);
+                }
                 continue;
             }
-            let Some(attrs) = attrs else { continue };
             let clock = LocalClock::new(zone(&ev.site));
             let (day, hour) = (clock.day(ev.ts.0), clock.hour(ev.ts.0));
             let bit = 1u32 << clock.hour_of_day(ev.ts.0);
@@ -266,6 +303,32 @@ impl Rollups {
                 self.visit(b, -1, zone, out);
             }
             self.visit(&v.after, 1, zone, out);
+        }
+    }
+
+    /// An engagement event's scroll depth: raises the deepest scroll of its visit on its
+    /// local day on its page. Kept by page only: the Stats API asks for scroll depth with a
+    /// page breakdown or filter, never without one.
+    fn scroll(
+        &mut self,
+        e: &crate::record::Entry,
+        depth: u8,
+        zone: &dyn Fn(&SiteId) -> Tz,
+        out: &mut Deltas,
+    ) {
+        let ev = &e.event;
+        let day = LocalClock::new(zone(&ev.site)).day(ev.ts.0);
+        let session = e.session.map_or(0, |s| s.0);
+        let page = self.intern(&ev.pathname);
+        let tick = self.tick;
+        let state = self.days.entry((ev.site.clone(), day)).or_default();
+        state.touched = tick;
+        let vd = state.visitors.entry(e.visitor).or_default();
+        let (added, visits) = vd.scrolled(scroll_key(session, &page), depth);
+        if added != 0 || visits != 0 {
+            let r = out.row(&ev.site, Grain::Day, day, dim::PAGE, &page);
+            r.scroll_sum += added;
+            r.scroll_visits += visits;
         }
     }
 

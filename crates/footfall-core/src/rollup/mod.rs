@@ -75,8 +75,8 @@ pub struct RollupKey {
     pub value: Arc<str>,
 }
 
-/// A row's sums. Event-side columns (`visitors`, `pageviews`, `events`) count events by the
-/// day they happened; visit-side columns by the day the visit started. For entry and exit
+/// A row's sums. Event-side columns (`visitors`, `pageviews`, `events`, scroll) count events
+/// by the day they happened; visit-side columns by the day the visit started. For entry and exit
 /// pages, which belong to a visit rather than an event, every column is visit-side.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Sums {
@@ -87,6 +87,11 @@ pub struct Sums {
     pub bounces: i64,
     pub duration_ms: i64,
     pub visit_pageviews: i64,
+    /// Scroll depth (page rows only): the sum, over (visit, local day) pairs with an
+    /// engagement event on this page, of the deepest scroll among those events; and how
+    /// many such pairs.
+    pub scroll_sum: i64,
+    pub scroll_visits: i64,
 }
 
 impl Sums {
@@ -98,6 +103,8 @@ impl Sums {
         self.bounces += o.bounces;
         self.duration_ms += o.duration_ms;
         self.visit_pageviews += o.visit_pageviews;
+        self.scroll_sum += o.scroll_sum;
+        self.scroll_visits += o.scroll_visits;
     }
 
     pub fn is_zero(&self) -> bool {

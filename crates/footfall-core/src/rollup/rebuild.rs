@@ -73,19 +73,28 @@ pub fn statements(
                 continue;
             }
             let mut sql = Sql::default();
-            sql.push("INSERT INTO rollups SELECT ?, ?, b, ?, v, sum(visitors), sum(pageviews), sum(events), sum(visits), sum(bounces), sum(duration_ms), sum(visit_pageviews) FROM (")
+            sql.push("INSERT INTO rollups SELECT ?, ?, b, ?, v, sum(visitors), sum(pageviews), sum(events), sum(visits), sum(bounces), sum(duration_ms), sum(visit_pageviews), sum(scroll_sum), sum(scroll_visits) FROM (")
                 .bind(Param::Text(site.to_string()))
                 .bind(Param::Int(grain as i64))
                 .bind(Param::Int(i64::from(*code)));
             let mut halves = 0;
             if let Some(col) = event_col {
                 let b = key.sql("e.ts", dialect);
-                sql.push(&format!("SELECT {} AS b, {col} AS v, count(DISTINCT e.visitor_id) AS visitors, {pageview} AS pageviews, count(*) AS events, 0 AS visits, 0 AS bounces, 0 AS duration_ms, 0 AS visit_pageviews FROM events e WHERE e.site = ? AND e.ts >= ? AND e.ts < ? AND e.name <> 'engagement' GROUP BY 1, 2", b.text));
+                sql.push(&format!("SELECT {} AS b, {col} AS v, count(DISTINCT e.visitor_id) AS visitors, {pageview} AS pageviews, count(*) AS events, 0 AS visits, 0 AS bounces, 0 AS duration_ms, 0 AS visit_pageviews, 0 AS scroll_sum, 0 AS scroll_visits FROM events e WHERE e.site = ? AND e.ts >= ? AND e.ts < ? AND e.name <> 'engagement' GROUP BY 1, 2", b.text));
                 sql.params.extend(b.params);
                 sql.bind(Param::Text(site.to_string()))
                     .bind(Param::Int(start))
                     .bind(Param::Int(end));
                 halves += 1;
+                if grain == Grain::Day && *code == dim::PAGE {
+                    // Each visit's deepest scroll per day and page, then summed.
+                    let b = key.sql("e.ts", dialect);
+                    sql.push(&format!(" UNION ALL SELECT b, v, 0, 0, 0, 0, 0, 0, 0, sum(m) AS scroll_sum, count(*) AS scroll_visits FROM (SELECT {} AS b, {col} AS v, e.session_id, max(e.scroll_depth) AS m FROM events e WHERE e.site = ? AND e.ts >= ? AND e.ts < ? AND e.name = 'engagement' AND e.scroll_depth IS NOT NULL GROUP BY 1, 2, 3) AS per_visit GROUP BY 1, 2", b.text));
+                    sql.params.extend(b.params);
+                    sql.bind(Param::Text(site.to_string()))
+                        .bind(Param::Int(start))
+                        .bind(Param::Int(end));
+                }
             }
             if let Some(col) = visit_col {
                 if halves > 0 {
@@ -99,7 +108,7 @@ pub fn statements(
                     "0 AS visitors, 0 AS pageviews, 0 AS events"
                 };
                 let b = key.sql("s.start_ts", dialect);
-                sql.push(&format!("SELECT {} AS b, {col} AS v, {event_side}, count(*) AS visits, sum(CASE WHEN s.is_bounce THEN 1 ELSE 0 END) AS bounces, sum(s.duration_ms) AS duration_ms, sum(s.pageviews) AS visit_pageviews FROM ", b.text));
+                sql.push(&format!("SELECT {} AS b, {col} AS v, {event_side}, count(*) AS visits, sum(CASE WHEN s.is_bounce THEN 1 ELSE 0 END) AS bounces, sum(s.duration_ms) AS duration_ms, sum(s.pageviews) AS visit_pageviews, 0 AS scroll_sum, 0 AS scroll_visits FROM ", b.text));
                 sql.params.extend(b.params);
                 sql.append(visits(site, start, end)).push(" GROUP BY 1, 2");
             }

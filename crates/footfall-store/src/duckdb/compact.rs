@@ -30,12 +30,13 @@ const DAY_MS: i64 = 86_400_000;
 /// of the table, if more).
 const RECLUSTER_AFTER_ROWS: i64 = 50_000;
 
-/// The rollup table as migration 6 made it (keep in step with it).
+/// The rollup table as migration 7 made it (keep in step with it).
 const ROLLUPS_DDL: &str = "CREATE TABLE rollups_sorted (
     site VARCHAR NOT NULL, grain TINYINT NOT NULL, bucket BIGINT NOT NULL, dim UTINYINT NOT NULL,
     value VARCHAR NOT NULL, visitors BIGINT NOT NULL, pageviews BIGINT NOT NULL,
     events BIGINT NOT NULL, visits BIGINT NOT NULL, bounces BIGINT NOT NULL,
     duration_ms BIGINT NOT NULL, visit_pageviews BIGINT NOT NULL,
+    scroll_sum BIGINT NOT NULL, scroll_visits BIGINT NOT NULL,
     PRIMARY KEY (site, grain, bucket, dim, value))";
 
 impl DuckStore {

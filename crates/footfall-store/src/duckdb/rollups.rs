@@ -57,7 +57,7 @@ pub(super) fn load_day(
 ) -> Result<(Vec<SeedEvent>, Vec<SeedVisit>), StoreError> {
     let cols = SessionAttrs::COLUMNS.join(", ");
     let mut stmt = conn.prepare(&format!(
-        "SELECT visitor_id, ts, name, pathname, {cols} FROM events WHERE site = ? AND ts >= ? AND ts < ? AND name <> 'engagement'"
+        "SELECT visitor_id, ts, name, pathname, session_id, scroll_depth, {cols} FROM events WHERE site = ? AND ts >= ? AND ts < ? AND (name <> 'engagement' OR scroll_depth IS NOT NULL)"
     ))?;
     let mut rows = stmt.query(params![site.as_str(), start, end])?;
     let mut events = Vec::new();
@@ -71,15 +71,17 @@ pub(super) fn load_day(
     while let Some(r) = rows.next()? {
         let mut attrs: [Arc<str>; 16] = Default::default();
         for (i, a) in attrs.iter_mut().enumerate() {
-            *a = intern(r.get(4 + i)?);
+            *a = intern(r.get(6 + i)?);
         }
         events.push(SeedEvent {
             visitor: VisitorId(r.get(0)?),
+            session: r.get(4)?,
             ts: r.get(1)?,
             name: r.get(2)?,
             pathname: r.get(3)?,
             hostname: attrs[0].to_string(),
             attrs: SessionAttrs::from_values(attrs),
+            scroll_depth: r.get(5)?,
         });
     }
     // A version whose signs sum to +1 is a visit's current state (both rows of a cancelled
@@ -120,7 +122,9 @@ pub(super) fn add(conn: &Connection, deltas: &Deltas) -> Result<usize, StoreErro
                 s.visits,
                 s.bounces,
                 s.duration_ms,
-                s.visit_pageviews
+                s.visit_pageviews,
+                s.scroll_sum,
+                s.scroll_visits
             ])?;
             n += 1;
         }
@@ -132,7 +136,9 @@ pub(super) fn add(conn: &Connection, deltas: &Deltas) -> Result<usize, StoreErro
              visitors = visitors + EXCLUDED.visitors, pageviews = pageviews + EXCLUDED.pageviews, \
              events = events + EXCLUDED.events, visits = visits + EXCLUDED.visits, \
              bounces = bounces + EXCLUDED.bounces, duration_ms = duration_ms + EXCLUDED.duration_ms, \
-             visit_pageviews = visit_pageviews + EXCLUDED.visit_pageviews; DELETE FROM rollup_delta;",
+             visit_pageviews = visit_pageviews + EXCLUDED.visit_pageviews, \
+             scroll_sum = scroll_sum + EXCLUDED.scroll_sum, scroll_visits = scroll_visits + EXCLUDED.scroll_visits; \
+             DELETE FROM rollup_delta;",
         )?;
     }
     Ok(n)

@@ -202,6 +202,28 @@ CREATE TABLE events_archive AS SELECT * FROM events_hot LIMIT 0;
 CREATE TABLE sessions_archive AS SELECT * FROM sessions_hot LIMIT 0;
 CREATE VIEW events AS SELECT * FROM events_hot UNION ALL SELECT * FROM events_archive;
 CREATE VIEW sessions AS SELECT * FROM sessions_hot UNION ALL SELECT * FROM sessions_archive;
+-- Rollups gain scroll depth (sum of each visit's deepest scroll per local day and value,
+-- and the number of such visits). Recreated rather than altered (it has a primary key);
+-- every site's rollups are rebuilt at the next start.
+DROP TABLE rollups;
+CREATE TABLE rollups (
+    site            VARCHAR  NOT NULL,
+    grain           TINYINT  NOT NULL,
+    bucket          BIGINT   NOT NULL,
+    dim             UTINYINT NOT NULL,
+    value           VARCHAR  NOT NULL,
+    visitors        BIGINT   NOT NULL,
+    pageviews       BIGINT   NOT NULL,
+    events          BIGINT   NOT NULL,
+    visits          BIGINT   NOT NULL,
+    bounces         BIGINT   NOT NULL,
+    duration_ms     BIGINT   NOT NULL,
+    visit_pageviews BIGINT   NOT NULL,
+    scroll_sum      BIGINT   NOT NULL,
+    scroll_visits   BIGINT   NOT NULL,
+    PRIMARY KEY (site, grain, bucket, dim, value)
+);
+DELETE FROM rollup_sites;
 -- Rows of `rollups` when it was last rewritten in key order (compact.rs).
 CREATE TABLE rollups_clustered (
     id         INTEGER PRIMARY KEY,
