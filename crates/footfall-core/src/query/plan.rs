@@ -91,9 +91,9 @@ impl Dialect for DuckDb {
         format!("count(DISTINCT {expr}) FILTER (WHERE {cond})")
     }
     fn uniq_pair_if(&self, id: &str, day: &str, cond: &str) -> String {
-        // An exact 128-bit pairing: id in the high bits, the day (offset to be non-negative)
-        // in the low 32.
-        format!("count(DISTINCT (CAST({id} AS HUGEINT) * 4294967296 + (CAST({day} AS BIGINT) + 2147483648))) FILTER (WHERE {cond})")
+        // Exact: distinct structs. (A 128-bit id × 2³² + day was as exact and half as fast:
+        // HUGEINT arithmetic on every row.)
+        format!("count(DISTINCT {{'v': {id}, 'd': {day}}}) FILTER (WHERE {cond})")
     }
     fn prop_value(&self, alias: &str) -> String {
         format!("{alias}.prop_values[list_position({alias}.prop_keys, ?)]")
