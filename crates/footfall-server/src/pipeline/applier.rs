@@ -69,6 +69,11 @@ impl StorageApplier {
 
     fn run(mut self, rt: &tokio::runtime::Handle, mut stop: watch::Receiver<bool>) {
         yield_cpu_to_ingest();
+        // Before anything is applied (and before a rebuild, which can take minutes), so the
+        // lag a restart starts with is reported as it is.
+        let at_start = self.applied.borrow().0;
+        self.metrics.applied.store(at_start, Relaxed);
+        self.metrics.log_end.store(self.log.end().0, Relaxed);
         self.rebuild_stale_rollups(&stop);
         let mut end = self.log.subscribe();
         let mut applied = *self.applied.borrow();
