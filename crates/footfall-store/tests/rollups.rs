@@ -19,7 +19,7 @@ use footfall_core::sequence::Sequencer;
 use footfall_core::{SiteId, Timestamp, VisitorId};
 use footfall_store::{DuckStore, EventStore, LogPosition, MetadataStore};
 use proptest::prelude::*;
-use serde_json::json;
+use serde_json::{json, Value};
 
 /// 2026-03-07 00:00 UTC: the US changes to summer time the next day, Chile leaves it on
 /// 2026-04-05; Lord Howe (half-hour DST) on 2026-04-05 too.
@@ -318,6 +318,7 @@ proptest! {
         reopen_every in 1usize..6,
         shapes in prop::collection::vec((any::<u8>(), any::<u8>(), any::<u8>(), any::<u8>(), any::<u8>()), 12),
         compact_at in prop::collection::vec(prop::option::of(0i64..7), 0..8),
+        slice in 1i64..80,
     ) {
         let recs = records(&events, batch);
         let dir = tempfile::tempdir().unwrap();
@@ -327,7 +328,8 @@ proptest! {
             let mut s = DuckStore::open(dir.path()).unwrap();
             EventStore::apply(&mut s, chunk).unwrap();
             if let Some(Some(days)) = compact_at.get(i) {
-                while let Some(m) = s.compact_step(T0 + days * 86_400_000).unwrap() {
+                // In slices of a few events, as a big day moves.
+                while let Some(m) = s.compact_slice(T0 + days * 86_400_000, slice).unwrap() {
                     prop_assert!(m.day_start < T0 + days * 86_400_000);
                     moved += m.events;
                 }
@@ -429,4 +431,16 @@ fn scroll_depth_is_kept_per_visit_and_day() {
     let (fast, used) = answer(&store, &q, "a.com", true);
     assert!(used);
     assert_eq!(comparable(&fast), vec![(vec![], vec![json!(38)])]);
+    // A page with views but no scroll that day: null on both paths, not 0.
+    let body = json!({"site_id": "b.com", "date_range": ["2026-03-07", "2026-03-07"],
+                      "metrics": ["pageviews", "scroll_depth"], "filters": [["is", "event:page", ["/"]]]});
+    let q = parse::parse_v2(&body, chrono_tz::Asia::Kolkata).unwrap();
+    let (raw, _) = answer(&store, &q, "b.com", false);
+    let (fast, used) = answer(&store, &q, "b.com", true);
+    assert!(used);
+    assert_eq!(comparable(&fast), comparable(&raw));
+    let rows = comparable(&fast);
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].1[0].as_f64().is_some_and(|v| v > 0.0), "{rows:?}");
+    assert_eq!(rows[0].1[1], Value::Null, "{rows:?}");
 }

@@ -207,7 +207,9 @@ pub fn query(
             "r.visits",
         ),
         Part::ScrollDepth => (
-            "CAST(sum(r.scroll_sum) AS DOUBLE) / CAST(sum(r.scroll_visits) AS DOUBLE)".to_string(),
+            // NULL, as the raw average over no visits, where a page has rows but no scroll.
+            "CAST(sum(r.scroll_sum) AS DOUBLE) / CAST(nullif(sum(r.scroll_visits), 0) AS DOUBLE)"
+                .to_string(),
             "r.scroll_visits",
         ),
         _ => (sums(&["r.visitors"]), "r.visitors"),

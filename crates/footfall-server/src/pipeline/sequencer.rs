@@ -153,7 +153,7 @@ impl SequencerThread {
                 if !rest.is_empty() {
                     self.commit(rest);
                 }
-                let _ = self.snapshot();
+                let _ = self.final_snapshot();
                 let _ = done.send(());
                 return;
             }
@@ -166,7 +166,7 @@ impl SequencerThread {
                 bytes_at_snapshot = written;
             }
         }
-        let _ = self.snapshot();
+        let _ = self.final_snapshot();
     }
 
     fn commit(&mut self, jobs: Vec<(Vec<EnrichedEvent>, oneshot::Sender<Reply>)>) {
@@ -270,11 +270,25 @@ impl SequencerThread {
         if self.failed.is_some() {
             return false;
         }
+        self.snapshot_state()
+    }
+
+    /// The snapshot at shutdown. Visits that can no longer grow stay in memory until the
+    /// next group otherwise — after a burst (a back-fill) millions of them — and the next
+    /// start would load them all. Evicting is safe only here: no decision follows it (an
+    /// eviction the log doesn't show, followed by decisions, would make a replay from an
+    /// older snapshot decide differently).
+    fn final_snapshot(&mut self) -> bool {
+        if self.failed.is_some() {
+            return false;
+        }
+        self.sequencer.evict(self.clock.now());
+        self.snapshot_state()
+    }
+
+    fn snapshot_state(&mut self) -> bool {
         let at = self.log.end();
         let started = Instant::now();
-        // Visits that can no longer grow stay in memory until the next group otherwise; after
-        // a burst (a back-fill) that can be millions, and the snapshot would carry them too.
-        self.sequencer.evict(self.clock.now());
         let seq = self.sequencer.snapshot().map_err(|e| e.to_string());
         let live = postcard::to_stdvec(&self.live.to_snapshot()).map_err(|e| e.to_string());
         let written = seq.and_then(|seq| {

@@ -7,8 +7,9 @@
 //! site, and a site's range reads only its own runs. Queries see both tiers through the
 //! `events` and `sessions` views, so nothing else knows about the split.
 //!
-//! Each step moves one UTC day (the oldest one the hot tables hold before the cutoff) in
-//! one transaction, so a crash leaves the rows in exactly one tier. Visits move by their
+//! Each step moves one UTC day (the oldest one the hot tables hold before the cutoff) — or
+//! the first quarter million events of it, if it holds more — in one transaction, so a
+//! crash leaves the rows in exactly one tier. Visits move by their
 //! start; the archive keeps only each visit's current version. A visit that changes after
 //! its move (a back-filled event extending it) gets a new version in the hot table whose
 //! cancelling row hides the archived one, exactly as it would have in one table; when that
@@ -25,6 +26,9 @@ use crate::event_store::Compacted;
 use crate::StoreError;
 
 const DAY_MS: i64 = 86_400_000;
+
+/// Raw events one step moves, about (a day's slice; see `compact_step`).
+const MAX_STEP_EVENTS: i64 = 250_000;
 
 /// Rewrite the rollups once this many rows were added since the last rewrite (or a tenth
 /// of the table, if more).
@@ -88,8 +92,18 @@ impl DuckStore {
     }
 
     /// Moves the oldest day before `cutoff` (unix ms; rounded down to a UTC day) that the
-    /// hot tables still hold. `None` when there is nothing before the cutoff.
+    /// hot tables still hold, or its first [`MAX_STEP_EVENTS`]. `None` when there is
+    /// nothing before the cutoff.
     pub fn compact_step(&mut self, cutoff: i64) -> Result<Option<Compacted>, StoreError> {
+        self.compact_slice(cutoff, MAX_STEP_EVENTS)
+    }
+
+    /// [`compact_step`](Self::compact_step) with the slice size given (tests use small ones).
+    pub fn compact_slice(
+        &mut self,
+        cutoff: i64,
+        max_events: i64,
+    ) -> Result<Option<Compacted>, StoreError> {
         let cutoff = cutoff.div_euclid(DAY_MS) * DAY_MS;
         let oldest: Option<i64> = self.conn.query_row(
             "SELECT min(t) FROM (SELECT min(ts) AS t FROM events_hot UNION ALL SELECT min(start_ts) FROM sessions_hot)",
@@ -100,7 +114,24 @@ impl DuckStore {
             return Ok(None);
         };
         let day_start = oldest.div_euclid(DAY_MS) * DAY_MS;
-        let end = (day_start + DAY_MS).min(cutoff);
+        let mut end = (day_start + DAY_MS).min(cutoff);
+        // A step holds the applier, and readers wait for the applier: a big day moves in
+        // slices of about MAX_STEP_EVENTS, each sorted by site (a run of row groups each).
+        let in_day: i64 =
+            self.conn
+                .query_row("SELECT count(*) FROM events_hot WHERE ts < ?", [end], |r| {
+                    r.get(0)
+                })?;
+        if in_day > max_events {
+            let split: Option<i64> = self.conn.query_row(
+                "SELECT ts FROM events_hot WHERE ts < ? ORDER BY ts LIMIT 1 OFFSET ?",
+                [end, max_events],
+                |r| r.get(0),
+            )?;
+            if let Some(split) = split {
+                end = split.max(oldest + 1);
+            }
+        }
         let tx = self.conn.transaction()?;
         let events = tx.execute(
             "INSERT INTO events_archive SELECT * FROM events_hot WHERE ts < ? ORDER BY site, ts",
