@@ -37,6 +37,16 @@ impl LocalClock {
         (self.local(ts).rem_euclid(DAY_MS) / HOUR_MS) as u32
     }
 
+    /// Day, hour and hour of the day at once (one time-zone lookup instead of three).
+    pub fn parts(&self, ts: i64) -> (i64, i64, u32) {
+        let local = self.local(ts);
+        (
+            local.div_euclid(DAY_MS),
+            local.div_euclid(HOUR_MS),
+            (local.rem_euclid(DAY_MS) / HOUR_MS) as u32,
+        )
+    }
+
     /// The UTC instants `[start, end)` of a local day.
     pub fn day_span(&self, day: i64) -> (i64, i64) {
         let date = |d: i64| {
@@ -72,6 +82,14 @@ mod tests {
             let (a, b) = c.day_span(c.day(ts));
             proptest::prop_assert!(a <= ts && ts < b, "{a} {ts} {b}");
             proptest::prop_assert!(c.starts_day(a) && c.starts_day(b));
+        }
+
+        /// `parts` is `day`, `hour` and `hour_of_day` in one.
+        #[test]
+        fn parts_agree(ts in 0i64..4_000_000_000_000, zone in 0usize..5) {
+            let zones = ["UTC", "Asia/Kolkata", "America/New_York", "Australia/Lord_Howe", "America/Santiago"];
+            let c = LocalClock::new(zones[zone].parse().unwrap());
+            proptest::prop_assert_eq!(c.parts(ts), (c.day(ts), c.hour(ts), c.hour_of_day(ts)));
         }
     }
 }

@@ -266,9 +266,8 @@ impl Rollups {
                 }
                 continue;
             }
-            let clock = LocalClock::new(zone(&ev.site));
-            let (day, hour) = (clock.day(ev.ts.0), clock.hour(ev.ts.0));
-            let bit = 1u32 << clock.hour_of_day(ev.ts.0);
+            let (day, hour, hour_of_day) = LocalClock::new(zone(&ev.site)).parts(ev.ts.0);
+            let bit = 1u32 << hour_of_day;
             let pageview = i64::from(ev.name == "pageview");
             // Visit attributes are shared strings already; only the event's own are interned.
             let mut values: Vec<(u8, Arc<str>)> = Vec::with_capacity(4 + VisitProp::ALL.len());
