@@ -365,27 +365,11 @@ pub(crate) fn condition_on(expr: Sql, c: &Condition, dialect: &dyn Dialect) -> S
     out
 }
 
-fn filter_sql(f: &Filter, base: Base, cx: &Context<'_>, dialect: &dyn Dialect) -> Sql {
+/// A filter tree as SQL: and/or/not kept as they are, each condition by `leaf`. One walk
+/// for raw rows and rollup rows, which differ only in what a condition reads.
+pub(crate) fn filter_tree(f: &Filter, leaf: &mut dyn FnMut(&Condition) -> Sql) -> Sql {
     match f {
-        Filter::Condition(c) => {
-            if base == Base::Visits && c.dimension.is_event() {
-                // A visit matches an event condition if any of its events in range does.
-                let mut s = Sql::default();
-                s.push("s.session_id IN (SELECT e.session_id FROM events e WHERE e.site = ? AND e.ts >= ? AND e.ts < ? AND ")
-                    .bind(Param::Text(cx.site.to_string()))
-                    .bind(Param::Int(cx.start))
-                    .bind(Param::Int(cx.end));
-                s.append(condition_on(
-                    dimension_expr(&c.dimension, Base::Events, dialect),
-                    c,
-                    dialect,
-                ));
-                s.push(")");
-                s
-            } else {
-                condition_on(dimension_expr(&c.dimension, base, dialect), c, dialect)
-            }
-        }
+        Filter::Condition(c) => leaf(c),
         Filter::And(v) | Filter::Or(v) => {
             let joiner = if matches!(f, Filter::And(_)) {
                 " AND "
@@ -398,19 +382,39 @@ fn filter_sql(f: &Filter, base: Base, cx: &Context<'_>, dialect: &dyn Dialect) -
                 if i > 0 {
                     s.push(joiner);
                 }
-                s.append(filter_sql(sub, base, cx, dialect));
+                s.append(filter_tree(sub, leaf));
             }
             s.push(")");
             s
         }
         Filter::Not(inner) => {
             let mut s = Sql::default();
-            s.push("NOT (")
-                .append(filter_sql(inner, base, cx, dialect))
-                .push(")");
+            s.push("NOT (").append(filter_tree(inner, leaf)).push(")");
             s
         }
     }
+}
+
+fn filter_sql(f: &Filter, base: Base, cx: &Context<'_>, dialect: &dyn Dialect) -> Sql {
+    filter_tree(f, &mut |c| {
+        if base == Base::Visits && c.dimension.is_event() {
+            // A visit matches an event condition if any of its events in range does.
+            let mut s = Sql::default();
+            s.push("s.session_id IN (SELECT e.session_id FROM events e WHERE e.site = ? AND e.ts >= ? AND e.ts < ? AND ")
+                .bind(Param::Text(cx.site.to_string()))
+                .bind(Param::Int(cx.start))
+                .bind(Param::Int(cx.end));
+            s.append(condition_on(
+                dimension_expr(&c.dimension, Base::Events, dialect),
+                c,
+                dialect,
+            ));
+            s.push(")");
+            s
+        } else {
+            condition_on(dimension_expr(&c.dimension, base, dialect), c, dialect)
+        }
+    })
 }
 
 fn needs_visits_join(q: &Query, dims: &[Dimension]) -> bool {

@@ -13,7 +13,7 @@
 //! Everything else goes to the raw tables ([`super::plan`]).
 
 use super::model::*;
-use super::plan::{condition_on, Context, Dialect, Param, Part, Sql, SqlQuery};
+use super::plan::{condition_on, filter_tree, Context, Dialect, Param, Part, Sql, SqlQuery};
 use crate::rollup::{dim, dim_code, Grain, LocalClock};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -113,38 +113,11 @@ pub fn choose(q: &Query, dims: &[Dimension], part: Part, cx: &Context<'_>) -> Op
 
 /// A filter on the breakdown dimension, as a condition on the rollup row's value.
 fn value_filter(f: &Filter, dialect: &dyn Dialect) -> Sql {
-    let value = || {
-        let mut s = Sql::default();
-        s.push("r.value");
-        s
-    };
-    match f {
-        Filter::Condition(c) => condition_on(value(), c, dialect),
-        Filter::And(v) | Filter::Or(v) => {
-            let joiner = if matches!(f, Filter::And(_)) {
-                " AND "
-            } else {
-                " OR "
-            };
-            let mut s = Sql::default();
-            s.push("(");
-            for (i, sub) in v.iter().enumerate() {
-                if i > 0 {
-                    s.push(joiner);
-                }
-                s.append(value_filter(sub, dialect));
-            }
-            s.push(")");
-            s
-        }
-        Filter::Not(inner) => {
-            let mut s = Sql::default();
-            s.push("NOT (")
-                .append(value_filter(inner, dialect))
-                .push(")");
-            s
-        }
-    }
+    filter_tree(f, &mut |c| {
+        let mut value = Sql::default();
+        value.push("r.value");
+        condition_on(value, c, dialect)
+    })
 }
 
 /// The SQL reading a part from rollups, with the same columns the raw plan gives.
