@@ -11,9 +11,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Bumped when the encoding changes incompatibly; a record of another version is refused
-/// rather than misread.
-pub const FORMAT: u8 = 1;
+/// Bumped when the encoding changes incompatibly; a record of an unknown version is refused
+/// rather than misread. Format 1 (before page durations carried their page view's time) is
+/// still read: see [`v1`].
+pub const FORMAT: u8 = 2;
 
 /// What became of one event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,6 +96,11 @@ pub struct CommitRecord {
     /// One per event, in arrival order.
     pub entries: Vec<Entry>,
     pub visits: Vec<VisitChange>,
+    /// Decoded from format 1, whose duration changes don't say when their page view
+    /// happened: [`DurationChange::ts`] holds the measuring event's time instead, so
+    /// whatever is kept per day from them must be recomputed from stored rows.
+    #[serde(skip)]
+    pub legacy: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -114,10 +120,11 @@ impl CommitRecord {
 
     pub fn decode(bytes: &[u8]) -> Result<CommitRecord, RecordError> {
         let (&format, body) = bytes.split_first().ok_or(RecordError::Empty)?;
-        if format != FORMAT {
-            return Err(RecordError::Format(format));
-        }
-        let mut rec: CommitRecord = postcard::from_bytes(body)?;
+        let mut rec: CommitRecord = match format {
+            FORMAT => postcard::from_bytes(body)?,
+            1 => postcard::from_bytes::<v1::CommitRecord>(body)?.into(),
+            _ => return Err(RecordError::Format(format)),
+        };
         for v in &mut rec.visits {
             if let Some(before) = &mut v.before {
                 before.attrs = v.after.attrs.clone();
@@ -145,5 +152,170 @@ impl CommitRecord {
 
     pub fn stored(&self) -> impl Iterator<Item = &Entry> {
         self.entries.iter().filter(|e| e.stored())
+    }
+}
+
+/// Format 1, read so that a log written before an upgrade still replays after it.
+mod v1 {
+    use super::{Disposition, VisitChange};
+    use crate::event::EnrichedEvent;
+    use crate::identify::{DurationChange, SessionAttrs};
+    use crate::types::{EventId, SessionId, Timestamp, VisitorId};
+    use serde::Deserialize;
+    use std::sync::Arc;
+
+    #[derive(Deserialize)]
+    #[cfg_attr(test, derive(serde::Serialize))]
+    pub struct CommitRecord {
+        pub(super) now: Timestamp,
+        pub(super) entries: Vec<Entry>,
+        pub(super) visits: Vec<VisitChange>,
+    }
+
+    #[derive(Deserialize)]
+    #[cfg_attr(test, derive(serde::Serialize))]
+    pub(super) struct Entry {
+        pub(super) event: EnrichedEvent,
+        pub(super) id: EventId,
+        pub(super) visitor: VisitorId,
+        pub(super) session: Option<SessionId>,
+        pub(super) disposition: Disposition,
+        pub(super) visit: Option<Arc<SessionAttrs>>,
+        pub(super) durations: Vec<Change>,
+    }
+
+    #[derive(Deserialize)]
+    #[cfg_attr(test, derive(serde::Serialize))]
+    pub(super) struct Change {
+        pub(super) event: EventId,
+        pub(super) pathname: Arc<str>,
+        pub(super) before: Option<i64>,
+        pub(super) after: Option<i64>,
+    }
+
+    impl From<CommitRecord> for super::CommitRecord {
+        fn from(r: CommitRecord) -> Self {
+            let entries = r
+                .entries
+                .into_iter()
+                .map(|e| {
+                    let ts = e.event.ts;
+                    super::Entry {
+                        event: e.event,
+                        id: e.id,
+                        visitor: e.visitor,
+                        session: e.session,
+                        disposition: e.disposition,
+                        visit: e.visit,
+                        durations: e
+                            .durations
+                            .into_iter()
+                            .map(|d| DurationChange {
+                                event: d.event,
+                                ts,
+                                pathname: d.pathname,
+                                before: d.before,
+                                after: d.after,
+                            })
+                            .collect(),
+                    }
+                })
+                .collect();
+            super::CommitRecord {
+                now: r.now,
+                entries,
+                visits: r.visits,
+                legacy: true,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{EnrichedEvent, EventKind};
+    use crate::identify::Config;
+    use crate::sequence::Sequencer;
+    use crate::types::SiteId;
+
+    fn record() -> CommitRecord {
+        let site = SiteId::parse("e.com").unwrap();
+        let t = 1_772_841_600_000;
+        let evs = [(0, "/"), (60_000, "/a"), (90_000, "/b")]
+            .into_iter()
+            .map(|(dt, p)| {
+                EnrichedEvent::bare(
+                    site.clone(),
+                    EventKind::Pageview,
+                    Timestamp(t + dt),
+                    p,
+                    VisitorId(7),
+                )
+            })
+            .collect();
+        Sequencer::new(Config::default(), 0).sequence(1, Timestamp(t + 90_000), evs)
+    }
+
+    #[test]
+    fn a_record_round_trips() {
+        let rec = record();
+        assert!(rec.entries.iter().any(|e| !e.durations.is_empty()));
+        let back = CommitRecord::decode(&rec.encode().unwrap()).unwrap();
+        assert_eq!(back, rec);
+        assert!(!back.legacy);
+    }
+
+    /// A format-1 record (written before an upgrade) decodes, marked as such, with each
+    /// duration's time taken from the event that measured it.
+    #[test]
+    fn format_1_is_read() {
+        let rec = record();
+        let old = v1::CommitRecord {
+            now: rec.now,
+            entries: rec
+                .entries
+                .iter()
+                .map(|e| v1::Entry {
+                    event: e.event.clone(),
+                    id: e.id,
+                    visitor: e.visitor,
+                    session: e.session,
+                    disposition: e.disposition,
+                    visit: e.visit.clone(),
+                    durations: e
+                        .durations
+                        .iter()
+                        .map(|d| v1::Change {
+                            event: d.event,
+                            pathname: d.pathname.clone(),
+                            before: d.before,
+                            after: d.after,
+                        })
+                        .collect(),
+                })
+                .collect(),
+            visits: rec.visits.clone(),
+        };
+        let bytes = postcard::to_extend(&old, vec![1]).unwrap();
+        let back = CommitRecord::decode(&bytes).unwrap();
+        assert!(back.legacy);
+        assert_eq!(back.entries.len(), rec.entries.len());
+        for (b, e) in back.entries.iter().zip(&rec.entries) {
+            assert_eq!(b.event, e.event);
+            assert_eq!(b.durations.len(), e.durations.len());
+            for (bd, d) in b.durations.iter().zip(&e.durations) {
+                assert_eq!(
+                    (bd.event, bd.before, bd.after),
+                    (d.event, d.before, d.after)
+                );
+                assert_eq!(bd.ts, e.event.ts);
+            }
+        }
+        assert_eq!(back.visits, rec.visits);
+        assert!(matches!(
+            CommitRecord::decode(&[3, 0]),
+            Err(RecordError::Format(3))
+        ));
     }
 }

@@ -97,6 +97,7 @@ impl Sequencer {
             now,
             entries,
             visits: visits.list,
+            legacy: false,
         }
     }
 

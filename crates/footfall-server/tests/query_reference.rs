@@ -452,18 +452,19 @@ fn expected(
                         / 100.0
                 ),
                 "time_on_page" => {
-                    let per_visit: Vec<f64> = visits
-                        .iter()
-                        .filter_map(|v| {
-                            let ds: Vec<i64> = v
-                                .pageviews()
-                                .into_iter()
-                                .filter(|e| in_range(e.ts) && f.event_ok(v, e) && key(v, e) == k)
-                                .filter_map(|e| v.duration_of(e))
-                                .collect();
-                            (!ds.is_empty()).then(|| ds.iter().sum::<i64>() as f64)
-                        })
-                        .collect();
+                    // The measured time of each (visit, local day) pair's views, averaged
+                    // over the pairs with one.
+                    let mut spent: BTreeMap<(usize, NaiveDate), i64> = BTreeMap::new();
+                    for (i, v) in visits.iter().enumerate() {
+                        for e in v.pageviews() {
+                            if in_range(e.ts) && f.event_ok(v, e) && key(v, e) == k {
+                                if let Some(d) = v.duration_of(e) {
+                                    *spent.entry((i, day_of(e.ts))).or_default() += d;
+                                }
+                            }
+                        }
+                    }
+                    let per_visit: Vec<f64> = spent.values().map(|x| *x as f64).collect();
                     avg(&per_visit).map_or(Value::Null, |ms| json!((ms / 1000.0).round() as i64))
                 }
                 "scroll_depth" => {

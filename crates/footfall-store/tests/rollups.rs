@@ -44,8 +44,15 @@ struct Ev {
     visitor: u64,
 }
 
+/// Half the events anywhere in five days; half in bursts (20 moments, 367 minutes apart so
+/// they fall at every hour of the local day, including across midnight), so that visits
+/// have several page views and heartbeats and time on page is measured.
 fn ev_strategy() -> impl Strategy<Value = Ev> {
-    (0usize..4, 0i64..(5 * 24 * 60), 0u8..10, 0usize..4, 0u64..12).prop_map(
+    let minute = prop_oneof![
+        0i64..(5 * 24 * 60),
+        (0i64..20, 0i64..40).prop_map(|(burst, offset)| burst * 367 + offset),
+    ];
+    (0usize..4, minute, 0u8..10, 0usize..4, 0u64..12).prop_map(
         |(site, minute, kind, page, visitor)| Ev {
             site,
             minute,
@@ -90,6 +97,16 @@ fn enriched(e: &Ev) -> EnrichedEvent {
     if kind == EventKind::Engagement {
         x.scroll_depth = Some((e.minute % 100) as u8);
     }
+    // Properties: on most custom events and some page views; a few events repeat a key
+    // (a breakdown reads its first value); one value is the literal "(none)".
+    let plan = ["free", "pro", "(none)", "team"][(e.minute % 4) as usize];
+    x.props = match (kind, e.minute % 5) {
+        (EventKind::Custom, 0) => vec![],
+        (EventKind::Custom, 1) => vec![("plan".into(), plan.into()), ("plan".into(), "x".into())],
+        (EventKind::Custom, _) => vec![("plan".into(), plan.into()), ("seats".into(), "3".into())],
+        (EventKind::Pageview, 0) => vec![("plan".into(), plan.into())],
+        _ => vec![],
+    };
     x
 }
 
@@ -133,7 +150,6 @@ fn answer(store: &DuckStore, q: &Query, site: &str, rollups: bool) -> (Vec<Row>,
         start: range.start,
         end: range.end,
         buckets: buckets.as_ref().map(|b| &b.0),
-        visit_gap_ms: 30 * 60_000,
         tz: q.timezone,
         rollups,
     };
@@ -162,7 +178,7 @@ fn answer(store: &DuckStore, q: &Query, site: &str, rollups: bool) -> (Vec<Row>,
     (result::assemble(q, &parts, labels.as_deref()), used)
 }
 
-const DIMS: [&str; 9] = [
+const DIMS: [&str; 10] = [
     "event:page",
     "event:name",
     "event:hostname",
@@ -172,6 +188,7 @@ const DIMS: [&str; 9] = [
     "visit:entry_page",
     "visit:exit_page",
     "visit:city",
+    "event:props:plan",
 ];
 
 /// A query of the kind the dashboard makes, from a few numbers.
@@ -213,9 +230,13 @@ fn query(site: usize, shape: (u8, u8, u8, u8, u8)) -> (serde_json::Value, bool) 
         "visit:source" => SOURCES[filter as usize % 3],
         "visit:browser" => "Firefox",
         "event:name" => "pageview",
+        "event:props:plan" => ["pro", "(none)"][filter as usize / 4 % 2],
         _ => SITES[site].0,
     };
+    let prop = d == "event:props:plan";
     let filters = match filter % 4 {
+        // A custom event's properties, as the dashboard shows them.
+        1 if prop => json!([["is", "event:name", ["signup"]]]),
         0 | 1 => json!([]),
         2 => json!([["is", d, [value]]]),
         _ => json!([["contains", d, ["o"]]]),
@@ -234,19 +255,23 @@ fn query(site: usize, shape: (u8, u8, u8, u8, u8)) -> (serde_json::Value, bool) 
     let single_value_on_visit_page =
         !with_dim && filter % 4 == 2 && (d.ends_with("entry_page") || d.ends_with("exit_page"));
     let single_value_hourly = !with_dim && filter % 4 == 2 && time_dim == Some("time:hour");
-    // Scroll depth (the API wants it by page: a breakdown or a filter) is kept by day: an
-    // hourly series of it reads raw rows.
+    // A property filter without a breakdown by it has no row of its own.
+    let single_value_on_prop = prop && !with_dim && filter % 4 == 2;
+    // Scroll depth and time on page (the API wants them by page: a breakdown or a filter)
+    // are kept by day: an hourly series of them reads raw rows.
     let scroll = d == "event:page" && metrics_kind % 3 != 0 && (with_dim || filter % 4 >= 2);
     let scroll_raw = scroll && time_dim == Some("time:hour");
     let eligible = !hourly_with_dim
         && !filter_elsewhere
         && !single_value_on_visit_page
         && !single_value_hourly
+        && !single_value_on_prop
         && !scroll_raw;
     let mut metrics = metrics;
     if scroll {
         if let Some(m) = metrics.as_array_mut() {
             m.push(json!("scroll_depth"));
+            m.push(json!("time_on_page"));
         }
     }
     (
@@ -259,8 +284,8 @@ fn query(site: usize, shape: (u8, u8, u8, u8, u8)) -> (serde_json::Value, bool) 
 fn rollup_rows(store: &DuckStore) -> Vec<Vec<String>> {
     let q = SqlQuery {
         sql: "SELECT site || '|' || grain || '|' || bucket || '|' || dim || '|' || value, \
-              visitors || ',' || pageviews || ',' || events || ',' || visits || ',' || bounces || ',' || duration_ms || ',' || visit_pageviews || ',' || scroll_sum || ',' || scroll_visits \
-, 0 FROM rollups WHERE visitors <> 0 OR pageviews <> 0 OR events <> 0 OR visits <> 0 OR bounces <> 0 OR duration_ms <> 0 OR visit_pageviews <> 0 OR scroll_sum <> 0 OR scroll_visits <> 0 ORDER BY 1"
+              visitors || ',' || pageviews || ',' || events || ',' || visits || ',' || bounces || ',' || duration_ms || ',' || visit_pageviews || ',' || scroll_sum || ',' || scroll_visits || ',' || page_time_ms || ',' || page_time_visits \
+, 0 FROM rollups WHERE visitors <> 0 OR pageviews <> 0 OR events <> 0 OR visits <> 0 OR bounces <> 0 OR duration_ms <> 0 OR visit_pageviews <> 0 OR scroll_sum <> 0 OR scroll_visits <> 0 OR page_time_ms <> 0 OR page_time_visits <> 0 ORDER BY 1"
             .into(),
         params: vec![],
         part: Part::Total,
@@ -443,4 +468,66 @@ fn scroll_depth_is_kept_per_visit_and_day() {
     assert_eq!(rows.len(), 1);
     assert!(rows[0].1[0].as_f64().is_some_and(|v| v > 0.0), "{rows:?}");
     assert_eq!(rows[0].1[1], Value::Null, "{rows:?}");
+}
+
+/// A log record written before an upgrade (format 1) says when its page durations were
+/// measured but not when the page views happened: the rollups of its sites are rebuilt
+/// from raw rows, and until then that site's reports read raw rows.
+#[test]
+fn a_record_from_before_the_upgrade_rebuilds_its_sites_rollups() {
+    // A visit across local midnight with page views on both sides, then a later one. The
+    // fourth event is another site's (records() holds every seventh back, from the fourth).
+    let events: Vec<Ev> = [
+        (0, 1430, 0, 0),
+        (0, 1436, 0, 1),
+        (0, 1442, 8, 1),
+        (1, 1443, 0, 0),
+        (0, 1450, 0, 2),
+        (0, 2000, 0, 3),
+        (0, 2010, 0, 0),
+        (0, 2020, 8, 0),
+    ]
+    .into_iter()
+    .map(|(site, minute, kind, page)| Ev {
+        site,
+        minute,
+        kind,
+        page,
+        visitor: 1,
+    })
+    .collect();
+    let mut recs = records(&events, 2);
+    let (first, rest) = recs.split_at_mut(1);
+    assert!(first[0].1.entries.iter().any(|e| !e.durations.is_empty()));
+    first[0].1.legacy = true;
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    let mut store = DuckStore::open(dir.path()).unwrap();
+    let site = SiteId::parse("a.com").unwrap();
+    EventStore::apply(&mut store, first).unwrap();
+    assert_eq!(store.rollup_zone(&site).unwrap(), None);
+    EventStore::apply(&mut store, rest).unwrap();
+    assert_eq!(store.rollup_zone(&site).unwrap().as_deref(), Some("UTC"));
+    let kept = rollup_rows(&store);
+    store.rebuild_rollups(&site, &mut |_| true).unwrap();
+    assert_eq!(kept, rollup_rows(&store));
+    // The time on page those rows hold, by hand. Visit 1: "/" at 23:50 and "/pricing" at
+    // 23:56 (day 20519), a heartbeat at 00:02, "/blog/x" at 00:10; each view runs to the
+    // next, and the last is unmeasured (the visit ends on it). Visit 2 (day
+    // 20520): "/about" at 09:20, "/" at 09:30, a heartbeat at 09:40.
+    let expected: Vec<(&str, i64, i64)> = vec![
+        ("a.com|1|20519|1|/", 6 * 60_000, 1),
+        ("a.com|1|20519|1|/pricing", 14 * 60_000, 1),
+        ("a.com|1|20520|1|/", 10 * 60_000, 1),
+        ("a.com|1|20520|1|/about", 10 * 60_000, 1),
+        ("a.com|1|20520|1|/blog/x", 0, 0),
+    ];
+    for (row, ms, visits) in expected {
+        let r = kept
+            .iter()
+            .find(|r| r[0] == row)
+            .unwrap_or_else(|| panic!("no row {row}"));
+        let v: Vec<i64> = r[1].split(',').map(|x| x.parse().unwrap()).collect();
+        assert_eq!((v[9], v[10]), (ms, visits), "{row}");
+    }
 }

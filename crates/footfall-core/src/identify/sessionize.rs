@@ -134,6 +134,8 @@ impl SessionRow {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DurationChange {
     pub event: EventId,
+    /// When the page view happened (its time is kept on its local day).
+    pub ts: Timestamp,
     pub pathname: Arc<str>,
     pub before: Option<i64>,
     pub after: Option<i64>,
@@ -460,6 +462,7 @@ fn update_durations(visit: &mut Visit, indices: &[usize], out: &mut Vec<Duration
         if next != pv.duration {
             out.push(DurationChange {
                 event: pv.event,
+                ts: pv.ts,
                 pathname: pv.pathname.clone(),
                 before: pv.duration,
                 after: next,

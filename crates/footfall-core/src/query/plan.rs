@@ -79,6 +79,14 @@ pub trait Dialect {
     fn int_div(&self, a: &str, b: &str) -> String;
     /// year × 12 + zero-based month of a local time given as epoch milliseconds.
     fn month_index(&self, local_ms: &str) -> String;
+    /// A table `e` of (ts, visitor_id, name, k, pv): one row per property of each event
+    /// but engagement events, the first value of each key, of the site (first parameter)
+    /// in `[start, end)` (second and third).
+    fn prop_rows(&self) -> String;
+    /// The number of characters in `expr`.
+    fn char_length(&self, expr: &str) -> String;
+    /// `len` characters of `expr` (all the rest if None) from the `start`th (1-based).
+    fn substr(&self, expr: &str, start: usize, len: Option<usize>) -> String;
 }
 
 pub struct DuckDb;
@@ -97,6 +105,22 @@ impl Dialect for DuckDb {
     }
     fn prop_value(&self, alias: &str) -> String {
         format!("{alias}.prop_values[list_position({alias}.prop_keys, ?)]")
+    }
+    fn prop_rows(&self) -> String {
+        "(SELECT x.ts, x.visitor_id, x.name, x.prop_keys[x.i] AS k, x.prop_values[x.i] AS pv FROM \
+         (SELECT ts, visitor_id, name, prop_keys, prop_values, unnest(generate_series(1, len(prop_keys))) AS i \
+          FROM events WHERE site = ? AND ts >= ? AND ts < ? AND name <> 'engagement' AND len(prop_keys) > 0) x \
+         WHERE list_position(x.prop_keys, x.prop_keys[x.i]) = x.i) e"
+            .to_string()
+    }
+    fn char_length(&self, expr: &str) -> String {
+        format!("length({expr})")
+    }
+    fn substr(&self, expr: &str, start: usize, len: Option<usize>) -> String {
+        match len {
+            Some(n) => format!("substr({expr}, {start}, {n})"),
+            None => format!("substr({expr}, {start})"),
+        }
     }
     fn regex_match(&self, expr: &str) -> String {
         format!("regexp_matches({expr}, ?)")
@@ -148,8 +172,6 @@ pub struct Context<'a> {
     pub end: i64,
     /// Present when the query has a time dimension.
     pub buckets: Option<&'a BucketKey>,
-    /// How far past the range to look for the next page view (time on page).
-    pub visit_gap_ms: i64,
     /// The site's zone: the days visitors are counted in.
     pub tz: chrono_tz::Tz,
     /// Whether the site's rollups are complete and kept in `tz`: only then may a part be
@@ -493,13 +515,14 @@ fn event_query(
         ctes.push(live_visits(cx.site));
     }
     if part == Part::TimeOnPage {
-        // Page views with the time of the next one in their visit, looking a visit gap past
-        // the range so the last page in range still finds its successor.
+        // Page views with the time of the next one in their visit. The next can lie past
+        // the range (heartbeats keep a visit going), but not past the end of the visits
+        // that began before the range ends.
         let mut pv = Sql::default();
-        pv.push("pv AS (SELECT e.*, lead(e.ts) OVER (PARTITION BY e.session_id ORDER BY e.ts, e.event_id) AS nxt FROM events e WHERE e.site = ? AND e.name = 'pageview' AND e.ts >= ? AND e.ts < ?)")
+        pv.push("pv AS (SELECT e.*, lead(e.ts) OVER (PARTITION BY e.session_id ORDER BY e.ts, e.event_id) AS nxt FROM events e WHERE e.site = ? AND e.name = 'pageview' AND e.ts >= ? AND e.ts <= (SELECT max(s.end_ts) FROM s WHERE s.start_ts < ?))")
             .bind(Param::Text(cx.site.to_string()))
             .bind(Param::Int(cx.start))
-            .bind(Param::Int(cx.end.saturating_add(cx.visit_gap_ms)));
+            .bind(Param::Int(cx.end));
         ctes.push(pv);
     }
     let (sel, group) = dims_select(dims, Base::Events, cx, dialect);
@@ -571,9 +594,9 @@ fn event_query(
             sql.append(from)
                 .push(inner_cond)
                 .push(&format!(" GROUP BY {}", inner_group.join(", ")));
-            if part == Part::ScrollDepth {
+            {
                 // Per visit and local day, like visitors (see crate::rollup): a visit across
-                // midnight counts once on each day it scrolled.
+                // midnight counts once on each day it viewed or scrolled the page.
                 let day =
                     BucketKey::over(TimeBucket::Day, cx.tz, cx.start, cx.end).sql("e.ts", dialect);
                 sql.push(", ").append(day);
@@ -664,13 +687,17 @@ pub fn plan(q: &Query, cx: &Context<'_>, dialect: &dyn Dialect) -> Vec<SqlQuery>
         || wants(Metric::Percentage)
         || (wants(Metric::Visits) && has_event_dim)
     {
-        out.push(from_rollups(Part::EventCounts, dims).unwrap_or_else(|| {
-            if by_visit_page {
-                visit_event_counts(q, dims, cx, dialect)
-            } else {
-                event_query(q, dims, Part::EventCounts, cx, dialect)
+        match from_rollups(Part::EventCounts, dims) {
+            Some(sql) => {
+                out.push(sql);
+                // Events without the property of a property breakdown: no kept row has them.
+                if let Some(none) = super::rollup_plan::none_row(q, dims) {
+                    out.push(event_query(&none, dims, Part::EventCounts, cx, dialect));
+                }
             }
-        }));
+            None if by_visit_page => out.push(visit_event_counts(q, dims, cx, dialect)),
+            None => out.push(event_query(q, dims, Part::EventCounts, cx, dialect)),
+        }
     }
     if wants(Metric::BounceRate)
         || wants(Metric::VisitDuration)
@@ -683,7 +710,10 @@ pub fn plan(q: &Query, cx: &Context<'_>, dialect: &dyn Dialect) -> Vec<SqlQuery>
         );
     }
     if wants(Metric::TimeOnPage) {
-        out.push(event_query(q, dims, Part::TimeOnPage, cx, dialect));
+        out.push(
+            from_rollups(Part::TimeOnPage, dims)
+                .unwrap_or_else(|| event_query(q, dims, Part::TimeOnPage, cx, dialect)),
+        );
     }
     if wants(Metric::ScrollDepth) {
         out.push(
@@ -721,7 +751,6 @@ mod tests {
                 start: 0,
                 end: 10,
                 buckets: Some(&key),
-                visit_gap_ms: 5,
                 tz: chrono_tz::UTC,
                 rollups: false,
             },

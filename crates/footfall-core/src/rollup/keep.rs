@@ -8,7 +8,7 @@
 //! and days nobody writes to any more are forgotten ([`Rollups::evict`]).
 
 use super::{dim, Deltas, FastMap, Grain, LocalClock, Sums};
-use crate::identify::{SessionAttrs, SessionRow};
+use crate::identify::{DurationChange, SessionAttrs, SessionRow};
 use crate::query::VisitProp;
 use crate::record::CommitRecord;
 use crate::{SiteId, VisitorId};
@@ -57,6 +57,7 @@ pub struct SeedEvent {
     pub attrs: SessionAttrs,
     /// Engagement events only.
     pub scroll_depth: Option<u8>,
+    pub props: Vec<(String, String)>,
 }
 
 /// A visit's current state, as read back to seed the day it started.
@@ -65,6 +66,26 @@ pub struct SeedVisit {
     pub visitor: VisitorId,
     pub entry_page: String,
     pub exit_page: String,
+}
+
+/// What storage holds for one local day, as read back to seed it.
+#[derive(Debug, Clone, Default)]
+pub struct SeedDay {
+    /// Its events.
+    pub events: Vec<SeedEvent>,
+    /// The current state of the visits that started on it.
+    pub visits: Vec<SeedVisit>,
+    /// Per visit and page, its views that day with a measured duration.
+    pub times: Vec<SeedTime>,
+}
+
+/// How many of a visit's views of a page on one day have a measured duration, as read back
+/// to seed the day.
+#[derive(Debug, Clone)]
+pub struct SeedTime {
+    pub session: u64,
+    pub pathname: String,
+    pub measured: u32,
 }
 
 /// Which values a visitor was counted under on one day. Values are kept as 64-bit hashes
@@ -138,7 +159,37 @@ impl VisitorDay {
 #[derive(Debug, Default)]
 struct DayState {
     visitors: FastMap<VisitorId, VisitorDay>,
+    /// Per hash of (visit, page): its views that day with a measured duration. Kept per
+    /// visit rather than per visitor: a duration change names its visit.
+    measured: FastMap<u64, u32>,
     touched: u64,
+}
+
+impl DayState {
+    /// A view's duration went from measured or not to measured or not; the change in
+    /// (visit, page) pairs with a measured view (−1, 0, +1).
+    fn measured(&mut self, h: u64, before: bool, after: bool) -> i64 {
+        match (before, after) {
+            (false, true) => {
+                let n = self.measured.entry(h).or_default();
+                *n += 1;
+                i64::from(*n == 1)
+            }
+            (true, false) => match self.measured.get_mut(&h) {
+                Some(n) if *n > 1 => {
+                    *n -= 1;
+                    0
+                }
+                Some(_) => {
+                    self.measured.remove(&h);
+                    -1
+                }
+                // A record that contradicts storage: leave the sums as they are.
+                None => 0,
+            },
+            _ => 0,
+        }
+    }
 }
 
 /// Fixed, so a day seeded from storage and one kept in memory hash values alike.
@@ -151,6 +202,7 @@ fn key(dim: u8, value: &str) -> u64 {
     h.finish()
 }
 
+/// A (visit, page) pair's key, for scroll depth and time on page.
 fn scroll_key(session: u64, page: &str) -> u64 {
     let mut h = foldhash::quality::FixedState::with_seed(KEY_SEED).build_hasher();
     session.hash(&mut h);
@@ -193,6 +245,11 @@ impl Rollups {
             for e in rec.stored() {
                 note(&e.event.site, e.event.ts.0, &mut want);
             }
+            for e in &rec.entries {
+                for d in &e.durations {
+                    note(&e.event.site, d.ts.0, &mut want);
+                }
+            }
             for v in &rec.visits {
                 if let Some(b) = &v.before {
                     note(&b.site, b.start.0, &mut want);
@@ -208,16 +265,15 @@ impl Rollups {
             .collect()
     }
 
-    /// Loads a day from what storage holds: its events (engagement events are ignored) and
-    /// the current state of the visits that started on it.
-    pub fn seed(
-        &mut self,
-        site: &SiteId,
-        day: i64,
-        tz: Tz,
-        events: impl IntoIterator<Item = SeedEvent>,
-        visits: impl IntoIterator<Item = SeedVisit>,
-    ) {
+    /// Loads a day from what storage holds: its events, the current state of the visits
+    /// that started on it, and how many of each visit's views of each page that day have
+    /// a measured duration.
+    pub fn seed(&mut self, site: &SiteId, day: i64, tz: Tz, stored: SeedDay) {
+        let SeedDay {
+            events,
+            visits,
+            times,
+        } = stored;
         let clock = LocalClock::new(tz);
         let state = self.days.entry((site.clone(), day)).or_default();
         state.touched = self.tick;
@@ -234,11 +290,22 @@ impl Rollups {
             for (d, value) in event_values(&e.pathname, &e.name, &e.hostname, &e.attrs) {
                 vd.first(key(d, value));
             }
+            for (d, value) in prop_values(&e.name, &e.props) {
+                vd.first(key(d, &value));
+            }
         }
         for v in visits {
             let vd = state.visitors.entry(v.visitor).or_default();
             VisitorDay::count(&mut vd.entries, key(0, &v.entry_page), 1);
             VisitorDay::count(&mut vd.exits, key(0, &v.exit_page), 1);
+        }
+        for t in times {
+            if t.measured > 0 {
+                *state
+                    .measured
+                    .entry(scroll_key(t.session, &t.pathname))
+                    .or_default() += t.measured;
+            }
         }
     }
 
@@ -279,6 +346,9 @@ impl Rollups {
                 let v = attrs.shared(col).cloned().unwrap_or_else(|| empty.clone());
                 values.push((d, v));
             }
+            for (d, value) in prop_values(&ev.name, &ev.props) {
+                values.push((d, self.intern(&value)));
+            }
             let tick = self.tick;
             let state = self.days.entry((ev.site.clone(), day)).or_default();
             state.touched = tick;
@@ -302,6 +372,41 @@ impl Rollups {
                 self.visit(b, -1, zone, out);
             }
             self.visit(&v.after, 1, zone, out);
+        }
+        // Every entry, stored or not: a heartbeat extends the visit, and with it the time
+        // of the visit's last page.
+        for e in &rec.entries {
+            for d in &e.durations {
+                self.page_time(e, d, zone, out);
+            }
+        }
+    }
+
+    /// A page view's measured duration changed: kept on its page's row of its local day.
+    fn page_time(
+        &mut self,
+        e: &crate::record::Entry,
+        d: &DurationChange,
+        zone: &dyn Fn(&SiteId) -> Tz,
+        out: &mut Deltas,
+    ) {
+        let site = &e.event.site;
+        let day = LocalClock::new(zone(site)).day(d.ts.0);
+        let session = e.session.map_or(0, |s| s.0);
+        let page = self.intern(&d.pathname);
+        let tick = self.tick;
+        let state = self.days.entry((site.clone(), day)).or_default();
+        state.touched = tick;
+        let visits = state.measured(
+            scroll_key(session, &page),
+            d.before.is_some(),
+            d.after.is_some(),
+        );
+        let added = d.after.unwrap_or(0) - d.before.unwrap_or(0);
+        if added != 0 || visits != 0 {
+            let r = out.row(site, Grain::Day, day, dim::PAGE, &page);
+            r.page_time_ms += added;
+            r.page_time_visits += visits;
         }
     }
 
@@ -408,7 +513,20 @@ impl Rollups {
     }
 }
 
-/// Every (dimension, value) an event counts under at day grain.
+/// The property rows an event counts under (day grain): per key, and per name and key.
+fn prop_values<'a>(
+    name: &'a str,
+    props: &'a [(String, String)],
+) -> impl Iterator<Item = (u8, String)> + 'a {
+    super::first_props(props).flat_map(move |(k, v)| {
+        [
+            (dim::PROP, super::prop_value(None, k, v)),
+            (dim::NAME_PROP, super::prop_value(Some(name), k, v)),
+        ]
+    })
+}
+
+/// Every (dimension, value) an event counts under at day grain, but its properties.
 fn event_values<'a>(
     pathname: &'a str,
     name: &'a str,

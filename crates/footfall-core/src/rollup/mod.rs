@@ -28,7 +28,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use calendar::LocalClock;
-pub use keep::{Rollups, SeedEvent, SeedVisit};
+pub use keep::{Rollups, SeedDay, SeedEvent, SeedTime, SeedVisit};
 
 /// A rollup row's time bucket size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -45,13 +45,17 @@ pub mod dim {
     pub const PAGE: u8 = 1;
     pub const NAME: u8 = 2;
     pub const HOSTNAME: u8 = 3;
+    /// Event properties: value [`super::prop_value`]`(None, key, value)`.
+    pub const PROP: u8 = 4;
+    /// Event properties per event name: [`super::prop_value`]`(Some(name), key, value)` (a
+    /// custom event's properties are looked at with a filter on its name).
+    pub const NAME_PROP: u8 = 5;
     /// `visit:*` dimensions: `VISIT + index in VisitProp::ALL`.
     pub const VISIT: u8 = 10;
 }
 
-/// The rollup dimension code of a query dimension, if rollups keep it. Event properties are
-/// not kept: a property breakdown has a "(none)" row for every event without the key, which
-/// no per-value row can count.
+/// The rollup dimension code of a query dimension, if rollups keep it. Event properties
+/// have their own rows ([`dim::PROP`], [`dim::NAME_PROP`]), read by key prefix.
 pub fn dim_code(d: &Dimension) -> Option<u8> {
     match d {
         Dimension::Page => Some(dim::PAGE),
@@ -63,6 +67,32 @@ pub fn dim_code(d: &Dimension) -> Option<u8> {
             .map(|i| dim::VISIT + i as u8),
         Dimension::Prop(_) | Dimension::Time(_) => None,
     }
+}
+
+/// The start of a property row's value: each part with its length in characters, so no
+/// key or name can be mistaken for another, whatever characters they hold.
+pub fn prop_prefix(name: Option<&str>, key: &str) -> String {
+    let mut out = String::new();
+    for part in name.into_iter().chain([key]) {
+        out.push_str(&part.chars().count().to_string());
+        out.push(':');
+        out.push_str(part);
+    }
+    out
+}
+
+/// A property row's value: [`prop_prefix`] then the property's value.
+pub fn prop_value(name: Option<&str>, key: &str, value: &str) -> String {
+    let mut out = prop_prefix(name, key);
+    out.push_str(value);
+    out
+}
+
+/// An event's properties as a breakdown sees them: the first value of each key.
+pub fn first_props(props: &[(String, String)]) -> impl Iterator<Item = (&str, &str)> {
+    props.iter().enumerate().filter_map(move |(i, (k, v))| {
+        (!props[..i].iter().any(|(k2, _)| k2 == k)).then_some((k.as_str(), v.as_str()))
+    })
 }
 
 /// Where a delta goes.
@@ -92,6 +122,13 @@ pub struct Sums {
     /// many such pairs.
     pub scroll_sum: i64,
     pub scroll_visits: i64,
+    /// Time on page (page rows only): the sum of the measured durations of the page's
+    /// views that happened on the day, and the number of (visit, local day) pairs with at
+    /// least one measured view of the page. A view's duration is the sequencer's: to the
+    /// visit's next page view, or for its last one to the visit's end (unmeasured while
+    /// the visit ends on it).
+    pub page_time_ms: i64,
+    pub page_time_visits: i64,
 }
 
 impl Sums {
@@ -105,6 +142,8 @@ impl Sums {
         self.visit_pageviews += o.visit_pageviews;
         self.scroll_sum += o.scroll_sum;
         self.scroll_visits += o.scroll_visits;
+        self.page_time_ms += o.page_time_ms;
+        self.page_time_visits += o.page_time_visits;
     }
 
     pub fn is_zero(&self) -> bool {

@@ -134,7 +134,6 @@ pub async fn run_range(
         start: range.start,
         end: range.end,
         buckets: key.as_ref(),
-        visit_gap_ms: st.config.visit_gap_ms,
         tz: q.timezone,
         rollups,
     };

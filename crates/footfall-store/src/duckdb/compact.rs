@@ -41,6 +41,7 @@ const ROLLUPS_DDL: &str = "CREATE TABLE rollups_sorted (
     events BIGINT NOT NULL, visits BIGINT NOT NULL, bounces BIGINT NOT NULL,
     duration_ms BIGINT NOT NULL, visit_pageviews BIGINT NOT NULL,
     scroll_sum BIGINT NOT NULL, scroll_visits BIGINT NOT NULL,
+    page_time_ms BIGINT NOT NULL, page_time_visits BIGINT NOT NULL,
     PRIMARY KEY (site, grain, bucket, dim, value))";
 
 impl DuckStore {

@@ -8,7 +8,9 @@ use ::duckdb::{params, params_from_iter, Connection};
 use chrono_tz::Tz;
 use footfall_core::identify::SessionAttrs;
 use footfall_core::query::plan::{DuckDb, Param};
-use footfall_core::rollup::{self, Deltas, LocalClock, Rollups, SeedEvent, SeedVisit};
+use footfall_core::rollup::{
+    self, Deltas, LocalClock, Rollups, SeedDay, SeedEvent, SeedTime, SeedVisit,
+};
 use footfall_core::{SiteId, VisitorId};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -49,15 +51,16 @@ pub(super) fn ready_zone(conn: &Connection, site: &str) -> Result<Option<String>
     })
 }
 
-/// What storage holds for one local day of a site: its events and the visits started on it.
+/// What storage holds for one local day of a site: its events, the visits started on it,
+/// and the measured page views of each visit and page.
 pub(super) fn load_day(
     conn: &Connection,
     site: &SiteId,
     (start, end): (i64, i64),
-) -> Result<(Vec<SeedEvent>, Vec<SeedVisit>), StoreError> {
+) -> Result<SeedDay, StoreError> {
     let cols = SessionAttrs::COLUMNS.join(", ");
     let mut stmt = conn.prepare(&format!(
-        "SELECT visitor_id, ts, name, pathname, session_id, scroll_depth, {cols} FROM events WHERE site = ? AND ts >= ? AND ts < ? AND (name <> 'engagement' OR scroll_depth IS NOT NULL)"
+        "SELECT visitor_id, ts, name, pathname, session_id, scroll_depth, prop_keys, prop_values, {cols} FROM events WHERE site = ? AND ts >= ? AND ts < ? AND (name <> 'engagement' OR scroll_depth IS NOT NULL)"
     ))?;
     let mut rows = stmt.query(params![site.as_str(), start, end])?;
     let mut events = Vec::new();
@@ -71,7 +74,7 @@ pub(super) fn load_day(
     while let Some(r) = rows.next()? {
         let mut attrs: [Arc<str>; 16] = Default::default();
         for (i, a) in attrs.iter_mut().enumerate() {
-            *a = intern(r.get(6 + i)?);
+            *a = intern(r.get(8 + i)?);
         }
         events.push(SeedEvent {
             visitor: VisitorId(r.get(0)?),
@@ -82,6 +85,7 @@ pub(super) fn load_day(
             hostname: attrs[0].to_string(),
             attrs: SessionAttrs::from_values(attrs),
             scroll_depth: r.get(5)?,
+            props: texts(r.get(6)?).into_iter().zip(texts(r.get(7)?)).collect(),
         });
     }
     // A version whose signs sum to +1 is a visit's current state (both rows of a cancelled
@@ -98,7 +102,61 @@ pub(super) fn load_day(
             exit_page: r.get(2)?,
         });
     }
-    Ok((events, visits))
+    Ok(SeedDay {
+        events,
+        visits,
+        times: measured_views(conn, site, (start, end))?,
+    })
+}
+
+/// Per visit and page, its page views in `[start, end)` whose duration is measured. Every
+/// view is, but a visit's last while the visit ends on it (the sequencer's rule, which
+/// measures to the next page view or else to the visit's end).
+fn measured_views(
+    conn: &Connection,
+    site: &SiteId,
+    (start, end): (i64, i64),
+) -> Result<Vec<SeedTime>, StoreError> {
+    let mut counts: HashMap<(u64, String), u32> = HashMap::new();
+    let mut stmt = conn.prepare(
+        "SELECT session_id, pathname, count(*) FROM events WHERE site = ? AND ts >= ? AND ts < ? AND name = 'pageview' GROUP BY 1, 2",
+    )?;
+    let mut rows = stmt.query(params![site.as_str(), start, end])?;
+    while let Some(r) = rows.next()? {
+        counts.insert((r.get(0)?, r.get(1)?), r.get(2)?);
+    }
+    // The day's last view of each visit is unmeasured if nothing in the visit came after it.
+    let mut stmt = conn.prepare(
+        "WITH last AS (SELECT session_id, pathname, ts FROM events WHERE site = ? AND ts >= ? AND ts < ? AND name = 'pageview'            QUALIFY row_number() OVER (PARTITION BY session_id ORDER BY ts DESC, event_id DESC) = 1),          ends AS (SELECT session_id, any_value(end_ts) AS end_ts FROM sessions            WHERE site = ? AND session_id IN (SELECT session_id FROM last) GROUP BY session_id, version HAVING sum(sign) > 0)          SELECT last.session_id, last.pathname FROM last JOIN ends USING (session_id) WHERE ends.end_ts <= last.ts",
+    )?;
+    let mut rows = stmt.query(params![site.as_str(), start, end, site.as_str()])?;
+    while let Some(r) = rows.next()? {
+        if let Some(n) = counts.get_mut(&(r.get(0)?, r.get(1)?)) {
+            *n = n.saturating_sub(1);
+        }
+    }
+    Ok(counts
+        .into_iter()
+        .map(|((session, pathname), measured)| SeedTime {
+            session,
+            pathname,
+            measured,
+        })
+        .collect())
+}
+
+/// A VARCHAR[] column's strings.
+fn texts(v: ::duckdb::types::Value) -> Vec<String> {
+    match v {
+        ::duckdb::types::Value::List(items) => items
+            .into_iter()
+            .filter_map(|x| match x {
+                ::duckdb::types::Value::Text(s) => Some(s),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// Adds `deltas` to the rollup rows.
@@ -124,7 +182,9 @@ pub(super) fn add(conn: &Connection, deltas: &Deltas) -> Result<usize, StoreErro
                 s.duration_ms,
                 s.visit_pageviews,
                 s.scroll_sum,
-                s.scroll_visits
+                s.scroll_visits,
+                s.page_time_ms,
+                s.page_time_visits
             ])?;
             n += 1;
         }
@@ -137,7 +197,8 @@ pub(super) fn add(conn: &Connection, deltas: &Deltas) -> Result<usize, StoreErro
              events = events + EXCLUDED.events, visits = visits + EXCLUDED.visits, \
              bounces = bounces + EXCLUDED.bounces, duration_ms = duration_ms + EXCLUDED.duration_ms, \
              visit_pageviews = visit_pageviews + EXCLUDED.visit_pageviews, \
-             scroll_sum = scroll_sum + EXCLUDED.scroll_sum, scroll_visits = scroll_visits + EXCLUDED.scroll_visits; \
+             scroll_sum = scroll_sum + EXCLUDED.scroll_sum, scroll_visits = scroll_visits + EXCLUDED.scroll_visits, \
+             page_time_ms = page_time_ms + EXCLUDED.page_time_ms, page_time_visits = page_time_visits + EXCLUDED.page_time_visits; \
              DELETE FROM rollup_delta;",
         )?;
     }
@@ -319,12 +380,28 @@ pub(super) fn deltas_for(
         current.insert(site.clone(), tz);
     }
     for (site, day, span) in keeper.needed(records.iter().copied(), &zone) {
-        let (events, visits) = load_day(conn, &site, span)?;
-        keeper.seed(&site, day, zone(&site), events, visits);
+        let stored = load_day(conn, &site, span)?;
+        keeper.seed(&site, day, zone(&site), stored);
     }
     let mut deltas = Deltas::default();
     for rec in records {
         keeper.absorb(rec, &zone, &mut deltas);
+    }
+    // A record written before page durations carried their view's time: the days its
+    // time on page went to are a guess, so its sites' rollups are rebuilt from raw rows
+    // (at the next record for them, or at the next start), and read raw until then.
+    for rec in records.iter().filter(|r| r.legacy) {
+        for e in rec.entries.iter().filter(|e| !e.durations.is_empty()) {
+            let site = &e.event.site;
+            if current.remove(site).is_some() {
+                tracing::info!(%site, "a log record from before the upgrade: rebuilding the site's rollups");
+                conn.execute(
+                    "DELETE FROM rollup_sites WHERE site = ?",
+                    params![site.as_str()],
+                )?;
+                keeper.forget_site(site);
+            }
+        }
     }
     Ok(deltas)
 }

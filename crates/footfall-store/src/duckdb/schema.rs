@@ -231,6 +231,36 @@ CREATE TABLE rollups_clustered (
 );
 "#,
     ),
+    (
+        8,
+        r#"
+-- Rollups gain time on page (page rows: the sum of measured page-view durations per local
+-- day, and the (visit, day) pairs with a measured view). Recreated as in 7; every site's
+-- rollups are rebuilt at the next start.
+DROP TABLE rollups;
+CREATE TABLE rollups (
+    site             VARCHAR  NOT NULL,
+    grain            TINYINT  NOT NULL,
+    bucket           BIGINT   NOT NULL,
+    dim              UTINYINT NOT NULL,
+    value            VARCHAR  NOT NULL,
+    visitors         BIGINT   NOT NULL,
+    pageviews        BIGINT   NOT NULL,
+    events           BIGINT   NOT NULL,
+    visits           BIGINT   NOT NULL,
+    bounces          BIGINT   NOT NULL,
+    duration_ms      BIGINT   NOT NULL,
+    visit_pageviews  BIGINT   NOT NULL,
+    scroll_sum       BIGINT   NOT NULL,
+    scroll_visits    BIGINT   NOT NULL,
+    page_time_ms     BIGINT   NOT NULL,
+    page_time_visits BIGINT   NOT NULL,
+    PRIMARY KEY (site, grain, bucket, dim, value)
+);
+DELETE FROM rollup_sites;
+DELETE FROM rollups_clustered;
+"#,
+    ),
 ];
 
 pub fn latest() -> i64 {
