@@ -156,7 +156,8 @@ function instrument() {
     let isMap = false;
     try {
       const q = body ? JSON.parse(body) : null;
-      isMap = q?.dimensions?.[0] === 'visit:country' && q?.pagination?.limit === 300;
+      // One query, or the dashboard's batch of them.
+      isMap = (q?.queries || [q]).some((x) => x?.dimensions?.[0] === 'visit:country' && x?.pagination?.limit === 300);
     } catch { /* not JSON */ }
     const rec = { t: performance.now(), end: null, method: init?.method || 'GET', path: url.pathname, body };
     st.started.push(rec);

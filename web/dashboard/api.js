@@ -56,6 +56,61 @@ async function request(method, path, { body, params, withShare = true, signal } 
 
 const enc = encodeURIComponent;
 
+// Stats queries made in the same turn of the event loop (a dashboard opening, a filter
+// applied) go to the server as one batch: one round trip, all answered at once.
+let pending = null;
+
+function abortError() {
+  return new DOMException('The query was aborted.', 'AbortError');
+}
+
+async function flush() {
+  const batch = pending.filter((x) => !x.signal?.aborted);
+  for (const x of pending) if (x.signal?.aborted) x.reject(abortError());
+  pending = null;
+  if (batch.length === 0) return;
+  if (batch.length === 1) {
+    const [x] = batch;
+    request('POST', '/api/v2/query', { body: x.body, signal: x.signal }).then(x.resolve, x.reject);
+    return;
+  }
+  // The server takes at most MAX_BATCH queries per batch.
+  for (let i = 0; i < batch.length; i += MAX_BATCH) sendBatch(batch.slice(i, i + MAX_BATCH));
+}
+
+const MAX_BATCH = 32;
+
+async function sendBatch(batch) {
+  let res;
+  try {
+    res = await request('POST', '/api/v2/query/batch', { body: { queries: batch.map((x) => x.body) } });
+  } catch (e) {
+    for (const x of batch) x.reject(e);
+    return;
+  }
+  batch.forEach((x, i) => {
+    const r = res?.results?.[i];
+    if (x.signal?.aborted) x.reject(abortError());
+    else if (r && r.status === 200) x.resolve(r.body);
+    else {
+      const msg = (r && r.body && r.body.error) || 'The server gave no answer for this query.';
+      if (r?.status === 401 && csrf && !shareToken) dispatchEvent(new CustomEvent('ff:signed-out'));
+      x.reject(new ApiError(msg, r?.status || 0));
+    }
+  });
+}
+
+function batchedQuery(body, signal) {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) { reject(abortError()); return; }
+    if (!pending) {
+      pending = [];
+      setTimeout(flush, 0);
+    }
+    pending.push({ body, signal, resolve, reject });
+  });
+}
+
 export const api = {
   state: () => request('GET', '/api/dashboard/state', { withShare: false }),
   setup: (token, username, password) =>
@@ -74,6 +129,6 @@ export const api = {
   site: (domain) => request('GET', `/api/dashboard/site/${enc(domain)}`),
   live: (domain, limit) => request('GET', `/api/stats/${enc(domain)}/live`, { params: { limit } }),
   titles: (domain, paths) => request('GET', `/api/stats/${enc(domain)}/titles`, { params: { path: paths } }),
-  query: (body, signal) => request('POST', '/api/v2/query', { body, signal }),
+  query: (body, signal) => batchedQuery(body, signal),
   streamUrl: (domain, params = {}) => url(`/api/stats/${enc(domain)}/live/stream`, params),
 };

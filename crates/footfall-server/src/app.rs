@@ -92,6 +92,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             axum::routing::delete(crate::admin::revoke_key),
         )
         .route("/api/v2/query", post(crate::read::query::v2))
+        .route("/api/v2/query/batch", post(crate::read::query::v2_batch))
         .route(
             "/api/v1/stats/realtime/visitors",
             get(crate::read::v1::realtime),

@@ -76,26 +76,33 @@ impl From<footfall_store::StoreError> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// The status and JSON body sent for this error (logging what is not sent): for a
+    /// response, or for one query's slot in a batch.
+    pub fn to_json(&self) -> (StatusCode, serde_json::Value) {
         if let ApiError::Internal(detail)
         | ApiError::Unavailable(detail)
-        | ApiError::NotDurable(detail) = &self
+        | ApiError::NotDurable(detail) = self
         {
             tracing::error!(%detail, "request failed");
         }
-        if let ApiError::Account(e @ (AccountError::Store(_) | AccountError::Hash(_))) = &self {
+        if let ApiError::Account(e @ (AccountError::Store(_) | AccountError::Hash(_))) = self {
             tracing::error!(error = %e, "account operation failed");
             return (
                 StatusCode::INTERNAL_SERVER_ERROR,
-                Json(serde_json::json!({ "error": "internal error" })),
-            )
-                .into_response();
+                serde_json::json!({ "error": "internal error" }),
+            );
         }
         (
             self.status(),
-            Json(serde_json::json!({ "error": self.to_string() })),
+            serde_json::json!({ "error": self.to_string() }),
         )
-            .into_response()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = self.to_json();
+        (status, Json(body)).into_response()
     }
 }

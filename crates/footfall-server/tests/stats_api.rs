@@ -343,3 +343,82 @@ async fn an_inclusive_datetime_range_is_echoed_as_given() {
         json!(["2026-03-10T00:00:00+00:00", "2026-03-10T23:59:59+00:00"])
     );
 }
+
+async fn batch(s: &TestServer, auth: Option<&str>, body: Value) -> (u16, Value) {
+    let mut r = s
+        .http
+        .post(format!("{}/api/v2/query/batch", s.base))
+        .body(body.to_string());
+    if let Some(a) = auth {
+        r = r.bearer_auth(a);
+    }
+    let resp = r.send().await.unwrap();
+    (
+        resp.status().as_u16(),
+        resp.json().await.unwrap_or(Value::Null),
+    )
+}
+
+/// A batch answers each query as `/api/v2/query` does, in order; a bad or forbidden query
+/// gets its own error without failing the others; the batch itself is bounded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_answers_each_query_as_alone() {
+    let s = TestServer::start().await;
+    seed_data(&s).await;
+    let queries = vec![
+        json!({"site_id": "example.com", "date_range": "day", "metrics": ["visitors", "pageviews"],
+               "include": {"compare": "previous_period"}}),
+        json!({"site_id": "example.com", "date_range": "day", "metrics": ["visitors", "percentage"],
+               "dimensions": ["event:page"]}),
+        json!({"site_id": "example.com", "date_range": "day", "metrics": ["visitors"],
+               "dimensions": ["time:hour"], "include": {"time_labels": true}}),
+        json!({"site_id": "example.com", "date_range": "day", "metrics": ["no_such_metric"]}),
+        json!({"site_id": "unknown.example", "date_range": "day", "metrics": ["visitors"]}),
+    ];
+    let (status, body) = batch(&s, Some(TOKEN), json!({ "queries": queries })).await;
+    assert_eq!(status, 200, "{body}");
+    let results = body["results"].as_array().unwrap();
+    assert_eq!(results.len(), queries.len());
+    for (q, r) in queries.iter().zip(results) {
+        let (alone_status, alone) = v2(&s, Some(TOKEN), q.clone()).await;
+        assert_eq!(r["status"], json!(alone_status), "{q}");
+        assert_eq!(r["body"], alone, "{q}");
+    }
+    assert_eq!(results[0]["status"], 200);
+    assert!(results[1]["body"]["results"].as_array().unwrap().len() >= 4);
+    assert_eq!(results[3]["status"], 400);
+    assert!(results[3]["body"]["error"]
+        .as_str()
+        .unwrap()
+        .contains("metrics"));
+    assert_eq!(results[4]["status"], 404);
+
+    // Credentials are checked per query: without any, each query is refused on its own.
+    let (status, body) = batch(&s, None, json!({ "queries": [queries[0]] })).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["results"][0]["status"], 401);
+
+    // Hostile shapes: not a list, empty, too many, not JSON.
+    for bad in [
+        json!({}),
+        json!({"queries": {}}),
+        json!({"queries": []}),
+        json!({ "queries": vec![queries[0].clone(); 33] }),
+    ] {
+        let (status, body) = batch(&s, Some(TOKEN), bad.clone()).await;
+        assert_eq!(status, 400, "{bad}");
+        assert!(
+            body["error"].as_str().unwrap().contains("queries"),
+            "{body}"
+        );
+    }
+    let r = s
+        .http
+        .post(format!("{}/api/v2/query/batch", s.base))
+        .bearer_auth(TOKEN)
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+}

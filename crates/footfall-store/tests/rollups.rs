@@ -254,7 +254,8 @@ fn query(site: usize, shape: (u8, u8, u8, u8, u8)) -> (serde_json::Value, bool) 
     let filter_elsewhere = !with_dim && filter % 4 == 3;
     let single_value_on_visit_page =
         !with_dim && filter % 4 == 2 && (d.ends_with("entry_page") || d.ends_with("exit_page"));
-    let single_value_hourly = !with_dim && filter % 4 == 2 && time_dim == Some("time:hour");
+    let single_value = filter % 4 == 2 || (prop && filter % 4 == 1);
+    let single_value_hourly = !with_dim && single_value && time_dim == Some("time:hour");
     // A property filter without a breakdown by it has no row of its own.
     let single_value_on_prop = prop && !with_dim && filter % 4 == 2;
     // Scroll depth and time on page (the API wants them by page: a breakdown or a filter)

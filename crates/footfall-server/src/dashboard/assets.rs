@@ -100,3 +100,28 @@ pub async fn page(State(st): State<Arc<AppState>>) -> Response {
     }
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Web;
+
+    /// The page preloads every dashboard module, so the browser fetches them all at once
+    /// instead of discovering the imports one level at a time.
+    #[test]
+    fn the_page_preloads_every_module() {
+        let page = Web::get("dashboard/index.html").expect("index.html is embedded");
+        let page = std::str::from_utf8(&page.data).expect("utf-8");
+        let modules: Vec<String> = Web::iter()
+            .filter_map(|p| {
+                p.strip_prefix("dashboard/")
+                    .filter(|f| f.ends_with(".js") && *f != "theme-init.js")
+                    .map(str::to_string)
+            })
+            .collect();
+        assert!(modules.len() > 20, "the dashboard's modules: {modules:?}");
+        for m in modules {
+            let link = format!(r#"<link rel="modulepreload" href="/assets/{m}">"#);
+            assert!(page.contains(&link), "index.html does not preload {m}");
+        }
+    }
+}

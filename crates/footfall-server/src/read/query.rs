@@ -68,6 +68,54 @@ pub async fn v2(
     Ok(Json(v2_json(&site, &q, &ex)))
 }
 
+/// Most queries one batch may hold.
+pub const MAX_BATCH: usize = 32;
+
+/// `POST /api/v2/query/batch`: `{"queries": [q, …]}` → `{"results": [{"status", "body"}, …]}`
+/// in the same order. Each query is authorised and answered as `/api/v2/query` would, all
+/// at once, so a dashboard opening costs one round trip instead of one per panel (and one
+/// slow panel doesn't queue the others behind the browser's connection limit). A query that
+/// fails gets its status and `{"error"}` body in its slot; the others still answer.
+pub async fn v2_batch(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let body = crate::http::read_body(body, limits::BODY_BYTES).await?;
+    let value: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("request body is not valid JSON: {e}")))?;
+    let queries = value
+        .get("queries")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ApiError::BadRequest("`queries` must be an array of v2 queries".into()))?;
+    if queries.is_empty() || queries.len() > MAX_BATCH {
+        return Err(ApiError::BadRequest(format!(
+            "`queries` must hold 1 to {MAX_BATCH} queries"
+        )));
+    }
+    let one = |q: &Value| {
+        let (st, headers, q) = (&st, &headers, q.clone());
+        async move {
+            let site = site_of(st, headers, q.get("site_id").and_then(Value::as_str))?;
+            let parsed = parse::parse_v2(&q, st.ingest.sites.timezone(&site))?;
+            let ex = execute(st, &site, &parsed).await?;
+            Ok::<Value, ApiError>(v2_json(&site, &parsed, &ex))
+        }
+    };
+    let answers = futures::future::join_all(queries.iter().map(one)).await;
+    let results: Vec<Value> = answers
+        .into_iter()
+        .map(|a| match a {
+            Ok(body) => json!({"status": 200, "body": body}),
+            Err(e) => {
+                let (status, body) = e.to_json();
+                json!({"status": status.as_u16(), "body": body})
+            }
+        })
+        .collect();
+    Ok(Json(json!({ "results": results })))
+}
+
 /// Authorises the request for the named site (401/403/404 as appropriate).
 pub fn site_of(st: &AppState, headers: &HeaderMap, raw: Option<&str>) -> Result<SiteId, ApiError> {
     let raw = raw.ok_or_else(|| {

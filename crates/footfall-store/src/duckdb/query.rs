@@ -16,6 +16,7 @@ impl DuckStore {
                 Param::Int(i) => Value::BigInt(*i),
             })
             .collect();
+        let started = std::time::Instant::now();
         let mut stmt = self.conn.prepare(&q.sql)?;
         let mut rows = stmt.query(::duckdb::params_from_iter(params.iter()))?;
         let width = q.part.width();
@@ -31,6 +32,8 @@ impl DuckStore {
             }
             out.push((dims, nums));
         }
+        // Which part took how long, with its SQL: what a slow dashboard is profiled from.
+        tracing::debug!(part = ?q.part, rollups = q.from_rollups(), ms = started.elapsed().as_secs_f64() * 1e3, rows = out.len(), sql = %q.sql, params = ?q.params, "query");
         Ok(out)
     }
 }
