@@ -550,20 +550,42 @@ fn event_query(
     let not_engagement = "e.name <> 'engagement'";
     match part {
         Part::EventCounts | Part::Total => {
+            // Only the columns the query's metrics read: the distinct counts cost most of a
+            // scan, and a panel asks for visitors alone.
+            let wants = |m: Metric| part == Part::Total || q.metrics.contains(&m);
+            let null = "CAST(NULL AS DOUBLE)".to_string();
             sql.push("SELECT ").append(sel);
-            let day =
-                BucketKey::over(TimeBucket::Day, cx.tz, cx.start, cx.end).sql("e.ts", dialect);
-            sql.push(&format!(
-                "CAST({} AS DOUBLE)",
-                dialect.uniq_pair_if("e.visitor_id", &day.text, not_engagement)
-            ));
-            sql.params.extend(day.params);
-            if part == Part::EventCounts {
+            if wants(Metric::Visitors) || wants(Metric::Percentage) {
+                let day =
+                    BucketKey::over(TimeBucket::Day, cx.tz, cx.start, cx.end).sql("e.ts", dialect);
                 sql.push(&format!(
-                    ", CAST({} AS DOUBLE), CAST({} AS DOUBLE), CAST({} AS DOUBLE)",
-                    dialect.count_if("e.name = 'pageview'"),
-                    dialect.count_if(not_engagement),
-                    dialect.uniq_if("e.session_id", not_engagement)
+                    "CAST({} AS DOUBLE)",
+                    dialect.uniq_pair_if("e.visitor_id", &day.text, not_engagement)
+                ));
+                sql.params.extend(day.params);
+            } else {
+                sql.push(&null);
+            }
+            if part == Part::EventCounts {
+                let column = |wanted: bool, expr: String| {
+                    if wanted {
+                        format!("CAST({expr} AS DOUBLE)")
+                    } else {
+                        null.clone()
+                    }
+                };
+                sql.push(&format!(
+                    ", {}, {}, {}",
+                    column(
+                        wants(Metric::Pageviews),
+                        dialect.count_if("e.name = 'pageview'")
+                    ),
+                    column(wants(Metric::Events), dialect.count_if(not_engagement)),
+                    // Visits split by an event dimension; otherwise they come from visits.
+                    column(
+                        wants(Metric::Visits) && dims.iter().any(Dimension::is_event),
+                        dialect.uniq_if("e.session_id", not_engagement)
+                    ),
                 ));
             }
             sql.append(from).push(&group);
