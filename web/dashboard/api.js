@@ -111,6 +111,26 @@ function batchedQuery(body, signal) {
   });
 }
 
+// Requests started before their answer is wanted (the site's settings, while the session
+// loads), handed to the first caller that asks for the same thing.
+const early = new Map();
+
+function once(key, start) {
+  const p = early.get(key);
+  if (p) {
+    early.delete(key);
+    return p;
+  }
+  return start();
+}
+
+/** Starts loading a site's settings now; `api.site(domain)` will take the answer. */
+export function prefetchSite(domain) {
+  const p = request('GET', `/api/dashboard/site/${enc(domain)}`);
+  p.catch(() => {}); // handled by whoever takes it
+  early.set(`site:${domain}`, p);
+}
+
 export const api = {
   state: () => request('GET', '/api/dashboard/state', { withShare: false }),
   setup: (token, username, password) =>
@@ -126,7 +146,7 @@ export const api = {
   deleteShare: (domain) =>
     request('DELETE', `/api/dashboard/sites/${enc(domain)}/share`, { withShare: false }),
   shareInfo: (token) => request('GET', `/api/dashboard/share/${enc(token)}`, { withShare: false }),
-  site: (domain) => request('GET', `/api/dashboard/site/${enc(domain)}`),
+  site: (domain) => once(`site:${domain}`, () => request('GET', `/api/dashboard/site/${enc(domain)}`)),
   live: (domain, limit) => request('GET', `/api/stats/${enc(domain)}/live`, { params: { limit } }),
   titles: (domain, paths) => request('GET', `/api/stats/${enc(domain)}/titles`, { params: { path: paths } }),
   query: (body, signal) => batchedQuery(body, signal),

@@ -5,6 +5,7 @@ import { dashboardPage, messagePage } from './dashboard.js';
 import { link, navigate, route, startRouter } from './router.js';
 import { loadSession, session, signedOut } from './session.js';
 import { sitesPage } from './sites.js';
+import { prefetchSite } from './api.js';
 
 const go = (to) => { navigate(to, { replace: true }); return null; };
 
@@ -29,6 +30,11 @@ route(/.*/, () => messagePage('Page not found', 'There is nothing at this addres
 
 async function boot() {
   const root = document.getElementById('app');
+  // A site's dashboard: ask for the site's settings alongside the session, not after it.
+  const m = /^\/s\/([^/]+)\/?$/.exec(location.pathname);
+  if (m) {
+    try { prefetchSite(decodeURIComponent(m[1])); } catch { /* a malformed address: the route says so */ }
+  }
   try {
     await loadSession();
   } catch (e) {

@@ -172,7 +172,10 @@ export async function dashboardPage({ domain, shareToken = null }) {
     const res = await api.query({ ...base(), metrics: CARD_METRICS, dimensions: [dim],
       include: state.compare ? { time_labels: true, compare: 'previous_period' } : { time_labels: true } });
     let cmp = null;
-    if (state.compare && res.query?.comparison_date_range) {
+    if (res.meta?.comparison_results) {
+      // The server sends the previous period's series with the current one.
+      cmp = { meta: { time_labels: res.meta.comparison_time_labels }, results: res.meta.comparison_results };
+    } else if (state.compare && res.query?.comparison_date_range) {
       // The previous period as whole days when it is whole days (it is, for every range we offer).
       const [from, to] = res.query.comparison_date_range;
       const days = /T00:00:00/.test(from) && /T23:59:59/.test(to) ? [from.slice(0, 10), to.slice(0, 10)] : [from, to];

@@ -325,6 +325,27 @@ async fn comparison_and_pagination() {
     assert_eq!(pages, vec!["/blog", "/blog/a"]);
     let (_, resp) = v2(&s, Some(TOKEN), json!({"site_id": "example.com", "date_range": "day", "metrics": ["pageviews"], "dimensions": ["time:hour"], "include": {"time_labels": true}})).await;
     assert_eq!(resp["meta"]["time_labels"].as_array().unwrap().len(), 24);
+    assert!(resp["meta"].get("comparison_results").is_none());
+
+    // A series with a comparison and time labels carries the other period whole: what the
+    // same query over the comparison range answers on its own.
+    let series = json!({"site_id": "example.com", "date_range": "day", "metrics": ["visitors", "pageviews"],
+                        "dimensions": ["time:hour"], "include": {"time_labels": true, "compare": "previous_period"}});
+    let (status, resp) = v2(&s, Some(TOKEN), series.clone()).await;
+    assert_eq!(status, 200, "{resp}");
+    let range = resp["query"]["comparison_date_range"].clone();
+    let day = range[0].as_str().unwrap()[..10].to_string();
+    assert!(range[1].as_str().unwrap().starts_with(&day), "{range}");
+    let mut alone = series.clone();
+    alone["date_range"] = json!([day, day]);
+    alone["include"] = json!({"time_labels": true});
+    let (_, prev) = v2(&s, Some(TOKEN), alone).await;
+    assert_eq!(resp["meta"]["comparison_results"], prev["results"]);
+    assert_eq!(
+        resp["meta"]["comparison_time_labels"],
+        prev["meta"]["time_labels"]
+    );
+    assert!(!prev["results"].as_array().unwrap().is_empty());
 }
 
 #[tokio::test]

@@ -252,6 +252,9 @@ pub struct Executed {
     pub labels: Option<Vec<String>>,
     pub range: Resolved,
     pub comparison_range: Option<Resolved>,
+    /// A time series' other period whole — its rows and time labels — for charts that
+    /// draw it in full (position matching drops buckets the current period lacks).
+    pub comparison_series: Option<(Vec<Row>, Vec<String>)>,
 }
 
 /// Runs a validated query (and its comparison) and paginates it: shared by v2 and v1, each
@@ -292,12 +295,17 @@ pub async fn execute(st: &Arc<AppState>, site: &SiteId, q: &Query) -> Result<Exe
             (row.clone(), prev)
         })
         .collect();
+    let comparison_series = previous
+        .as_ref()
+        .filter(|_| time_index.is_some() && q.include.time_labels)
+        .map(|p| (p.rows.clone(), p.labels.clone().unwrap_or_default()));
     Ok(Executed {
         rows,
         total: answer.rows.len(),
         labels: answer.labels.clone(),
         range,
         comparison_range: previous.map(|p| p.range),
+        comparison_series,
     })
 }
 
@@ -317,6 +325,18 @@ fn v2_json(site: &SiteId, q: &Query, ex: &Executed) -> Value {
     }
     if q.include.total_rows {
         meta.insert("total_rows".into(), json!(ex.total));
+    }
+    // footfall's addition: a time series with a comparison and time labels also carries the
+    // other period in full, so a chart needs no second request for it.
+    if let Some((rows, labels)) = &ex.comparison_series {
+        meta.insert("comparison_time_labels".into(), json!(labels));
+        meta.insert(
+            "comparison_results".into(),
+            json!(rows
+                .iter()
+                .map(|r| result::row_json(r, None))
+                .collect::<Vec<_>>()),
+        );
     }
     let iso = |ms: i64| {
         chrono::DateTime::from_timestamp_millis(ms)
