@@ -25,13 +25,19 @@ const MAX_BUCKETS: usize = 10_000;
 pub struct ReadPool {
     idle: Mutex<Vec<Box<dyn EventStore>>>,
     template: Mutex<Box<dyn EventStore>>,
+    /// Queries running at once. Each already uses every core; more at once only add memory
+    /// (a dashboard opening is 8 requests, 16 queries with their comparisons, each with its
+    /// own hash tables) and finish none sooner.
+    running: tokio::sync::Semaphore,
 }
 
 impl ReadPool {
     pub fn new(template: Box<dyn EventStore>) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         ReadPool {
             idle: Mutex::new(Vec::new()),
             template: Mutex::new(template),
+            running: tokio::sync::Semaphore::new(2 * cores),
         }
     }
 
@@ -171,6 +177,13 @@ pub async fn run_range(
     if !st.read.stored.wait(READ_BARRIER_WAIT).await {
         tracing::warn!("storage is behind the log; answering from what is stored");
     }
+    let _turn = st
+        .read
+        .reads
+        .running
+        .acquire()
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     let conn = st.read.reads.get()?;
     // Rollups answer only when complete and kept in the zone this query counts days in.
     let rollups = conn
