@@ -367,12 +367,19 @@ pub(super) fn deltas_for(
             }
         }
     }
+    // Records from before an upgrade leave their sites' rollups stale (below); rebuilding
+    // them is put off until the first batch without such records, so a backlog of them
+    // costs one rebuild, not one per batch.
+    let legacy = records.iter().any(|r| r.legacy);
     for site in &sites {
         let tz = zone(site);
         if current.get(site) == Some(&tz) {
             continue;
         }
         if ready_zone(conn, site.as_str())?.as_deref() != Some(tz.name()) {
+            if legacy {
+                continue;
+            }
             tracing::info!(%site, zone = tz.name(), "rebuilding the site's rollups");
             rebuild_site_now(conn, site.as_str(), tz)?;
             keeper.forget_site(site);
@@ -389,7 +396,8 @@ pub(super) fn deltas_for(
     }
     // A record written before page durations carried their view's time: the days its
     // time on page went to are a guess, so its sites' rollups are rebuilt from raw rows
-    // (at the next record for them, or at the next start), and read raw until then.
+    // (at the first batch of newer records for them, or at the next start), and read raw
+    // until then.
     for rec in records.iter().filter(|r| r.legacy) {
         for e in rec.entries.iter().filter(|e| !e.durations.is_empty()) {
             let site = &e.event.site;
