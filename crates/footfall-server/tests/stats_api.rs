@@ -18,9 +18,13 @@ async fn seed_data(s: &TestServer) {
 }
 
 async fn v2(s: &TestServer, auth: Option<&str>, body: Value) -> (u16, Value) {
+    post(s, "/api/v2/query", auth, body).await
+}
+
+async fn post(s: &TestServer, path: &str, auth: Option<&str>, body: Value) -> (u16, Value) {
     let mut r = s
         .http
-        .post(format!("{}/api/v2/query", s.base))
+        .post(format!("{}{path}", s.base))
         .body(body.to_string());
     if let Some(a) = auth {
         r = r.bearer_auth(a);
@@ -366,18 +370,7 @@ async fn an_inclusive_datetime_range_is_echoed_as_given() {
 }
 
 async fn batch(s: &TestServer, auth: Option<&str>, body: Value) -> (u16, Value) {
-    let mut r = s
-        .http
-        .post(format!("{}/api/v2/query/batch", s.base))
-        .body(body.to_string());
-    if let Some(a) = auth {
-        r = r.bearer_auth(a);
-    }
-    let resp = r.send().await.unwrap();
-    (
-        resp.status().as_u16(),
-        resp.json().await.unwrap_or(Value::Null),
-    )
+    post(s, "/api/v2/query/batch", auth, body).await
 }
 
 /// A batch answers each query as `/api/v2/query` does, in order; a bad or forbidden query

@@ -65,13 +65,17 @@ pub async fn v2(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let body = crate::http::read_body(body, limits::BODY_BYTES).await?;
-    let value: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::BadRequest(format!("request body is not valid JSON: {e}")))?;
+    let value = json_body(body).await?;
     let site = site_of(&st, &headers, value.get("site_id").and_then(Value::as_str))?;
     let q = parse::parse_v2(&value, st.ingest.sites.timezone(&site))?;
     let ex = execute(&st, &site, &q).await?;
     Ok(Json(v2_json(&site, &q, &ex)))
+}
+
+async fn json_body(body: Body) -> Result<Value, ApiError> {
+    let body = crate::http::read_body(body, limits::BODY_BYTES).await?;
+    serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("request body is not valid JSON: {e}")))
 }
 
 /// Most queries one batch may hold.
@@ -87,9 +91,7 @@ pub async fn v2_batch(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let body = crate::http::read_body(body, limits::BODY_BYTES).await?;
-    let value: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::BadRequest(format!("request body is not valid JSON: {e}")))?;
+    let value = json_body(body).await?;
     let queries = value
         .get("queries")
         .and_then(Value::as_array)
