@@ -81,9 +81,15 @@ async function flush() {
 const MAX_BATCH = 32;
 
 async function sendBatch(batch) {
+  // Cancelled on the server too once every query in it is (a range or filter changed).
+  const ctl = new AbortController();
+  let waiting = batch.length;
+  for (const x of batch) {
+    x.signal?.addEventListener('abort', () => { if (--waiting === 0) ctl.abort(); }, { once: true });
+  }
   let res;
   try {
-    res = await request('POST', '/api/v2/query/batch', { body: { queries: batch.map((x) => x.body) } });
+    res = await request('POST', '/api/v2/query/batch', { body: { queries: batch.map((x) => x.body) }, signal: ctl.signal });
   } catch (e) {
     for (const x of batch) x.reject(e);
     return;

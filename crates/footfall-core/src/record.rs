@@ -313,6 +313,8 @@ mod tests {
             }
         }
         assert_eq!(back.visits, rec.visits);
+        // Replaying it decides the same as when it was written.
+        assert!(Sequencer::new(Config::default(), 0).replay(1, &back));
         assert!(matches!(
             CommitRecord::decode(&[3, 0]),
             Err(RecordError::Format(3))

@@ -106,7 +106,17 @@ impl Sequencer {
     /// the record stays the truth for storage either way).
     pub fn replay(&mut self, position: u64, record: &CommitRecord) -> bool {
         let events = record.entries.iter().map(|e| e.event.clone()).collect();
-        let again = self.sequence(position, record.now, events);
+        let mut again = self.sequence(position, record.now, events);
+        if record.legacy {
+            // Format 1 held no page view times: compare as it was decoded.
+            for e in &mut again.entries {
+                let ts = e.event.ts;
+                for d in &mut e.durations {
+                    d.ts = ts;
+                }
+            }
+            again.legacy = true;
+        }
         again == *record
     }
 

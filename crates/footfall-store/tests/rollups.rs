@@ -271,6 +271,10 @@ fn query(site: usize, shape: (u8, u8, u8, u8, u8)) -> (serde_json::Value, bool) 
     let mut metrics = metrics;
     if scroll {
         if let Some(m) = metrics.as_array_mut() {
+            // Alone too: then the page rows come from these parts only.
+            if metrics_kind % 3 == 2 {
+                m.clear();
+            }
             m.push(json!("scroll_depth"));
             m.push(json!("time_on_page"));
         }

@@ -269,9 +269,11 @@ pub fn query(
             "r.scroll_visits",
         ),
         Part::TimeOnPage => (
+            // NULL where the page was viewed but no view was measured: the raw rows have
+            // the group (every page view in range) with an average over nothing.
             "CAST(sum(r.page_time_ms) AS DOUBLE) / CAST(nullif(sum(r.page_time_visits), 0) AS DOUBLE)"
                 .to_string(),
-            "r.page_time_visits",
+            "r.pageviews",
         ),
         _ => (sums(&["r.visitors"]), "r.visitors"),
     };

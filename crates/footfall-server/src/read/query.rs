@@ -28,7 +28,7 @@ pub struct ReadPool {
     /// Queries running at once. Each already uses every core; more at once only add memory
     /// (a dashboard opening is 8 requests, 16 queries with their comparisons, each with its
     /// own hash tables) and finish none sooner.
-    running: tokio::sync::Semaphore,
+    running: Arc<tokio::sync::Semaphore>,
 }
 
 impl ReadPool {
@@ -37,7 +37,7 @@ impl ReadPool {
         ReadPool {
             idle: Mutex::new(Vec::new()),
             template: Mutex::new(template),
-            running: tokio::sync::Semaphore::new(2 * cores),
+            running: Arc::new(tokio::sync::Semaphore::new(2 * cores)),
         }
     }
 
@@ -65,15 +65,15 @@ pub async fn v2(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let value = json_body(body).await?;
+    let value = json_body(body, limits::BODY_BYTES).await?;
     let site = site_of(&st, &headers, value.get("site_id").and_then(Value::as_str))?;
     let q = parse::parse_v2(&value, st.ingest.sites.timezone(&site))?;
     let ex = execute(&st, &site, &q).await?;
     Ok(Json(v2_json(&site, &q, &ex)))
 }
 
-async fn json_body(body: Body) -> Result<Value, ApiError> {
-    let body = crate::http::read_body(body, limits::BODY_BYTES).await?;
+async fn json_body(body: Body, limit: usize) -> Result<Value, ApiError> {
+    let body = crate::http::read_body(body, limit).await?;
     serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("request body is not valid JSON: {e}")))
 }
@@ -82,16 +82,17 @@ async fn json_body(body: Body) -> Result<Value, ApiError> {
 pub const MAX_BATCH: usize = 32;
 
 /// `POST /api/v2/query/batch`: `{"queries": [q, …]}` → `{"results": [{"status", "body"}, …]}`
-/// in the same order. Each query is authorised and answered as `/api/v2/query` would, all
-/// at once, so a dashboard opening costs one round trip instead of one per panel (and one
-/// slow panel doesn't queue the others behind the browser's connection limit). A query that
-/// fails gets its status and `{"error"}` body in its slot; the others still answer.
+/// in the same order. Each query is authorised and answered as `/api/v2/query` would,
+/// concurrently (within the read pool's limit), so a dashboard opening costs one round trip
+/// instead of one per panel. A query that fails gets its status and `{"error"}` body in its
+/// slot; the others still answer.
 pub async fn v2_batch(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let value = json_body(body).await?;
+    // Each query may be as large as one sent alone.
+    let value = json_body(body, limits::BODY_BYTES * MAX_BATCH).await?;
     let queries = value
         .get("queries")
         .and_then(Value::as_array)
@@ -179,11 +180,14 @@ pub async fn run_range(
     if !st.read.stored.wait(READ_BARRIER_WAIT).await {
         tracing::warn!("storage is behind the log; answering from what is stored");
     }
-    let _turn = st
+    // Held until the query has run, in the blocking task: a request that goes away doesn't
+    // give its turn back while its query still runs.
+    let turn = st
         .read
         .reads
         .running
-        .acquire()
+        .clone()
+        .acquire_owned()
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let conn = st.read.reads.get()?;
@@ -210,7 +214,7 @@ pub async fn run_range(
         std::sync::atomic::Ordering::Relaxed,
     );
     let st2 = st.clone();
-    let (conn, parts) = tokio::task::spawn_blocking(move || {
+    let parts = tokio::task::spawn_blocking(move || {
         let parts: Result<Vec<PartRows>, _> = sql
             .iter()
             .map(|s| {
@@ -218,11 +222,12 @@ pub async fn run_range(
                     .map(|rows| PartRows { part: s.part, rows })
             })
             .collect();
-        (conn, parts)
+        st2.read.reads.put(conn);
+        drop(turn);
+        parts
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))?;
-    st2.read.reads.put(conn);
     let mut parts = parts.map_err(|e| ApiError::Internal(e.to_string()))?;
     // The SQL grouped by bucket keys; put the labels back.
     if let (Some(i), Some(key), Some((_, bs))) = (
@@ -310,9 +315,10 @@ pub async fn execute(st: &Arc<AppState>, site: &SiteId, q: &Query) -> Result<Exe
             (row.clone(), prev)
         })
         .collect();
+    // Only for a plain series: other dimensions would page through rows this ignores.
     let comparison_series = previous
         .as_ref()
-        .filter(|_| time_index.is_some() && q.include.time_labels)
+        .filter(|_| time_index.is_some() && q.dimensions.len() == 1 && q.include.time_labels)
         .map(|p| (p.rows.clone(), p.labels.clone().unwrap_or_default()));
     Ok(Executed {
         rows,
