@@ -127,9 +127,18 @@ fn measured_views(
     }
     // The day's last view of each visit is unmeasured if nothing in the visit came after it.
     let mut stmt = conn.prepare(
-        "WITH last AS (SELECT session_id, pathname, ts FROM events WHERE site = ? AND ts >= ? AND ts < ? AND name = 'pageview'            QUALIFY row_number() OVER (PARTITION BY session_id ORDER BY ts DESC, event_id DESC) = 1),          ends AS (SELECT session_id, any_value(end_ts) AS end_ts FROM sessions            WHERE site = ? AND session_id IN (SELECT session_id FROM last) GROUP BY session_id, version HAVING sum(sign) > 0)          SELECT last.session_id, last.pathname FROM last JOIN ends USING (session_id) WHERE ends.end_ts <= last.ts",
+        "WITH last AS (SELECT session_id, pathname, ts FROM events WHERE site = ? AND ts >= ? AND ts < ? AND name = 'pageview'            QUALIFY row_number() OVER (PARTITION BY session_id ORDER BY ts DESC, event_id DESC) = 1),          ends AS (SELECT session_id, any_value(end_ts) AS end_ts FROM sessions            WHERE site = ? AND start_ts < ? AND end_ts >= ? AND session_id IN (SELECT session_id FROM last) GROUP BY session_id, version HAVING sum(sign) > 0)          SELECT last.session_id, last.pathname FROM last JOIN ends USING (session_id) WHERE ends.end_ts <= last.ts",
     )?;
-    let mut rows = stmt.query(params![site.as_str(), start, end, site.as_str()])?;
+    // A visit with a view in the day began before the day's end and ended after its start
+    // (both rows of a cancelled version carry the same times, so none is half-read).
+    let mut rows = stmt.query(params![
+        site.as_str(),
+        start,
+        end,
+        site.as_str(),
+        end,
+        start
+    ])?;
     while let Some(r) = rows.next()? {
         if let Some(n) = counts.get_mut(&(r.get(0)?, r.get(1)?)) {
             *n = n.saturating_sub(1);
