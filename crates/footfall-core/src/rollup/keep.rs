@@ -203,7 +203,7 @@ fn key(dim: u8, value: &str) -> u64 {
 }
 
 /// A (visit, page) pair's key, for scroll depth and time on page.
-fn scroll_key(session: u64, page: &str) -> u64 {
+fn visit_page_key(session: u64, page: &str) -> u64 {
     let mut h = foldhash::quality::FixedState::with_seed(KEY_SEED).build_hasher();
     session.hash(&mut h);
     page.hash(&mut h);
@@ -281,7 +281,7 @@ impl Rollups {
             if e.name == "engagement" {
                 if let Some(depth) = e.scroll_depth {
                     let vd = state.visitors.entry(e.visitor).or_default();
-                    vd.scrolled(scroll_key(e.session, &e.pathname), depth);
+                    vd.scrolled(visit_page_key(e.session, &e.pathname), depth);
                 }
                 continue;
             }
@@ -303,7 +303,7 @@ impl Rollups {
             if t.measured > 0 {
                 *state
                     .measured
-                    .entry(scroll_key(t.session, &t.pathname))
+                    .entry(visit_page_key(t.session, &t.pathname))
                     .or_default() += t.measured;
             }
         }
@@ -398,7 +398,7 @@ impl Rollups {
         let state = self.days.entry((site.clone(), day)).or_default();
         state.touched = tick;
         let visits = state.measured(
-            scroll_key(session, &page),
+            visit_page_key(session, &page),
             d.before.is_some(),
             d.after.is_some(),
         );
@@ -428,7 +428,7 @@ impl Rollups {
         let state = self.days.entry((ev.site.clone(), day)).or_default();
         state.touched = tick;
         let vd = state.visitors.entry(e.visitor).or_default();
-        let (added, visits) = vd.scrolled(scroll_key(session, &page), depth);
+        let (added, visits) = vd.scrolled(visit_page_key(session, &page), depth);
         if added != 0 || visits != 0 {
             let r = out.row(&ev.site, Grain::Day, day, dim::PAGE, &page);
             r.scroll_sum += added;

@@ -21,6 +21,13 @@ fn visits(site: &str, start: i64, end: i64) -> Sql {
     s
 }
 
+/// Binds the `site = ? AND ts >= ? AND ts < ?` of a scan of one site's range.
+fn bind_range(sql: &mut Sql, site: &str, start: i64, end: i64) {
+    sql.bind(Param::Text(site.to_string()))
+        .bind(Param::Int(start))
+        .bind(Param::Int(end));
+}
+
 /// Time on page for page rows: each view's duration by the sequencer's rule — to the next
 /// page view of its visit, or for the last to the visit's end (none while the visit ends
 /// on it) — summed per (visit, day, page); the pairs with a measured view are counted. A
@@ -109,18 +116,14 @@ pub fn statements(
                 let b = key.sql("e.ts", dialect);
                 sql.push(&format!("SELECT {} AS b, {col} AS v, count(DISTINCT e.visitor_id) AS visitors, {pageview} AS pageviews, count(*) AS events, 0 AS visits, 0 AS bounces, 0 AS duration_ms, 0 AS visit_pageviews, 0 AS scroll_sum, 0 AS scroll_visits, 0 AS page_time_ms, 0 AS page_time_visits FROM events e WHERE e.site = ? AND e.ts >= ? AND e.ts < ? AND e.name <> 'engagement' GROUP BY 1, 2", b.text));
                 sql.params.extend(b.params);
-                sql.bind(Param::Text(site.to_string()))
-                    .bind(Param::Int(start))
-                    .bind(Param::Int(end));
+                bind_range(&mut sql, site, start, end);
                 halves += 1;
                 if grain == Grain::Day && *code == dim::PAGE {
                     // Each visit's deepest scroll per day and page, then summed.
                     let b = key.sql("e.ts", dialect);
                     sql.push(&format!(" UNION ALL SELECT b, v, 0, 0, 0, 0, 0, 0, 0, sum(m) AS scroll_sum, count(*) AS scroll_visits, 0, 0 FROM (SELECT {} AS b, {col} AS v, e.session_id, max(e.scroll_depth) AS m FROM events e WHERE e.site = ? AND e.ts >= ? AND e.ts < ? AND e.name = 'engagement' AND e.scroll_depth IS NOT NULL GROUP BY 1, 2, 3) AS per_visit GROUP BY 1, 2", b.text));
                     sql.params.extend(b.params);
-                    sql.bind(Param::Text(site.to_string()))
-                        .bind(Param::Int(start))
-                        .bind(Param::Int(end));
+                    bind_range(&mut sql, site, start, end);
                     sql.push(" UNION ALL ").append(page_times(
                         site,
                         start,
@@ -164,10 +167,8 @@ pub fn statements(
             .bind(Param::Text(site.to_string()))
             .bind(Param::Int(Grain::Day as i64));
         sql.params.extend(b.params);
-        sql.bind(Param::Int(i64::from(code)))
-            .bind(Param::Text(site.to_string()))
-            .bind(Param::Int(start))
-            .bind(Param::Int(end));
+        sql.bind(Param::Int(i64::from(code)));
+        bind_range(&mut sql, site, start, end);
         out.push((sql.text, sql.params));
     }
     out
