@@ -39,7 +39,25 @@ impl LocalClock {
 
     /// Day, hour and hour of the day at once (one time-zone lookup instead of three).
     pub fn parts(&self, ts: i64) -> (i64, i64, u32) {
-        let local = self.local(ts);
+        Self::split(self.local(ts))
+    }
+
+    /// The offset (local minus UTC, ms) at `ts`, and the UTC span of instants around it
+    /// that share it: its local day, when the offset is the same at both ends of the day
+    /// (no zone changes its offset twice within a day), else `ts` alone.
+    pub fn offset_span(&self, ts: i64) -> (i64, (i64, i64)) {
+        let offset = time::offset_ms(self.tz, ts);
+        let (start, end) = self.day_span((ts + offset).div_euclid(DAY_MS));
+        let same = |t: i64| time::offset_ms(self.tz, t) == offset;
+        if start <= ts && ts < end && same(start) && same(end - 1) {
+            (offset, (start, end))
+        } else {
+            (offset, (ts, ts + 1))
+        }
+    }
+
+    /// Day, hour and hour of the day of a local time (ms).
+    pub fn split(local: i64) -> (i64, i64, u32) {
         (
             local.div_euclid(DAY_MS),
             local.div_euclid(HOUR_MS),
@@ -90,6 +108,54 @@ mod tests {
             let zones = ["UTC", "Asia/Kolkata", "America/New_York", "Australia/Lord_Howe", "America/Santiago"];
             let c = LocalClock::new(zones[zone].parse().unwrap());
             proptest::prop_assert_eq!(c.parts(ts), (c.day(ts), c.hour(ts), c.hour_of_day(ts)));
+        }
+
+        /// The offset `offset_span` gives holds at every instant of its span (the keeper
+        /// reuses it for them), including around changes to and from summer time.
+        #[test]
+        fn offset_spans_hold(ts in 0i64..4_000_000_000_000, zone in 0usize..5, at in 0.0f64..1.0) {
+            let zones = ["UTC", "Asia/Kolkata", "America/New_York", "Australia/Lord_Howe", "America/Santiago"];
+            let c = LocalClock::new(zones[zone].parse().unwrap());
+            let (offset, (lo, hi)) = c.offset_span(ts);
+            proptest::prop_assert!(lo <= ts && ts < hi);
+            proptest::prop_assert_eq!(ts + offset, c.local(ts));
+            // Probe the span's ends, a random instant in it, and each hour.
+            let probe = lo + ((hi - lo - 1) as f64 * at) as i64;
+            for t in [lo, hi - 1, probe].into_iter().chain((lo..hi).step_by(HOUR_MS as usize)) {
+                proptest::prop_assert_eq!(t + offset, c.local(t), "at {}", t);
+            }
+        }
+    }
+
+    /// Every day of seven years in zones with summer time (and a half-hour one), probed
+    /// every quarter hour: the offset `offset_span` gives holds over its whole span, and
+    /// days with a change get a span of one instant.
+    #[test]
+    fn offset_spans_hold_across_summer_time() {
+        for zone in [
+            "America/New_York",
+            "Australia/Lord_Howe",
+            "America/Santiago",
+            "Europe/London",
+        ] {
+            let c = LocalClock::new(zone.parse().unwrap());
+            let mut changes = 0;
+            for day in 18_262..20_819 {
+                for ts in (day * DAY_MS..(day + 1) * DAY_MS).step_by(15 * 60_000) {
+                    let (offset, (lo, hi)) = c.offset_span(ts);
+                    assert!(lo <= ts && ts < hi);
+                    if hi - lo == 1 {
+                        changes += 1;
+                        continue;
+                    }
+                    for t in (lo..hi).step_by(15 * 60_000).chain([hi - 1]) {
+                        assert_eq!(t + offset, c.local(t), "{zone} at {t}");
+                    }
+                }
+            }
+            // At least one day a year with a change inside it (Santiago changes at
+            // midnight, so some of its changes fall between days), probed 96 times.
+            assert!(changes >= 7 * 90, "{zone}: {changes}");
         }
     }
 }

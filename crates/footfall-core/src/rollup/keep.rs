@@ -210,6 +210,46 @@ fn visit_page_key(session: u64, page: &str) -> u64 {
     h.finish()
 }
 
+/// Sites' local time on the per-event path: each site's zone is looked up once, and its
+/// offset once per local day rather than per event.
+struct Clocks<'a> {
+    zone: &'a dyn Fn(&SiteId) -> Tz,
+    /// Per site: its clock, and an offset with the UTC span it holds for.
+    sites: FastMap<SiteId, (LocalClock, i64, (i64, i64))>,
+}
+
+impl<'a> Clocks<'a> {
+    fn new(zone: &'a dyn Fn(&SiteId) -> Tz) -> Self {
+        Clocks {
+            zone,
+            sites: FastMap::default(),
+        }
+    }
+
+    /// `ts` in the site's local time (ms).
+    fn local(&mut self, site: &SiteId, ts: i64) -> i64 {
+        if let Some((clock, offset, (lo, hi))) = self.sites.get_mut(site) {
+            if !(*lo <= ts && ts < *hi) {
+                (*offset, (*lo, *hi)) = clock.offset_span(ts);
+            }
+            return ts + *offset;
+        }
+        let clock = LocalClock::new((self.zone)(site));
+        let (offset, span) = clock.offset_span(ts);
+        self.sites.insert(site.clone(), (clock, offset, span));
+        ts + offset
+    }
+
+    /// Local day, hour, and hour of the day.
+    fn parts(&mut self, site: &SiteId, ts: i64) -> (i64, i64, u32) {
+        LocalClock::split(self.local(site, ts))
+    }
+
+    fn day(&mut self, site: &SiteId, ts: i64) -> i64 {
+        self.parts(site, ts).0
+    }
+}
+
 /// The rollup keeper's memory. Not persisted: rebuilt from storage on demand.
 #[derive(Debug, Default)]
 pub struct Rollups {
@@ -231,30 +271,33 @@ impl Rollups {
         zone: &dyn Fn(&SiteId) -> Tz,
     ) -> Vec<(SiteId, i64, (i64, i64))> {
         let mut want: Vec<(SiteId, i64)> = Vec::new();
-        let mut clocks: HashMap<SiteId, LocalClock> = HashMap::new();
-        let mut note = |site: &SiteId, ts: i64, want: &mut Vec<(SiteId, i64)>| {
-            let c = *clocks
-                .entry(site.clone())
-                .or_insert_with(|| LocalClock::new(zone(site)));
-            let k = (site.clone(), c.day(ts));
-            if !self.days.contains_key(&k) && !want.contains(&k) {
+        let mut seen: FastMap<(SiteId, i64), ()> = FastMap::default();
+        let mut clocks = Clocks::new(zone);
+        let mut note = |site: &SiteId, ts: i64| {
+            let day = clocks.day(site, ts);
+            // Runs of one site and day are the common case: skip the map for them.
+            if want.last().is_some_and(|(s, d)| *d == day && s == site) {
+                return;
+            }
+            let k = (site.clone(), day);
+            if !self.days.contains_key(&k) && seen.insert(k.clone(), ()).is_none() {
                 want.push(k);
             }
         };
         for rec in records {
             for e in rec.stored() {
-                note(&e.event.site, e.event.ts.0, &mut want);
+                note(&e.event.site, e.event.ts.0);
             }
             for e in &rec.entries {
                 for d in &e.durations {
-                    note(&e.event.site, d.ts.0, &mut want);
+                    note(&e.event.site, d.ts.0);
                 }
             }
             for v in &rec.visits {
                 if let Some(b) = &v.before {
-                    note(&b.site, b.start.0, &mut want);
+                    note(&b.site, b.start.0);
                 }
-                note(&v.after.site, v.after.start.0, &mut want);
+                note(&v.after.site, v.after.start.0);
             }
         }
         want.into_iter()
@@ -323,21 +366,23 @@ impl Rollups {
     /// Adds a record's effect to `out`. Every day it touches must have been seeded.
     pub fn absorb(&mut self, rec: &CommitRecord, zone: &dyn Fn(&SiteId) -> Tz, out: &mut Deltas) {
         self.tick += 1;
+        let mut clocks = Clocks::new(zone);
         let empty: Arc<str> = self.intern("");
+        let mut values: Vec<(u8, Arc<str>)> = Vec::with_capacity(4 + VisitProp::ALL.len());
         for (e, attrs) in rec.stored_with_attrs() {
             let ev = &e.event;
             let Some(attrs) = attrs else { continue };
             if ev.name == "engagement" {
                 if let Some(depth) = ev.scroll_depth {
-                    self.scroll(e, depth, zone, out);
+                    self.scroll(e, depth, &mut clocks, out);
                 }
                 continue;
             }
-            let (day, hour, hour_of_day) = LocalClock::new(zone(&ev.site)).parts(ev.ts.0);
+            let (day, hour, hour_of_day) = clocks.parts(&ev.site, ev.ts.0);
             let bit = 1u32 << hour_of_day;
             let pageview = i64::from(ev.name == "pageview");
             // Visit attributes are shared strings already; only the event's own are interned.
-            let mut values: Vec<(u8, Arc<str>)> = Vec::with_capacity(4 + VisitProp::ALL.len());
+            values.clear();
             values.push((dim::TOTAL, empty.clone()));
             values.push((dim::PAGE, self.intern(&ev.pathname)));
             values.push((dim::NAME, self.intern(&ev.name)));
@@ -359,9 +404,10 @@ impl Rollups {
             h.events += 1;
             h.pageviews += pageview;
             h.visitors += i64::from(new_hour);
-            for (d, value) in values {
+            let rows = out.bucket(&ev.site, Grain::Day, day);
+            for (d, value) in values.drain(..) {
                 let first = vd.first(key(d, &value));
-                let r = out.row(&ev.site, Grain::Day, day, d, &value);
+                let r = rows.row(d, &value);
                 r.events += 1;
                 r.pageviews += pageview;
                 r.visitors += i64::from(first);
@@ -369,15 +415,15 @@ impl Rollups {
         }
         for v in &rec.visits {
             if let Some(b) = &v.before {
-                self.visit(b, -1, zone, out);
+                self.visit(b, -1, &mut clocks, out);
             }
-            self.visit(&v.after, 1, zone, out);
+            self.visit(&v.after, 1, &mut clocks, out);
         }
         // Every entry, stored or not: a heartbeat extends the visit, and with it the time
         // of the visit's last page.
         for e in &rec.entries {
             for d in &e.durations {
-                self.page_time(e, d, zone, out);
+                self.page_time(e, d, &mut clocks, out);
             }
         }
     }
@@ -387,11 +433,11 @@ impl Rollups {
         &mut self,
         e: &crate::record::Entry,
         d: &DurationChange,
-        zone: &dyn Fn(&SiteId) -> Tz,
+        clocks: &mut Clocks<'_>,
         out: &mut Deltas,
     ) {
         let site = &e.event.site;
-        let day = LocalClock::new(zone(site)).day(d.ts.0);
+        let day = clocks.day(site, d.ts.0);
         let session = e.session.map_or(0, |s| s.0);
         let page = self.intern(&d.pathname);
         let tick = self.tick;
@@ -417,11 +463,11 @@ impl Rollups {
         &mut self,
         e: &crate::record::Entry,
         depth: u8,
-        zone: &dyn Fn(&SiteId) -> Tz,
+        clocks: &mut Clocks<'_>,
         out: &mut Deltas,
     ) {
         let ev = &e.event;
-        let day = LocalClock::new(zone(&ev.site)).day(ev.ts.0);
+        let day = clocks.day(&ev.site, ev.ts.0);
         let session = e.session.map_or(0, |s| s.0);
         let page = self.intern(&ev.pathname);
         let tick = self.tick;
@@ -437,9 +483,8 @@ impl Rollups {
     }
 
     /// Adds (sign 1) or takes away (−1) one state of a visit.
-    fn visit(&mut self, r: &SessionRow, sign: i64, zone: &dyn Fn(&SiteId) -> Tz, out: &mut Deltas) {
-        let clock = LocalClock::new(zone(&r.site));
-        let (day, hour) = (clock.day(r.start.0), clock.hour(r.start.0));
+    fn visit(&mut self, r: &SessionRow, sign: i64, clocks: &mut Clocks<'_>, out: &mut Deltas) {
+        let (day, hour, _) = clocks.parts(&r.site, r.start.0);
         let empty = self.intern("");
         let visit_sums = Sums {
             visits: sign,

@@ -155,11 +155,33 @@ impl Sums {
 /// bucket: values are hashed together with the site and dimension).
 pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
-/// Changes to rollup rows, summed per row.
+/// Changes to rollup rows, summed per row: per (site, grain, bucket), then per dimension
+/// and value, so an event's twenty-odd rows of one day cost one lookup of its site's day
+/// and one hash of each value.
 #[derive(Debug, Default, Clone, PartialEq)]
-pub struct Deltas(pub FastMap<RollupKey, Sums>);
+pub struct Deltas(FastMap<(SiteId, Grain, i64), Bucket>);
+
+/// One (site, grain, bucket)'s changed rows, indexed by dimension.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Bucket(Vec<hashbrown::HashMap<Arc<str>, Sums, foldhash::fast::RandomState>>);
+
+impl Bucket {
+    pub fn row(&mut self, dim: u8, value: &Arc<str>) -> &mut Sums {
+        let d = usize::from(dim);
+        if self.0.len() <= d {
+            self.0.resize_with(d + 1, Default::default);
+        }
+        // By the string: the key is only cloned for a new row.
+        self.0[d].entry_ref(&**value).or_default()
+    }
+}
 
 impl Deltas {
+    /// The rows of one site's bucket.
+    pub fn bucket(&mut self, site: &SiteId, grain: Grain, bucket: i64) -> &mut Bucket {
+        self.0.entry((site.clone(), grain, bucket)).or_default()
+    }
+
     pub fn row(
         &mut self,
         site: &SiteId,
@@ -168,20 +190,30 @@ impl Deltas {
         dim: u8,
         value: &Arc<str>,
     ) -> &mut Sums {
-        self.0
-            .entry(RollupKey {
-                site: site.clone(),
-                grain,
-                bucket,
-                dim,
-                value: value.clone(),
-            })
-            .or_default()
+        self.bucket(site, grain, bucket).row(dim, value)
     }
 
     /// The rows that changed (rows whose changes cancelled out are left alone).
-    pub fn changed(&self) -> impl Iterator<Item = (&RollupKey, &Sums)> {
-        self.0.iter().filter(|(_, s)| !s.is_zero())
+    pub fn changed(&self) -> impl Iterator<Item = (RollupKey, &Sums)> {
+        self.0.iter().flat_map(|((site, grain, bucket), b)| {
+            b.0.iter().enumerate().flat_map(move |(dim, values)| {
+                values
+                    .iter()
+                    .filter(|(_, s)| !s.is_zero())
+                    .map(move |(value, s)| {
+                        (
+                            RollupKey {
+                                site: site.clone(),
+                                grain: *grain,
+                                bucket: *bucket,
+                                dim: dim as u8,
+                                value: value.clone(),
+                            },
+                            s,
+                        )
+                    })
+            })
+        })
     }
 
     pub fn is_empty(&self) -> bool {

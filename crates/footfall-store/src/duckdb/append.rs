@@ -59,17 +59,20 @@ impl DuckStore {
         let sessions = sessions_batch(&fresh)?;
         let (n_events, n_sessions) = (events.num_rows(), sessions.num_rows());
         let keep = self.keep_rollups;
-        let keeper = &mut self.rollups;
-        let current = &mut self.rollup_zones;
+        let keeping = &mut self.rollups;
+        let mut phases = [0u64; 3];
         let written = (|| -> Result<usize, StoreError> {
             // Rollup deltas first: the keeper reads back days as storage holds them before
             // this transaction's rows.
             let records: Vec<&CommitRecord> = fresh.iter().map(|(_, r)| r).collect();
+            let t = std::time::Instant::now();
             let deltas = if keep {
-                super::rollups::deltas_for(&tx, keeper, current, &records)?
+                super::rollups::deltas_for(&tx, keeping, &records)?
             } else {
                 Default::default()
             };
+            phases[0] = t.elapsed().as_micros() as u64;
+            let t = std::time::Instant::now();
             {
                 let mut app = tx.appender("events_hot")?;
                 app.append_record_batch(events)?;
@@ -78,7 +81,10 @@ impl DuckStore {
                 app.append_record_batch(sessions)?;
                 app.flush()?;
             }
+            phases[1] = t.elapsed().as_micros() as u64;
+            let t = std::time::Instant::now();
             let n = super::rollups::add(&tx, &deltas)?;
+            phases[2] = t.elapsed().as_micros() as u64;
             tx.execute(
                 "UPDATE log_applied SET position = ? WHERE id = 1",
                 params![last.0],
@@ -92,16 +98,18 @@ impl DuckStore {
                 // The keeper already counted this batch's visitors, which storage doesn't
                 // hold: start over from storage.
                 self.rollups.clear();
-                self.rollup_zones.clear();
                 return Err(e);
             }
         };
-        self.rollups.evict(2, 64);
+        self.rollups.applied(fresh.iter().map(|(_, r)| r));
         tracing::debug!(
             records = fresh.len(),
             events = n_events,
             session_rows = n_sessions,
             rollup_rows = n_rollups,
+            deltas_us = phases[0],
+            append_us = phases[1],
+            rollup_write_us = phases[2],
             position = last.0,
             committed_us = t0.elapsed().as_micros() as u64,
             "applied"
@@ -279,7 +287,7 @@ fn sessions_batch(fresh: &Fresh<'_>) -> Result<RecordBatch, StoreError> {
     batch(columns)
 }
 
-fn batch(columns: Vec<ArrayRef>) -> Result<RecordBatch, StoreError> {
+pub(super) fn batch(columns: Vec<ArrayRef>) -> Result<RecordBatch, StoreError> {
     RecordBatch::try_from_iter(
         columns
             .into_iter()

@@ -25,10 +25,9 @@ use std::path::{Path, PathBuf};
 pub struct DuckStore {
     conn: Connection,
     path: PathBuf,
-    /// The rollup keeper's memory (used by the connection that applies records).
-    rollups: footfall_core::rollup::Rollups,
-    /// Sites whose rollups are known complete, with the zone they are kept in.
-    rollup_zones: std::collections::HashMap<SiteId, chrono_tz::Tz>,
+    /// What keeping rollups on write remembers (used by the connection that applies
+    /// records).
+    rollups: rollups::Keeping,
     keep_rollups: bool,
 }
 
@@ -54,7 +53,6 @@ impl DuckStore {
             conn,
             path,
             rollups: Default::default(),
-            rollup_zones: Default::default(),
             keep_rollups: true,
         };
         schema::migrate(&store.conn)?;
@@ -66,7 +64,6 @@ impl DuckStore {
             conn: self.conn.try_clone()?,
             path: self.path.clone(),
             rollups: Default::default(),
-            rollup_zones: Default::default(),
             keep_rollups: true,
         })
     }

@@ -4,12 +4,14 @@
 use super::DuckStore;
 use crate::event_store::RebuildProgress;
 use crate::StoreError;
+use ::duckdb::arrow::array::{ArrayRef, Int64Array, Int8Array, StringArray, UInt8Array};
 use ::duckdb::{params, params_from_iter, Connection};
 use chrono_tz::Tz;
 use footfall_core::identify::SessionAttrs;
 use footfall_core::query::plan::{DuckDb, Param};
+use footfall_core::record::CommitRecord;
 use footfall_core::rollup::{
-    self, Deltas, LocalClock, Rollups, SeedDay, SeedEvent, SeedTime, SeedVisit,
+    self, Deltas, LocalClock, Rollups, SeedDay, SeedEvent, SeedTime, SeedVisit, Sums,
 };
 use footfall_core::{SiteId, VisitorId};
 use std::collections::HashMap;
@@ -173,32 +175,47 @@ pub(super) fn add(conn: &Connection, deltas: &Deltas) -> Result<usize, StoreErro
     conn.execute_batch(
         "CREATE TEMP TABLE IF NOT EXISTS rollup_delta AS SELECT * FROM rollups LIMIT 0; DELETE FROM rollup_delta;",
     )?;
-    let mut n = 0;
-    {
+    let rows: Vec<_> = deltas.changed().collect();
+    let n = rows.len();
+    if n > 0 {
+        let sums: [fn(&Sums) -> i64; 11] = [
+            |s| s.visitors,
+            |s| s.pageviews,
+            |s| s.events,
+            |s| s.visits,
+            |s| s.bounces,
+            |s| s.duration_ms,
+            |s| s.visit_pageviews,
+            |s| s.scroll_sum,
+            |s| s.scroll_visits,
+            |s| s.page_time_ms,
+            |s| s.page_time_visits,
+        ];
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|(k, _)| k.site.as_str()),
+            )),
+            Arc::new(Int8Array::from_iter_values(
+                rows.iter().map(|(k, _)| k.grain as i8),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                rows.iter().map(|(k, _)| k.bucket),
+            )),
+            Arc::new(UInt8Array::from_iter_values(
+                rows.iter().map(|(k, _)| k.dim),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|(k, _)| &*k.value),
+            )),
+        ];
+        columns.extend(sums.iter().map(|f| {
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|(_, s)| f(s)))) as ArrayRef
+        }));
         let mut app = conn.appender("rollup_delta")?;
-        for (k, s) in deltas.changed() {
-            app.append_row(params![
-                k.site.as_str(),
-                k.grain as i8,
-                k.bucket,
-                k.dim,
-                &*k.value,
-                s.visitors,
-                s.pageviews,
-                s.events,
-                s.visits,
-                s.bounces,
-                s.duration_ms,
-                s.visit_pageviews,
-                s.scroll_sum,
-                s.scroll_visits,
-                s.page_time_ms,
-                s.page_time_visits
-            ])?;
-            n += 1;
-        }
+        app.append_record_batch(super::append::batch(columns)?)?;
         app.flush()?;
     }
+    let t = std::time::Instant::now();
     if n > 0 {
         conn.execute_batch(
             "INSERT INTO rollups SELECT * FROM rollup_delta ON CONFLICT (site, grain, bucket, dim, value) DO UPDATE SET \
@@ -211,6 +228,7 @@ pub(super) fn add(conn: &Connection, deltas: &Deltas) -> Result<usize, StoreErro
              DELETE FROM rollup_delta;",
         )?;
     }
+    tracing::debug!(upsert_us = t.elapsed().as_micros() as u64, "rollup upsert");
     Ok(n)
 }
 
@@ -352,14 +370,74 @@ impl DuckStore {
     }
 }
 
+/// What the applier remembers between batches to keep rollups.
+#[derive(Default)]
+pub(super) struct Keeping {
+    keeper: Rollups,
+    /// Sites whose rollups are known complete, with the zone they are kept in.
+    zones: HashMap<SiteId, Tz>,
+    /// Per site, the latest time its stored rows reach (event times and visit ends; None:
+    /// no rows), read once and then kept up to date. A day that starts after it holds
+    /// nothing in storage, so it is seeded empty without reading: an import in time order
+    /// starts a new day on every site every few batches.
+    reach: HashMap<SiteId, Option<i64>>,
+}
+
+impl Keeping {
+    /// Forgets everything (after a failed write, whose changes the keeper already holds).
+    pub(super) fn clear(&mut self) {
+        self.keeper.clear();
+        self.zones.clear();
+        self.reach.clear();
+    }
+
+    /// Forgets one site's days (its rollups were rebuilt).
+    pub(super) fn forget_site(&mut self, site: &SiteId) {
+        self.keeper.forget_site(site);
+    }
+
+    /// After a batch was committed: moves each site's reach past its rows and lets the
+    /// keeper forget days nobody writes to any more.
+    pub(super) fn applied<'a>(&mut self, records: impl Iterator<Item = &'a CommitRecord>) {
+        for rec in records {
+            for e in rec.stored() {
+                self.reached(&e.event.site, e.event.ts.0);
+            }
+            for v in &rec.visits {
+                self.reached(&v.after.site, v.after.end.0);
+            }
+        }
+        self.keeper.evict(2, 64);
+    }
+
+    fn reached(&mut self, site: &SiteId, ts: i64) {
+        // A site not read yet is read, with these rows, when it is next needed.
+        if let Some(r) = self.reach.get_mut(site) {
+            *r = Some(r.map_or(ts, |r| r.max(ts)));
+        }
+    }
+
+    fn reach(&mut self, conn: &Connection, site: &SiteId) -> Result<Option<i64>, StoreError> {
+        if let Some(r) = self.reach.get(site) {
+            return Ok(*r);
+        }
+        let r: Option<i64> = conn.query_row(
+            "SELECT greatest((SELECT max(ts) FROM events WHERE site = ?), (SELECT max(end_ts) FROM sessions WHERE site = ?))",
+            params![site.as_str(), site.as_str()],
+            |r| r.get(0),
+        )?;
+        self.reach.insert(site.clone(), r);
+        Ok(r)
+    }
+}
+
 /// The applier's step for rollups, inside its transaction and before the new rows are
 /// appended: rebuilds sites whose rollups aren't current, reads back days the keeper hasn't
 /// seen, and returns the records' deltas.
 pub(super) fn deltas_for(
     conn: &Connection,
-    keeper: &mut Rollups,
-    current: &mut HashMap<SiteId, Tz>,
-    records: &[&footfall_core::record::CommitRecord],
+    keeping: &mut Keeping,
+    records: &[&CommitRecord],
 ) -> Result<Deltas, StoreError> {
     let zones = site_zones(conn)?;
     let zone = |s: &SiteId| zones.get(s.as_str()).copied().unwrap_or(chrono_tz::UTC);
@@ -382,7 +460,7 @@ pub(super) fn deltas_for(
     let legacy = records.iter().any(|r| r.legacy);
     for site in &sites {
         let tz = zone(site);
-        if current.get(site) == Some(&tz) {
+        if keeping.zones.get(site) == Some(&tz) {
             continue;
         }
         if ready_zone(conn, site.as_str())?.as_deref() != Some(tz.name()) {
@@ -391,18 +469,33 @@ pub(super) fn deltas_for(
             }
             tracing::info!(%site, zone = tz.name(), "rebuilding the site's rollups");
             rebuild_site_now(conn, site.as_str(), tz)?;
-            keeper.forget_site(site);
+            keeping.keeper.forget_site(site);
         }
-        current.insert(site.clone(), tz);
+        keeping.zones.insert(site.clone(), tz);
     }
-    for (site, day, span) in keeper.needed(records.iter().copied(), &zone) {
-        let stored = load_day(conn, &site, span)?;
-        keeper.seed(&site, day, zone(&site), stored);
+    let t = std::time::Instant::now();
+    let mut seeded = 0;
+    for (site, day, span) in keeping.keeper.needed(records.iter().copied(), &zone) {
+        let stored = if keeping.reach(conn, &site)?.is_some_and(|r| r >= span.0) {
+            seeded += 1;
+            load_day(conn, &site, span)?
+        } else {
+            SeedDay::default()
+        };
+        keeping.keeper.seed(&site, day, zone(&site), stored);
     }
+    let seed_us = t.elapsed().as_micros() as u64;
+    let t = std::time::Instant::now();
     let mut deltas = Deltas::default();
     for rec in records {
-        keeper.absorb(rec, &zone, &mut deltas);
+        keeping.keeper.absorb(rec, &zone, &mut deltas);
     }
+    tracing::debug!(
+        seeded,
+        seed_us,
+        absorb_us = t.elapsed().as_micros() as u64,
+        "rollup deltas"
+    );
     // A record written before page durations carried their view's time: the days its
     // time on page went to are a guess, so its sites' rollups are rebuilt from raw rows
     // (at the first batch of newer records for them, or at the next start), and read raw
@@ -410,13 +503,13 @@ pub(super) fn deltas_for(
     for rec in records.iter().filter(|r| r.legacy) {
         for e in rec.entries.iter().filter(|e| !e.durations.is_empty()) {
             let site = &e.event.site;
-            if current.remove(site).is_some() {
+            if keeping.zones.remove(site).is_some() {
                 tracing::info!(%site, "a log record from before the upgrade: rebuilding the site's rollups");
                 conn.execute(
                     "DELETE FROM rollup_sites WHERE site = ?",
                     params![site.as_str()],
                 )?;
-                keeper.forget_site(site);
+                keeping.keeper.forget_site(site);
             }
         }
     }
