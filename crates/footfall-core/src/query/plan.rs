@@ -187,14 +187,29 @@ enum Base {
 
 /// The current state of every visit of the site: the +1 rows whose version has not been
 /// cancelled by a −1 row.
-pub(crate) fn live_visits(site: &str) -> Sql {
+pub(crate) fn live_visits(site: &str, from: Option<i64>, to: i64) -> Sql {
+    // Both rows of a cancelled version carry the same start, so bounding the start on both
+    // sides keeps every pair whole, and spares the anti-join the site's other visits.
+    let bounds = if from.is_some() {
+        "start_ts >= ? AND {a}.start_ts < ?"
+    } else {
+        "start_ts < ?"
+    };
     let mut s = Sql::default();
-    s.push(
-        "s AS (SELECT * FROM sessions x WHERE x.site = ? AND x.sign = 1 AND NOT EXISTS (\
-         SELECT 1 FROM sessions y WHERE y.site = x.site AND y.session_id = x.session_id \
+    s.push(&format!(
+        "s AS (SELECT * FROM sessions x WHERE x.site = ? AND x.{} AND x.sign = 1 AND NOT EXISTS (\
+         SELECT 1 FROM sessions y WHERE y.site = x.site AND y.{} AND y.session_id = x.session_id \
          AND y.version = x.version AND y.sign = -1))",
-    )
+        bounds.replace("{a}", "x"),
+        bounds.replace("{a}", "y"),
+    ))
     .bind(Param::Text(site.to_string()));
+    for _ in 0..2 {
+        if let Some(from) = from {
+            s.bind(Param::Int(from));
+        }
+        s.bind(Param::Int(to));
+    }
     s
 }
 
@@ -512,7 +527,8 @@ fn event_query(
     let join_visits = needs_visits_join(q, dims) || part == Part::TimeOnPage;
     let mut ctes = Vec::new();
     if join_visits {
-        ctes.push(live_visits(cx.site));
+        // Events in the range can belong to visits begun before it.
+        ctes.push(live_visits(cx.site, None, cx.end));
     }
     if part == Part::TimeOnPage {
         // Page views with the time of the next one in their visit. The next can lie past
@@ -547,48 +563,84 @@ fn event_query(
     }
 
     let mut sql = with_clause(ctes);
-    let not_engagement = "e.name <> 'engagement'";
     match part {
         Part::EventCounts | Part::Total => {
             // Only the columns the query's metrics read: the distinct counts cost most of a
             // scan, and a panel asks for visitors alone.
             let wants = |m: Metric| part == Part::Total || q.metrics.contains(&m);
-            let null = "CAST(NULL AS DOUBLE)".to_string();
-            sql.push("SELECT ").append(sel);
-            if wants(Metric::Visitors) || wants(Metric::Percentage) {
-                let day =
-                    BucketKey::over(TimeBucket::Day, cx.tz, cx.start, cx.end).sql("e.ts", dialect);
-                sql.push(&format!(
-                    "CAST({} AS DOUBLE)",
-                    dialect.uniq_pair_if("e.visitor_id", &day.text, not_engagement)
-                ));
-                sql.params.extend(day.params);
-            } else {
-                sql.push(&null);
-            }
+            let visitors = wants(Metric::Visitors) || wants(Metric::Percentage);
+            let pageviews = part == Part::EventCounts && wants(Metric::Pageviews);
+            let events = part == Part::EventCounts && wants(Metric::Events);
+            // Visits split by an event dimension; otherwise they come from visits.
+            let visits = part == Part::EventCounts
+                && wants(Metric::Visits)
+                && dims.iter().any(Dimension::is_event);
+            let day =
+                BucketKey::over(TimeBucket::Day, cx.tz, cx.start, cx.end).sql("e.ts", dialect);
+            let null = "CAST(NULL AS DOUBLE)";
+            let col = |wanted: bool, expr: &str| {
+                if wanted {
+                    format!("CAST({expr} AS DOUBLE)")
+                } else {
+                    null.to_string()
+                }
+            };
+            let mut cols = vec![String::new()];
             if part == Part::EventCounts {
-                let column = |wanted: bool, expr: String| {
-                    if wanted {
-                        format!("CAST({expr} AS DOUBLE)")
-                    } else {
-                        null.clone()
-                    }
-                };
-                sql.push(&format!(
-                    ", {}, {}, {}",
-                    column(
-                        wants(Metric::Pageviews),
-                        dialect.count_if("e.name = 'pageview'")
-                    ),
-                    column(wants(Metric::Events), dialect.count_if(not_engagement)),
-                    // Visits split by an event dimension; otherwise they come from visits.
-                    column(
-                        wants(Metric::Visits) && dims.iter().any(Dimension::is_event),
-                        dialect.uniq_if("e.session_id", not_engagement)
-                    ),
-                ));
+                cols.extend([String::new(), String::new(), String::new()]);
             }
-            sql.append(from).push(&group);
+            if visitors && !visits {
+                // Visitors under the day rule by grouping twice — per group, visitor and
+                // local day, then per group — rather than counting distinct (visitor, day)
+                // pairs, which costs twice as much. Every row here is a counted event.
+                let outer: Vec<String> = (0..dims.len()).map(|i| format!("d{i}")).collect();
+                let mut inner = outer.clone();
+                inner.extend(["v_".to_string(), "day_".to_string()]);
+                cols[0] = col(true, "count(*)");
+                if part == Part::EventCounts {
+                    cols[1] = col(pageviews, "coalesce(sum(pv_), 0)");
+                    cols[2] = col(events, "coalesce(sum(n_), 0)");
+                    cols[3] = null.to_string();
+                }
+                sql.push("SELECT ");
+                for d in &outer {
+                    sql.push(&format!("{d}, "));
+                }
+                sql.push(&cols.join(", "));
+                sql.push(" FROM (SELECT ").append(sel);
+                sql.push("e.visitor_id AS v_, ").append(day).push(&format!(
+                    " AS day_, {} AS pv_, count(*) AS n_",
+                    dialect.count_if("e.name = 'pageview'")
+                ));
+                sql.append(from).push(&format!(
+                    " GROUP BY {}) AS per_visitor_day",
+                    inner.join(", ")
+                ));
+                if !outer.is_empty() {
+                    sql.push(&format!(" GROUP BY {}", outer.join(", ")));
+                }
+            } else {
+                let not_engagement = "e.name <> 'engagement'";
+                sql.push("SELECT ").append(sel);
+                if visitors {
+                    sql.push(&col(
+                        true,
+                        &dialect.uniq_pair_if("e.visitor_id", &day.text, not_engagement),
+                    ));
+                    sql.params.extend(day.params);
+                } else {
+                    sql.push(null);
+                }
+                if part == Part::EventCounts {
+                    sql.push(&format!(
+                        ", {}, {}, {}",
+                        col(pageviews, &dialect.count_if("e.name = 'pageview'")),
+                        col(events, &dialect.count_if(not_engagement)),
+                        col(visits, &dialect.uniq_if("e.session_id", not_engagement)),
+                    ));
+                }
+                sql.append(from).push(&group);
+            }
         }
         Part::TimeOnPage | Part::ScrollDepth => {
             // Per visit first (time summed, scroll maxed over the visit's views of the
@@ -648,7 +700,7 @@ fn visit_event_counts(
     dialect: &dyn Dialect,
 ) -> SqlQuery {
     let (sel, group) = dims_select(dims, Base::Visits, cx, dialect);
-    let mut sql = with_clause(vec![live_visits(cx.site)]);
+    let mut sql = with_clause(vec![live_visits(cx.site, Some(cx.start), cx.end)]);
     let day = BucketKey::over(TimeBucket::Day, cx.tz, cx.start, cx.end).sql("s.start_ts", dialect);
     sql.push("SELECT ").append(sel).push(&format!(
         "CAST({} AS DOUBLE), ",
@@ -669,7 +721,7 @@ fn visit_event_counts(
 }
 
 fn visit_query(q: &Query, dims: &[Dimension], cx: &Context<'_>, dialect: &dyn Dialect) -> SqlQuery {
-    let ctes = vec![live_visits(cx.site)];
+    let ctes = vec![live_visits(cx.site, Some(cx.start), cx.end)];
     let (sel, group) = dims_select(dims, Base::Visits, cx, dialect);
     let mut sql = with_clause(ctes);
     sql.push("SELECT ")
