@@ -73,8 +73,28 @@ pub fn router(state: Arc<AppState>) -> Router {
             single_event_route(seed::decode_heartbeat).options(preflight),
         )
         .layer(ingest_cors);
+    // OpenPanel's SDKs send their own headers, which a preflight must allow.
+    let openpanel = Router::new()
+        .route(
+            "/track",
+            post(crate::ingest::openpanel_track).options(preflight),
+        )
+        .layer(
+            CorsLayer::new()
+                .allow_origin(Any)
+                .allow_methods([Method::POST, Method::OPTIONS])
+                .allow_headers([
+                    header::CONTENT_TYPE,
+                    header::HeaderName::from_static("openpanel-client-id"),
+                    header::HeaderName::from_static("openpanel-client-secret"),
+                    header::HeaderName::from_static("openpanel-sdk-name"),
+                    header::HeaderName::from_static("openpanel-sdk-version"),
+                ])
+                .max_age(std::time::Duration::from_secs(86_400)),
+        );
     Router::new()
         .merge(ingest)
+        .merge(openpanel)
         .merge(crate::dashboard::routes())
         .route("/api/events", post(crate::ingest::batch))
         .route("/api/stats/{site}/live", get(crate::read::stats::live))

@@ -120,6 +120,24 @@ async fn malformed_bodies_are_rejected_with_a_named_problem() {
             "larger than 65536",
         ),
         ("/api/event", Vec::new(), 400, "not valid JSON"),
+        (
+            "/track",
+            br#"{"type":"track","payload":{"name":"x"}}"#.to_vec(),
+            400,
+            "openpanel-client-id",
+        ),
+        (
+            "/track",
+            br#"{"type":"track","payload":{"name":["x"]}}"#.to_vec(),
+            400,
+            "payload.name",
+        ),
+        (
+            "/track",
+            vec![b' '; 64 * 1024 + 1],
+            413,
+            "larger than 65536",
+        ),
     ];
     for (path, body, status, needle) in cases {
         let (got, err) = s.post_raw(path, body, "1.1.1.1", CHROME).await;

@@ -4,6 +4,7 @@
 //! the field that is wrong, so that a client developer can fix the call from the message.
 
 mod fields;
+pub mod openpanel;
 pub mod plausible;
 pub mod seed;
 

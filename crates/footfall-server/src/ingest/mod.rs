@@ -17,7 +17,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{post, MethodRouter};
 use axum::Json;
-use footfall_core::decode::{limits, plausible, DecodeError};
+use footfall_core::decode::{limits, openpanel, plausible, DecodeError};
 use footfall_core::enrich;
 use footfall_core::identify::visitor;
 use footfall_core::record::Disposition;
@@ -45,6 +45,31 @@ pub fn single_event_route(decode: Decoder) -> MethodRouter<Arc<AppState>> {
             single(&st, &meta, ev).await
         },
     )
+}
+
+/// `POST /track`: OpenPanel's SDKs, the site named by the `openpanel-client-id` header.
+/// Messages about profiles and recordings are answered 202 and not stored.
+pub async fn openpanel_track(
+    State(st): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let body = read_body(body, limits::BODY_BYTES).await?;
+    let client_id = match headers.get(openpanel::CLIENT_ID_HEADER) {
+        Some(v) => Some(v.to_str().map_err(|_| DecodeError::Invalid {
+            field: openpanel::CLIENT_ID_HEADER.into(),
+            reason: "is not visible ASCII".into(),
+        })?),
+        None => None,
+    };
+    match openpanel::decode(&body, client_id)? {
+        Some(ev) => {
+            let meta = RequestMeta::from_http(peer.ip(), &headers, &st.config.trusted_proxies);
+            single(&st, &meta, ev).await
+        }
+        None => Ok((StatusCode::ACCEPTED, Json(json!({ "status": "ignored" }))).into_response()),
+    }
 }
 
 /// `POST /api/events`: up to 1000 events from a trusted server-side sender, each of which
