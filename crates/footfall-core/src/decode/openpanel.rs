@@ -92,10 +92,18 @@ pub fn decode(body: &[u8], client_id: Option<&str>) -> Result<Option<IncomingEve
         Some(_) => return Err(wrong("payload.properties", "an object")),
     };
 
+    // footfall's own names mean something else here: a page view, or the tracker's
+    // engagement and heartbeat events, which count in nothing.
+    if EventKind::from_name(name) != EventKind::Custom {
+        return Err(DecodeError::Invalid {
+            field: "payload.name".into(),
+            reason: format!("{name:?} is reserved: send page views as screen_view, and give custom events another name"),
+        });
+    }
     let mut ev = if name == "screen_view" {
         IncomingEvent::new(EventKind::Pageview, "pageview")
     } else {
-        IncomingEvent::new(EventKind::from_name(name), name)
+        IncomingEvent::new(EventKind::Custom, name)
     };
     ev.domain = domain.to_string();
     // The page: the full URL the SDK sends as __path (a path alone is taken too). A custom
@@ -108,8 +116,15 @@ pub fn decode(body: &[u8], client_id: Option<&str>) -> Result<Option<IncomingEve
                     reason: "contains control characters".into(),
                 });
             }
-            let end = p.find(['?', '#']).unwrap_or(p.len());
-            ev.pathname = p[..end].to_string();
+            // A path (`op.screenView('/x?utm_source=y')`): read as a URL would be, so its
+            // query keeps its UTM tags and its escapes are normalised alike.
+            let page = parse_page_url(
+                &format!("http://path.invalid{p}"),
+                false,
+                "payload.properties.__path",
+            )?;
+            ev.pathname = page.pathname;
+            ev.query = page.query;
         }
         Some(p) if !p.is_empty() => {
             let page = parse_page_url(p, false, "payload.properties.__path")?;
@@ -125,9 +140,11 @@ pub fn decode(body: &[u8], client_id: Option<&str>) -> Result<Option<IncomingEve
     ev.referrer = text(props, "__referrer", limits::REFERRER)?
         .filter(|r| !r.is_empty())
         .map(str::to_string);
-    ev.title = text(props, "__title", limits::TITLE)?
+    // The SDK fills the title and some properties (a link's text) itself: over-long ones
+    // are cut rather than the event refused (which the SDK would retry three times).
+    ev.title = text(props, "__title", usize::MAX)?
         .filter(|t| !t.is_empty())
-        .map(str::to_string);
+        .map(|t| truncate(t, limits::TITLE));
     for (k, v) in props.iter().filter(|(k, _)| !k.starts_with("__")) {
         let value = match v {
             Value::Null => continue,
@@ -149,12 +166,11 @@ pub fn decode(body: &[u8], client_id: Option<&str>) -> Result<Option<IncomingEve
                 max: limits::PROP_KEY,
             });
         }
-        if value.chars().count() > limits::PROP_VALUE {
-            return Err(DecodeError::TooLong {
-                field: field(),
-                max: limits::PROP_VALUE,
-            });
+        // An empty value is no value, as on /api/event.
+        if value.is_empty() {
+            continue;
         }
+        let value = truncate(&value, limits::PROP_VALUE);
         if ev.props.len() == limits::PROPS {
             return Err(DecodeError::Invalid {
                 field: "payload.properties".into(),
@@ -164,6 +180,14 @@ pub fn decode(body: &[u8], client_id: Option<&str>) -> Result<Option<IncomingEve
         ev.props.push((k.clone(), value));
     }
     Ok(Some(ev))
+}
+
+/// The first `max` characters of `s`.
+fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => s[..i].to_string(),
+        None => s.to_string(),
+    }
 }
 
 fn wrong(field: &str, expected: &'static str) -> DecodeError {
@@ -251,10 +275,27 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(ev.pathname, "/");
-        let ev = track(r#"{"type":"track","payload":{"name":"screen_view","properties":{"__path":"/docs?x=1"}}}"#)
+        let ev = track(r#"{"type":"track","payload":{"name":"screen_view","properties":{"__path":"/docs/a%20b?utm_source=x#f"}}}"#)
             .unwrap()
             .unwrap();
-        assert_eq!(ev.pathname, "/docs");
+        assert_eq!(ev.pathname, "/docs/a%20b");
+        assert_eq!(ev.query, "utm_source=x");
+        let ev = track(r#"{"type":"track","payload":{"name":"screen_view","properties":{"__path":"/docs/a b"}}}"#)
+            .unwrap()
+            .unwrap();
+        assert_eq!(ev.pathname, "/docs/a%20b", "escaped as a URL's path is");
+    }
+
+    #[test]
+    fn long_titles_and_values_are_cut_and_empty_values_dropped() {
+        let title = "t".repeat(limits::TITLE + 10);
+        let text = "é".repeat(limits::PROP_VALUE + 10);
+        let ev = track(&format!(r#"{{"type":"track","payload":{{"name":"link_out","properties":{{"__title":"{title}","text":"{text}","href":""}}}}}}"#))
+            .unwrap()
+            .unwrap();
+        assert_eq!(ev.title.unwrap().chars().count(), limits::TITLE);
+        assert_eq!(ev.props.len(), 1);
+        assert_eq!(ev.props[0].1.chars().count(), limits::PROP_VALUE);
     }
 
     #[test]
@@ -331,12 +372,13 @@ mod tests {
         ))
         .unwrap_err();
         assert!(e.to_string().contains("at most"), "{e}");
-        let big = "v".repeat(limits::PROP_VALUE + 1);
-        let e = track(&format!(
-            r#"{{"type":"track","payload":{{"name":"x","properties":{{"k":"{big}"}}}}}}"#
-        ))
-        .unwrap_err();
-        assert!(e.to_string().contains("payload.properties.k"), "{e}");
+        for reserved in ["pageview", "engagement", "heartbeat"] {
+            let e = track(&format!(
+                r#"{{"type":"track","payload":{{"name":"{reserved}"}}}}"#
+            ))
+            .unwrap_err();
+            assert!(e.to_string().contains("reserved"), "{e}");
+        }
         // Without the header there is no site.
         let e = decode(br#"{"type":"track","payload":{"name":"x"}}"#, None).unwrap_err();
         assert!(e.to_string().contains("openpanel-client-id"), "{e}");
