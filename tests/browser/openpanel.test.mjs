@@ -34,14 +34,17 @@ test('OpenPanel web SDK: screen views are page views, track() custom events with
     '<script type="importmap">{"imports": {"@openpanel/sdk": "/op/sdk.js"}}</script>' +
     '<script type="module">' +
     "import { OpenPanel } from '/op/web.js';" +
-    `window.op = new OpenPanel({ clientId: '${SITE}', apiUrl: '${api}', trackScreenViews: true });` +
+    `window.op = new OpenPanel({ clientId: '${SITE}', apiUrl: '${api}', trackScreenViews: true, trackOutgoingLinks: true });` +
     '</script></head><body>' +
     "<button id=go onclick=\"history.pushState({}, '', '/pricing'); document.title = 'Pricing'\">pricing</button>" +
     "<button id=buy onclick=\"op.track('signup', { plan: 'pro', seats: 3 })\">buy</button>" +
+    '<a id=out target=_blank href="/landing">elsewhere</a>' +
+    "<script>out.href = 'http://elsewhere.test:' + location.port + '/landing'</script>" +
     '</body></html>';
   const pages = await startPageServer(
     {
       '/page': { body: html },
+      '/landing': { body: '<!doctype html><title>Elsewhere</title>elsewhere' },
       '/op/web.js': { body: WEB_JS, type: 'text/javascript' },
       '/op/sdk.js': { body: SDK_JS, type: 'text/javascript' },
     },
@@ -66,6 +69,10 @@ test('OpenPanel web SDK: screen views are page views, track() custom events with
   });
   await pg.click('#buy');
   await waitFor(() => tracked.some((r) => r.body?.payload?.name === 'signup'), { message: 'signup sent' });
+  // An outgoing link: the SDK sends link_out without the page it was clicked on.
+  await pg.click('#out');
+  await waitFor(() => tracked.some((r) => r.body?.payload?.name === 'link_out'), { message: 'link_out sent' });
+  assert.equal(tracked.find((r) => r.body.payload.name === 'link_out').body.payload.properties.__path, undefined);
   // Every message the SDK sent was taken (the preflight passed; no retries).
   assert.deepEqual(
     tracked.map((r) => [r.method, r.body.type, r.body.payload.name, r.status]),
@@ -73,6 +80,7 @@ test('OpenPanel web SDK: screen views are page views, track() custom events with
       ['POST', 'track', 'screen_view', 202],
       ['POST', 'track', 'screen_view', 202],
       ['POST', 'track', 'signup', 202],
+      ['POST', 'track', 'link_out', 202],
     ],
   );
 
@@ -83,9 +91,24 @@ test('OpenPanel web SDK: screen views are page views, track() custom events with
   }, { message: 'both pages stored' });
   assert.deepEqual(pagesSeen, { '/blog/x': 1, '/pricing': 1 });
 
-  const agg = await adminQuery(server, { site_id: SITE, date_range: 'day', metrics: ['visitors', 'visits', 'pageviews', 'events'] });
-  // One visitor, one visit: two page views and the custom event.
-  assert.deepEqual(agg.results[0].metrics, [1, 1, 2, 3]);
+  // One visitor, one visit: two page views and two custom events.
+  const agg = await waitFor(async () => {
+    const r = await adminQuery(server, { site_id: SITE, date_range: 'day', metrics: ['visitors', 'visits', 'pageviews', 'events'] });
+    return r.results[0].metrics[3] === 4 && r;
+  }, { message: 'four events stored' });
+  assert.deepEqual(agg.results[0].metrics, [1, 1, 2, 4]);
+
+  // The link click is on the page it was clicked on, where the visitor was.
+  const clicks = await adminQuery(server, {
+    site_id: SITE,
+    date_range: 'day',
+    metrics: ['events'],
+    dimensions: ['event:page', 'event:props:href'],
+    filters: [['is', 'event:name', ['link_out']]],
+  });
+  assert.deepEqual(clicks.results.map((x) => [...x.dimensions, x.metrics[0]]), [
+    ['/pricing', `http://elsewhere.test:${pages.port}/landing`, 1],
+  ]);
 
   const sources = await adminQuery(server, { site_id: SITE, date_range: 'day', metrics: ['visitors'], dimensions: ['visit:source', 'visit:utm_source'] });
   assert.deepEqual(sources.results.map((x) => x.dimensions), [['Hacker News', 'hn']]);

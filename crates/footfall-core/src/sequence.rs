@@ -79,8 +79,16 @@ impl Sequencer {
         let entries: Vec<Entry> = events
             .into_iter()
             .enumerate()
-            .map(|(i, event)| {
+            .map(|(i, mut event)| {
                 let id = event_id(self.id_base, position, i);
+                if event.pathname.is_empty() {
+                    // A sender that doesn't say where the event happened: where its visitor
+                    // is. The record keeps the page, so a replay decides the same.
+                    event.pathname = self
+                        .identify
+                        .page_at(&event)
+                        .map_or_else(|| "/".to_string(), |p| p.to_string());
+                }
                 let out = self.identify.process(&event, id);
                 visits.record(&out);
                 entry(event, id, out)

@@ -199,3 +199,32 @@ fn a_record_of_another_format_is_refused() {
     assert!(CommitRecord::decode(&[]).is_err());
     assert!(CommitRecord::decode(&bytes[..1]).is_err());
 }
+
+/// An event whose sender didn't say where it happened (empty page: OpenPanel's link clicks)
+/// goes on the page its visitor was viewing at that time; with no visit, on "/". The
+/// record keeps the page, so a replay decides the same.
+#[test]
+fn an_event_without_a_page_takes_its_visitors_page() {
+    let site = "example.com";
+    let mut seq = Sequencer::new(Config::default(), 0);
+    let batch = vec![
+        ev(EventKind::Pageview, T0, "/a", 1, site),
+        ev(EventKind::Pageview, T0 + 2 * MIN, "/b", 1, site),
+        // Clicked on /b.
+        ev(EventKind::Custom, T0 + 3 * MIN, "", 1, site),
+        // Late, dated while the visitor was still on /a.
+        ev(EventKind::Custom, T0 + MIN, "", 1, site),
+        // Nobody known: no visit to take a page from.
+        ev(EventKind::Custom, T0 + 3 * MIN, "", 2, site),
+    ];
+    let rec = seq.sequence(1, Timestamp(T0 + 3 * MIN), batch);
+    let pages: Vec<&str> = rec
+        .entries
+        .iter()
+        .map(|e| e.event.pathname.as_str())
+        .collect();
+    assert_eq!(pages, ["/a", "/b", "/b", "/a", "/"]);
+    // A fresh sequencer replaying the record decides the same.
+    let mut again = Sequencer::new(Config::default(), 0);
+    assert!(again.replay(1, &rec));
+}

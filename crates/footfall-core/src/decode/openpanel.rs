@@ -106,8 +106,9 @@ pub fn decode(body: &[u8], client_id: Option<&str>) -> Result<Option<IncomingEve
         IncomingEvent::new(EventKind::Custom, name)
     };
     ev.domain = domain.to_string();
-    // The page: the full URL the SDK sends as __path (a path alone is taken too). A custom
-    // event sent before the first screen view has an empty one: it counts on "/".
+    // The page: the full URL the SDK sends as __path (a path alone is taken too). The SDK
+    // sends link clicks, and events before the first screen view, without one: left empty,
+    // the sequencer puts them on the page their visitor is on (or "/").
     match text(props, "__path", limits::URL)? {
         Some(p) if p.starts_with('/') => {
             if p.chars().any(char::is_control) {
@@ -132,10 +133,8 @@ pub fn decode(body: &[u8], client_id: Option<&str>) -> Result<Option<IncomingEve
             ev.pathname = page.pathname;
             ev.query = page.query;
         }
-        _ => ev.pathname = "/".into(),
-    }
-    if ev.kind == EventKind::Pageview && ev.pathname.is_empty() {
-        ev.pathname = "/".into();
+        _ if ev.kind == EventKind::Pageview => ev.pathname = "/".into(),
+        _ => ev.pathname.clear(),
     }
     ev.referrer = text(props, "__referrer", limits::REFERRER)?
         .filter(|r| !r.is_empty())
@@ -266,12 +265,17 @@ mod tests {
     }
 
     #[test]
-    fn an_event_before_any_screen_view_counts_on_the_root() {
+    fn an_event_without_a_page_leaves_it_to_the_sequencer() {
         let ev = track(r#"{"type":"track","payload":{"name":"click","properties":{"__path":""}}}"#)
             .unwrap()
             .unwrap();
-        assert_eq!(ev.pathname, "/");
-        let ev = track(r#"{"type":"track","payload":{"name":"click"}}"#)
+        assert_eq!(ev.pathname, "");
+        let ev = track(r#"{"type":"track","payload":{"name":"link_out","properties":{"href":"https://x.org/"}}}"#)
+            .unwrap()
+            .unwrap();
+        assert_eq!(ev.pathname, "");
+        // A page view always has a page.
+        let ev = track(r#"{"type":"track","payload":{"name":"screen_view"}}"#)
             .unwrap()
             .unwrap();
         assert_eq!(ev.pathname, "/");

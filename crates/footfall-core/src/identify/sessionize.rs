@@ -241,6 +241,27 @@ impl Identifier {
         self.visitors.len()
     }
 
+    /// The page `ev`'s visitor was on at `ev`'s time: the visit's latest page view at or
+    /// before it (else the visit's first). None when no visit holds that time. For events
+    /// whose sender doesn't say where they happened (OpenPanel's link clicks).
+    pub fn page_at(&self, ev: &EnrichedEvent) -> Option<Arc<str>> {
+        let visitor = self.resolve_visitor(&ev.site, ev.visitor, ev.visitor_previous_salt);
+        let state = self.visitors.get(&(ev.site.clone(), visitor))?;
+        let gap = self.cfg.visit_gap_ms;
+        let ts = ev.ts;
+        let visit = state
+            .visits
+            .iter()
+            .find(|v| ts.0 >= v.row.start.0 - gap && ts.0 <= v.row.end.0 + gap)?;
+        visit
+            .pageviews
+            .iter()
+            .rev()
+            .find(|p| p.ts <= ts)
+            .or(visit.pageviews.first())
+            .map(|p| p.pathname.clone())
+    }
+
     /// Decides visitor, visit, dedup and durations for `ev`. `event_id` is the id the event
     /// gets if it is stored.
     pub fn process(&mut self, ev: &EnrichedEvent, event_id: EventId) -> Outcome {
