@@ -42,6 +42,8 @@ struct AddSite {
     /// Absent: unchanged for an existing site, false for a new one.
     public: Option<bool>,
     timezone: Option<String>,
+    /// The id OpenPanel's SDKs send for this site; "" removes it, absent keeps it.
+    openpanel_client_id: Option<String>,
 }
 
 /// `POST /api/admin/sites {"domain": "example.com", "public": false}`
@@ -64,10 +66,43 @@ pub async fn add_site(
     let public = req
         .public
         .unwrap_or_else(|| st.ingest.sites.is_public(&site));
-    let created = blocking(move || st2.ingest.sites.add(&site2, public, tz, now)).await?;
+    let client_id = req.openpanel_client_id;
+    // Checked before the site is added, so a refused id changes nothing.
+    if let Some(id) = client_id.as_deref().filter(|id| !id.is_empty()) {
+        use crate::pipeline::sites::{valid_client_id, ClientIdError};
+        if !valid_client_id(id) {
+            return Err(ClientIdError::Invalid(id.to_string()).into());
+        }
+        if let Some(owner) = st
+            .ingest
+            .sites
+            .by_openpanel_client(id)
+            .filter(|o| *o != site)
+        {
+            return Err(ClientIdError::Taken {
+                id: id.to_string(),
+                site: owner,
+            }
+            .into());
+        }
+    }
+    let created = blocking(move || -> Result<bool, ApiError> {
+        let created = st2.ingest.sites.add(&site2, public, tz, now)?;
+        if let Some(id) = client_id {
+            let id = Some(id.as_str()).filter(|i| !i.is_empty());
+            st2.ingest.sites.set_openpanel_client_id(&site2, id)?;
+        }
+        Ok(created)
+    })
+    .await?;
+    let client_id = st
+        .ingest
+        .sites
+        .info(&site)
+        .and_then(|i| i.openpanel_client_id);
     Ok((
         created_status(created),
-        Json(json!({ "domain": site, "public": public, "created": created })),
+        Json(json!({ "domain": site, "public": public, "created": created, "openpanel_client_id": client_id.as_deref() })),
     )
         .into_response())
 }
@@ -83,7 +118,7 @@ pub async fn list_sites(
         .sites
         .list()
         .into_iter()
-        .map(|(d, i)| json!({ "domain": d, "public": i.public, "timezone": i.timezone.name() }))
+        .map(|(d, i)| json!({ "domain": d, "public": i.public, "timezone": i.timezone.name(), "openpanel_client_id": i.openpanel_client_id.as_deref() }))
         .collect();
     Ok(Json(json!({ "sites": sites })).into_response())
 }

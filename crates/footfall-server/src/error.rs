@@ -27,6 +27,9 @@ pub enum ApiError {
     Query(#[from] footfall_core::query::QueryError),
     #[error("{0}")]
     NotFound(String),
+    /// The change would take something another resource holds.
+    #[error("{0}")]
+    Conflict(String),
     /// The detail is logged, never sent.
     #[error("the event store is unavailable; try again shortly")]
     Unavailable(String),
@@ -52,6 +55,7 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden | ApiError::CsrfRejected => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unavailable(_) | ApiError::NotDurable(_) | ApiError::ShuttingDown => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -65,6 +69,18 @@ impl ApiError {
                 AccountError::Busy => StatusCode::SERVICE_UNAVAILABLE,
                 AccountError::Store(_) | AccountError::Hash(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
+        }
+    }
+}
+
+impl From<crate::pipeline::sites::ClientIdError> for ApiError {
+    fn from(e: crate::pipeline::sites::ClientIdError) -> Self {
+        use crate::pipeline::sites::ClientIdError;
+        match e {
+            ClientIdError::Taken { .. } => ApiError::Conflict(e.to_string()),
+            ClientIdError::Invalid(_) => ApiError::BadRequest(e.to_string()),
+            ClientIdError::UnknownSite(_) => ApiError::NotFound(e.to_string()),
+            ClientIdError::Store(s) => s.into(),
         }
     }
 }

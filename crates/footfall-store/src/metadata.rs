@@ -14,6 +14,8 @@ pub struct Site {
     pub timezone: String,
     /// Token of the read-only public link, if one is enabled.
     pub share_token: Option<String>,
+    /// The id OpenPanel's SDKs may send for this site instead of its domain.
+    pub openpanel_client_id: Option<String>,
 }
 
 /// A stored API key: never the key itself, only its hash.
@@ -50,6 +52,9 @@ pub trait MetadataStore: Send {
     fn set_site_timezone(&self, site: &SiteId, timezone: &str) -> Result<(), StoreError>;
     /// Enables (Some) or disables (None) the site's public read-only link.
     fn set_share_token(&self, site: &SiteId, token: Option<&str>) -> Result<(), StoreError>;
+    /// Sets (Some) or removes (None) the site's OpenPanel client id. Uniqueness across
+    /// sites is the caller's to check.
+    fn set_openpanel_client_id(&self, site: &SiteId, id: Option<&str>) -> Result<(), StoreError>;
 
     /// The salts for `day` and `day − 1`, storing `fresh` as today's if there is none yet,
     /// and deleting every older one: a salt lives at most 48 hours.

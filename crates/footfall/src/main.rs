@@ -117,6 +117,10 @@ enum SitesAction {
         /// Time zone for reports (IANA name, e.g. Europe/Berlin).
         #[arg(long)]
         timezone: Option<String>,
+        /// The client id OpenPanel's SDKs send for this site (`openpanel-client-id`), if not
+        /// its domain; "" removes it.
+        #[arg(long)]
+        openpanel_client_id: Option<String>,
         #[arg(long, env = "FOOTFALL_DATA_DIR", default_value = "./footfall-data")]
         data_dir: PathBuf,
     },
@@ -214,6 +218,7 @@ fn sites(action: SitesAction) -> Result<()> {
             domain,
             public,
             timezone,
+            openpanel_client_id,
             data_dir,
         } => {
             let site = SiteId::parse(&domain)?;
@@ -222,9 +227,32 @@ fn sites(action: SitesAction) -> Result<()> {
                 .map(footfall_server::pipeline::sites::parse_timezone)
                 .transpose()?;
             let store = metadata(&data_dir)?;
+            let client_id = openpanel_client_id.as_deref().map(|id| id.trim());
+            if let Some(id) = client_id.filter(|id| !id.is_empty()) {
+                if !footfall_server::pipeline::sites::valid_client_id(id) {
+                    return Err(format!(
+                        "--openpanel-client-id {id:?}: expected 1-128 visible ASCII characters"
+                    )
+                    .into());
+                }
+                let owner = store
+                    .sites()?
+                    .into_iter()
+                    .find(|s| s.domain != site && s.openpanel_client_id.as_deref() == Some(id));
+                if let Some(owner) = owner {
+                    return Err(format!(
+                        "--openpanel-client-id {id:?} already belongs to site {}",
+                        owner.domain
+                    )
+                    .into());
+                }
+            }
             let created = store.add_site(&site, public, now_ms())?;
             if let Some(tz) = tz {
                 store.set_site_timezone(&site, tz.name())?;
+            }
+            if let Some(id) = client_id {
+                store.set_openpanel_client_id(&site, Some(id).filter(|i| !i.is_empty()))?;
             }
             println!(
                 "{} {site}{}",
@@ -235,7 +263,15 @@ fn sites(action: SitesAction) -> Result<()> {
         SitesAction::List { data_dir } => {
             let store = metadata(&data_dir)?;
             for s in store.sites()? {
-                println!("{}{}", s.domain, if s.public { " (public)" } else { "" });
+                let client = s
+                    .openpanel_client_id
+                    .map(|id| format!(" (OpenPanel client id {id})"))
+                    .unwrap_or_default();
+                println!(
+                    "{}{}{client}",
+                    s.domain,
+                    if s.public { " (public)" } else { "" }
+                );
             }
         }
     }

@@ -39,6 +39,47 @@ fn sites_serve_sigterm_rebuild() {
         .output()
         .unwrap();
     assert!(!bad.status.success());
+    // An OpenPanel client id: listed, unique across sites, removable.
+    assert_eq!(
+        run(
+            &[
+                "sites",
+                "add",
+                "example.com",
+                "--openpanel-client-id",
+                "op-1"
+            ],
+            data
+        )
+        .trim(),
+        "updated example.com"
+    );
+    run(&["sites", "add", "other.example"], data);
+    let taken = Command::new(BIN)
+        .args([
+            "sites",
+            "add",
+            "other.example",
+            "--openpanel-client-id",
+            "op-1",
+        ])
+        .env("FOOTFALL_DATA_DIR", data)
+        .output()
+        .unwrap();
+    assert!(!taken.status.success());
+    assert!(String::from_utf8_lossy(&taken.stderr).contains("already belongs to site example.com"));
+    assert_eq!(
+        run(&["sites", "list"], data).trim(),
+        "example.com (OpenPanel client id op-1)\nother.example"
+    );
+    run(
+        &["sites", "add", "example.com", "--openpanel-client-id", ""],
+        data,
+    );
+    assert_eq!(
+        run(&["sites", "list"], data).trim(),
+        "example.com\nother.example"
+    );
 
     let (mut child, base) = serve(data, &[("FOOTFALL_ADMIN_TOKEN", "tok")]);
 

@@ -63,6 +63,9 @@ pub async fn openpanel_track(
         })?),
         None => None,
     };
+    // An id the operator gave a site stands for it; anything else names a site by domain.
+    let site = client_id.and_then(|id| st.ingest.sites.by_openpanel_client(id.trim()));
+    let client_id = site.as_ref().map(SiteId::as_str).or(client_id);
     match openpanel::decode(&body, client_id)? {
         Some(ev) => {
             let meta = RequestMeta::from_http(peer.ip(), &headers, &st.config.trusted_proxies);

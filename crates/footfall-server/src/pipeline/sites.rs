@@ -13,6 +13,26 @@ pub struct SiteInfo {
     pub timezone: Tz,
     /// Token of the read-only public link, if enabled.
     pub share_token: Option<Arc<str>>,
+    /// The id OpenPanel's SDKs may send for this site instead of its domain.
+    pub openpanel_client_id: Option<Arc<str>>,
+}
+
+/// Why a site's OpenPanel client id could not be set.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientIdError {
+    #[error("OpenPanel client id {id:?} already belongs to site {site}")]
+    Taken { id: String, site: SiteId },
+    #[error("OpenPanel client id {0:?}: expected 1-128 visible ASCII characters")]
+    Invalid(String),
+    #[error("unknown site {0}")]
+    UnknownSite(SiteId),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Whether `id` can travel in an HTTP header as OpenPanel's SDK sends it.
+pub fn valid_client_id(id: &str) -> bool {
+    (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic())
 }
 
 pub struct Sites {
@@ -20,6 +40,8 @@ pub struct Sites {
     /// SHA-256 of each share token → its site. Looked up by hash so the time a lookup takes
     /// says nothing about how much of a guessed token was right.
     shares: RwLock<HashMap<[u8; 32], SiteId>>,
+    /// OpenPanel client id → its site.
+    openpanel: RwLock<HashMap<Arc<str>, SiteId>>,
     store: Mutex<Box<dyn MetadataStore>>,
 }
 
@@ -37,7 +59,12 @@ impl Sites {
     pub fn load(store: Box<dyn MetadataStore>) -> Result<Self, StoreError> {
         let mut known = HashMap::new();
         let mut shares = HashMap::new();
+        let mut openpanel = HashMap::new();
         for s in store.sites()? {
+            let client_id: Option<Arc<str>> = s.openpanel_client_id.as_deref().map(Arc::from);
+            if let Some(id) = &client_id {
+                openpanel.insert(id.clone(), s.domain.clone());
+            }
             let timezone = parse_timezone(&s.timezone).unwrap_or(Tz::UTC);
             if let Some(t) = &s.share_token {
                 shares.insert(share_key(t), s.domain.clone());
@@ -48,12 +75,14 @@ impl Sites {
                     public: s.public,
                     timezone,
                     share_token: s.share_token.map(Arc::from),
+                    openpanel_client_id: client_id,
                 },
             );
         }
         Ok(Sites {
             known: RwLock::new(known),
             shares: RwLock::new(shares),
+            openpanel: RwLock::new(openpanel),
             store: Mutex::new(store),
         })
     }
@@ -86,6 +115,46 @@ impl Sites {
                 shares.insert(share_key(t), site.clone());
                 info.share_token = Some(Arc::from(t));
             }
+        }
+        Ok(())
+    }
+
+    /// The site an OpenPanel client id was given to, if any.
+    pub fn by_openpanel_client(&self, id: &str) -> Option<SiteId> {
+        self.openpanel.read().ok().and_then(|m| m.get(id).cloned())
+    }
+
+    /// Gives a site an OpenPanel client id (Some), or takes it away (None). Ids are unique
+    /// across sites.
+    pub fn set_openpanel_client_id(
+        &self,
+        site: &SiteId,
+        id: Option<&str>,
+    ) -> Result<(), ClientIdError> {
+        if let Some(id) = id.filter(|id| !valid_client_id(id)) {
+            return Err(ClientIdError::Invalid(id.to_string()));
+        }
+        // Held until memory matches, as for share tokens.
+        let store = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        let mut known = self.known.write().unwrap_or_else(|p| p.into_inner());
+        let mut ids = self.openpanel.write().unwrap_or_else(|p| p.into_inner());
+        let info = known
+            .get_mut(site)
+            .ok_or_else(|| ClientIdError::UnknownSite(site.clone()))?;
+        if let Some(owner) = id.and_then(|id| ids.get(id)).filter(|o| *o != site) {
+            return Err(ClientIdError::Taken {
+                id: id.unwrap_or_default().to_string(),
+                site: owner.clone(),
+            });
+        }
+        store.set_openpanel_client_id(site, id)?;
+        if let Some(old) = info.openpanel_client_id.take() {
+            ids.remove(&old);
+        }
+        if let Some(id) = id {
+            let id: Arc<str> = Arc::from(id);
+            ids.insert(id.clone(), site.clone());
+            info.openpanel_client_id = Some(id);
         }
         Ok(())
     }
@@ -125,12 +194,14 @@ impl Sites {
                 .or_else(|| old.map(|i| i.timezone))
                 .unwrap_or(Tz::UTC);
             let share_token = old.and_then(|i| i.share_token.clone());
+            let openpanel_client_id = old.and_then(|i| i.openpanel_client_id.clone());
             k.insert(
                 site.clone(),
                 SiteInfo {
                     public,
                     timezone: tz,
                     share_token,
+                    openpanel_client_id,
                 },
             );
         }

@@ -30,7 +30,7 @@ impl DuckStore {
 
     pub fn sites(&self) -> Result<Vec<Site>, StoreError> {
         let mut stmt = self.conn.prepare(
-            "SELECT domain, public, created_at, timezone, share_token FROM sites ORDER BY domain",
+            "SELECT domain, public, created_at, timezone, share_token, openpanel_client_id FROM sites ORDER BY domain",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok((
@@ -39,11 +39,12 @@ impl DuckStore {
                 r.get::<_, i64>(2)?,
                 r.get::<_, String>(3)?,
                 r.get::<_, Option<String>>(4)?,
+                r.get::<_, Option<String>>(5)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (domain, public, created_at, timezone, share_token) = row?;
+            let (domain, public, created_at, timezone, share_token, openpanel_client_id) = row?;
             let domain = SiteId::parse(&domain).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             out.push(Site {
                 domain,
@@ -51,6 +52,7 @@ impl DuckStore {
                 created_at,
                 timezone,
                 share_token,
+                openpanel_client_id,
             });
         }
         Ok(out)
@@ -61,6 +63,19 @@ impl DuckStore {
         self.conn.execute(
             "UPDATE sites SET timezone = ? WHERE domain = ?",
             params![timezone, site.as_str()],
+        )?;
+        Ok(())
+    }
+
+    /// Sets (Some) or removes (None) the site's OpenPanel client id.
+    pub fn set_openpanel_client_id(
+        &self,
+        site: &SiteId,
+        id: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE sites SET openpanel_client_id = ? WHERE domain = ?",
+            params![id, site.as_str()],
         )?;
         Ok(())
     }

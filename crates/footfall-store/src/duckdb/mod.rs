@@ -165,6 +165,10 @@ impl MetadataStore for DuckStore {
         DuckStore::set_share_token(self, site, token)
     }
 
+    fn set_openpanel_client_id(&self, site: &SiteId, id: Option<&str>) -> Result<(), StoreError> {
+        DuckStore::set_openpanel_client_id(self, site, id)
+    }
+
     fn rotate_salts(&self, day: i64, fresh: &str) -> Result<(String, Option<String>), StoreError> {
         DuckStore::rotate_salts(self, day, || fresh.to_string())
     }

@@ -261,6 +261,14 @@ DELETE FROM rollup_sites;
 DELETE FROM rollups_clustered;
 "#,
     ),
+    (
+        9,
+        r#"
+-- The client id OpenPanel's SDKs send for a site, when the operator gives it one (unique
+-- across sites, checked by the registry; the site's domain works without one).
+ALTER TABLE sites ADD COLUMN openpanel_client_id VARCHAR;
+"#,
+    ),
 ];
 
 pub fn latest() -> i64 {
