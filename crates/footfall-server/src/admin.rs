@@ -73,12 +73,13 @@ pub async fn add_site(
         if !valid_client_id(id) {
             return Err(ClientIdError::Invalid(id.to_string()).into());
         }
-        if let Some(owner) = st
-            .ingest
-            .sites
-            .by_openpanel_client(id)
-            .filter(|o| *o != site)
-        {
+        // Held by another site, or another site's domain (which names that site).
+        let owner = st.ingest.sites.by_openpanel_client(id).or_else(|| {
+            SiteId::parse(id)
+                .ok()
+                .filter(|d| st.ingest.sites.contains(d))
+        });
+        if let Some(owner) = owner.filter(|o| *o != site) {
             return Err(ClientIdError::Taken {
                 id: id.to_string(),
                 site: owner,

@@ -91,6 +91,13 @@ async fn a_site_answers_to_its_openpanel_client_id() {
             .any(|x| x["domain"] == "other.example"),
         "{listed}"
     );
+    // Nor another site's domain, which already names that site.
+    let (status, body) = admin_site(
+        &s,
+        json!({"domain": "example.com", "openpanel_client_id": "public.example"}),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
     // Ids that can't travel in a header are refused.
     for bad in ["has space", "é", &"x".repeat(129)] {
         let (status, body) = admin_site(

@@ -235,13 +235,15 @@ fn sites(action: SitesAction) -> Result<()> {
                     )
                     .into());
                 }
-                let owner = store
-                    .sites()?
-                    .into_iter()
-                    .find(|s| s.domain != site && s.openpanel_client_id.as_deref() == Some(id));
+                // Held by another site, or another site's domain (which names that site).
+                let owner = store.sites()?.into_iter().find(|s| {
+                    s.domain != site
+                        && (s.openpanel_client_id.as_deref() == Some(id)
+                            || SiteId::parse(id).is_ok_and(|d| d == s.domain))
+                });
                 if let Some(owner) = owner {
                     return Err(format!(
-                        "--openpanel-client-id {id:?} already belongs to site {}",
+                        "--openpanel-client-id {id:?} already names site {}",
                         owner.domain
                     )
                     .into());

@@ -67,7 +67,7 @@ fn sites_serve_sigterm_rebuild() {
         .output()
         .unwrap();
     assert!(!taken.status.success());
-    assert!(String::from_utf8_lossy(&taken.stderr).contains("already belongs to site example.com"));
+    assert!(String::from_utf8_lossy(&taken.stderr).contains("already names site example.com"));
     assert_eq!(
         run(&["sites", "list"], data).trim(),
         "example.com (OpenPanel client id op-1)\nother.example"

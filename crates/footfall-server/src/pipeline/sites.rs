@@ -20,7 +20,7 @@ pub struct SiteInfo {
 /// Why a site's OpenPanel client id could not be set.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientIdError {
-    #[error("OpenPanel client id {id:?} already belongs to site {site}")]
+    #[error("OpenPanel client id {id:?} already names site {site}")]
     Taken { id: String, site: SiteId },
     #[error("OpenPanel client id {0:?}: expected 1-128 visible ASCII characters")]
     Invalid(String),
@@ -138,16 +138,25 @@ impl Sites {
         let store = self.store.lock().unwrap_or_else(|p| p.into_inner());
         let mut known = self.known.write().unwrap_or_else(|p| p.into_inner());
         let mut ids = self.openpanel.write().unwrap_or_else(|p| p.into_inner());
-        let info = known
-            .get_mut(site)
-            .ok_or_else(|| ClientIdError::UnknownSite(site.clone()))?;
-        if let Some(owner) = id.and_then(|id| ids.get(id)).filter(|o| *o != site) {
+        if !known.contains_key(site) {
+            return Err(ClientIdError::UnknownSite(site.clone()));
+        }
+        // Held by another site, or another site's domain (which names that site).
+        let owner = id.and_then(|id| {
+            ids.get(id)
+                .cloned()
+                .or_else(|| SiteId::parse(id).ok().filter(|d| known.contains_key(d)))
+        });
+        if let Some(owner) = owner.filter(|o| o != site) {
             return Err(ClientIdError::Taken {
                 id: id.unwrap_or_default().to_string(),
-                site: owner.clone(),
+                site: owner,
             });
         }
         store.set_openpanel_client_id(site, id)?;
+        let Some(info) = known.get_mut(site) else {
+            return Err(ClientIdError::UnknownSite(site.clone()));
+        };
         if let Some(old) = info.openpanel_client_id.take() {
             ids.remove(&old);
         }
