@@ -365,8 +365,24 @@ impl Rollups {
 
     /// Adds a record's effect to `out`. Every day it touches must have been seeded.
     pub fn absorb(&mut self, rec: &CommitRecord, zone: &dyn Fn(&SiteId) -> Tz, out: &mut Deltas) {
-        self.tick += 1;
+        self.absorb_all([rec], zone, out);
+    }
+
+    /// [`absorb`](Self::absorb) for a batch of records, looking each site's zone up once.
+    pub fn absorb_all<'a>(
+        &mut self,
+        recs: impl IntoIterator<Item = &'a CommitRecord>,
+        zone: &dyn Fn(&SiteId) -> Tz,
+        out: &mut Deltas,
+    ) {
         let mut clocks = Clocks::new(zone);
+        for rec in recs {
+            self.absorb_with(rec, &mut clocks, out);
+        }
+    }
+
+    fn absorb_with(&mut self, rec: &CommitRecord, clocks: &mut Clocks<'_>, out: &mut Deltas) {
+        self.tick += 1;
         let empty: Arc<str> = self.intern("");
         let mut values: Vec<(u8, Arc<str>)> = Vec::with_capacity(4 + VisitProp::ALL.len());
         for (e, attrs) in rec.stored_with_attrs() {
@@ -374,7 +390,7 @@ impl Rollups {
             let Some(attrs) = attrs else { continue };
             if ev.name == "engagement" {
                 if let Some(depth) = ev.scroll_depth {
-                    self.scroll(e, depth, &mut clocks, out);
+                    self.scroll(e, depth, clocks, out);
                 }
                 continue;
             }
@@ -415,15 +431,15 @@ impl Rollups {
         }
         for v in &rec.visits {
             if let Some(b) = &v.before {
-                self.visit(b, -1, &mut clocks, out);
+                self.visit(b, -1, clocks, out);
             }
-            self.visit(&v.after, 1, &mut clocks, out);
+            self.visit(&v.after, 1, clocks, out);
         }
         // Every entry, stored or not: a heartbeat extends the visit, and with it the time
         // of the visit's last page.
         for e in &rec.entries {
             for d in &e.durations {
-                self.page_time(e, d, &mut clocks, out);
+                self.page_time(e, d, clocks, out);
             }
         }
     }

@@ -158,11 +158,11 @@ pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 /// Changes to rollup rows, summed per row: per (site, grain, bucket), then per dimension
 /// and value, so an event's twenty-odd rows of one day cost one lookup of its site's day
 /// and one hash of each value.
-#[derive(Debug, Default, Clone, PartialEq)]
+#[derive(Debug, Default, Clone)]
 pub struct Deltas(FastMap<(SiteId, Grain, i64), Bucket>);
 
 /// One (site, grain, bucket)'s changed rows, indexed by dimension.
-#[derive(Debug, Default, Clone, PartialEq)]
+#[derive(Debug, Default, Clone)]
 pub struct Bucket(Vec<hashbrown::HashMap<Arc<str>, Sums, foldhash::fast::RandomState>>);
 
 impl Bucket {
@@ -171,7 +171,7 @@ impl Bucket {
         if self.0.len() <= d {
             self.0.resize_with(d + 1, Default::default);
         }
-        // By the string: the key is only cloned for a new row.
+        // Looked up by the string: a key is only made (a new allocation) for a new row.
         self.0[d].entry_ref(&**value).or_default()
     }
 }

@@ -487,9 +487,9 @@ pub(super) fn deltas_for(
     let seed_us = t.elapsed().as_micros() as u64;
     let t = std::time::Instant::now();
     let mut deltas = Deltas::default();
-    for rec in records {
-        keeping.keeper.absorb(rec, &zone, &mut deltas);
-    }
+    keeping
+        .keeper
+        .absorb_all(records.iter().copied(), &zone, &mut deltas);
     tracing::debug!(
         seeded,
         seed_us,
