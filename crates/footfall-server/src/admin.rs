@@ -67,33 +67,11 @@ pub async fn add_site(
         .public
         .unwrap_or_else(|| st.ingest.sites.is_public(&site));
     let client_id = req.openpanel_client_id;
-    // Checked before the site is added, so a refused id changes nothing.
-    if let Some(id) = client_id.as_deref().filter(|id| !id.is_empty()) {
-        use crate::pipeline::sites::{valid_client_id, ClientIdError};
-        if !valid_client_id(id) {
-            return Err(ClientIdError::Invalid(id.to_string()).into());
-        }
-        // Held by another site, or another site's domain (which names that site).
-        let owner = st.ingest.sites.by_openpanel_client(id).or_else(|| {
-            SiteId::parse(id)
-                .ok()
-                .filter(|d| st.ingest.sites.contains(d))
-        });
-        if let Some(owner) = owner.filter(|o| *o != site) {
-            return Err(ClientIdError::Taken {
-                id: id.to_string(),
-                site: owner,
-            }
-            .into());
-        }
-    }
     let created = blocking(move || -> Result<bool, ApiError> {
-        let created = st2.ingest.sites.add(&site2, public, tz, now)?;
-        if let Some(id) = client_id {
-            let id = Some(id.as_str()).filter(|i| !i.is_empty());
-            st2.ingest.sites.set_openpanel_client_id(&site2, id)?;
-        }
-        Ok(created)
+        Ok(st2
+            .ingest
+            .sites
+            .add_with_client_id(&site2, public, tz, now, client_id.as_deref())?)
     })
     .await?;
     let client_id = st

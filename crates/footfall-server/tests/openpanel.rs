@@ -99,7 +99,7 @@ async fn a_site_answers_to_its_openpanel_client_id() {
     .await;
     assert_eq!(status, 409, "{body}");
     // Ids that can't travel in a header are refused.
-    for bad in ["has space", "é", &"x".repeat(129)] {
+    for bad in ["has space", "é", "a.com,b.com", &"x".repeat(129)] {
         let (status, body) = admin_site(
             &s,
             json!({"domain": "example.com", "openpanel_client_id": bad}),
@@ -149,4 +149,31 @@ async fn a_site_answers_to_its_openpanel_client_id() {
     )
     .await;
     assert_eq!(status, 201, "{body}");
+
+    // An id that is the domain of a site added later: the domain names its own site.
+    let (status, _) = admin_site(
+        &s,
+        json!({"domain": "example.com", "openpanel_client_id": "late.example"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = admin_site(&s, json!({"domain": "late.example"})).await;
+    assert_eq!(status, 201);
+    let before = page_views(&s.stats().await, "/d");
+    let body = json!({"type": "track", "payload": {"name": "screen_view", "properties": {"__path": "https://late.example/d"}}});
+    let resp = s
+        .http
+        .post(format!("{}/track", s.base))
+        .header("user-agent", CHROME)
+        .header("x-forwarded-for", "1.0.0.7")
+        .header("openpanel-client-id", "late.example")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let answer: Value = resp.json().await.unwrap();
+    assert_eq!(answer["status"], "accepted", "{answer}");
+    // Not counted on example.com, which holds the id.
+    assert_eq!(page_views(&s.stats().await, "/d"), before);
+    assert_eq!(page_views(&s.live("late.example").await, "/d"), 1);
 }

@@ -231,7 +231,7 @@ fn sites(action: SitesAction) -> Result<()> {
             if let Some(id) = client_id.filter(|id| !id.is_empty()) {
                 if !footfall_server::pipeline::sites::valid_client_id(id) {
                     return Err(format!(
-                        "--openpanel-client-id {id:?}: expected 1-128 visible ASCII characters"
+                        "--openpanel-client-id {id:?}: expected 1-128 visible ASCII characters, no commas"
                     )
                     .into());
                 }

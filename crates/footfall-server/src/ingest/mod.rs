@@ -63,8 +63,14 @@ pub async fn openpanel_track(
         })?),
         None => None,
     };
-    // An id the operator gave a site stands for it; anything else names a site by domain.
-    let site = client_id.and_then(|id| st.ingest.sites.by_openpanel_client(id.trim()));
+    // A site's domain names it; otherwise an id the operator gave a site stands for it.
+    // (The domain wins even when a site registered later took it as an id.)
+    let site = client_id.map(str::trim).and_then(|id| {
+        let named = SiteId::parse(id)
+            .ok()
+            .filter(|d| st.ingest.sites.contains(d));
+        named.or_else(|| st.ingest.sites.by_openpanel_client(id))
+    });
     let client_id = site.as_ref().map(SiteId::as_str).or(client_id);
     match openpanel::decode(&body, client_id)? {
         Some(ev) => {

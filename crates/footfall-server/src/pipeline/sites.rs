@@ -22,7 +22,7 @@ pub struct SiteInfo {
 pub enum ClientIdError {
     #[error("OpenPanel client id {id:?} already names site {site}")]
     Taken { id: String, site: SiteId },
-    #[error("OpenPanel client id {0:?}: expected 1-128 visible ASCII characters")]
+    #[error("OpenPanel client id {0:?}: expected 1-128 visible ASCII characters, no commas")]
     Invalid(String),
     #[error("unknown site {0}")]
     UnknownSite(SiteId),
@@ -32,7 +32,8 @@ pub enum ClientIdError {
 
 /// Whether `id` can travel in an HTTP header as OpenPanel's SDK sends it.
 pub fn valid_client_id(id: &str) -> bool {
-    (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic())
+    // No commas: a header's domain may list several sites separated by them.
+    (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic() && b != b',')
 }
 
 pub struct Sites {
@@ -131,29 +132,66 @@ impl Sites {
         site: &SiteId,
         id: Option<&str>,
     ) -> Result<(), ClientIdError> {
-        if let Some(id) = id.filter(|id| !valid_client_id(id)) {
-            return Err(ClientIdError::Invalid(id.to_string()));
-        }
-        // Held until memory matches, as for share tokens.
         let store = self.store.lock().unwrap_or_else(|p| p.into_inner());
-        let mut known = self.known.write().unwrap_or_else(|p| p.into_inner());
-        let mut ids = self.openpanel.write().unwrap_or_else(|p| p.into_inner());
-        if !known.contains_key(site) {
+        if !self.contains(site) {
             return Err(ClientIdError::UnknownSite(site.clone()));
         }
-        // Held by another site, or another site's domain (which names that site).
-        let owner = id.and_then(|id| {
-            ids.get(id)
-                .cloned()
-                .or_else(|| SiteId::parse(id).ok().filter(|d| known.contains_key(d)))
-        });
-        if let Some(owner) = owner.filter(|o| o != site) {
-            return Err(ClientIdError::Taken {
-                id: id.unwrap_or_default().to_string(),
-                site: owner,
-            });
+        self.check_client_id(site, id)?;
+        self.set_client_id_in(&**store, site, id)
+    }
+
+    /// Registers (or updates) a site and, when `client_id` is Some, sets its OpenPanel
+    /// client id (`""` removes it). The id is checked before anything is written, under
+    /// the store lock every change takes, so a refused request changes nothing.
+    pub fn add_with_client_id(
+        &self,
+        site: &SiteId,
+        public: bool,
+        timezone: Option<Tz>,
+        now_ms: i64,
+        client_id: Option<&str>,
+    ) -> Result<bool, ClientIdError> {
+        let store = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        let id = client_id.map(str::trim);
+        if let Some(id) = id {
+            self.check_client_id(site, Some(id).filter(|i| !i.is_empty()))?;
         }
+        let created = self.add_in(&**store, site, public, timezone, now_ms)?;
+        if let Some(id) = id {
+            self.set_client_id_in(&**store, site, Some(id).filter(|i| !i.is_empty()))?;
+        }
+        Ok(created)
+    }
+
+    /// Whether `site` may take `id`: a valid id that no other site holds and that is not
+    /// another site's domain (which names that site).
+    fn check_client_id(&self, site: &SiteId, id: Option<&str>) -> Result<(), ClientIdError> {
+        let Some(id) = id else { return Ok(()) };
+        if !valid_client_id(id) {
+            return Err(ClientIdError::Invalid(id.to_string()));
+        }
+        let owner = self
+            .by_openpanel_client(id)
+            .or_else(|| SiteId::parse(id).ok().filter(|d| self.contains(d)));
+        match owner.filter(|o| o != site) {
+            Some(owner) => Err(ClientIdError::Taken {
+                id: id.to_string(),
+                site: owner,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes a checked id; the caller holds the store lock.
+    fn set_client_id_in(
+        &self,
+        store: &dyn MetadataStore,
+        site: &SiteId,
+        id: Option<&str>,
+    ) -> Result<(), ClientIdError> {
         store.set_openpanel_client_id(site, id)?;
+        let mut known = self.known.write().unwrap_or_else(|p| p.into_inner());
+        let mut ids = self.openpanel.write().unwrap_or_else(|p| p.into_inner());
         let Some(info) = known.get_mut(site) else {
             return Err(ClientIdError::UnknownSite(site.clone()));
         };
@@ -189,14 +227,23 @@ impl Sites {
         timezone: Option<Tz>,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        let created = {
-            let store = self.store.lock().unwrap_or_else(|p| p.into_inner());
-            let created = store.add_site(site, public, now_ms)?;
-            if let Some(tz) = timezone {
-                store.set_site_timezone(site, tz.name())?;
-            }
-            created
-        };
+        let store = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        self.add_in(&**store, site, public, timezone, now_ms)
+    }
+
+    /// [`add`](Self::add) with the store lock held by the caller.
+    fn add_in(
+        &self,
+        store: &dyn MetadataStore,
+        site: &SiteId,
+        public: bool,
+        timezone: Option<Tz>,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let created = store.add_site(site, public, now_ms)?;
+        if let Some(tz) = timezone {
+            store.set_site_timezone(site, tz.name())?;
+        }
         if let Ok(mut k) = self.known.write() {
             let old = k.get(site);
             let tz = timezone
