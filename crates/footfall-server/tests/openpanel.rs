@@ -5,8 +5,14 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 
+/// A screen view of `path` on example.com, sent with `client_id`.
 async fn track(s: &TestServer, client_id: &str, path: &str, ip: &str) -> (u16, Value) {
-    let body = json!({"type": "track", "payload": {"name": "screen_view", "properties": {"__path": format!("https://example.com{path}")}}});
+    track_url(s, client_id, &format!("https://example.com{path}"), ip).await
+}
+
+async fn track_url(s: &TestServer, client_id: &str, url: &str, ip: &str) -> (u16, Value) {
+    let body =
+        json!({"type": "track", "payload": {"name": "screen_view", "properties": {"__path": url}}});
     let resp = s
         .http
         .post(format!("{}/track", s.base))
@@ -160,18 +166,7 @@ async fn a_site_answers_to_its_openpanel_client_id() {
     let (status, _) = admin_site(&s, json!({"domain": "late.example"})).await;
     assert_eq!(status, 201);
     let before = page_views(&s.stats().await, "/d");
-    let body = json!({"type": "track", "payload": {"name": "screen_view", "properties": {"__path": "https://late.example/d"}}});
-    let resp = s
-        .http
-        .post(format!("{}/track", s.base))
-        .header("user-agent", CHROME)
-        .header("x-forwarded-for", "1.0.0.7")
-        .header("openpanel-client-id", "late.example")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    let answer: Value = resp.json().await.unwrap();
+    let (_, answer) = track_url(&s, "late.example", "https://late.example/d", "1.0.0.7").await;
     assert_eq!(answer["status"], "accepted", "{answer}");
     // Not counted on example.com, which holds the id.
     assert_eq!(page_views(&s.stats().await, "/d"), before);
