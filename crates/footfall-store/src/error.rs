@@ -12,4 +12,12 @@ pub enum StoreError {
     Interrupted,
     #[error("invalid stored data: {0}")]
     Corrupt(String),
+    /// A networked store could not be reached, or gave up: the caller may retry.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A networked store refused a statement or a setting.
+    #[error("store error: {0}")]
+    Backend(String),
+    #[error("not supported by this store: {0}")]
+    Unsupported(&'static str),
 }

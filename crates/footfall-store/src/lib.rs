@@ -10,13 +10,17 @@
 //!
 //! Stores are blocking; callers run them on a dedicated thread or in `spawn_blocking`.
 
+pub mod clickhouse;
 pub mod duckdb;
 mod error;
 pub mod event_store;
 pub mod log;
 pub mod metadata;
+pub mod postgres;
 
+pub use crate::clickhouse::ChStore;
 pub use crate::duckdb::{open as open_embedded, DuckStore};
+pub use crate::postgres::PgStore;
 pub use error::StoreError;
 pub use event_store::{Compacted, EventStore, QueryRow, RebuildProgress};
 pub use log::{Log, LogError, LogOptions, LogPosition, SegmentLog};

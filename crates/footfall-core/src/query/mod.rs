@@ -2,6 +2,7 @@
 //! once, resolved against the site's time zone, and planned into SQL for a backend
 //! dialect. No I/O: the store runs the SQL and hands rows back to [`result`].
 
+pub mod dialect;
 pub mod legacy;
 pub mod model;
 pub mod parse;

@@ -12,6 +12,7 @@
 //! [`super::result`] joins the parts' rows by their dimension values.
 
 use super::model::*;
+pub use super::dialect::{ClickHouse, Dialect, DuckDb};
 use super::time::Bucket;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -60,88 +61,6 @@ impl SqlQuery {
     }
 }
 
-/// The functions that differ between SQL engines.
-pub trait Dialect {
-    fn count_if(&self, cond: &str) -> String;
-    fn uniq_if(&self, expr: &str, cond: &str) -> String;
-    /// Distinct (id, day) pairs where `cond`: visitors under the day rule (see
-    /// [`crate::rollup`]). `day` is an integer expression of 32 bits.
-    fn uniq_pair_if(&self, id: &str, day: &str, cond: &str) -> String;
-    /// The value of the property named by the next parameter, or NULL.
-    fn prop_value(&self, alias: &str) -> String;
-    /// Whether `expr` matches the regex in the next parameter.
-    fn regex_match(&self, expr: &str) -> String;
-    /// Whether `expr` contains the next parameter.
-    fn contains(&self, expr: &str) -> String;
-    fn lower(&self, expr: &str) -> String;
-    fn to_text(&self, expr: &str) -> String;
-    /// Integer division rounding down (both operands are non-negative here).
-    fn int_div(&self, a: &str, b: &str) -> String;
-    /// year × 12 + zero-based month of a local time given as epoch milliseconds.
-    fn month_index(&self, local_ms: &str) -> String;
-    /// A table `e` of (ts, visitor_id, name, k, pv): one row per property of each event
-    /// but engagement events, the first value of each key, of the site (first parameter)
-    /// in `[start, end)` (second and third).
-    fn prop_rows(&self) -> String;
-    /// The number of characters in `expr`.
-    fn char_length(&self, expr: &str) -> String;
-    /// `len` characters of `expr` (all the rest if None) from the `start`th (1-based).
-    fn substr(&self, expr: &str, start: usize, len: Option<usize>) -> String;
-}
-
-pub struct DuckDb;
-
-impl Dialect for DuckDb {
-    fn count_if(&self, cond: &str) -> String {
-        format!("count(*) FILTER (WHERE {cond})")
-    }
-    fn uniq_if(&self, expr: &str, cond: &str) -> String {
-        format!("count(DISTINCT {expr}) FILTER (WHERE {cond})")
-    }
-    fn uniq_pair_if(&self, id: &str, day: &str, cond: &str) -> String {
-        // Exact: distinct structs. (A 128-bit id × 2³² + day was as exact and half as fast:
-        // HUGEINT arithmetic on every row.)
-        format!("count(DISTINCT {{'v': {id}, 'd': {day}}}) FILTER (WHERE {cond})")
-    }
-    fn prop_value(&self, alias: &str) -> String {
-        format!("{alias}.prop_values[list_position({alias}.prop_keys, ?)]")
-    }
-    fn prop_rows(&self) -> String {
-        "(SELECT x.ts, x.visitor_id, x.name, x.prop_keys[x.i] AS k, x.prop_values[x.i] AS pv FROM \
-         (SELECT ts, visitor_id, name, prop_keys, prop_values, unnest(generate_series(1, len(prop_keys))) AS i \
-          FROM events WHERE site = ? AND ts >= ? AND ts < ? AND name <> 'engagement' AND len(prop_keys) > 0) x \
-         WHERE list_position(x.prop_keys, x.prop_keys[x.i]) = x.i) e"
-            .to_string()
-    }
-    fn char_length(&self, expr: &str) -> String {
-        format!("length({expr})")
-    }
-    fn substr(&self, expr: &str, start: usize, len: Option<usize>) -> String {
-        match len {
-            Some(n) => format!("substr({expr}, {start}, {n})"),
-            None => format!("substr({expr}, {start})"),
-        }
-    }
-    fn regex_match(&self, expr: &str) -> String {
-        format!("regexp_matches({expr}, ?)")
-    }
-    fn contains(&self, expr: &str) -> String {
-        format!("contains({expr}, ?)")
-    }
-    fn lower(&self, expr: &str) -> String {
-        format!("lower({expr})")
-    }
-    fn to_text(&self, expr: &str) -> String {
-        format!("CAST({expr} AS VARCHAR)")
-    }
-    fn int_div(&self, a: &str, b: &str) -> String {
-        format!("(({a}) // ({b}))")
-    }
-    fn month_index(&self, local_ms: &str) -> String {
-        format!("(year(epoch_ms({local_ms})) * 12 + month(epoch_ms({local_ms})) - 1)")
-    }
-}
-
 /// SQL text with its parameters, in order.
 #[derive(Debug, Default, Clone)]
 pub struct Sql {
@@ -185,32 +104,34 @@ enum Base {
     Visits,
 }
 
-/// The current state of every visit of the site: the +1 rows whose version has not been
-/// cancelled by a −1 row.
-pub(crate) fn live_visits(site: &str, from: Option<i64>, to: i64) -> Sql {
-    // Both rows of a cancelled version carry the same start, so bounding the start on both
-    // sides keeps every pair whole, and spares the anti-join the site's other visits.
-    let bounds = if from.is_some() {
-        "start_ts >= ? AND {a}.start_ts < ?"
-    } else {
-        "start_ts < ?"
-    };
-    let mut s = Sql::default();
-    s.push(&format!(
-        "s AS (SELECT * FROM sessions x WHERE x.site = ? AND x.{} AND x.sign = 1 AND NOT EXISTS (\
-         SELECT 1 FROM sessions y WHERE y.site = x.site AND y.{} AND y.session_id = x.session_id \
-         AND y.version = x.version AND y.sign = -1))",
-        bounds.replace("{a}", "x"),
-        bounds.replace("{a}", "y"),
-    ))
-    .bind(Param::Text(site.to_string()));
-    for _ in 0..2 {
-        if let Some(from) = from {
-            s.bind(Param::Int(from));
+/// A named subquery: written once in a `WITH` clause, or in place at every use where the
+/// dialect has no common table expressions.
+#[derive(Clone)]
+struct Relation {
+    name: &'static str,
+    body: Sql,
+}
+
+impl Relation {
+    /// The relation where a FROM or JOIN names it.
+    fn at_use(&self, dialect: &dyn Dialect) -> Sql {
+        let mut s = Sql::default();
+        if dialect.inline_subqueries() {
+            s.push("(").append(self.body.clone()).push(&format!(") AS {}", self.name));
+        } else {
+            s.push(self.name);
         }
-        s.bind(Param::Int(to));
+        s
     }
-    s
+}
+
+/// The current state of every visit of the site, as relation `s`: the +1 rows whose version
+/// has not been cancelled by a −1 row.
+fn live_visits(site: &str, from: Option<i64>, to: i64, dialect: &dyn Dialect) -> Relation {
+    Relation {
+        name: "s",
+        body: dialect.live_visits(site, from, to),
+    }
 }
 
 /// How a row finds its time bucket: arithmetic on local time, not a join. The caller builds
@@ -494,15 +415,17 @@ fn dims_select(
     )
 }
 
-fn with_clause(ctes: Vec<Sql>) -> Sql {
+fn with_clause(ctes: &[&Relation], dialect: &dyn Dialect) -> Sql {
     let mut s = Sql::default();
-    if !ctes.is_empty() {
+    if !ctes.is_empty() && !dialect.inline_subqueries() {
         s.push("WITH ");
-        for (i, c) in ctes.into_iter().enumerate() {
+        for (i, c) in ctes.iter().enumerate() {
             if i > 0 {
                 s.push(", ");
             }
-            s.append(c);
+            s.push(&format!("{} AS (", c.name))
+                .append(c.body.clone())
+                .push(")");
         }
         s.push(" ");
     }
@@ -525,31 +448,38 @@ fn event_query(
     dialect: &dyn Dialect,
 ) -> SqlQuery {
     let join_visits = needs_visits_join(q, dims) || part == Part::TimeOnPage;
-    let mut ctes = Vec::new();
-    if join_visits {
-        // Events in the range can belong to visits begun before it.
-        ctes.push(live_visits(cx.site, None, cx.end));
-    }
-    if part == Part::TimeOnPage {
+    // Events in the range can belong to visits begun before it.
+    let visits = join_visits.then(|| live_visits(cx.site, None, cx.end, dialect));
+    let pv = visits.as_ref().filter(|_| part == Part::TimeOnPage).map(|s| {
         // Page views with the time of the next one in their visit. The next can lie past
         // the range (heartbeats keep a visit going), but not past the end of the visits
         // that began before the range ends.
-        let mut pv = Sql::default();
-        pv.push("pv AS (SELECT e.*, lead(e.ts) OVER (PARTITION BY e.session_id ORDER BY e.ts, e.event_id) AS nxt FROM events e WHERE e.site = ? AND e.name = 'pageview' AND e.ts >= ? AND e.ts <= (SELECT max(s.end_ts) FROM s WHERE s.start_ts < ?))")
+        let mut cond = Sql::default();
+        cond.push("e.site = ? AND e.name = 'pageview' AND e.ts >= ? AND e.ts <= (SELECT max(s.end_ts) FROM ")
             .bind(Param::Text(cx.site.to_string()))
             .bind(Param::Int(cx.start))
-            .bind(Param::Int(cx.end));
-        ctes.push(pv);
-    }
+            .append(s.at_use(dialect))
+            .push(" WHERE s.start_ts < ?")
+            .bind(Param::Int(cx.end))
+            .push(")");
+        Relation {
+            name: "pv",
+            body: dialect.with_next(&cond),
+        }
+    });
     let (sel, group) = dims_select(dims, Base::Events, cx, dialect);
     let mut from = Sql::default();
-    from.push(if part == Part::TimeOnPage {
-        " FROM pv e"
-    } else {
-        " FROM events e"
-    });
-    if join_visits {
-        from.push(" JOIN s ON s.session_id = e.session_id");
+    match &pv {
+        Some(pv) if dialect.inline_subqueries() => {
+            from.push(" FROM (").append(pv.body.clone()).push(") AS e")
+        }
+        Some(_) => from.push(" FROM pv e"),
+        None => from.push(" FROM events e"),
+    };
+    if let Some(s) = &visits {
+        from.push(" JOIN ")
+            .append(s.at_use(dialect))
+            .push(" ON s.session_id = e.session_id");
     }
     from.push(" WHERE e.site = ? AND e.ts >= ? AND e.ts < ?")
         .bind(Param::Text(cx.site.to_string()))
@@ -562,7 +492,8 @@ fn event_query(
         from.push(" AND e.name <> 'engagement'");
     }
 
-    let mut sql = with_clause(ctes);
+    let ctes: Vec<&Relation> = visits.iter().chain(pv.iter()).collect();
+    let mut sql = with_clause(&ctes, dialect);
     match part {
         Part::EventCounts | Part::Total => {
             // Only the columns the query's metrics read: the distinct counts cost most of a
@@ -577,10 +508,10 @@ fn event_query(
                 && dims.iter().any(Dimension::is_event);
             let day =
                 BucketKey::over(TimeBucket::Day, cx.tz, cx.start, cx.end).sql("e.ts", dialect);
-            let null = "CAST(NULL AS DOUBLE)";
+            let null = dialect.null_double();
             let col = |wanted: bool, expr: &str| {
                 if wanted {
-                    format!("CAST({expr} AS DOUBLE)")
+                    dialect.to_double(expr)
                 } else {
                     null.to_string()
                 }
@@ -662,7 +593,8 @@ fn event_query(
             for d in &outer_dims {
                 sql.push(&format!("{d}, "));
             }
-            sql.push("CAST(avg(v) AS DOUBLE) FROM (SELECT ")
+            sql.push(&dialect.to_double("avg(v)"))
+                .push(" FROM (SELECT ")
                 .append(sel)
                 .push(&format!("{value} AS v"));
             sql.append(from)
@@ -700,15 +632,23 @@ fn visit_event_counts(
     dialect: &dyn Dialect,
 ) -> SqlQuery {
     let (sel, group) = dims_select(dims, Base::Visits, cx, dialect);
-    let mut sql = with_clause(vec![live_visits(cx.site, Some(cx.start), cx.end)]);
+    let visits = live_visits(cx.site, Some(cx.start), cx.end, dialect);
+    let mut sql = with_clause(&[&visits], dialect);
     let day = BucketKey::over(TimeBucket::Day, cx.tz, cx.start, cx.end).sql("s.start_ts", dialect);
     sql.push("SELECT ").append(sel).push(&format!(
-        "CAST({} AS DOUBLE), ",
-        dialect.uniq_pair_if("s.visitor_id", &day.text, "true")
+        "{}, ",
+        dialect.to_double(&dialect.uniq_pair_if("s.visitor_id", &day.text, "1 = 1"))
     ));
     sql.params.extend(day.params);
-    sql.push("CAST(sum(s.pageviews) AS DOUBLE), CAST(sum(s.events) AS DOUBLE), CAST(count(*) AS DOUBLE) FROM s WHERE s.start_ts >= ? AND s.start_ts < ?")
-        .bind(Param::Int(cx.start))
+    sql.push(&format!(
+        "{}, {}, {} FROM ",
+        dialect.to_double("sum(s.pageviews)"),
+        dialect.to_double("sum(s.events)"),
+        dialect.to_double("count(*)")
+    ))
+    .append(visits.at_use(dialect))
+    .push(" WHERE s.start_ts >= ? AND s.start_ts < ?")
+    .bind(Param::Int(cx.start))
         .bind(Param::Int(cx.end));
     sql.append(where_filters(q, Base::Visits, cx, dialect))
         .push(&group);
@@ -721,12 +661,19 @@ fn visit_event_counts(
 }
 
 fn visit_query(q: &Query, dims: &[Dimension], cx: &Context<'_>, dialect: &dyn Dialect) -> SqlQuery {
-    let ctes = vec![live_visits(cx.site, Some(cx.start), cx.end)];
+    let visits = live_visits(cx.site, Some(cx.start), cx.end, dialect);
     let (sel, group) = dims_select(dims, Base::Visits, cx, dialect);
-    let mut sql = with_clause(ctes);
+    let mut sql = with_clause(&[&visits], dialect);
     sql.push("SELECT ")
         .append(sel)
-        .push("CAST(count(*) AS DOUBLE), CAST(sum(CASE WHEN s.is_bounce THEN 1 ELSE 0 END) AS DOUBLE), CAST(sum(s.duration_ms) AS DOUBLE), CAST(sum(s.pageviews) AS DOUBLE) FROM s");
+        .push(&format!(
+            "{}, {}, {}, {} FROM ",
+            dialect.to_double("count(*)"),
+            dialect.to_double("sum(CASE WHEN s.is_bounce THEN 1 ELSE 0 END)"),
+            dialect.to_double("sum(s.duration_ms)"),
+            dialect.to_double("sum(s.pageviews)")
+        ))
+        .append(visits.at_use(dialect));
     sql.push(" WHERE s.start_ts >= ? AND s.start_ts < ?")
         .bind(Param::Int(cx.start))
         .bind(Param::Int(cx.end));
@@ -811,6 +758,10 @@ mod tests {
     use serde_json::json;
 
     fn planned(v: serde_json::Value) -> Vec<SqlQuery> {
+        planned_in(v, &DuckDb)
+    }
+
+    fn planned_in(v: serde_json::Value, dialect: &dyn Dialect) -> Vec<SqlQuery> {
         let q = parse_v2(&v, chrono_tz::UTC).unwrap();
         let buckets = vec![Bucket {
             start: 0,
@@ -828,19 +779,22 @@ mod tests {
                 tz: chrono_tz::UTC,
                 rollups: false,
             },
-            &DuckDb,
+            dialect,
         )
     }
 
     #[test]
     fn placeholders_match_params_and_no_value_is_inlined() {
         let evil = "'); DROP TABLE events; --";
-        let qs = planned(json!({"site_id": "e.com", "date_range": "7d",
+        let query = json!({"site_id": "e.com", "date_range": "7d",
             "metrics": ["visitors", "visits", "bounce_rate", "time_on_page", "scroll_depth", "percentage"],
             "dimensions": ["visit:country", "time:day"],
-            "filters": [["is", "event:page", [evil]], ["or", [["contains", "visit:source", [evil], {"case_sensitive": false}], ["matches_not", "event:props:plan", ["^pro$"]]]]]}));
+            "filters": [["is", "event:page", [evil]], ["or", [["contains", "visit:source", [evil], {"case_sensitive": false}], ["matches_not", "event:props:plan", ["^pro$"]]]]]});
+        let qs = planned(query.clone());
         assert_eq!(qs.len(), 5);
-        for q in &qs {
+        let inline = planned_in(query, &ClickHouse);
+        assert_eq!(inline.len(), 5);
+        for q in qs.iter().chain(&inline) {
             assert_eq!(q.sql.matches('?').count(), q.params.len(), "{}", q.sql);
             assert!(
                 !q.sql.contains("DROP"),

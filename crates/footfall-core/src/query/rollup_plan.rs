@@ -234,7 +234,7 @@ pub fn query(
     }
     let sums = |cols: &[&str]| {
         cols.iter()
-            .map(|c| format!("CAST(coalesce(sum({c}), 0) AS DOUBLE)"))
+            .map(|c| dialect.to_double(&format!("coalesce(sum({c}), 0)")))
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -248,8 +248,9 @@ pub fn query(
         ),
         Part::EventCounts => (
             format!(
-                "{}, CAST(NULL AS DOUBLE)",
-                sums(&["r.visitors", "r.pageviews", "r.events"])
+                "{}, {}",
+                sums(&["r.visitors", "r.pageviews", "r.events"]),
+                dialect.null_double()
             ),
             "r.events",
         ),
@@ -264,15 +265,21 @@ pub fn query(
         ),
         Part::ScrollDepth => (
             // NULL, as the raw average over no visits, where a page has rows but no scroll.
-            "CAST(sum(r.scroll_sum) AS DOUBLE) / CAST(nullif(sum(r.scroll_visits), 0) AS DOUBLE)"
-                .to_string(),
+            format!(
+                "{} / {}",
+                dialect.to_double("sum(r.scroll_sum)"),
+                dialect.to_double("nullif(sum(r.scroll_visits), 0)")
+            ),
             "r.scroll_visits",
         ),
         Part::TimeOnPage => (
             // NULL where the page was viewed but no view was measured: the raw rows have
             // the group (every page view in range) with an average over nothing.
-            "CAST(sum(r.page_time_ms) AS DOUBLE) / CAST(nullif(sum(r.page_time_visits), 0) AS DOUBLE)"
-                .to_string(),
+            format!(
+                "{} / {}",
+                dialect.to_double("sum(r.page_time_ms)"),
+                dialect.to_double("nullif(sum(r.page_time_visits), 0)")
+            ),
             "r.pageviews",
         ),
         _ => (sums(&["r.visitors"]), "r.visitors"),

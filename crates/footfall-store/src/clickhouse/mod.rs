@@ -1,0 +1,307 @@
+//! The cluster's event store: ClickHouse over its HTTP interface.
+//!
+//! ClickHouse has no transactions across statements or tables, so "stored exactly once"
+//! rests on the log position every row carries. A chunk of records is written as: events,
+//! then visit rows, then one `log_applied` row naming the chunk's last position. An applier
+//! resumes after the highest `log_applied` position of its partition, and before its first
+//! write removes any row of that partition beyond it — what an applier that died between
+//! two of the inserts left behind. So a flush that dies at any point (before, during or
+//! after an insert) is redone once, whole, by whoever applies the partition next.
+//!
+//! One applier writes a log partition at a time (the cluster's lease sees to that); many
+//! partitions share the tables.
+
+mod http;
+mod rows;
+mod schema;
+
+use crate::event_store::{Compacted, EventStore, QueryRow, RebuildProgress};
+use crate::log::LogPosition;
+use crate::StoreError;
+use footfall_core::live::Counters;
+use footfall_core::query::plan::{ClickHouse, Dialect, SqlQuery};
+use footfall_core::record::CommitRecord;
+use footfall_core::SiteId;
+use http::Http;
+use std::time::{Duration, Instant};
+
+pub use schema::{statements as schema_statements, VERSION as SCHEMA_VERSION};
+
+/// A planned query as the statement this store sends: values written in as literals.
+pub fn literal_sql(q: &SqlQuery) -> Result<String, StoreError> {
+    http::render(&q.sql, &q.params)
+}
+
+/// Where a flush stops, for tests of what a crash at that point leaves behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushStage {
+    /// After the events were inserted, before the visit rows.
+    AfterEvents,
+    /// After the visit rows, before the chunk was marked applied.
+    AfterSessions,
+    /// After the chunk was marked applied, before `apply` returned.
+    AfterMarker,
+}
+
+/// One connection's view of the store, applying one log partition.
+pub struct ChStore {
+    http: Http,
+    database: String,
+    part: u16,
+    /// The partition's applied position once this connection has checked that nothing
+    /// beyond it is stored (None: check before the next write).
+    applied: Option<u64>,
+    fail_at: Option<FlushStage>,
+}
+
+static DIALECT: ClickHouse = ClickHouse;
+
+/// How long a cleanup waits for ClickHouse to finish deleting a half-written chunk.
+const MUTATION_WAIT: Duration = Duration::from_secs(120);
+
+impl ChStore {
+    /// Connects to `database` on the server at `url` (created with its tables if missing),
+    /// to apply log partition `part`.
+    pub fn open(url: &str, database: &str, part: u16) -> Result<ChStore, StoreError> {
+        let http = Http::new(url, database)?;
+        schema::migrate(&http, database)?;
+        Ok(ChStore {
+            http,
+            database: database.to_string(),
+            part,
+            applied: None,
+            fail_at: None,
+        })
+    }
+
+    /// Test hook: the next flush stops with an error at `stage`, leaving what a process
+    /// killed there would leave.
+    pub fn fail_at(&mut self, stage: Option<FlushStage>) {
+        self.fail_at = stage;
+    }
+
+    fn marker(&self) -> Result<(u64, u64), StoreError> {
+        let rows = self.http.rows(&format!(
+            "SELECT position, id_base FROM log_applied WHERE log_part = {} ORDER BY position DESC LIMIT 1",
+            self.part
+        ))?;
+        let field = |i: usize| -> Result<u64, StoreError> {
+            rows.first()
+                .and_then(|r| r.get(i).cloned().flatten())
+                .map_or(Ok(0), |v| {
+                    v.parse()
+                        .map_err(|_| StoreError::Corrupt(format!("log_applied holds {v:?}")))
+                })
+        };
+        Ok((field(0)?, field(1)?))
+    }
+
+    /// The applied position, after removing whatever a dead flush wrote beyond it.
+    fn recovered(&mut self) -> Result<u64, StoreError> {
+        if let Some(a) = self.applied {
+            return Ok(a);
+        }
+        let (applied, _) = self.marker()?;
+        for table in ["events", "sessions"] {
+            let beyond = format!("log_part = {} AND log_pos > {applied}", self.part);
+            let n = self
+                .http
+                .number(&format!("SELECT count() FROM {table} WHERE {beyond}"))?;
+            if n > 0 {
+                tracing::warn!(table, rows = n, part = self.part, applied, "removing the rows of an unfinished flush");
+                self.http
+                    .execute(&format!("ALTER TABLE {table} DELETE WHERE {beyond}"))?;
+                self.wait_for_mutations(table)?;
+            }
+        }
+        self.applied = Some(applied);
+        Ok(applied)
+    }
+
+    /// Deletes run in the background; wait until they are done, or a retry would read the
+    /// rows they are removing.
+    fn wait_for_mutations(&self, table: &str) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let sql = format!(
+            "SELECT count() FROM system.mutations WHERE database = {} AND table = {} AND is_done = 0",
+            http::quote(&self.database),
+            http::quote(table)
+        );
+        while self.http.number(&sql)? > 0 {
+            if started.elapsed() > MUTATION_WAIT {
+                return Err(StoreError::Unavailable(format!(
+                    "ClickHouse has not finished deleting an unfinished flush from {table} after {MUTATION_WAIT:?}"
+                )));
+            }
+            // Polling the server: there is no notification to wait on in 18.16.
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
+    fn stop_at(&mut self, stage: FlushStage) -> Result<(), StoreError> {
+        if self.fail_at == Some(stage) {
+            self.fail_at = None;
+            return Err(StoreError::Unavailable(format!(
+                "flush stopped {stage:?} (test hook)"
+            )));
+        }
+        Ok(())
+    }
+
+    fn write(
+        &mut self,
+        fresh: &[&(LogPosition, CommitRecord)],
+        last: u64,
+        id_base: u64,
+    ) -> Result<(usize, usize), StoreError> {
+        let (events, n_events) = rows::events(fresh, self.part)?;
+        let (sessions, n_sessions) = rows::sessions(fresh, self.part)?;
+        self.http.insert_json("events", events)?;
+        self.stop_at(FlushStage::AfterEvents)?;
+        self.http.insert_json("sessions", sessions)?;
+        self.stop_at(FlushStage::AfterSessions)?;
+        self.http.execute(&format!(
+            "INSERT INTO log_applied (log_part, position, id_base) VALUES ({}, {last}, {id_base})",
+            self.part
+        ))?;
+        self.stop_at(FlushStage::AfterMarker)?;
+        Ok((n_events, n_sessions))
+    }
+}
+
+impl EventStore for ChStore {
+    fn applied(&self) -> Result<(LogPosition, u64), StoreError> {
+        let (position, id_base) = self.marker()?;
+        Ok((LogPosition(position), id_base))
+    }
+
+    fn apply(
+        &mut self,
+        records: &[(LogPosition, CommitRecord)],
+    ) -> Result<LogPosition, StoreError> {
+        let started = Instant::now();
+        let applied = self.recovered()?;
+        let fresh: Vec<&(LogPosition, CommitRecord)> =
+            records.iter().filter(|(p, _)| p.0 > applied).collect();
+        for (i, (p, _)) in fresh.iter().enumerate() {
+            if p.0 != applied + 1 + i as u64 {
+                return Err(StoreError::Corrupt(format!(
+                    "log record {} given to storage after position {}: records must be applied in order without gaps",
+                    p.0,
+                    applied + i as u64
+                )));
+            }
+        }
+        let Some(last) = fresh.last().map(|(p, _)| p.0) else {
+            return Ok(LogPosition(applied));
+        };
+        let (_, id_base) = self.marker()?;
+        match self.write(&fresh, last, id_base) {
+            Ok((events, sessions)) => {
+                self.applied = Some(last);
+                tracing::debug!(
+                    part = self.part,
+                    records = fresh.len(),
+                    events,
+                    session_rows = sessions,
+                    position = last,
+                    committed_us = started.elapsed().as_micros() as u64,
+                    "applied"
+                );
+                Ok(LogPosition(last))
+            }
+            Err(e) => {
+                // Whatever part of the chunk got in is removed before the next write.
+                self.applied = None;
+                Err(e)
+            }
+        }
+    }
+
+    fn dialect(&self) -> &'static dyn Dialect {
+        &DIALECT
+    }
+
+    fn run_query(&self, q: &SqlQuery) -> Result<Vec<QueryRow>, StoreError> {
+        let started = Instant::now();
+        let sql = http::render(&q.sql, &q.params)?;
+        let width = q.part.width();
+        let mut out = Vec::new();
+        for fields in self.http.rows(&sql)? {
+            if fields.len() != q.dimensions + width {
+                return Err(StoreError::Corrupt(format!(
+                    "ClickHouse answered {} columns where {} were asked for",
+                    fields.len(),
+                    q.dimensions + width
+                )));
+            }
+            let dims = fields[..q.dimensions]
+                .iter()
+                .map(|f| f.clone().unwrap_or_default())
+                .collect();
+            let nums = fields[q.dimensions..]
+                .iter()
+                .map(|f| {
+                    // An average over nothing is nan here and NULL in SQL's other engines.
+                    f.as_deref()
+                        .and_then(|v| v.parse::<f64>().ok())
+                        .filter(|v| !v.is_nan())
+                })
+                .collect();
+            out.push((dims, nums));
+        }
+        tracing::debug!(part = ?q.part, ms = started.elapsed().as_secs_f64() * 1e3, rows = out.len(), sql = %q.sql, params = ?q.params, "query");
+        Ok(out)
+    }
+
+    fn rebuild_counters(
+        &self,
+        _chunk_size: u64,
+        _progress: &mut dyn FnMut(RebuildProgress) -> bool,
+    ) -> Result<Counters, StoreError> {
+        Err(StoreError::Unsupported(
+            "live counters in cluster mode are kept in Redis, not rebuilt from ClickHouse",
+        ))
+    }
+
+    fn stale_rollups(&self) -> Result<Vec<SiteId>, StoreError> {
+        // No rollups are kept in ClickHouse yet: every report reads raw rows.
+        Ok(Vec::new())
+    }
+
+    fn rollup_zone(&self, _site: &SiteId) -> Result<Option<String>, StoreError> {
+        Ok(None)
+    }
+
+    fn rebuild_rollups(
+        &mut self,
+        _site: &SiteId,
+        _progress: &mut dyn FnMut(RebuildProgress) -> bool,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn stop_rollups(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn compact(&mut self, _cutoff: i64) -> Result<Option<Compacted>, StoreError> {
+        // MergeTree keeps rows in key order itself.
+        Ok(None)
+    }
+
+    fn checkpoint(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn connect(&self) -> Result<Box<dyn EventStore>, StoreError> {
+        Ok(Box::new(ChStore {
+            http: self.http.clone(),
+            database: self.database.clone(),
+            part: self.part,
+            applied: None,
+            fail_at: None,
+        }))
+    }
+}

@@ -1,0 +1,156 @@
+//! The cluster's tables in ClickHouse, created in order by versioned migrations. Every
+//! statement is idempotent (`IF NOT EXISTS`), so nodes starting at once may all run them.
+//!
+//! Times are Int64 unix milliseconds as in the embedded store (DateTime64 is not in 18.16),
+//! and partitions and sort keys take the UTC day of them. Every raw row carries the log
+//! partition and position of the record it came from (`log_part`, `log_pos`): how an
+//! applier that took over from a crashed one finds and removes a half-written chunk.
+
+use super::http::Http;
+use crate::StoreError;
+
+/// `toDate` of a millisecond column, in UTC.
+macro_rules! day_of {
+    ($col:literal) => {
+        concat!("toDate(toDateTime(intDiv(", $col, ", 1000), 'UTC'))")
+    };
+}
+
+const MIGRATIONS: &[(u32, &[&str])] = &[(
+    1,
+    &[
+        concat!(
+            "CREATE TABLE IF NOT EXISTS events (
+    event_id        UInt64,
+    site            String,
+    ts              Int64,
+    name            String,
+    visitor_id      UInt64,
+    session_id      UInt64,
+    hostname        String,
+    pathname        String,
+    title           Nullable(String),
+    page_type       Nullable(String),
+    referrer        String,
+    referrer_source String,
+    utm_source      String,
+    utm_medium      String,
+    utm_campaign    String,
+    utm_content     String,
+    utm_term        String,
+    country         String,
+    region          String,
+    city            String,
+    latitude        Nullable(Float64),
+    longitude       Nullable(Float64),
+    browser         String,
+    browser_version String,
+    os              String,
+    os_version      String,
+    device          String,
+    props           String,
+    scroll_depth    Nullable(UInt8),
+    engaged_ms      Nullable(UInt64),
+    interactive     UInt8,
+    prop_keys       Array(String),
+    prop_values     Array(String),
+    log_part        UInt16,
+    log_pos         UInt64
+) ENGINE = MergeTree
+PARTITION BY toYYYYMM(",
+            day_of!("ts"),
+            ")
+ORDER BY (site, ",
+            day_of!("ts"),
+            ", name, visitor_id, ts)"
+        ),
+        // A visit's state changes are collapsing pairs: −1 for the old version (an exact
+        // copy of its +1 row), +1 for the new. Both rows of a version share the visit's
+        // start, so they share a partition and a sort key and merges cancel them.
+        concat!(
+            "CREATE TABLE IF NOT EXISTS sessions (
+    site            String,
+    session_id      UInt64,
+    visitor_id      UInt64,
+    sign            Int8,
+    version         UInt64,
+    start_ts        Int64,
+    end_ts          Int64,
+    duration_ms     Int64,
+    entry_page      String,
+    exit_page       String,
+    pageviews       UInt32,
+    events          UInt32,
+    is_bounce       UInt8,
+    hostname        String,
+    referrer        String,
+    referrer_source String,
+    utm_source      String,
+    utm_medium      String,
+    utm_campaign    String,
+    utm_content     String,
+    utm_term        String,
+    country         String,
+    region          String,
+    city            String,
+    browser         String,
+    browser_version String,
+    os              String,
+    os_version      String,
+    device          String,
+    log_part        UInt16,
+    log_pos         UInt64
+) ENGINE = VersionedCollapsingMergeTree(sign, version)
+PARTITION BY toYYYYMM(",
+            day_of!("start_ts"),
+            ")
+ORDER BY (site, ",
+            day_of!("start_ts"),
+            ", session_id)"
+        ),
+        // One row per applied chunk, written after the chunk's rows: the highest position
+        // of a partition is where its applier resumes.
+        "CREATE TABLE IF NOT EXISTS log_applied (
+    log_part   UInt16,
+    position   UInt64,
+    id_base    UInt64,
+    applied_at DateTime DEFAULT now()
+) ENGINE = ReplacingMergeTree ORDER BY (log_part, position)",
+    ],
+)];
+
+pub const VERSION: u32 = 1;
+
+const VERSIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_version (version UInt32, applied_at DateTime DEFAULT now()) \
+     ENGINE = ReplacingMergeTree ORDER BY version";
+
+/// Every statement that creates the current tables, in order (for checking the schema on
+/// another ClickHouse release).
+pub fn statements() -> Vec<&'static str> {
+    std::iter::once(VERSIONS_TABLE)
+        .chain(MIGRATIONS.iter().flat_map(|(_, s)| s.iter().copied()))
+        .collect()
+}
+
+/// Creates the database if needed and brings its tables to [`VERSION`].
+pub fn migrate(http: &Http, database: &str) -> Result<(), StoreError> {
+    http.server()
+        .execute(&format!("CREATE DATABASE IF NOT EXISTS {database}"))?;
+    http.execute(VERSIONS_TABLE)?;
+    let current = http.number("SELECT max(version) FROM schema_version")? as u32;
+    if current > VERSION {
+        return Err(StoreError::SchemaTooNew {
+            found: i64::from(current),
+            known: i64::from(VERSION),
+        });
+    }
+    for (version, statements) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        for s in *statements {
+            http.execute(s)?;
+        }
+        http.execute(&format!(
+            "INSERT INTO schema_version (version) VALUES ({version})"
+        ))?;
+    }
+    Ok(())
+}

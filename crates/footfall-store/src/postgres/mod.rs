@@ -1,0 +1,313 @@
+//! The cluster's metadata store: PostgreSQL. The same tables as the embedded store's
+//! metadata, shared by every node. Writes that two nodes may race on are single statements
+//! that settle the race in the database: the daily salt is inserted with `ON CONFLICT DO
+//! NOTHING` and read back, so every node hashes visitors with the same salt.
+
+mod schema;
+
+use crate::metadata::{ApiKeyRow, MetadataStore, SessionRecord, Site, UserRow};
+use crate::StoreError;
+use footfall_core::SiteId;
+use ::postgres::{Client, NoTls};
+use std::sync::Mutex;
+
+pub use schema::VERSION as SCHEMA_VERSION;
+
+/// One connection to the metadata database.
+pub struct PgStore {
+    url: String,
+    client: Mutex<Client>,
+}
+
+fn err(e: ::postgres::Error) -> StoreError {
+    if e.is_closed() || e.as_db_error().is_none() {
+        StoreError::Unavailable(format!("PostgreSQL: {e}"))
+    } else {
+        StoreError::Backend(format!("PostgreSQL: {e}"))
+    }
+}
+
+fn site_id(raw: String) -> Result<SiteId, StoreError> {
+    SiteId::parse(&raw).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+impl PgStore {
+    /// Connects (`postgres://user@host:port/db`) and brings the tables up to date.
+    pub fn open(url: &str) -> Result<PgStore, StoreError> {
+        let mut client = Client::connect(url, NoTls).map_err(err)?;
+        schema::migrate(&mut client)?;
+        Ok(PgStore {
+            url: url.to_string(),
+            client: Mutex::new(client),
+        })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Client) -> Result<T, ::postgres::Error>) -> Result<T, StoreError> {
+        let mut c = self.client.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut c).map_err(err)
+    }
+}
+
+impl MetadataStore for PgStore {
+    fn add_site(&self, site: &SiteId, public: bool, now_ms: i64) -> Result<bool, StoreError> {
+        self.with(|c| {
+            // xmax = 0 only on a row this statement inserted.
+            let row = c.query_one(
+                "INSERT INTO sites (domain, public, created_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (domain) DO UPDATE SET public = EXCLUDED.public \
+                 RETURNING (xmax = 0)",
+                &[&site.as_str(), &public, &now_ms],
+            )?;
+            row.try_get(0)
+        })
+    }
+
+    fn sites(&self) -> Result<Vec<Site>, StoreError> {
+        let rows = self.with(|c| {
+            c.query(
+                "SELECT domain, public, created_at, timezone, share_token, openpanel_client_id \
+                 FROM sites ORDER BY domain",
+                &[],
+            )
+        })?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(Site {
+                    domain: site_id(r.try_get(0).map_err(err)?)?,
+                    public: r.try_get(1).map_err(err)?,
+                    created_at: r.try_get(2).map_err(err)?,
+                    timezone: r.try_get(3).map_err(err)?,
+                    share_token: r.try_get(4).map_err(err)?,
+                    openpanel_client_id: r.try_get(5).map_err(err)?,
+                })
+            })
+            .collect()
+    }
+
+    fn set_site_timezone(&self, site: &SiteId, timezone: &str) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE sites SET timezone = $1 WHERE domain = $2",
+                &[&timezone, &site.as_str()],
+            )
+        })
+        .map(drop)
+    }
+
+    fn set_share_token(&self, site: &SiteId, token: Option<&str>) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE sites SET share_token = $1 WHERE domain = $2",
+                &[&token, &site.as_str()],
+            )
+        })
+        .map(drop)
+    }
+
+    fn set_openpanel_client_id(&self, site: &SiteId, id: Option<&str>) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE sites SET openpanel_client_id = $1 WHERE domain = $2",
+                &[&id, &site.as_str()],
+            )
+        })
+        .map(drop)
+    }
+
+    fn rotate_salts(&self, day: i64, fresh: &str) -> Result<(String, Option<String>), StoreError> {
+        self.with(|c| {
+            let mut tx = c.transaction()?;
+            tx.execute("DELETE FROM salts WHERE day < $1", &[&(day - 1)])?;
+            // The first node to rotate decides today's salt; the others read it.
+            tx.execute(
+                "INSERT INTO salts (day, salt) VALUES ($1, $2) ON CONFLICT (day) DO NOTHING",
+                &[&day, &fresh],
+            )?;
+            let rows = tx.query(
+                "SELECT day, salt FROM salts WHERE day IN ($1, $2)",
+                &[&day, &(day - 1)],
+            )?;
+            tx.commit()?;
+            let mut today = String::new();
+            let mut yesterday = None;
+            for r in rows {
+                let (d, s): (i64, String) = (r.try_get(0)?, r.try_get(1)?);
+                if d == day {
+                    today = s;
+                } else {
+                    yesterday = Some(s);
+                }
+            }
+            Ok((today, yesterday))
+        })
+    }
+
+    fn salt_days(&self) -> Result<Vec<i64>, StoreError> {
+        let rows = self.with(|c| c.query("SELECT day FROM salts ORDER BY day", &[]))?;
+        rows.iter().map(|r| r.try_get(0).map_err(err)).collect()
+    }
+
+    fn create_api_key(
+        &self,
+        id: &str,
+        hash: &str,
+        sites: &[SiteId],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let sites = sites
+            .iter()
+            .map(SiteId::as_str)
+            .collect::<Vec<_>>()
+            .join(",");
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO api_keys (id, hash, sites, created_at) VALUES ($1, $2, $3, $4)",
+                &[&id, &hash, &sites, &now_ms],
+            )
+        })
+        .map(drop)
+    }
+
+    fn revoke_api_key(&self, id: &str, now_ms: i64) -> Result<bool, StoreError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+                &[&now_ms, &id],
+            )
+        })
+        .map(|n| n > 0)
+    }
+
+    fn api_keys(&self) -> Result<Vec<ApiKeyRow>, StoreError> {
+        let rows = self.with(|c| {
+            c.query(
+                "SELECT id, hash, sites, created_at, revoked_at IS NOT NULL FROM api_keys \
+                 ORDER BY created_at, id",
+                &[],
+            )
+        })?;
+        rows.into_iter()
+            .map(|r| {
+                let sites: String = r.try_get(2).map_err(err)?;
+                Ok(ApiKeyRow {
+                    id: r.try_get(0).map_err(err)?,
+                    hash: r.try_get(1).map_err(err)?,
+                    sites: sites
+                        .split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                        .collect(),
+                    created_at: r.try_get(3).map_err(err)?,
+                    revoked: r.try_get(4).map_err(err)?,
+                })
+            })
+            .collect()
+    }
+
+    fn put_user(&self, username: &str, password_hash: &str, now_ms: i64) -> Result<bool, StoreError> {
+        self.with(|c| {
+            let row = c.query_one(
+                "INSERT INTO users (username, password_hash, created_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (username) DO UPDATE SET password_hash = EXCLUDED.password_hash \
+                 RETURNING (xmax = 0)",
+                &[&username, &password_hash, &now_ms],
+            )?;
+            row.try_get(0)
+        })
+    }
+
+    fn users(&self) -> Result<Vec<UserRow>, StoreError> {
+        let rows = self.with(|c| {
+            c.query(
+                "SELECT username, password_hash, created_at FROM users ORDER BY username",
+                &[],
+            )
+        })?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(UserRow {
+                    username: r.try_get(0).map_err(err)?,
+                    password_hash: r.try_get(1).map_err(err)?,
+                    created_at: r.try_get(2).map_err(err)?,
+                })
+            })
+            .collect()
+    }
+
+    fn delete_user_sessions(&self, username: &str) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "DELETE FROM dashboard_sessions WHERE username = $1",
+                &[&username],
+            )
+        })
+        .map(drop)
+    }
+
+    fn delete_user(&self, username: &str) -> Result<bool, StoreError> {
+        self.with(|c| {
+            let mut tx = c.transaction()?;
+            tx.execute(
+                "DELETE FROM dashboard_sessions WHERE username = $1",
+                &[&username],
+            )?;
+            let n = tx.execute("DELETE FROM users WHERE username = $1", &[&username])?;
+            tx.commit()?;
+            Ok(n > 0)
+        })
+    }
+
+    fn put_session(&self, s: &SessionRecord, now_ms: i64) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO dashboard_sessions (token_hash, username, csrf, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[&s.token_hash, &s.username, &s.csrf, &now_ms, &s.expires_at],
+            )
+        })
+        .map(drop)
+    }
+
+    fn delete_session(&self, token_hash: &str) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "DELETE FROM dashboard_sessions WHERE token_hash = $1",
+                &[&token_hash],
+            )
+        })
+        .map(drop)
+    }
+
+    fn live_sessions(&self, now_ms: i64) -> Result<Vec<SessionRecord>, StoreError> {
+        let rows = self.with(|c| {
+            c.execute(
+                "DELETE FROM dashboard_sessions WHERE expires_at <= $1",
+                &[&now_ms],
+            )?;
+            c.query(
+                "SELECT token_hash, username, csrf, expires_at FROM dashboard_sessions \
+                 ORDER BY token_hash",
+                &[],
+            )
+        })?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(SessionRecord {
+                    token_hash: r.try_get(0).map_err(err)?,
+                    username: r.try_get(1).map_err(err)?,
+                    csrf: r.try_get(2).map_err(err)?,
+                    expires_at: r.try_get(3).map_err(err)?,
+                })
+            })
+            .collect()
+    }
+
+    fn checkpoint(&self) -> Result<(), StoreError> {
+        // Every statement is committed (and WAL-logged by the server) when it returns.
+        Ok(())
+    }
+
+    fn connect(&self) -> Result<Box<dyn MetadataStore>, StoreError> {
+        Ok(Box::new(PgStore::open(&self.url)?))
+    }
+}

@@ -1,0 +1,72 @@
+//! The metadata tables in PostgreSQL, by versioned migrations. Nodes starting at once are
+//! serialised by a transaction-scoped advisory lock, so each migration runs once.
+
+use super::err;
+use crate::StoreError;
+use ::postgres::Client;
+
+const MIGRATIONS: &[(i32, &str)] = &[(
+    1,
+    "CREATE TABLE sites (
+    domain              TEXT PRIMARY KEY,
+    public              BOOLEAN NOT NULL DEFAULT false,
+    created_at          BIGINT  NOT NULL,
+    timezone            TEXT    NOT NULL DEFAULT 'UTC',
+    share_token         TEXT,
+    openpanel_client_id TEXT
+);
+CREATE TABLE salts (
+    day   BIGINT PRIMARY KEY,   -- days since the epoch, UTC
+    salt  TEXT NOT NULL         -- hex
+);
+CREATE TABLE api_keys (
+    id          TEXT PRIMARY KEY,
+    hash        TEXT   NOT NULL,
+    sites       TEXT   NOT NULL,
+    created_at  BIGINT NOT NULL,
+    revoked_at  BIGINT
+);
+CREATE TABLE users (
+    username       TEXT PRIMARY KEY,
+    password_hash  TEXT   NOT NULL,
+    created_at     BIGINT NOT NULL
+);
+CREATE TABLE dashboard_sessions (
+    token_hash  TEXT PRIMARY KEY,
+    username    TEXT   NOT NULL,
+    csrf        TEXT   NOT NULL,
+    created_at  BIGINT NOT NULL,
+    expires_at  BIGINT NOT NULL
+);",
+)];
+
+pub const VERSION: i32 = 1;
+
+/// A fixed key for the advisory lock that serialises migrations ("footfall" in ASCII).
+const MIGRATION_LOCK: i64 = 0x666f_6f74_6661_6c6c;
+
+pub fn migrate(client: &mut Client) -> Result<(), StoreError> {
+    let mut tx = client.transaction().map_err(err)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .map_err(err)?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+    )
+    .map_err(err)?;
+    let current: i32 = tx
+        .query_one("SELECT coalesce(max(version), 0) FROM schema_version", &[])
+        .and_then(|r| r.try_get(0))
+        .map_err(err)?;
+    if current > VERSION {
+        return Err(StoreError::SchemaTooNew {
+            found: i64::from(current),
+            known: i64::from(VERSION),
+        });
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        tx.batch_execute(sql).map_err(err)?;
+        tx.execute("INSERT INTO schema_version (version) VALUES ($1)", &[version])
+            .map_err(err)?;
+    }
+    tx.commit().map_err(err)
+}

@@ -1,0 +1,419 @@
+//! The cluster's event store (ClickHouse) against the embedded one (DuckDB): the same
+//! records go into both, and every query of a random set, planned for each store's dialect,
+//! must give the same answer. And a flush stopped at each point where a crash can stop it
+//! leaves, once the next applier has run, every record stored exactly once.
+//!
+//! Needs a ClickHouse server: `FOOTFALL_TEST_CLICKHOUSE=http://127.0.0.1:18123`
+//! (scripts/test starts Debian's 18.16 on that port). Without it these tests fail.
+
+mod common;
+
+use common::traffic::*;
+use footfall_core::query::parse;
+use footfall_core::query::plan::{Part, SqlQuery};
+use footfall_store::clickhouse::FlushStage;
+use footfall_store::{ChStore, DuckStore, EventStore, LogPosition, MetadataStore};
+use proptest::prelude::*;
+
+fn server() -> String {
+    std::env::var("FOOTFALL_TEST_CLICKHOUSE").expect(
+        "FOOTFALL_TEST_CLICKHOUSE must name a ClickHouse server's HTTP address \
+         (scripts/test starts one; see scripts/services)",
+    )
+}
+
+/// A database of its own for each test case, dropped when the case ends.
+struct TestDb {
+    name: String,
+}
+
+impl TestDb {
+    fn new(tag: &str) -> TestDb {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        TestDb {
+            name: format!(
+                "footfall_test_{tag}_{}_{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ),
+        }
+    }
+
+    fn open(&self, part: u16) -> ChStore {
+        ChStore::open(&server(), &self.name, part).expect("open the ClickHouse store")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let _ = reqwest::blocking::Client::new()
+            .post(server())
+            .body(format!("DROP DATABASE IF EXISTS {}", self.name))
+            .send();
+    }
+}
+
+fn duck(dir: &std::path::Path) -> DuckStore {
+    let store = DuckStore::open(dir).unwrap();
+    for (domain, tz) in SITES {
+        let site = footfall_core::SiteId::parse(domain).unwrap();
+        store.add_site(&site, false, 0).unwrap();
+        store.set_site_timezone(&site, tz).unwrap();
+    }
+    store
+}
+
+/// Every stored event and the current state of every visit, as comparable text. The SQL
+/// differs per engine; what it lists must not.
+fn stored(store: &dyn EventStore, clickhouse: bool) -> Vec<String> {
+    let (events, visits) = if clickhouse {
+        (
+            "SELECT concat('e|', toString(event_id), '|', site, '|', toString(ts), '|', name, '|', toString(session_id), '|', pathname), 0 FROM events",
+            "SELECT concat('s|', site, '|', toString(session_id), '|', toString(version), '|', toString(start_ts), '|', toString(end_ts), '|', toString(pageviews), '|', exit_page), 0 \
+             FROM sessions GROUP BY site, session_id, version, start_ts, end_ts, pageviews, exit_page HAVING sum(sign) <> 0",
+        )
+    } else {
+        (
+            "SELECT 'e|' || event_id || '|' || site || '|' || ts || '|' || name || '|' || session_id || '|' || pathname, 0 FROM events",
+            "SELECT 's|' || site || '|' || session_id || '|' || version || '|' || start_ts || '|' || end_ts || '|' || pageviews || '|' || exit_page, 0 \
+             FROM sessions GROUP BY ALL HAVING sum(sign) <> 0",
+        )
+    };
+    let mut out = Vec::new();
+    for sql in [events, visits] {
+        let q = SqlQuery {
+            sql: sql.into(),
+            params: vec![],
+            part: Part::Total,
+            dimensions: 1,
+        };
+        out.extend(
+            store
+                .run_query(&q)
+                .unwrap()
+                .into_iter()
+                .map(|(d, _)| d[0].clone()),
+        );
+    }
+    out.sort();
+    out
+}
+
+fn check_same_answers(duck: &DuckStore, ch: &ChStore, shapes: &[(usize, (u8, u8, u8, u8, u8))]) {
+    for (site, shape) in shapes {
+        let (body, _) = query(*site, *shape);
+        let tz: chrono_tz::Tz = SITES[*site].1.parse().unwrap();
+        let q = parse::parse_v2(&body, tz).unwrap();
+        let (want, _) = answer(duck, &q, SITES[*site].0, false);
+        let (got, used) = answer(ch, &q, SITES[*site].0, false);
+        assert!(!used, "ClickHouse has no rollups to read");
+        assert_eq!(
+            comparable(&got),
+            comparable(&want),
+            "query {body} on ClickHouse (left) and DuckDB (right)"
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
+
+    #[test]
+    fn clickhouse_answers_what_duckdb_answers(
+        events in proptest::collection::vec(ev_strategy(), 1..400),
+        batch in 1usize..60,
+        shapes in proptest::collection::vec((0usize..4, (0u8..3, 0u8..10, 0u8..5, 0u8..4, 0u8..4)), 40),
+    ) {
+        let recs = records(&events, batch);
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = duck(dir.path());
+        EventStore::apply(&mut d, &recs).unwrap();
+        let db = TestDb::new("answers");
+        let mut ch = db.open(0);
+        // In chunks, as an applier moves a log.
+        for chunk in recs.chunks(7) {
+            ch.apply(chunk).unwrap();
+        }
+        prop_assert_eq!(ch.applied().unwrap().0, LogPosition(recs.len() as u64));
+        prop_assert_eq!(stored(&ch, true), stored(&d, false));
+        check_same_answers(&d, &ch, &shapes);
+    }
+}
+
+/// Every shape of query, on one fixed set of traffic: each metric, dimension, filter kind,
+/// time bucket and range the generator makes.
+#[test]
+fn every_query_shape_agrees() {
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let events = proptest::collection::vec(ev_strategy(), 600)
+        .new_tree(&mut runner)
+        .unwrap()
+        .current();
+    let recs = records(&events, 25);
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = duck(dir.path());
+    EventStore::apply(&mut d, &recs).unwrap();
+    let db = TestDb::new("shapes");
+    let mut ch = db.open(0);
+    ch.apply(&recs).unwrap();
+    check_same_answers(&d, &ch, &all_shapes());
+}
+
+/// A flush stopped after the events, after the visit rows, or after the marker, then
+/// redone by a new connection (a new applier): every record is stored once.
+#[test]
+fn a_flush_stopped_anywhere_is_redone_exactly_once() {
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let events = proptest::collection::vec(ev_strategy(), 300)
+        .new_tree(&mut runner)
+        .unwrap()
+        .current();
+    let recs = records(&events, 10);
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = duck(dir.path());
+    EventStore::apply(&mut d, &recs).unwrap();
+
+    let db = TestDb::new("stops");
+    let stages = [
+        FlushStage::AfterEvents,
+        FlushStage::AfterSessions,
+        FlushStage::AfterMarker,
+    ];
+    let mut applier = db.open(3);
+    for (i, chunk) in recs.chunks(5).enumerate() {
+        let stage = stages[i % stages.len()];
+        applier.fail_at(Some(stage));
+        assert!(applier.apply(chunk).is_err(), "the hook stops the flush");
+        // The dead applier's connection is gone; a new one resumes from what is stored.
+        applier = db.open(3);
+        let resumed = applier.applied().unwrap().0;
+        let expected_before = chunk[0].0 .0 - 1;
+        if stage == FlushStage::AfterMarker {
+            assert_eq!(resumed, chunk[chunk.len() - 1].0, "the marker was written");
+        } else {
+            assert_eq!(resumed.0, expected_before, "the chunk was not marked applied");
+        }
+        // Everything up to the chunk's end again: earlier records are skipped, the
+        // stopped chunk is written once.
+        let end = (i + 1) * 5;
+        applier.apply(&recs[..end.min(recs.len())]).unwrap();
+    }
+    assert_eq!(applier.applied().unwrap().0, recs.last().unwrap().0);
+    assert_eq!(stored(&applier, true), stored(&d, false));
+
+    // Another partition's rows survive this one's cleanup: partition 4 stops after its
+    // events; partition 3, reopened, checks for leftovers of its own only.
+    let mut other = db.open(4);
+    other.fail_at(Some(FlushStage::AfterEvents));
+    assert!(other.apply(&recs[..5]).is_err());
+    let mut again = db.open(3);
+    again.apply(&recs).unwrap();
+    let with_other = stored(&again, true);
+    assert!(with_other.len() > stored(&d, false).len());
+    // …and partition 4's next applier removes its half-written chunk before writing it.
+    let mut other = db.open(4);
+    other.apply(&recs[..5]).unwrap();
+    let dir2 = tempfile::tempdir().unwrap();
+    let mut first = duck(dir2.path());
+    EventStore::apply(&mut first, &recs[..5]).unwrap();
+    // Events only: two partitions holding the same visits is no state a cluster makes.
+    let events = |rows: Vec<String>| -> Vec<String> {
+        rows.into_iter().filter(|r| r.starts_with("e|")).collect()
+    };
+    let mut expected = events(stored(&d, false));
+    expected.extend(events(stored(&first, false)));
+    expected.sort();
+    assert_eq!(events(stored(&other, true)), expected);
+}
+
+/// Records already applied are skipped; a gap is refused and changes nothing.
+#[test]
+fn applying_is_idempotent_and_refuses_gaps() {
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let events = proptest::collection::vec(ev_strategy(), 100)
+        .new_tree(&mut runner)
+        .unwrap()
+        .current();
+    let recs = records(&events, 10);
+    let db = TestDb::new("idem");
+    let mut ch = db.open(0);
+    ch.apply(&recs[..4]).unwrap();
+    let before = stored(&ch, true);
+    ch.apply(&recs[..4]).unwrap();
+    assert_eq!(stored(&ch, true), before);
+    let err = ch.apply(&recs[5..7]).unwrap_err();
+    assert!(err.to_string().contains("without gaps"), "{err}");
+    assert_eq!(stored(&ch, true), before);
+    ch.apply(&recs[2..]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = duck(dir.path());
+    EventStore::apply(&mut d, &recs).unwrap();
+    assert_eq!(stored(&ch, true), stored(&d, false));
+}
+
+/// A server that is not there is a clear, retryable error.
+#[test]
+fn an_unreachable_server_is_unavailable() {
+    let err = ChStore::open("http://127.0.0.1:9/", "footfall", 0)
+        .err()
+        .expect("nothing listens on port 9");
+    assert!(
+        matches!(err, footfall_store::StoreError::Unavailable(_)),
+        "{err}"
+    );
+    assert!(ChStore::open("ftp://x", "footfall", 0).is_err());
+    assert!(ChStore::open(&server(), "bad name; DROP", 0).is_err());
+}
+
+/// The planned statements of every query shape for `site`, as literal SQL.
+fn every_statement(store: &dyn EventStore) -> Vec<String> {
+    use footfall_core::query::plan::{self, BucketKey, Context};
+    use footfall_core::query::{time, Dimension};
+    let mut out = Vec::new();
+    for (site, shape) in all_shapes() {
+        let (body, _) = query(site, shape);
+        let tz: chrono_tz::Tz = SITES[site].1.parse().unwrap();
+        let q = parse::parse_v2(&body, tz).unwrap();
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 3, 10).unwrap();
+        let range = time::resolve(&q.date_range, q.timezone, today, Some(T0));
+        let buckets = q.time_dimension().map(|d| {
+            let Dimension::Time(b) = d else {
+                unreachable!()
+            };
+            let unit = b.unwrap_or_else(|| time::auto_bucket(&range));
+            let bs = time::buckets(&range, unit, q.timezone, 10_000);
+            BucketKey::new(unit, &bs, q.timezone)
+        });
+        let cx = Context {
+            site: SITES[site].0,
+            start: range.start,
+            end: range.end,
+            buckets: buckets.as_ref(),
+            tz: q.timezone,
+            rollups: false,
+        };
+        for s in plan::plan(&q, &cx, store.dialect()) {
+            out.push(footfall_store::clickhouse::literal_sql(&s).unwrap());
+        }
+    }
+    out
+}
+
+fn all_shapes() -> Vec<(usize, (u8, u8, u8, u8, u8))> {
+    let mut shapes = Vec::new();
+    for m in 0..3u8 {
+        for dim in 0..10u8 {
+            for t in 0..5u8 {
+                for f in 0..4u8 {
+                    // Ranges and sites rotate, so each shape runs once.
+                    let r = (m + dim + t + f) % 4;
+                    shapes.push(((dim as usize + t as usize) % 4, (m, dim, t, f, r)));
+                }
+            }
+        }
+    }
+    shapes
+}
+
+/// Rows of a TabSeparated answer, sorted, numbers rounded to 9 significant digits (the
+/// two releases may sum floats in another order).
+fn normalised(tsv: &str) -> Vec<String> {
+    let mut rows: Vec<String> = tsv
+        .lines()
+        .map(|line| {
+            line.split('\t')
+                .map(|f| match f.parse::<f64>() {
+                    Ok(v) if f.contains('.') || f.contains('e') => format!("{v:.9e}"),
+                    _ => f.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join("\t")
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// The same schema, data and statements on current ClickHouse (chdb, in process) give the
+/// same answers as on Debian's 18.16: the dialect stays inside what both run.
+#[test]
+fn current_clickhouse_runs_every_statement_alike() {
+    let python = std::env::var("FOOTFALL_TEST_CHDB_PYTHON").expect(
+        "FOOTFALL_TEST_CHDB_PYTHON must name a Python with chdb-core installed \
+         (scripts/test makes one)",
+    );
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let events = proptest::collection::vec(ev_strategy(), 600)
+        .new_tree(&mut runner)
+        .unwrap()
+        .current();
+    let recs = records(&events, 25);
+    let db = TestDb::new("chdb");
+    let mut ch = db.open(0);
+    ch.apply(&recs).unwrap();
+
+    let http = reqwest::blocking::Client::new();
+    let run = |sql: &str| -> String {
+        let resp = http
+            .post(format!(
+                "{}/?join_default_strictness=ALL&database={}",
+                server().trim_end_matches('/'),
+                db.name
+            ))
+            .body(format!("{sql} FORMAT TabSeparated"))
+            .send()
+            .unwrap();
+        let ok = resp.status().is_success();
+        let text = resp.text().unwrap();
+        assert!(ok, "18.16 refused {sql}: {text}");
+        text
+    };
+    let statements = every_statement(&ch);
+    let old: Vec<String> = statements.iter().map(|s| run(s)).collect();
+    let dump = |table: &str| -> String {
+        let resp = http
+            .post(format!("{}/?database={}", server().trim_end_matches('/'), db.name))
+            .body(format!("SELECT * FROM {table} FORMAT JSONEachRow"))
+            .send()
+            .unwrap();
+        resp.text().unwrap()
+    };
+    let job = serde_json::json!({
+        "setup": footfall_store::clickhouse::schema_statements(),
+        "inserts": [["events", dump("events")], ["sessions", dump("sessions")], ["log_applied", dump("log_applied")]],
+        "queries": statements,
+    });
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/chdb/run.py");
+    let mut child = std::process::Command::new(&python)
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("running {python}: {e}"));
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(job.to_string().as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "chdb: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let results = answer["results"].as_array().unwrap();
+    assert_eq!(results.len(), statements.len());
+    let mut non_empty = 0;
+    for ((sql, old), new) in statements.iter().zip(&old).zip(results) {
+        let rows = new["rows"]
+            .as_str()
+            .unwrap_or_else(|| panic!("current ClickHouse refused {sql}: {}", new["error"]));
+        assert_eq!(normalised(rows), normalised(old), "{sql}");
+        non_empty += usize::from(!old.trim().is_empty());
+    }
+    // The comparison means something only if most statements found rows.
+    assert!(non_empty * 2 > statements.len(), "{non_empty} of {}", statements.len());
+}

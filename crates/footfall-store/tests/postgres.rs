@@ -1,0 +1,163 @@
+//! The cluster's metadata store (PostgreSQL) behaves as the embedded one: the same
+//! operations, in the same order, give the same answers from both. And what nodes may race
+//! on is settled in the database: concurrent salt rotations agree on one salt.
+//!
+//! Needs a PostgreSQL server: `FOOTFALL_TEST_POSTGRES=postgres://footfall@127.0.0.1:15432/postgres`
+//! (scripts/test starts one). Without it these tests fail.
+
+use footfall_core::SiteId;
+use footfall_store::{DuckStore, MetadataStore, PgStore, SessionRecord};
+
+fn server() -> String {
+    std::env::var("FOOTFALL_TEST_POSTGRES").expect(
+        "FOOTFALL_TEST_POSTGRES must name a PostgreSQL server (scripts/test starts one; see scripts/services)",
+    )
+}
+
+/// A database of its own per test, dropped at the end.
+struct TestDb {
+    admin: postgres::Client,
+    name: String,
+}
+
+impl TestDb {
+    fn new(tag: &str) -> TestDb {
+        let mut admin = postgres::Client::connect(&server(), postgres::NoTls)
+            .expect("connect to FOOTFALL_TEST_POSTGRES");
+        let name = format!("footfall_test_{tag}_{}", std::process::id());
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"))
+            .unwrap();
+        TestDb { admin, name }
+    }
+
+    fn url(&self) -> String {
+        let base = server();
+        let at = base.rfind('/').unwrap();
+        format!("{}/{}", &base[..at], self.name)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let _ = self
+            .admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+    }
+}
+
+fn site(s: &str) -> SiteId {
+    SiteId::parse(s).unwrap()
+}
+
+/// Applies one step to a store and describes everything it then holds.
+fn step(store: &dyn MetadataStore, i: usize) -> String {
+    let now = 1_700_000_000_000 + i as i64;
+    let result = match i {
+        0 => format!("{:?}", store.add_site(&site("a.com"), false, now)),
+        1 => format!("{:?}", store.add_site(&site("b.com"), true, now)),
+        2 => format!("{:?}", store.add_site(&site("a.com"), true, now)),
+        3 => format!("{:?}", store.set_site_timezone(&site("a.com"), "Europe/Berlin")),
+        4 => format!("{:?}", store.set_share_token(&site("b.com"), Some("tok'en"))),
+        5 => format!("{:?}", store.set_openpanel_client_id(&site("a.com"), Some("op-1"))),
+        6 => format!("{:?}", store.rotate_salts(20_000, "s0")),
+        7 => format!("{:?}", store.rotate_salts(20_000, "ignored: today's exists")),
+        8 => format!("{:?}", store.rotate_salts(20_001, "s1")),
+        9 => format!("{:?}", store.rotate_salts(20_003, "s3")),
+        10 => format!(
+            "{:?}",
+            store.create_api_key("k1", "h1", &[site("a.com"), site("b.com")], now)
+        ),
+        11 => format!("{:?}", store.create_api_key("k2", "h2", &[], now)),
+        12 => format!("{:?}", store.revoke_api_key("k1", now)),
+        13 => format!("{:?}", store.revoke_api_key("k1", now)),
+        14 => format!("{:?}", store.put_user("ann", "hash1", now)),
+        15 => format!("{:?}", store.put_user("ann", "hash2", now)),
+        16 => format!("{:?}", store.put_user("bob", "hash3", now)),
+        17 => format!(
+            "{:?}",
+            store.put_session(
+                &SessionRecord {
+                    token_hash: "t1".into(),
+                    username: "ann".into(),
+                    csrf: "c1".into(),
+                    expires_at: now + 10,
+                },
+                now
+            )
+        ),
+        18 => format!(
+            "{:?}",
+            store.put_session(
+                &SessionRecord {
+                    token_hash: "t2".into(),
+                    username: "bob".into(),
+                    csrf: "c2".into(),
+                    expires_at: now - 1,
+                },
+                now
+            )
+        ),
+        19 => format!("{:?}", store.live_sessions(now)),
+        20 => format!("{:?}", store.delete_session("t1")),
+        21 => format!("{:?}", store.delete_user("bob")),
+        22 => format!("{:?}", store.delete_user("bob")),
+        23 => format!("{:?}", store.set_share_token(&site("b.com"), None)),
+        24 => format!("{:?}", store.set_openpanel_client_id(&site("a.com"), None)),
+        _ => unreachable!(),
+    };
+    format!(
+        "{result}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
+        store.sites().unwrap(),
+        store.salt_days().unwrap(),
+        store.api_keys().unwrap(),
+        store.users().unwrap(),
+        store.live_sessions(0).unwrap(),
+    )
+}
+
+#[test]
+fn postgres_answers_what_the_embedded_store_answers() {
+    let db = TestDb::new("same");
+    let pg = PgStore::open(&db.url()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let duck = DuckStore::open(dir.path()).unwrap();
+    for i in 0..25 {
+        assert_eq!(step(&pg, i), step(&duck, i), "after step {i}");
+    }
+    // A second connection (another node) sees the same, and reopening migrates nothing.
+    let other = PgStore::open(&db.url()).unwrap();
+    assert_eq!(other.sites().unwrap(), duck.sites().unwrap());
+    assert_eq!(other.api_keys().unwrap(), duck.api_keys().unwrap());
+}
+
+#[test]
+fn nodes_rotating_at_once_agree_on_the_salt() {
+    let db = TestDb::new("salts");
+    let url = db.url();
+    // Eight nodes start together: migrations and the first rotation race.
+    let answers: Vec<(String, Option<String>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let url = url.clone();
+                s.spawn(move || {
+                    let store = PgStore::open(&url).unwrap();
+                    store.rotate_salts(30_000, &format!("salt-{i}")).unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let first = &answers[0];
+    assert!(first.0.starts_with("salt-"), "{first:?}");
+    assert!(answers.iter().all(|a| a == first), "{answers:?}");
+    assert_eq!(PgStore::open(&url).unwrap().salt_days().unwrap(), vec![30_000]);
+}
+
+#[test]
+fn an_unreachable_server_is_unavailable() {
+    let err = PgStore::open("postgres://footfall@127.0.0.1:9/x")
+        .err()
+        .expect("nothing listens on port 9");
+    assert!(matches!(err, footfall_store::StoreError::Unavailable(_)), "{err}");
+}
