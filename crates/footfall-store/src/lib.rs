@@ -17,10 +17,12 @@ pub mod event_store;
 pub mod log;
 pub mod metadata;
 pub mod postgres;
+pub mod redis;
 
 pub use crate::clickhouse::ChStore;
 pub use crate::duckdb::{open as open_embedded, DuckStore};
 pub use crate::postgres::PgStore;
+pub use crate::redis::RedisLog;
 pub use error::StoreError;
 pub use event_store::{Compacted, EventStore, QueryRow, RebuildProgress};
 pub use log::{Log, LogError, LogOptions, LogPosition, SegmentLog};

@@ -12,8 +12,9 @@ use common::traffic::*;
 use footfall_core::query::parse;
 use footfall_core::query::plan::{Part, SqlQuery};
 use footfall_store::clickhouse::FlushStage;
-use footfall_store::{ChStore, DuckStore, EventStore, LogPosition, MetadataStore};
+use footfall_store::{ChStore, DuckStore, EventStore, LogPosition};
 use proptest::prelude::*;
+use proptest::strategy::ValueTree;
 
 fn server() -> String {
     std::env::var("FOOTFALL_TEST_CLICKHOUSE").expect(
@@ -100,7 +101,7 @@ fn stored(store: &dyn EventStore, clickhouse: bool) -> Vec<String> {
     out
 }
 
-fn check_same_answers(duck: &DuckStore, ch: &ChStore, shapes: &[(usize, (u8, u8, u8, u8, u8))]) {
+fn check_same_answers(duck: &DuckStore, ch: &ChStore, shapes: &[(usize, Shape)]) {
     for (site, shape) in shapes {
         let (body, _) = query(*site, *shape);
         let tz: chrono_tz::Tz = SITES[*site].1.parse().unwrap();
@@ -192,7 +193,10 @@ fn a_flush_stopped_anywhere_is_redone_exactly_once() {
         if stage == FlushStage::AfterMarker {
             assert_eq!(resumed, chunk[chunk.len() - 1].0, "the marker was written");
         } else {
-            assert_eq!(resumed.0, expected_before, "the chunk was not marked applied");
+            assert_eq!(
+                resumed.0, expected_before,
+                "the chunk was not marked applied"
+            );
         }
         // Everything up to the chunk's end again: earlier records are skipped, the
         // stopped chunk is written once.
@@ -300,7 +304,7 @@ fn every_statement(store: &dyn EventStore) -> Vec<String> {
     out
 }
 
-fn all_shapes() -> Vec<(usize, (u8, u8, u8, u8, u8))> {
+fn all_shapes() -> Vec<(usize, Shape)> {
     let mut shapes = Vec::new();
     for m in 0..3u8 {
         for dim in 0..10u8 {
@@ -373,7 +377,11 @@ fn current_clickhouse_runs_every_statement_alike() {
     let old: Vec<String> = statements.iter().map(|s| run(s)).collect();
     let dump = |table: &str| -> String {
         let resp = http
-            .post(format!("{}/?database={}", server().trim_end_matches('/'), db.name))
+            .post(format!(
+                "{}/?database={}",
+                server().trim_end_matches('/'),
+                db.name
+            ))
             .body(format!("SELECT * FROM {table} FORMAT JSONEachRow"))
             .send()
             .unwrap();
@@ -415,5 +423,9 @@ fn current_clickhouse_runs_every_statement_alike() {
         non_empty += usize::from(!old.trim().is_empty());
     }
     // The comparison means something only if most statements found rows.
-    assert!(non_empty * 2 > statements.len(), "{non_empty} of {}", statements.len());
+    assert!(
+        non_empty * 2 > statements.len(),
+        "{non_empty} of {}",
+        statements.len()
+    );
 }

@@ -25,8 +25,13 @@ impl TestDb {
         let mut admin = postgres::Client::connect(&server(), postgres::NoTls)
             .expect("connect to FOOTFALL_TEST_POSTGRES");
         let name = format!("footfall_test_{tag}_{}", std::process::id());
+        // Separate calls: several statements in one go run as one transaction, where
+        // DROP/CREATE DATABASE are not allowed.
         admin
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"))
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+            .unwrap();
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
             .unwrap();
         TestDb { admin, name }
     }
@@ -40,9 +45,10 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let _ = self
-            .admin
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        let _ = self.admin.batch_execute(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ));
     }
 }
 
@@ -57,11 +63,23 @@ fn step(store: &dyn MetadataStore, i: usize) -> String {
         0 => format!("{:?}", store.add_site(&site("a.com"), false, now)),
         1 => format!("{:?}", store.add_site(&site("b.com"), true, now)),
         2 => format!("{:?}", store.add_site(&site("a.com"), true, now)),
-        3 => format!("{:?}", store.set_site_timezone(&site("a.com"), "Europe/Berlin")),
-        4 => format!("{:?}", store.set_share_token(&site("b.com"), Some("tok'en"))),
-        5 => format!("{:?}", store.set_openpanel_client_id(&site("a.com"), Some("op-1"))),
+        3 => format!(
+            "{:?}",
+            store.set_site_timezone(&site("a.com"), "Europe/Berlin")
+        ),
+        4 => format!(
+            "{:?}",
+            store.set_share_token(&site("b.com"), Some("tok'en"))
+        ),
+        5 => format!(
+            "{:?}",
+            store.set_openpanel_client_id(&site("a.com"), Some("op-1"))
+        ),
         6 => format!("{:?}", store.rotate_salts(20_000, "s0")),
-        7 => format!("{:?}", store.rotate_salts(20_000, "ignored: today's exists")),
+        7 => format!(
+            "{:?}",
+            store.rotate_salts(20_000, "ignored: today's exists")
+        ),
         8 => format!("{:?}", store.rotate_salts(20_001, "s1")),
         9 => format!("{:?}", store.rotate_salts(20_003, "s3")),
         10 => format!(
@@ -151,7 +169,10 @@ fn nodes_rotating_at_once_agree_on_the_salt() {
     let first = &answers[0];
     assert!(first.0.starts_with("salt-"), "{first:?}");
     assert!(answers.iter().all(|a| a == first), "{answers:?}");
-    assert_eq!(PgStore::open(&url).unwrap().salt_days().unwrap(), vec![30_000]);
+    assert_eq!(
+        PgStore::open(&url).unwrap().salt_days().unwrap(),
+        vec![30_000]
+    );
 }
 
 #[test]
@@ -159,5 +180,8 @@ fn an_unreachable_server_is_unavailable() {
     let err = PgStore::open("postgres://footfall@127.0.0.1:9/x")
         .err()
         .expect("nothing listens on port 9");
-    assert!(matches!(err, footfall_store::StoreError::Unavailable(_)), "{err}");
+    assert!(
+        matches!(err, footfall_store::StoreError::Unavailable(_)),
+        "{err}"
+    );
 }

@@ -13,9 +13,10 @@
 mod common;
 
 use common::traffic::*;
-use footfall_core::query::plan::{Part, SqlQuery};
 use footfall_core::query::parse;
-use footfall_store::{DuckStore, EventStore, LogPosition, MetadataStore};
+use footfall_core::query::plan::{Part, SqlQuery};
+use footfall_core::SiteId;
+use footfall_store::{DuckStore, EventStore, MetadataStore};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 

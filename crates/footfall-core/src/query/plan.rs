@@ -11,8 +11,8 @@
 //!
 //! [`super::result`] joins the parts' rows by their dimension values.
 
-use super::model::*;
 pub use super::dialect::{ClickHouse, Dialect, DuckDb};
+use super::model::*;
 use super::time::Bucket;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -117,7 +117,9 @@ impl Relation {
     fn at_use(&self, dialect: &dyn Dialect) -> Sql {
         let mut s = Sql::default();
         if dialect.inline_subqueries() {
-            s.push("(").append(self.body.clone()).push(&format!(") AS {}", self.name));
+            s.push("(")
+                .append(self.body.clone())
+                .push(&format!(") AS {}", self.name));
         } else {
             s.push(self.name);
         }
@@ -649,7 +651,7 @@ fn visit_event_counts(
     .append(visits.at_use(dialect))
     .push(" WHERE s.start_ts >= ? AND s.start_ts < ?")
     .bind(Param::Int(cx.start))
-        .bind(Param::Int(cx.end));
+    .bind(Param::Int(cx.end));
     sql.append(where_filters(q, Base::Visits, cx, dialect))
         .push(&group);
     SqlQuery {

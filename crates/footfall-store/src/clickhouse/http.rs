@@ -54,7 +54,10 @@ impl Http {
 
     /// The same server without a database selected (to create it).
     pub fn server(&self) -> Http {
-        let end = self.endpoint.find("&database=").unwrap_or(self.endpoint.len());
+        let end = self
+            .endpoint
+            .find("&database=")
+            .unwrap_or(self.endpoint.len());
         Http {
             client: self.client.clone(),
             endpoint: self.endpoint[..end].to_string(),
@@ -66,9 +69,10 @@ impl Http {
         if let Some(q) = query_param {
             req = req.query(&[("query", q)]);
         }
-        let resp = req.body(body).send().map_err(|e| {
-            StoreError::Unavailable(format!("ClickHouse at {}: {e}", self.host()))
-        })?;
+        let resp = req
+            .body(body)
+            .send()
+            .map_err(|e| StoreError::Unavailable(format!("ClickHouse at {}: {e}", self.host())))?;
         let status = resp.status();
         let text = resp
             .text()
@@ -85,7 +89,10 @@ impl Http {
     fn host(&self) -> String {
         url::Url::parse(&self.endpoint)
             .ok()
-            .and_then(|u| u.host_str().map(|h| format!("{h}:{}", u.port().unwrap_or(8123))))
+            .and_then(|u| {
+                u.host_str()
+                    .map(|h| format!("{h}:{}", u.port().unwrap_or(8123)))
+            })
             .unwrap_or_default()
     }
 
@@ -238,7 +245,10 @@ mod tests {
         );
         // '' inside a literal is not how this renderer's input is written; the point is
         // that the value stays one literal.
-        assert_eq!(sql.unwrap(), "SELECT 'a\\'b\\\\\\' OR 1 --' = 'it''s ?', -3");
+        assert_eq!(
+            sql.unwrap(),
+            "SELECT 'a\\'b\\\\\\' OR 1 --' = 'it''s ?', -3"
+        );
         assert!(render("SELECT ?", &[]).is_err());
         assert!(render("SELECT 1", &[Param::Int(1)]).is_err());
     }

@@ -108,7 +108,13 @@ impl ChStore {
                 .http
                 .number(&format!("SELECT count() FROM {table} WHERE {beyond}"))?;
             if n > 0 {
-                tracing::warn!(table, rows = n, part = self.part, applied, "removing the rows of an unfinished flush");
+                tracing::warn!(
+                    table,
+                    rows = n,
+                    part = self.part,
+                    applied,
+                    "removing the rows of an unfinished flush"
+                );
                 self.http
                     .execute(&format!("ALTER TABLE {table} DELETE WHERE {beyond}"))?;
                 self.wait_for_mutations(table)?;

@@ -75,7 +75,10 @@ fn line(out: &mut Vec<u8>, row: &impl Serialize) -> Result<(), StoreError> {
 }
 
 /// The stored events of `fresh`, one JSON object per line.
-pub fn events(fresh: &[&(LogPosition, CommitRecord)], part: u16) -> Result<(Vec<u8>, usize), StoreError> {
+pub fn events(
+    fresh: &[&(LogPosition, CommitRecord)],
+    part: u16,
+) -> Result<(Vec<u8>, usize), StoreError> {
     let mut out = Vec::new();
     let mut n = 0;
     for (pos, rec) in fresh {
@@ -124,7 +127,10 @@ pub fn events(fresh: &[&(LogPosition, CommitRecord)], part: u16) -> Result<(Vec<
 }
 
 /// The visit changes of `fresh` as collapsing rows (−1 old state, +1 new).
-pub fn sessions(fresh: &[&(LogPosition, CommitRecord)], part: u16) -> Result<(Vec<u8>, usize), StoreError> {
+pub fn sessions(
+    fresh: &[&(LogPosition, CommitRecord)],
+    part: u16,
+) -> Result<(Vec<u8>, usize), StoreError> {
     let mut out = Vec::new();
     let mut n = 0;
     for (pos, rec) in fresh {

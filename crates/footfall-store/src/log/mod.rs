@@ -71,6 +71,17 @@ pub enum LogError {
     Poisoned(String),
     #[error("record of {0} bytes is larger than the log's limit")]
     TooLarge(usize),
+    /// A networked log could not be reached or did not answer; for an append, nothing
+    /// of the group is visible (or it could not be found out, see the message).
+    #[error("log unavailable: {0}")]
+    Unavailable(String),
+    /// This writer's lease has passed to another node: it must stop writing.
+    #[error("this node no longer holds the partition's lease")]
+    Fenced,
+    /// The log's end moved under this writer (another writer, or a lost reply): its
+    /// state must be rebuilt from the log before it writes again.
+    #[error("log end conflict: {0}")]
+    Conflict(String),
     /// Asked to read from a position that was already trimmed.
     #[error("log position {0} was trimmed")]
     Trimmed(u64),

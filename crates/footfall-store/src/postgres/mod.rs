@@ -7,8 +7,8 @@ mod schema;
 
 use crate::metadata::{ApiKeyRow, MetadataStore, SessionRecord, Site, UserRow};
 use crate::StoreError;
-use footfall_core::SiteId;
 use ::postgres::{Client, NoTls};
+use footfall_core::SiteId;
 use std::sync::Mutex;
 
 pub use schema::VERSION as SCHEMA_VERSION;
@@ -42,7 +42,10 @@ impl PgStore {
         })
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut Client) -> Result<T, ::postgres::Error>) -> Result<T, StoreError> {
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Client) -> Result<T, ::postgres::Error>,
+    ) -> Result<T, StoreError> {
         let mut c = self.client.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut c).map_err(err)
     }
@@ -204,7 +207,12 @@ impl MetadataStore for PgStore {
             .collect()
     }
 
-    fn put_user(&self, username: &str, password_hash: &str, now_ms: i64) -> Result<bool, StoreError> {
+    fn put_user(
+        &self,
+        username: &str,
+        password_hash: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
         self.with(|c| {
             let row = c.query_one(
                 "INSERT INTO users (username, password_hash, created_at) VALUES ($1, $2, $3) \

@@ -65,8 +65,11 @@ pub fn migrate(client: &mut Client) -> Result<(), StoreError> {
     }
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
         tx.batch_execute(sql).map_err(err)?;
-        tx.execute("INSERT INTO schema_version (version) VALUES ($1)", &[version])
-            .map_err(err)?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES ($1)",
+            &[version],
+        )
+        .map_err(err)?;
     }
     tx.commit().map_err(err)
 }

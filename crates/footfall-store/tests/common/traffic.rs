@@ -4,9 +4,9 @@
 
 use footfall_core::event::{EnrichedEvent, EventKind};
 use footfall_core::identify::Config;
-use footfall_core::query::plan::{self, BucketKey, Context, Part, SqlQuery};
+use footfall_core::query::plan::{self, BucketKey, Context, SqlQuery};
 use footfall_core::query::result::{self, PartRows, Row};
-use footfall_core::query::{parse, time, Dimension, Query};
+use footfall_core::query::{time, Dimension, Query};
 use footfall_core::sequence::Sequencer;
 use footfall_core::{SiteId, Timestamp, VisitorId};
 use footfall_store::{EventStore, LogPosition};
@@ -183,8 +183,11 @@ pub const DIMS: [&str; 10] = [
     "event:props:plan",
 ];
 
+/// The few numbers a query is made from: (metrics, dimension, time grain, filter, range).
+pub type Shape = (u8, u8, u8, u8, u8);
+
 /// A query of the kind the dashboard makes, from a few numbers.
-pub fn query(site: usize, shape: (u8, u8, u8, u8, u8)) -> (serde_json::Value, bool) {
+pub fn query(site: usize, shape: Shape) -> (serde_json::Value, bool) {
     let (metrics_kind, dim, time, filter, range) = shape;
     let d = DIMS[dim as usize % DIMS.len()];
     let event_dim = d.starts_with("event:");
@@ -285,4 +288,3 @@ pub fn comparable(rows: &[Row]) -> Vec<(Vec<String>, Vec<serde_json::Value>)> {
         .map(|r| (r.dimensions.clone(), r.metrics.clone()))
         .collect()
 }
-

@@ -59,4 +59,3 @@ pub trait Dialect {
     /// the last.
     fn with_next(&self, cond: &Sql) -> Sql;
 }
-

@@ -1,0 +1,14 @@
+//! The cluster's shared state in Redis: the per-partition commit log ([`RedisLog`]) and
+//! the leases that make one node at a time a partition's writer ([`Lease`]).
+//!
+//! Redis must persist with `appendonly yes` and `appendfsync always`: only then does a
+//! reply mean the write is on disk, which is what acknowledging an event promises. And
+//! `maxmemory-policy noeviction`: an evicted log entry is a lost event.
+
+mod conn;
+mod lease;
+mod log;
+
+pub use conn::Conn;
+pub use lease::{Lease, Token};
+pub use log::{partition_tag, RedisLog, RedisLogOptions, Role};
