@@ -2,6 +2,7 @@
 //! durations). Pure state machines; the server's sequencer owns one and feeds it
 //! events in order, which is what makes dedup exact under concurrency.
 
+pub mod partition;
 pub mod sessionize;
 pub mod visitor;
 

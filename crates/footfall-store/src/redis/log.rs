@@ -24,6 +24,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::watch;
 
+/// KEYS: stream, meta, lease, inbox. ARGV: token ('' = unfenced), expected end, nonce,
+/// end of a stream not yet created, inbox id consumed up to ('' = none), records….
 const APPEND: &str = r"
 if redis.call('HGET', KEYS[2], 'void') == ARGV[3] then
   return redis.error_reply('VOID this append was given up as failed')
@@ -35,8 +37,12 @@ local e = tonumber(redis.call('HGET', KEYS[2], 'end') or ARGV[4])
 if e ~= tonumber(ARGV[2]) then
   return redis.error_reply('CONFLICT ' .. string.format('%d', e))
 end
+if ARGV[5] ~= '' then
+  local ms, seq = string.match(ARGV[5], '^(%d+)-(%d+)$')
+  redis.call('XTRIM', KEYS[4], 'MINID', ms .. '-' .. string.format('%d', tonumber(seq) + 1))
+end
 local bytes = 0
-for i = 5, #ARGV do
+for i = 6, #ARGV do
   e = e + 1
   redis.call('XADD', KEYS[1], string.format('0-%d', e), 'r', ARGV[i])
   bytes = bytes + #ARGV[i]
@@ -115,6 +121,7 @@ pub struct RedisLog {
     conn: Arc<Conn>,
     stream: String,
     meta: String,
+    inbox: String,
     /// (lease key, token) checked by every append; `None` for an unfenced writer.
     fence: Mutex<Option<(String, Token)>>,
     writer: bool,
@@ -152,6 +159,7 @@ impl RedisLog {
             conn,
             stream: format!("{tag}:log"),
             meta: format!("{tag}:meta"),
+            inbox: super::inbox::inbox_key(&tag),
             fence: Mutex::new(fence),
             writer,
             first_position: options.first_position.max(1),
@@ -348,9 +356,24 @@ fn entries(v: &Value) -> Result<Vec<(LogPosition, Vec<u8>)>, LogError> {
     Ok(out)
 }
 
-impl Log for RedisLog {
-    fn append(&self, records: &[&[u8]]) -> Result<LogPosition, LogError> {
-        if records.is_empty() {
+impl RedisLog {
+    /// Appends like [`Log::append`] and, in the same atomic step, deletes the partition's
+    /// inbox entries up to and including `consumed` (an inbox entry id): an event is then
+    /// in the inbox or in the log, never both, never neither.
+    pub fn append_consuming(
+        &self,
+        records: &[&[u8]],
+        consumed: &str,
+    ) -> Result<LogPosition, LogError> {
+        self.append_inner(records, Some(consumed))
+    }
+
+    fn append_inner(
+        &self,
+        records: &[&[u8]],
+        consumed: Option<&str>,
+    ) -> Result<LogPosition, LogError> {
+        if records.is_empty() && consumed.is_none() {
             return Ok(self.end());
         }
         if let Some(big) = records.iter().find(|r| r.len() > self.max_record_bytes) {
@@ -378,10 +401,12 @@ impl Log for RedisLog {
             call.key(&self.stream)
                 .key(&self.meta)
                 .key(&lease_key)
+                .key(&self.inbox)
                 .arg(&token)
                 .arg(expected)
                 .arg(&nonce)
-                .arg(self.first_position - 1);
+                .arg(self.first_position - 1)
+                .arg(consumed.unwrap_or(""));
             for r in records {
                 call.arg(*r);
             }
@@ -423,6 +448,12 @@ impl Log for RedisLog {
         }
         self.watch.send_replace(LogPosition(end));
         Ok(LogPosition(end))
+    }
+}
+
+impl Log for RedisLog {
+    fn append(&self, records: &[&[u8]]) -> Result<LogPosition, LogError> {
+        self.append_inner(records, None)
     }
 
     fn end(&self) -> LogPosition {

@@ -1,4 +1,5 @@
-//! The cluster's shared state in Redis: the per-partition commit log ([`RedisLog`]) and
+//! The cluster's shared state in Redis: the per-partition inbox where any node puts events
+//! before acknowledging them ([`Inbox`]), the per-partition commit log ([`RedisLog`]), and
 //! the leases that make one node at a time a partition's writer ([`Lease`]).
 //!
 //! Redis must persist with `appendonly yes` and `appendfsync always`: only then does a
@@ -6,9 +7,11 @@
 //! `maxmemory-policy noeviction`: an evicted log entry is a lost event.
 
 mod conn;
+mod inbox;
 mod lease;
 mod log;
 
 pub use conn::Conn;
+pub use inbox::{Inbox, InboxError};
 pub use lease::{Lease, Token};
 pub use log::{partition_tag, RedisLog, RedisLogOptions, Role};
