@@ -28,8 +28,9 @@ fn inbox_batches_are_whole_and_ordered() {
     let p = prefix();
     let inbox = Inbox::new(conn(), &p, 4, 1_000);
     let batch: Vec<(u32, Vec<u8>)> = (0..40u32).map(|i| (i % 4, vec![i as u8; 3])).collect();
-    inbox.push(&batch).unwrap();
-    inbox.push(&[(2, b"late".to_vec())]).unwrap();
+    let refs: Vec<(u32, &[u8])> = batch.iter().map(|(p, b)| (*p, b.as_slice())).collect();
+    inbox.push(&refs).unwrap();
+    inbox.push(&[(2, b"late")]).unwrap();
     for part in 0..4 {
         let got: Vec<Vec<u8>> = all(&inbox, part).into_iter().map(|(_, b)| b).collect();
         let mut want: Vec<Vec<u8>> = batch
@@ -53,12 +54,8 @@ fn inbox_batches_are_whole_and_ordered() {
 fn inbox_full_partition_refuses_the_whole_batch() {
     let p = prefix();
     let inbox = Inbox::new(conn(), &p, 2, 3);
-    inbox
-        .push(&[(1, b"a".to_vec()), (1, b"b".to_vec()), (1, b"c".to_vec())])
-        .unwrap();
-    let err = inbox
-        .push(&[(0, b"fits".to_vec()), (1, b"over".to_vec())])
-        .unwrap_err();
+    inbox.push(&[(1, b"a"), (1, b"b"), (1, b"c")]).unwrap();
+    let err = inbox.push(&[(0, b"fits"), (1, b"over")]).unwrap_err();
     assert!(
         matches!(
             err,
@@ -80,13 +77,7 @@ fn append_consuming_moves_entries_from_inbox_to_log_atomically() {
     let c = conn();
     let p = prefix();
     let inbox = Inbox::new(c.clone(), &p, 1, 1_000);
-    inbox
-        .push(&[
-            (0, b"e1".to_vec()),
-            (0, b"e2".to_vec()),
-            (0, b"e3".to_vec()),
-        ])
-        .unwrap();
+    inbox.push(&[(0, b"e1"), (0, b"e2"), (0, b"e3")]).unwrap();
     let entries = all(&inbox, 0);
     let key = format!("{}:seq-lease", footfall_store::redis::partition_tag(&p, 0));
     let lease = Lease::new(c.clone(), key.clone(), "n1", Duration::from_secs(30));

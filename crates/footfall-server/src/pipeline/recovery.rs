@@ -7,7 +7,7 @@
 //!
 //! The log keeps every record that one of these still needs ([`Retention`]).
 
-use super::snapshot::SnapshotFile;
+use super::snapshot::SnapshotStore;
 use footfall_core::identify::Config as IdentifyConfig;
 use footfall_core::live::active::ActiveVisitors;
 use footfall_core::live::{LiveModel, LiveSnapshot};
@@ -112,7 +112,7 @@ fn usable(log: &dyn Log, pos: LogPosition) -> bool {
 /// A snapshot and its position, if there is one replay can start from; otherwise None,
 /// with a warning saying why and what happens instead (`fallback`).
 fn load_snapshot<T>(
-    file: &SnapshotFile,
+    file: &dyn SnapshotStore,
     log: &dyn Log,
     fallback: &str,
     decode: impl FnOnce(&[u8]) -> Result<T, String>,
@@ -127,7 +127,7 @@ fn load_snapshot<T>(
     };
     if !usable(log, pos) {
         tracing::warn!(
-            file = %file.path().display(),
+            file = %file.describe(),
             snapshot = pos.0,
             first = log.first().0,
             end = log.end().0,
@@ -138,7 +138,7 @@ fn load_snapshot<T>(
     match decode(&bytes) {
         Ok(state) => Some((pos, state)),
         Err(e) => {
-            tracing::warn!(file = %file.path().display(), error = %e, "snapshot unreadable; {fallback}");
+            tracing::warn!(file = %file.describe(), error = %e, "snapshot unreadable; {fallback}");
             None
         }
     }
@@ -146,7 +146,7 @@ fn load_snapshot<T>(
 
 /// The sequencer's state as of the end of the log.
 pub fn load_sequencer(
-    file: &SnapshotFile,
+    file: &dyn SnapshotStore,
     log: &dyn Log,
     cfg: IdentifyConfig,
     id_base: u64,
@@ -183,7 +183,7 @@ pub fn load_sequencer(
 
 /// The live state as of the end of the log.
 pub fn load_live(
-    file: &SnapshotFile,
+    file: &dyn SnapshotStore,
     log: &dyn Log,
     store: &dyn EventStore,
     active_timeout_ms: i64,

@@ -19,6 +19,34 @@ pub enum SnapshotError {
     },
     #[error("snapshot {0} is damaged (bad header or checksum)")]
     Damaged(PathBuf),
+    /// A snapshot kept elsewhere than a file (the cluster keeps them in Redis).
+    #[error("snapshot {name}: {reason}")]
+    Remote { name: String, reason: String },
+}
+
+/// Where a snapshot is kept: a file in the data directory (embedded), or beside the
+/// partition's log in Redis (cluster). Recovery reads either the same way.
+pub trait SnapshotStore: Send + Sync {
+    /// What to call it in logs.
+    fn describe(&self) -> String;
+    /// Replaces the snapshot with `payload` taken at `position`, durably.
+    fn write(&self, position: LogPosition, payload: &[u8]) -> Result<(), SnapshotError>;
+    /// The snapshot's position and payload, or None if there is none.
+    fn read(&self) -> Result<Option<(LogPosition, Vec<u8>)>, SnapshotError>;
+}
+
+impl SnapshotStore for SnapshotFile {
+    fn describe(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn write(&self, position: LogPosition, payload: &[u8]) -> Result<(), SnapshotError> {
+        SnapshotFile::write(self, position, payload)
+    }
+
+    fn read(&self) -> Result<Option<(LogPosition, Vec<u8>)>, SnapshotError> {
+        SnapshotFile::read(self)
+    }
 }
 
 /// One snapshot file in the data directory.

@@ -70,7 +70,7 @@ impl Inbox {
 
     /// Adds every `(partition, payload)` in one transaction: all or nothing. Returns once
     /// Redis replied, which (with `appendfsync always`) is after its fsync.
-    pub fn push(&self, batch: &[(u32, Vec<u8>)]) -> Result<(), InboxError> {
+    pub fn push(&self, batch: &[(u32, &[u8])]) -> Result<(), InboxError> {
         if batch.is_empty() {
             return Ok(());
         }
@@ -99,7 +99,7 @@ impl Inbox {
                 .arg(&inbox)
                 .arg("*")
                 .arg("e")
-                .arg(payload.as_slice())
+                .arg(*payload)
                 .ignore();
         }
         let _: () = self

@@ -10,8 +10,10 @@ mod conn;
 mod inbox;
 mod lease;
 mod log;
+mod snapshot;
 
 pub use conn::Conn;
 pub use inbox::{Inbox, InboxError};
 pub use lease::{Lease, Token};
 pub use log::{partition_tag, RedisLog, RedisLogOptions, Role};
+pub use snapshot::{RedisSnapshot, SnapshotSlotError};

@@ -1,0 +1,125 @@
+//! Ingest's side of cluster mode: put a request's enriched events into their partitions'
+//! inboxes and answer once Redis has them on disk.
+//!
+//! One thread takes everything queued meanwhile and pushes it as ONE transaction, so a
+//! burst of requests costs one round trip and one fsync in Redis (group commit, as the
+//! embedded sequencer does with its log). If a partition is over its backlog limit the
+//! group is retried request by request, so only the requests that touch a full partition
+//! are refused.
+
+use footfall_core::identify::partition::partition;
+use footfall_core::EnrichedEvent;
+use footfall_store::redis::{Inbox, InboxError};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+pub type Reply = Result<(), InboxError>;
+
+struct Job {
+    entries: Vec<(u32, Vec<u8>)>,
+    reply: oneshot::Sender<Reply>,
+}
+
+#[derive(Clone)]
+pub struct InboxWriter {
+    tx: mpsc::Sender<Job>,
+    parts: u32,
+}
+
+impl InboxWriter {
+    /// Starts the writer thread; it stops when every handle is dropped.
+    pub fn spawn(inbox: Arc<Inbox>, max_group: usize) -> std::io::Result<InboxWriter> {
+        let (tx, rx) = mpsc::channel(16_384);
+        let parts = inbox.parts();
+        std::thread::Builder::new()
+            .name("footfall-inbox".into())
+            .spawn(move || run(inbox, rx, max_group.max(1)))?;
+        Ok(InboxWriter { tx, parts })
+    }
+
+    /// Queues `events` (each with its partition route) and waits until Redis has them.
+    pub async fn write(&self, events: Vec<(u64, EnrichedEvent)>) -> Reply {
+        let entries = encode(events, self.parts)?;
+        let (reply, rx) = oneshot::channel();
+        let stopped = || InboxError::Unavailable("the inbox writer has stopped".into());
+        self.tx
+            .send(Job { entries, reply })
+            .await
+            .map_err(|_| stopped())?;
+        rx.await.unwrap_or_else(|_| Err(stopped()))
+    }
+}
+
+/// One inbox entry per partition the request touches, holding its events in order.
+fn encode(
+    events: Vec<(u64, EnrichedEvent)>,
+    parts: u32,
+) -> Result<Vec<(u32, Vec<u8>)>, InboxError> {
+    let mut by_part: Vec<(u32, Vec<EnrichedEvent>)> = Vec::new();
+    for (route, ev) in events {
+        let p = partition(route, parts);
+        match by_part.iter_mut().find(|(q, _)| *q == p) {
+            Some((_, evs)) => evs.push(ev),
+            None => by_part.push((p, vec![ev])),
+        }
+    }
+    by_part
+        .into_iter()
+        .map(|(p, evs)| {
+            postcard::to_stdvec(&evs)
+                .map(|bytes| (p, bytes))
+                .map_err(|e| InboxError::Unavailable(format!("cannot encode events: {e}")))
+        })
+        .collect()
+}
+
+fn run(inbox: Arc<Inbox>, mut rx: mpsc::Receiver<Job>, max_group: usize) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut jobs = vec![first];
+        let mut n = jobs[0].entries.len();
+        while n < max_group {
+            match rx.try_recv() {
+                Ok(job) => {
+                    n += job.entries.len();
+                    jobs.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        let all: Vec<(u32, &[u8])> = jobs
+            .iter()
+            .flat_map(|j| j.entries.iter().map(|(p, b)| (*p, b.as_slice())))
+            .collect();
+        let result = inbox.push(&all);
+        drop(all);
+        if jobs.len() == 1 {
+            if let Some(job) = jobs.pop() {
+                let _ = job.reply.send(result);
+            }
+            continue;
+        }
+        match result {
+            Err(InboxError::Full { .. }) => {
+                for job in jobs {
+                    let one: Vec<(u32, &[u8])> = job
+                        .entries
+                        .iter()
+                        .map(|(p, b)| (*p, b.as_slice()))
+                        .collect();
+                    let _ = job.reply.send(inbox.push(&one));
+                }
+            }
+            Ok(()) => {
+                for job in jobs {
+                    let _ = job.reply.send(Ok(()));
+                }
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                for job in jobs {
+                    let _ = job.reply.send(Err(InboxError::Unavailable(reason.clone())));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! The owner of a partition: the one node (at a time) that sequences its events.
+//!
+//! Loop: hold the partition's lease (take it when free, renew it at a third of its TTL);
+//! on taking it, rebuild the sequencer from the partition's snapshot plus the log after it
+//! (exactly as an embedded restart does); then take what the inbox holds, decide it with
+//! `core::sequence`, and append ONE commit record with a script that checks the lease and
+//! deletes the consumed inbox entries in the same step. So an event is sequenced once,
+//! whatever dies when: a crash before the append leaves the entries for the next owner; a
+//! crash after it has consumed them; a deposed owner's append is refused inside Redis.
+
+use super::partition_id_base;
+use super::snapshot::PartitionSnapshot;
+use crate::clock::Clock;
+use crate::pipeline::recovery;
+use crate::pipeline::snapshot::SnapshotStore;
+use footfall_core::identify::Config as IdentifyConfig;
+use footfall_core::sequence::{Sequencer, MAX_RECORD_EVENTS};
+use footfall_core::EnrichedEvent;
+use footfall_store::redis::{Inbox, Lease, RedisLog, Token};
+use footfall_store::{Log, LogError};
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What an owner has done, for metrics and tests.
+#[derive(Debug, Default)]
+pub struct OwnerStats {
+    pub records: AtomicU64,
+    pub events: AtomicU64,
+    /// Times this node took the partition (a start counts).
+    pub takeovers: AtomicU64,
+    /// Times it found the lease gone or its append fenced.
+    pub deposed: AtomicU64,
+    /// Inbox entries that did not decode (consumed and dropped, never retried forever).
+    pub bad_entries: AtomicU64,
+    pub snapshots: AtomicU64,
+}
+
+pub struct Owner {
+    pub part: u32,
+    pub lease: Lease,
+    pub log: RedisLog,
+    /// On a connection of its own: the owner blocks in `XREAD` on it.
+    pub inbox: Arc<Inbox>,
+    pub snapshot: PartitionSnapshot,
+    pub identify: IdentifyConfig,
+    pub clock: Arc<dyn Clock>,
+    /// Most events in one record.
+    pub max_batch: usize,
+    pub snapshot_every: Duration,
+    /// How long one wait on an empty inbox lasts (also bounds how late a renewal is).
+    pub poll: Duration,
+    pub stats: Arc<OwnerStats>,
+}
+
+/// The partition while this node holds it.
+struct Held {
+    token: Token,
+    sequencer: Sequencer,
+    renew_at: Instant,
+    last_snapshot: Instant,
+}
+
+/// How the loop ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Snapshot and release the lease, so another node takes over at once.
+    Graceful,
+    /// Leave everything as a crash would (tests: the next owner waits out the TTL).
+    Abandon,
+}
+
+impl Owner {
+    /// Runs until `stop` is set; then ends as `exit` says.
+    pub fn run(self, stop: Arc<AtomicBool>, exit: impl Fn() -> Exit) {
+        let mut held: Option<Held> = None;
+        while !stop.load(SeqCst) {
+            held = self.keep_lease(held);
+            let Some(h) = held.as_mut() else {
+                std::thread::sleep(self.poll);
+                continue;
+            };
+            match self.step(h) {
+                Ok(()) => {}
+                Err(LogError::Fenced) => {
+                    self.stats.deposed.fetch_add(1, Relaxed);
+                    tracing::warn!(
+                        part = self.part,
+                        "partition lease lost; stopping sequencing"
+                    );
+                    held = None;
+                }
+                Err(e) => {
+                    tracing::error!(part = self.part, error = %e, "partition append failed; rebuilding from the log");
+                    held = held.and_then(|h| self.take_over(h.token));
+                }
+            }
+            if let Some(h) = held.as_mut() {
+                if h.last_snapshot.elapsed() >= self.snapshot_every {
+                    self.write_snapshot(h);
+                }
+            }
+        }
+        if let Some(mut h) = held {
+            if exit() == Exit::Graceful {
+                self.write_snapshot(&mut h);
+                let _ = self.lease.release(&h.token);
+            }
+        }
+    }
+
+    /// Takes or renews the lease when due. Returns what is held afterwards.
+    fn keep_lease(&self, held: Option<Held>) -> Option<Held> {
+        if let Some(h) = &held {
+            if Instant::now() < h.renew_at {
+                return held;
+            }
+        }
+        let token = held.as_ref().map(|h| &h.token);
+        match self.lease.acquire_or_renew(token) {
+            Ok(Some(t)) => match held {
+                Some(mut h) if h.token == t => {
+                    h.renew_at = Instant::now() + self.lease.ttl() / 3;
+                    Some(h)
+                }
+                _ => self.take_over(t),
+            },
+            Ok(None) => {
+                if held.is_some() {
+                    self.stats.deposed.fetch_add(1, Relaxed);
+                    tracing::warn!(part = self.part, "partition lease taken by another node");
+                }
+                None
+            }
+            Err(e) => {
+                // Cannot renew: stop deciding (appends would be refused anyway once the
+                // lease lapses) and start over from the log when Redis answers again.
+                tracing::warn!(part = self.part, error = %e, "cannot reach Redis to renew the partition lease");
+                None
+            }
+        }
+    }
+
+    /// Becomes the owner under `token`: the sequencer as of the end of the log.
+    fn take_over(&self, token: Token) -> Option<Held> {
+        let fence = Some((self.lease.key().to_owned(), token.clone()));
+        self.log.set_fence(fence.clone());
+        self.snapshot.set_fence(fence);
+        let id_base = partition_id_base(self.part);
+        match recovery::load_sequencer(&self.snapshot, &self.log, self.identify, id_base) {
+            Ok(sequencer) => {
+                self.stats.takeovers.fetch_add(1, Relaxed);
+                tracing::info!(
+                    part = self.part,
+                    epoch = token.epoch(),
+                    end = self.log.end().0,
+                    "took over partition"
+                );
+                Some(Held {
+                    token,
+                    sequencer,
+                    renew_at: Instant::now() + self.lease.ttl() / 3,
+                    last_snapshot: Instant::now(),
+                })
+            }
+            Err(e) => {
+                tracing::error!(part = self.part, error = %e, "cannot rebuild the partition's state; will retry");
+                None
+            }
+        }
+    }
+
+    /// Sequences what the inbox holds (waiting up to `poll` for something) into one record.
+    fn step(&self, h: &mut Held) -> Result<(), LogError> {
+        let wait = self.poll.as_millis().max(1) as u64;
+        let entries = self
+            .inbox
+            .read(self.part, "0-0", self.max_batch.max(1), wait)
+            .map_err(|e| LogError::Unavailable(e.to_string()))?;
+        let Some(first) = entries.first() else {
+            return Ok(());
+        };
+        let mut consumed = first.0.clone();
+        let mut events: Vec<EnrichedEvent> = Vec::new();
+        let limit = self.max_batch.clamp(1, MAX_RECORD_EVENTS / 2);
+        for (id, payload) in entries {
+            match postcard::from_bytes::<Vec<EnrichedEvent>>(&payload) {
+                Ok(evs) => {
+                    // Always take the first entry whole, so one big entry cannot stall.
+                    if !events.is_empty() && events.len() + evs.len() > limit {
+                        break;
+                    }
+                    events.extend(evs);
+                }
+                Err(e) => {
+                    self.stats.bad_entries.fetch_add(1, Relaxed);
+                    tracing::error!(part = self.part, entry = %id, error = %e, "inbox entry does not decode; dropped");
+                }
+            }
+            consumed = id;
+        }
+        if events.is_empty() {
+            // Only undecodable entries: consume them without a record.
+            self.log.append_consuming(&[], &consumed)?;
+            return Ok(());
+        }
+        let n = events.len() as u64;
+        let position = self.log.end().0 + 1;
+        let record = h.sequencer.sequence(position, self.clock.now(), events);
+        let bytes = record
+            .encode()
+            .map_err(|e| LogError::Unavailable(format!("cannot encode the record: {e}")))?;
+        self.log.append_consuming(&[&bytes], &consumed)?;
+        self.stats.records.fetch_add(1, Relaxed);
+        self.stats.events.fetch_add(n, Relaxed);
+        Ok(())
+    }
+
+    fn write_snapshot(&self, h: &mut Held) {
+        h.last_snapshot = Instant::now();
+        let at = self.log.end();
+        let written = h
+            .sequencer
+            .snapshot()
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| self.snapshot.write(at, &bytes).map_err(|e| e.to_string()));
+        match written {
+            Ok(()) => {
+                self.stats.snapshots.fetch_add(1, Relaxed);
+            }
+            Err(e) => tracing::warn!(part = self.part, error = %e, "partition snapshot failed"),
+        }
+    }
+}
