@@ -12,6 +12,7 @@
 //! sequenced by one node at a time, with the same `core::sequence` code as the embedded
 //! sequencer, so both modes decide alike.
 
+pub mod applier;
 pub mod inbox_writer;
 pub mod owner;
 pub mod snapshot;

@@ -78,6 +78,30 @@ impl RedisSnapshot {
         }
     }
 
+    /// Only the position of the snapshot (None if none was written): what the log must
+    /// keep everything after.
+    pub fn position(&self) -> Result<Option<u64>, SnapshotSlotError> {
+        let v: Vec<u8> = self
+            .conn
+            .with(|con| {
+                ::redis::cmd("GETRANGE")
+                    .arg(&self.key)
+                    .arg(0)
+                    .arg(7)
+                    .query(con)
+            })
+            .map_err(|e| SnapshotSlotError::Unavailable(e.to_string()))?;
+        match v.len() {
+            0 => Ok(None),
+            8 => {
+                let mut pos = [0u8; 8];
+                pos.copy_from_slice(&v);
+                Ok(Some(u64::from_le_bytes(pos)))
+            }
+            _ => Err(SnapshotSlotError::Damaged("shorter than its header")),
+        }
+    }
+
     /// The snapshot's position and payload, or None if none was written.
     pub fn read(&self) -> Result<Option<(u64, Vec<u8>)>, SnapshotSlotError> {
         let v: Option<Vec<u8>> = self

@@ -1,0 +1,142 @@
+//! The storage applier of a partition: moves its log into the event store (ClickHouse) in
+//! chunks, one node at a time, and trims the log only behind what storage confirmed.
+//!
+//! Exactly once rests on the store: every row carries its log position, a chunk ends with
+//! a marker row, and the next writer first deletes whatever lies past the marker (see
+//! `footfall_store::clickhouse`). The lease keeps two appliers from writing the same
+//! partition at once. ClickHouse cannot check a fencing token, so that exclusion is by
+//! time: an applier renews before every chunk and starts one only with at least two
+//! thirds of its TTL ahead; a process paused longer than that in the middle of a chunk
+//! (a stopped VM) could still write after its successor started. The TTL (default 30 s)
+//! should exceed the longest insert by a wide margin.
+
+use crate::pipeline::recovery;
+use footfall_store::redis::{Lease, RedisLog, RedisSnapshot, Token};
+use footfall_store::{EventStore, Log, LogPosition};
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What an applier has done, for metrics and tests.
+#[derive(Debug, Default)]
+pub struct ApplierStats {
+    pub chunks: AtomicU64,
+    pub records: AtomicU64,
+    pub failures: AtomicU64,
+    pub takeovers: AtomicU64,
+    /// The partition's applied position as last seen by this node.
+    pub applied: AtomicU64,
+    pub trimmed_bytes: AtomicU64,
+}
+
+pub struct PartitionApplier {
+    pub part: u32,
+    pub lease: Lease,
+    /// A reader of the partition's log.
+    pub log: RedisLog,
+    pub store: Box<dyn EventStore>,
+    /// The owner's sequencer snapshot: the log must keep everything after it too.
+    pub snapshot: RedisSnapshot,
+    pub chunk_records: usize,
+    pub chunk_bytes: usize,
+    /// Wait when idle, and before retrying a failed chunk.
+    pub poll: Duration,
+    pub stats: Arc<ApplierStats>,
+}
+
+impl PartitionApplier {
+    /// Runs until `stop` is set. `release` says whether to give the lease up on the way
+    /// out (a crash does not).
+    pub fn run(mut self, stop: Arc<AtomicBool>, release: impl Fn() -> bool) {
+        let mut held: Option<(Token, Instant)> = None;
+        while !stop.load(SeqCst) {
+            held = self.keep_lease(held);
+            if held.is_none() {
+                std::thread::sleep(self.poll);
+                continue;
+            }
+            match self.apply_chunk() {
+                Ok(true) => {}
+                Ok(false) => std::thread::sleep(self.poll),
+                Err(e) => {
+                    self.stats.failures.fetch_add(1, Relaxed);
+                    tracing::warn!(part = self.part, error = %e, "storage chunk failed; retrying");
+                    std::thread::sleep(self.poll);
+                }
+            }
+        }
+        if let Some((token, _)) = held {
+            if release() {
+                let _ = self.lease.release(&token);
+            }
+        }
+    }
+
+    fn keep_lease(&self, held: Option<(Token, Instant)>) -> Option<(Token, Instant)> {
+        if let Some((_, renew_at)) = &held {
+            if Instant::now() < *renew_at {
+                return held;
+            }
+        }
+        let ours = held.as_ref().map(|(t, _)| t);
+        match self.lease.acquire_or_renew(ours) {
+            Ok(Some(t)) => {
+                if ours != Some(&t) {
+                    self.stats.takeovers.fetch_add(1, Relaxed);
+                    tracing::info!(part = self.part, epoch = t.epoch(), "applying partition");
+                }
+                Some((t, Instant::now() + self.lease.ttl() / 3))
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(part = self.part, error = %e, "cannot renew the applier lease");
+                None
+            }
+        }
+    }
+
+    /// Applies the next chunk if there is one. Returns whether there was.
+    fn apply_chunk(&mut self) -> Result<bool, String> {
+        let (applied, _) = self.store.applied().map_err(|e| e.to_string())?;
+        self.stats.applied.store(applied.0, Relaxed);
+        if applied >= self.log.end() {
+            self.trim(applied);
+            return Ok(false);
+        }
+        let batch = self
+            .log
+            .read_after(applied, self.chunk_records, self.chunk_bytes)
+            .map_err(|e| e.to_string())?;
+        let n = batch.len() as u64;
+        let records = recovery::decode(batch)?;
+        let reached = self.store.apply(&records).map_err(|e| e.to_string())?;
+        self.stats.chunks.fetch_add(1, Relaxed);
+        self.stats.records.fetch_add(n, Relaxed);
+        self.stats.applied.store(reached.0, Relaxed);
+        self.trim(reached);
+        Ok(true)
+    }
+
+    /// Trims the log behind both storage and the owner's snapshot: only after storage
+    /// confirmed, and never what a takeover would replay.
+    fn trim(&self, applied: LogPosition) {
+        let snapshot = match self.snapshot.position() {
+            Ok(p) => p.unwrap_or(0),
+            Err(e) => {
+                tracing::debug!(part = self.part, error = %e, "snapshot position unknown; not trimming");
+                return;
+            }
+        };
+        let upto = LogPosition(applied.0.min(snapshot));
+        if upto.0 < self.log.first().0 {
+            return;
+        }
+        match self.log.trim(upto) {
+            Ok(freed) => {
+                self.stats.trimmed_bytes.fetch_add(freed, Relaxed);
+            }
+            Err(e) => tracing::warn!(part = self.part, error = %e, "log trim failed"),
+        }
+    }
+}
