@@ -85,6 +85,39 @@ impl SiteCounters {
         self.visit_duration_sum_ms += sign * duration_ms;
     }
 
+    /// Adds the counters of another, disjoint set of visitors (another log partition's):
+    /// sums, the earliest start, the newest labels, and the union of open visitor days.
+    /// Partitions split visitors, so nobody is counted in two of them.
+    pub fn absorb(&mut self, other: &SiteCounters) {
+        self.total_pageviews += other.total_pageviews;
+        self.visits += other.visits;
+        self.bounces += other.bounces;
+        self.visit_duration_sum_ms += other.visit_duration_sum_ms;
+        self.tracking_since = match (self.tracking_since, other.tracking_since) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        for (path, o) in &other.paths {
+            let p = self.paths.entry(path.clone()).or_default();
+            p.views += o.views;
+            p.duration_sum_ms += o.duration_sum_ms;
+            p.duration_count += o.duration_count;
+            for (slot, theirs) in [(&mut p.title, &o.title), (&mut p.page_type, &o.page_type)] {
+                if let Some((v, at)) = theirs {
+                    newer(slot, Some(v), *at);
+                }
+            }
+        }
+        self.visitor_days.closed += other.visitor_days.closed;
+        for (day, visitors) in &other.visitor_days.open {
+            self.visitor_days
+                .open
+                .entry(*day)
+                .or_default()
+                .extend(visitors.iter().copied());
+        }
+    }
+
     pub fn apply_duration(&mut self, change: &DurationChange) {
         if !self.paths.contains_key(&*change.pathname) {
             self.paths

@@ -1,0 +1,115 @@
+//! Cluster mode splits visitors into partitions, each sequenced on its own with its own
+//! live counters; the live numbers a node shows are the partitions' counters added up
+//! (`SiteCounters::absorb`). For traffic arriving in time order, that must equal what one
+//! sequencer and one set of counters make of the same events.
+
+use footfall_core::event::{EnrichedEvent, EventKind};
+use footfall_core::identify::Config;
+use footfall_core::live::{ActiveVisitors, Counters, LiveModel, LiveStats};
+use footfall_core::sequence::Sequencer;
+use footfall_core::{SiteId, Timestamp, VisitorId};
+use proptest::prelude::*;
+
+const MIN: i64 = 60_000;
+/// 23:10 UTC: the run crosses midnight, so days close while it goes.
+const T0: i64 = 1_773_184_200_000;
+const SITES: [&str; 2] = ["a.com", "b.com"];
+const CFG: Config = Config {
+    visit_gap_ms: 30 * MIN,
+    dedup_window_ms: MIN,
+};
+
+fn ev(kind: EventKind, ts: i64, path: &str, visitor: u64, site: usize) -> EnrichedEvent {
+    let mut e = EnrichedEvent::bare(
+        SiteId::parse(SITES[site]).unwrap(),
+        kind,
+        Timestamp(ts),
+        path,
+        VisitorId(visitor),
+    );
+    e.title = Some(format!("Title of {path}"));
+    e
+}
+
+/// Batches of events in time order, each sequenced at its last event's time.
+fn batches() -> impl Strategy<Value = Vec<Vec<EnrichedEvent>>> {
+    let one = (0u8..3, 0i64..(25 * MIN), 0usize..4, 0u64..12, 0usize..2);
+    prop::collection::vec(prop::collection::vec(one, 1..8), 1..30).prop_map(|bs| {
+        let mut t = T0;
+        bs.into_iter()
+            .map(|b| {
+                b.into_iter()
+                    .map(|(k, dt, p, v, s)| {
+                        t += dt;
+                        let kind = [
+                            EventKind::Pageview,
+                            EventKind::Heartbeat,
+                            EventKind::Engagement,
+                        ][k as usize];
+                        ev(kind, t, &format!("/p{p}"), v + 1, s)
+                    })
+                    .collect()
+            })
+            .collect()
+    })
+}
+
+fn now_of(batch: &[EnrichedEvent]) -> Timestamp {
+    batch.iter().map(|e| e.ts).max().unwrap_or(Timestamp(T0))
+}
+
+proptest! {
+    #[test]
+    fn partition_counters_add_up_to_one_sequencers(bs in batches(), parts in 1u64..5) {
+        // One sequencer, one model.
+        let mut seq = Sequencer::new(CFG, 0);
+        let mut one = LiveModel::new(Counters::default(), ActiveVisitors::new(5 * MIN));
+        // A sequencer and counters per partition; who is active is kept once per node.
+        let mut seqs: Vec<Sequencer> =
+            (0..parts).map(|p| Sequencer::new(CFG, p << 56)).collect();
+        let mut models: Vec<LiveModel> = (0..parts)
+            .map(|_| LiveModel::new(Counters::default(), ActiveVisitors::new(5 * MIN)))
+            .collect();
+        let mut positions = vec![0u64; parts as usize];
+        for (i, batch) in bs.iter().enumerate() {
+            let now = now_of(batch);
+            let rec = seq.sequence(i as u64 + 1, now, batch.clone());
+            one.apply(&rec);
+            for p in 0..parts {
+                let mine: Vec<EnrichedEvent> = batch
+                    .iter()
+                    .filter(|e| e.visitor.0 % parts == p)
+                    .cloned()
+                    .collect();
+                if mine.is_empty() {
+                    continue;
+                }
+                let p = p as usize;
+                positions[p] += 1;
+                let rec = seqs[p].sequence(positions[p], now, mine);
+                models[p].apply(&rec);
+            }
+        }
+        for site in SITES {
+            let site = SiteId::parse(site).unwrap();
+            let mut merged = footfall_core::live::SiteCounters::default();
+            for m in &models {
+                if let Some(c) = m.counters.site(&site) {
+                    merged.absorb(c);
+                }
+            }
+            // Active visitors: the union of the partitions' (disjoint) visitors.
+            let mut active = ActiveVisitors::restore(
+                5 * MIN,
+                models.iter().flat_map(|m| m.active.to_snapshot()).collect(),
+            );
+            let end = Timestamp(bs.iter().flatten().map(|e| e.ts.0).max().unwrap_or(T0));
+            active.expire(end);
+            let mut single_active = ActiveVisitors::restore(5 * MIN, one.active.to_snapshot());
+            single_active.expire(end);
+            let want = LiveStats::build(&site, 0, one.counters.site(&site), &single_active, None);
+            let got = LiveStats::build(&site, 0, Some(&merged), &active, None);
+            prop_assert_eq!(got, want);
+        }
+    }
+}
