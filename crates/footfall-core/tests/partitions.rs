@@ -5,7 +5,8 @@
 
 use footfall_core::event::{EnrichedEvent, EventKind};
 use footfall_core::identify::Config;
-use footfall_core::live::{ActiveVisitors, Counters, LiveModel, LiveStats};
+use footfall_core::live::{ActiveVisitors, Counters, LiveModel, LiveStats, PartitionedLive};
+use footfall_core::record::CommitRecord;
 use footfall_core::sequence::Sequencer;
 use footfall_core::{SiteId, Timestamp, VisitorId};
 use proptest::prelude::*;
@@ -60,7 +61,11 @@ fn now_of(batch: &[EnrichedEvent]) -> Timestamp {
 
 proptest! {
     #[test]
-    fn partition_counters_add_up_to_one_sequencers(bs in batches(), parts in 1u64..5) {
+    fn partition_counters_add_up_to_one_sequencers(
+        bs in batches(),
+        parts in 1u64..5,
+        snap_at in 0usize..30,
+    ) {
         // One sequencer, one model.
         let mut seq = Sequencer::new(CFG, 0);
         let mut one = LiveModel::new(Counters::default(), ActiveVisitors::new(5 * MIN));
@@ -71,10 +76,19 @@ proptest! {
             .map(|_| LiveModel::new(Counters::default(), ActiveVisitors::new(5 * MIN)))
             .collect();
         let mut positions = vec![0u64; parts as usize];
+        // Each partition's records, and its owner's snapshot after `snap_at` batches.
+        let mut logs: Vec<Vec<CommitRecord>> = vec![Vec::new(); parts as usize];
+        let mut snapshots: Vec<Option<(usize, Vec<u8>)>> = vec![None; parts as usize];
         for (i, batch) in bs.iter().enumerate() {
             let now = now_of(batch);
             let rec = seq.sequence(i as u64 + 1, now, batch.clone());
             one.apply(&rec);
+            if i == snap_at {
+                for (p, m) in models.iter().enumerate() {
+                    let bytes = postcard::to_stdvec(&m.to_snapshot()).unwrap();
+                    snapshots[p] = Some((logs[p].len(), bytes));
+                }
+            }
             for p in 0..parts {
                 let mine: Vec<EnrichedEvent> = batch
                     .iter()
@@ -88,6 +102,7 @@ proptest! {
                 positions[p] += 1;
                 let rec = seqs[p].sequence(positions[p], now, mine);
                 models[p].apply(&rec);
+                logs[p].push(rec);
             }
         }
         for site in SITES {
@@ -109,7 +124,27 @@ proptest! {
             single_active.expire(end);
             let want = LiveStats::build(&site, 0, one.counters.site(&site), &single_active, None);
             let got = LiveStats::build(&site, 0, Some(&merged), &active, None);
-            prop_assert_eq!(got, want);
+            prop_assert_eq!(&got, &want);
+
+            // A node that starts later: each partition from its snapshot, then its log,
+            // the partitions taken in reverse order.
+            let mut node = PartitionedLive::new(parts as u32, 5 * MIN);
+            for p in (0..parts as usize).rev() {
+                let from = match &snapshots[p] {
+                    Some((n, bytes)) => {
+                        node.restore_partition(p as u32, postcard::from_bytes(bytes).unwrap());
+                        *n
+                    }
+                    None => 0,
+                };
+                for rec in &logs[p][from..] {
+                    node.apply(p as u32, rec);
+                }
+            }
+            node.expire(end);
+            let mut from_node = node.stats(&site, None);
+            from_node.version = want.version;
+            prop_assert_eq!(from_node, want);
         }
     }
 }

@@ -204,7 +204,22 @@ impl ActiveVisitors {
 
     pub fn restore(timeout_ms: i64, entries: Vec<ActiveSnapshot>) -> Self {
         let mut a = ActiveVisitors::new(timeout_ms);
+        a.extend(entries);
+        a
+    }
+
+    /// Adds snapshot entries of visitors not held yet (another partition's): an entry for
+    /// a visitor already held replaces it.
+    pub fn extend(&mut self, entries: Vec<ActiveSnapshot>) {
+        let a = self;
         for s in entries {
+            if let Some(old) = a.entries.remove(&(s.site.clone(), s.visitor)) {
+                if let Some(t) = a.sites.get_mut(&s.site) {
+                    t.remove(&old);
+                }
+                a.by_last_seen
+                    .remove(&(old.last_seen, s.site.clone(), s.visitor));
+            }
             let strings = &mut a.strings;
             let entry = Entry {
                 last_seen: s.last_seen,
@@ -221,7 +236,6 @@ impl ActiveVisitors {
                 .insert((entry.last_seen, s.site.clone(), s.visitor));
             a.entries.insert((s.site, s.visitor), entry);
         }
-        a
     }
 
     pub fn total(&self) -> usize {

@@ -6,9 +6,11 @@
 pub mod active;
 pub mod counters;
 pub mod model;
+pub mod partitioned;
 pub mod snapshot;
 
 pub use active::ActiveVisitors;
 pub use counters::{Counters, SiteCounters, VisitorDays};
 pub use model::{LiveModel, LiveSnapshot};
+pub use partitioned::PartitionedLive;
 pub use snapshot::LiveStats;

@@ -34,45 +34,7 @@ impl LiveModel {
 
     /// Applies one committed record; returns the sites it changed (their versions grew).
     pub fn apply(&mut self, rec: &CommitRecord) -> BTreeSet<SiteId> {
-        // Days close behind the newest page view's day (not the clock), so that a rebuild
-        // from storage, which knows only timestamps, follows the same rule.
-        if let Some(newest) = rec
-            .stored()
-            .filter(|e| e.event.kind == EventKind::Pageview)
-            .map(|e| e.event.ts.day_number())
-            .max()
-        {
-            self.counters.close_days_before(newest.saturating_sub(1));
-        }
-        let mut touched = BTreeSet::new();
-        for e in &rec.entries {
-            let ev = &e.event;
-            if e.stored() && ev.kind == EventKind::Pageview {
-                self.counters.apply_pageview(
-                    &ev.site,
-                    e.id,
-                    ev.ts,
-                    &ev.pathname,
-                    ev.title.as_deref(),
-                    ev.page_type.as_deref(),
-                    e.visitor,
-                );
-            }
-            let c = self.counters.site_mut(&ev.site);
-            for d in &e.durations {
-                c.apply_duration(d);
-            }
-            self.active
-                .touch(&ev.site, e.visitor, ev.ts, &ev.pathname, &ev.geo);
-            if !touched.contains(&ev.site) {
-                touched.insert(ev.site.clone());
-            }
-        }
-        for v in &rec.visits {
-            self.counters
-                .site_mut(&v.after.site)
-                .apply_session(v.before.as_ref(), Some(&v.after));
-        }
+        let touched = apply_record(&mut self.counters, &mut self.active, rec);
         for site in &touched {
             self.bump(site);
         }
@@ -118,4 +80,52 @@ impl LiveModel {
             active: self.active.to_snapshot(),
         }
     }
+}
+
+/// What one committed record changes in counters and active visitors; returns the sites
+/// it touched. Shared by [`LiveModel`] and [`PartitionedLive`](super::PartitionedLive).
+pub(crate) fn apply_record(
+    counters: &mut Counters,
+    active: &mut ActiveVisitors,
+    rec: &CommitRecord,
+) -> BTreeSet<SiteId> {
+    // Days close behind the newest page view's day (not the clock), so that a rebuild
+    // from storage, which knows only timestamps, follows the same rule.
+    if let Some(newest) = rec
+        .stored()
+        .filter(|e| e.event.kind == EventKind::Pageview)
+        .map(|e| e.event.ts.day_number())
+        .max()
+    {
+        counters.close_days_before(newest.saturating_sub(1));
+    }
+    let mut touched = BTreeSet::new();
+    for e in &rec.entries {
+        let ev = &e.event;
+        if e.stored() && ev.kind == EventKind::Pageview {
+            counters.apply_pageview(
+                &ev.site,
+                e.id,
+                ev.ts,
+                &ev.pathname,
+                ev.title.as_deref(),
+                ev.page_type.as_deref(),
+                e.visitor,
+            );
+        }
+        let c = counters.site_mut(&ev.site);
+        for d in &e.durations {
+            c.apply_duration(d);
+        }
+        active.touch(&ev.site, e.visitor, ev.ts, &ev.pathname, &ev.geo);
+        if !touched.contains(&ev.site) {
+            touched.insert(ev.site.clone());
+        }
+    }
+    for v in &rec.visits {
+        counters
+            .site_mut(&v.after.site)
+            .apply_session(v.before.as_ref(), Some(&v.after));
+    }
+    touched
 }

@@ -1,0 +1,91 @@
+//! The live state of a cluster node: counters per log partition, active visitors once.
+//!
+//! Each partition's counters are exactly what that partition's log makes of them (day
+//! closing follows its own records), so they can be restored from the partition's
+//! snapshot and brought forward by its log alone, in any interleaving with the other
+//! partitions. Partitions split visitors, so the counters add up (`SiteCounters::absorb`)
+//! and the active visitors of all partitions can share one index.
+
+use super::model::apply_record;
+use super::{ActiveVisitors, Counters, LiveSnapshot, LiveStats, SiteCounters};
+use crate::record::CommitRecord;
+use crate::types::{SiteId, Timestamp};
+use std::collections::{BTreeSet, HashMap};
+
+pub struct PartitionedLive {
+    parts: Vec<Counters>,
+    active: ActiveVisitors,
+    versions: HashMap<SiteId, u64>,
+}
+
+impl PartitionedLive {
+    pub fn new(parts: u32, active_timeout_ms: i64) -> Self {
+        PartitionedLive {
+            parts: (0..parts.max(1)).map(|_| Counters::default()).collect(),
+            active: ActiveVisitors::new(active_timeout_ms),
+            versions: HashMap::new(),
+        }
+    }
+
+    pub fn parts(&self) -> u32 {
+        self.parts.len() as u32
+    }
+
+    /// Puts partition `part`'s snapshot in place (its counters, its active visitors).
+    pub fn restore_partition(&mut self, part: u32, snapshot: LiveSnapshot) {
+        if let Some(c) = self.parts.get_mut(part as usize) {
+            *c = snapshot.counters;
+            self.active.extend(snapshot.active);
+        }
+    }
+
+    /// Applies a committed record of partition `part`; returns the sites it changed.
+    pub fn apply(&mut self, part: u32, rec: &CommitRecord) -> BTreeSet<SiteId> {
+        let Some(counters) = self.parts.get_mut(part as usize) else {
+            return BTreeSet::new();
+        };
+        let touched = apply_record(counters, &mut self.active, rec);
+        for site in &touched {
+            *self.versions.entry(site.clone()).or_insert(1) += 1;
+        }
+        touched
+    }
+
+    /// Drops visitors inactive as of `now`; returns the sites that lost someone.
+    pub fn expire(&mut self, now: Timestamp) -> BTreeSet<SiteId> {
+        let mut sites = BTreeSet::new();
+        self.active.expire_sites(now, |s| {
+            if !sites.contains(s) {
+                sites.insert(s.clone());
+            }
+        });
+        for s in &sites {
+            *self.versions.entry(s.clone()).or_insert(1) += 1;
+        }
+        sites
+    }
+
+    pub fn version(&self, site: &SiteId) -> u64 {
+        self.versions.get(site).copied().unwrap_or(1)
+    }
+
+    /// A site's counters summed over the partitions (None if no partition has the site).
+    pub fn site_counters(&self, site: &SiteId) -> Option<SiteCounters> {
+        let mut found = None::<SiteCounters>;
+        for c in self.parts.iter().filter_map(|p| p.site(site)) {
+            found.get_or_insert_with(SiteCounters::default).absorb(c);
+        }
+        found
+    }
+
+    pub fn stats(&self, site: &SiteId, limit: Option<usize>) -> LiveStats {
+        let counters = self.site_counters(site);
+        LiveStats::build(
+            site,
+            self.version(site),
+            counters.as_ref(),
+            &self.active,
+            limit,
+        )
+    }
+}
