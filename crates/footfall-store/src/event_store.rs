@@ -43,6 +43,11 @@ pub trait EventStore: Send {
     fn apply(&mut self, records: &[(LogPosition, CommitRecord)])
         -> Result<LogPosition, StoreError>;
 
+    /// Forgets what this connection believes is applied, so the next `apply` checks the
+    /// store again (and cleans up after a writer that died meanwhile). A cluster applier
+    /// calls it whenever it (re)takes its partition: another node may have written since.
+    fn forget_applied(&mut self) {}
+
     /// The SQL dialect queries for this store are planned in.
     fn dialect(&self) -> &'static dyn Dialect;
 

@@ -429,3 +429,33 @@ fn current_clickhouse_runs_every_statement_alike() {
         statements.len()
     );
 }
+
+/// An applier that lost its partition and got it back must not trust what it cached:
+/// another node may have died mid-chunk meanwhile, or written past it.
+#[test]
+fn a_connection_that_retakes_its_partition_checks_storage_again() {
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let events = proptest::collection::vec(ev_strategy(), 200)
+        .new_tree(&mut runner)
+        .unwrap()
+        .current();
+    let recs = records(&events, 10);
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = duck(dir.path());
+    EventStore::apply(&mut d, &recs).unwrap();
+    let db = TestDb::new("retake");
+
+    // A applies the first chunk; B (another node) the second, then dies in the third
+    // after its events; A takes the partition back.
+    let mut a = db.open(5);
+    a.apply(&recs[..5]).unwrap();
+    let mut b = db.open(5);
+    b.apply(&recs[..10]).unwrap();
+    b.fail_at(Some(FlushStage::AfterEvents));
+    assert!(b.apply(&recs[..15]).is_err());
+    a.forget_applied();
+    // A resumes after B's marker and removes B's half-written chunk first.
+    assert_eq!(a.applied().unwrap().0, recs[9].0);
+    a.apply(&recs).unwrap();
+    assert_eq!(stored(&a, true), stored(&d, false));
+}

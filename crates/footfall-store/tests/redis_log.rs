@@ -218,7 +218,9 @@ fn redis_lease_fences_a_writer_whose_lease_passed_on() {
     let url = redis_url();
     let p = prefix();
     let key = format!("{}:seq-lease", footfall_store::redis::partition_tag(&p, 0));
-    let ttl = Duration::from_millis(300);
+    // Long enough that a stall between taking the lease and appending (a loaded
+    // machine) does not let it lapse early.
+    let ttl = Duration::from_millis(1500);
     let lease_a = Lease::new(conn(&url), key.clone(), "node-a", ttl);
     let lease_b = Lease::new(conn(&url), key.clone(), "node-b", ttl);
 

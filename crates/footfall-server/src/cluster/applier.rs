@@ -5,10 +5,12 @@
 //! a marker row, and the next writer first deletes whatever lies past the marker (see
 //! `footfall_store::clickhouse`). The lease keeps two appliers from writing the same
 //! partition at once. ClickHouse cannot check a fencing token, so that exclusion is by
-//! time: an applier renews before every chunk and starts one only with at least two
-//! thirds of its TTL ahead; a process paused longer than that in the middle of a chunk
-//! (a stopped VM) could still write after its successor started. The TTL (default 30 s)
-//! should exceed the longest insert by a wide margin.
+//! time: an applier renews its lease right before every chunk, so each chunk starts with
+//! a whole TTL ahead. A chunk that takes longer than the TTL — a process paused mid-chunk,
+//! or a ClickHouse so slow that the cleanup of a dead chunk (up to 2 minutes) and the
+//! inserts outlast it — could write beside its successor. The TTL should therefore exceed
+//! the slowest chunk by a wide margin (production default: 5 minutes; storage failover
+//! after a crash waits that long, ingest does not).
 
 use crate::pipeline::recovery;
 use footfall_store::redis::{Lease, RedisLog, RedisSnapshot, Token};
@@ -16,7 +18,7 @@ use footfall_store::{EventStore, Log, LogPosition};
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// What an applier has done, for metrics and tests.
 #[derive(Debug, Default)]
@@ -43,16 +45,20 @@ pub struct PartitionApplier {
     /// Wait when idle, and before retrying a failed chunk.
     pub poll: Duration,
     pub stats: Arc<ApplierStats>,
+    /// Test hook: end the loop at the first failed chunk, keeping the lease, as a process
+    /// killed at that point would.
+    pub halt_on_failure: bool,
 }
 
 impl PartitionApplier {
     /// Runs until `stop` is set. `release` says whether to give the lease up on the way
     /// out (a crash does not).
     pub fn run(mut self, stop: Arc<AtomicBool>, release: impl Fn() -> bool) {
-        let mut held: Option<(Token, Instant)> = None;
+        let mut held: Option<Token> = None;
         while !stop.load(SeqCst) {
-            held = self.keep_lease(held);
-            if held.is_none() {
+            let ready;
+            (held, ready) = self.keep_lease(held);
+            if !ready {
                 std::thread::sleep(self.poll);
                 continue;
             }
@@ -61,37 +67,41 @@ impl PartitionApplier {
                 Ok(false) => std::thread::sleep(self.poll),
                 Err(e) => {
                     self.stats.failures.fetch_add(1, Relaxed);
+                    if self.halt_on_failure {
+                        return;
+                    }
                     tracing::warn!(part = self.part, error = %e, "storage chunk failed; retrying");
+                    // Whatever part of it got in is found and removed before the retry.
+                    self.store.forget_applied();
                     std::thread::sleep(self.poll);
                 }
             }
         }
-        if let Some((token, _)) = held {
+        if let Some(token) = held {
             if release() {
                 let _ = self.lease.release(&token);
             }
         }
     }
 
-    fn keep_lease(&self, held: Option<(Token, Instant)>) -> Option<(Token, Instant)> {
-        if let Some((_, renew_at)) = &held {
-            if Instant::now() < *renew_at {
-                return held;
-            }
-        }
-        let ours = held.as_ref().map(|(t, _)| t);
-        match self.lease.acquire_or_renew(ours) {
+    /// Renews (or takes) the lease before every chunk, so each starts with a whole TTL.
+    /// Returns the token held afterwards and whether a chunk may start now. A failed
+    /// renewal keeps the token, so the next try renews it rather than waiting out the TTL.
+    fn keep_lease(&mut self, held: Option<Token>) -> (Option<Token>, bool) {
+        match self.lease.acquire_or_renew(held.as_ref()) {
             Ok(Some(t)) => {
-                if ours != Some(&t) {
+                if held.as_ref() != Some(&t) {
+                    // Another node may have written since this one last did.
+                    self.store.forget_applied();
                     self.stats.takeovers.fetch_add(1, Relaxed);
                     tracing::info!(part = self.part, epoch = t.epoch(), "applying partition");
                 }
-                Some((t, Instant::now() + self.lease.ttl() / 3))
+                (Some(t), true)
             }
-            Ok(None) => None,
+            Ok(None) => (None, false),
             Err(e) => {
                 tracing::warn!(part = self.part, error = %e, "cannot renew the applier lease");
-                None
+                (held, false)
             }
         }
     }

@@ -50,6 +50,35 @@ impl InboxWriter {
     }
 }
 
+/// The first byte of an inbox entry: the encoding of the events after it. A node meeting
+/// a newer format (a rolling upgrade) leaves the entry alone instead of dropping it.
+pub const ENTRY_FORMAT: u8 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EntryError {
+    #[error("entry format {0} is newer than this node understands")]
+    NewerFormat(u8),
+    #[error("entry does not decode: {0}")]
+    Corrupt(String),
+}
+
+/// The events of an inbox entry.
+pub fn decode_entry(bytes: &[u8]) -> Result<Vec<EnrichedEvent>, EntryError> {
+    match bytes.split_first() {
+        Some((&ENTRY_FORMAT, rest)) => {
+            postcard::from_bytes(rest).map_err(|e| EntryError::Corrupt(e.to_string()))
+        }
+        Some((&f, _)) if f > ENTRY_FORMAT => Err(EntryError::NewerFormat(f)),
+        Some((f, _)) => Err(EntryError::Corrupt(format!("unknown format {f}"))),
+        None => Err(EntryError::Corrupt("empty entry".into())),
+    }
+}
+
+/// An inbox entry holding `events`.
+pub fn encode_entry(events: &[EnrichedEvent]) -> Result<Vec<u8>, postcard::Error> {
+    postcard::to_extend(events, vec![ENTRY_FORMAT])
+}
+
 /// One inbox entry per partition the request touches, holding its events in order.
 fn encode(
     events: Vec<(u64, EnrichedEvent)>,
@@ -66,7 +95,7 @@ fn encode(
     by_part
         .into_iter()
         .map(|(p, evs)| {
-            postcard::to_stdvec(&evs)
+            encode_entry(&evs)
                 .map(|bytes| (p, bytes))
                 .map_err(|e| InboxError::Unavailable(format!("cannot encode events: {e}")))
         })

@@ -23,6 +23,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::inbox_writer::{decode_entry, EntryError};
+
 /// What an owner has done, for metrics and tests.
 #[derive(Debug, Default)]
 pub struct OwnerStats {
@@ -34,6 +36,8 @@ pub struct OwnerStats {
     pub deposed: AtomicU64,
     /// Inbox entries that did not decode (consumed and dropped, never retried forever).
     pub bad_entries: AtomicU64,
+    /// Times it met an entry of a newer format and handed the partition on.
+    pub newer_entries: AtomicU64,
     pub snapshots: AtomicU64,
 }
 
@@ -52,6 +56,19 @@ pub struct Owner {
     /// How long one wait on an empty inbox lasts (also bounds how late a renewal is).
     pub poll: Duration,
     pub stats: Arc<OwnerStats>,
+}
+
+#[derive(Debug)]
+enum StepError {
+    Log(LogError),
+    /// An inbox entry only a newer node can read.
+    NewerFormat(String),
+}
+
+impl From<LogError> for StepError {
+    fn from(e: LogError) -> Self {
+        StepError::Log(e)
+    }
 }
 
 /// The partition while this node holds it.
@@ -83,7 +100,15 @@ impl Owner {
             };
             match self.step(h) {
                 Ok(()) => {}
-                Err(LogError::Fenced) => {
+                Err(StepError::NewerFormat(reason)) => {
+                    self.stats.newer_entries.fetch_add(1, Relaxed);
+                    tracing::error!(part = self.part, %reason, "handing the partition to a newer node");
+                    let _ = self.lease.release(&h.token);
+                    held = None;
+                    // Give a newer node the time to take it before trying again.
+                    std::thread::sleep(self.lease.ttl());
+                }
+                Err(StepError::Log(LogError::Fenced)) => {
                     self.stats.deposed.fetch_add(1, Relaxed);
                     tracing::warn!(
                         part = self.part,
@@ -91,7 +116,7 @@ impl Owner {
                     );
                     held = None;
                 }
-                Err(e) => {
+                Err(StepError::Log(e)) => {
                     tracing::error!(part = self.part, error = %e, "partition append failed; rebuilding from the log");
                     held = held.and_then(|h| self.take_over(h.token));
                 }
@@ -134,10 +159,10 @@ impl Owner {
                 None
             }
             Err(e) => {
-                // Cannot renew: stop deciding (appends would be refused anyway once the
-                // lease lapses) and start over from the log when Redis answers again.
+                // Keep the token: the next try renews it (or, if it lapsed, finds out and
+                // takes the partition anew). Appends meanwhile fail on their own.
                 tracing::warn!(part = self.part, error = %e, "cannot reach Redis to renew the partition lease");
-                None
+                held
             }
         }
     }
@@ -148,7 +173,18 @@ impl Owner {
         self.log.set_fence(fence.clone());
         self.snapshot.set_fence(fence);
         let id_base = partition_id_base(self.part);
-        match recovery::load_sequencer(&self.snapshot, &self.log, self.identify, id_base) {
+        // Strictly: a snapshot Redis failed to return is not "no snapshot" — starting
+        // afresh would split the visits in progress, and the next snapshot would make
+        // that permanent.
+        let found = match self.snapshot.read() {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::error!(part = self.part, error = %e, "cannot read the partition snapshot; will retry");
+                return None;
+            }
+        };
+        let name = self.snapshot.describe();
+        match recovery::sequencer_from(&name, found, &self.log, self.identify, id_base) {
             Ok(sequencer) => {
                 self.stats.takeovers.fetch_add(1, Relaxed);
                 tracing::info!(
@@ -172,8 +208,10 @@ impl Owner {
     }
 
     /// Sequences what the inbox holds (waiting up to `poll` for something) into one record.
-    fn step(&self, h: &mut Held) -> Result<(), LogError> {
-        let wait = self.poll.as_millis().max(1) as u64;
+    fn step(&self, h: &mut Held) -> Result<(), StepError> {
+        // Well under the connection's read timeout, or every idle wait would count as a
+        // broken connection.
+        let wait = self.poll.as_millis().clamp(1, 1_000) as u64;
         let entries = self
             .inbox
             .read(self.part, "0-0", self.max_batch.max(1), wait)
@@ -185,15 +223,29 @@ impl Owner {
         let mut events: Vec<EnrichedEvent> = Vec::new();
         let limit = self.max_batch.clamp(1, MAX_RECORD_EVENTS / 2);
         for (id, payload) in entries {
-            match postcard::from_bytes::<Vec<EnrichedEvent>>(&payload) {
+            match decode_entry(&payload) {
+                Ok(evs) if evs.len() > limit => {
+                    // More than one record may hold: no node could ever sequence it.
+                    self.stats.bad_entries.fetch_add(1, Relaxed);
+                    tracing::error!(part = self.part, entry = %id, events = evs.len(), "inbox entry too large; dropped");
+                }
                 Ok(evs) => {
-                    // Always take the first entry whole, so one big entry cannot stall.
                     if !events.is_empty() && events.len() + evs.len() > limit {
                         break;
                     }
                     events.extend(evs);
                 }
-                Err(e) => {
+                Err(EntryError::NewerFormat(f)) => {
+                    // Written by a newer footfall (a rolling upgrade): leave it for a node
+                    // that reads it, and let one take the partition.
+                    if events.is_empty() {
+                        return Err(StepError::NewerFormat(format!(
+                            "inbox entry {id} has format {f}, newer than this node understands"
+                        )));
+                    }
+                    break;
+                }
+                Err(EntryError::Corrupt(e)) => {
                     self.stats.bad_entries.fetch_add(1, Relaxed);
                     tracing::error!(part = self.part, entry = %id, error = %e, "inbox entry does not decode; dropped");
                 }

@@ -16,8 +16,9 @@ use tokio::sync::{watch, Notify};
 /// The live-state seam: applied with committed records, read as per-site snapshots, and
 /// watched per site. Embedded: [`Live`], in memory; the cluster keeps the same in Redis.
 pub trait LiveState: Send + Sync {
-    /// Applies a committed (durable) record, waking the streams of the sites it changed.
-    fn apply(&self, rec: &CommitRecord);
+    /// Applies a committed (durable) record of log partition `part` (embedded: the one
+    /// log, 0), waking the streams of the sites it changed.
+    fn apply(&self, part: u32, rec: &CommitRecord);
     /// The site's live stats as of `clock`'s now.
     fn snapshot(&self, site: &SiteId, clock: &dyn Clock, limit: Option<usize>) -> LiveStats;
     /// A feed of the site's version: it changes after every change to that site only.
@@ -36,9 +37,43 @@ pub trait LiveState: Send + Sync {
     fn counters(&self) -> footfall_core::live::Counters;
 }
 
+/// One version feed per site that has watchers, so a change wakes only its site's streams.
+#[derive(Default)]
+pub struct Feeds(Mutex<HashMap<SiteId, watch::Sender<u64>>>);
+
+impl Feeds {
+    /// Moves each site's feed forward to its new version (never back).
+    pub fn publish(&self, versions: Vec<(SiteId, u64)>) {
+        if versions.is_empty() {
+            return;
+        }
+        let feeds = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        for (site, version) in versions {
+            if let Some(tx) = feeds.get(&site) {
+                tx.send_if_modified(|v| {
+                    let newer = version > *v;
+                    if newer {
+                        *v = version;
+                    }
+                    newer
+                });
+            }
+        }
+    }
+
+    /// A receiver of the site's feed, starting at `version` if the feed is new.
+    pub fn subscribe(&self, site: &SiteId, version: u64) -> watch::Receiver<u64> {
+        let mut feeds = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        feeds
+            .entry(site.clone())
+            .or_insert_with(|| watch::channel(version).0)
+            .subscribe()
+    }
+}
+
 pub struct Live {
     model: Mutex<LiveModel>,
-    feeds: Mutex<HashMap<SiteId, watch::Sender<u64>>>,
+    feeds: Feeds,
     expiry: Notify,
 }
 
@@ -46,7 +81,7 @@ impl Live {
     pub fn new(model: LiveModel) -> Self {
         Live {
             model: Mutex::new(model),
-            feeds: Mutex::new(HashMap::new()),
+            feeds: Feeds::default(),
             expiry: Notify::new(),
         }
     }
@@ -71,28 +106,10 @@ impl Live {
             .collect()
     }
 
-    fn publish(&self, versions: Vec<(SiteId, u64)>) {
-        if versions.is_empty() {
-            return;
-        }
-        let feeds = self.feeds.lock().unwrap_or_else(|p| p.into_inner());
-        for (site, version) in versions {
-            if let Some(tx) = feeds.get(&site) {
-                tx.send_if_modified(|v| {
-                    let newer = version > *v;
-                    if newer {
-                        *v = version;
-                    }
-                    newer
-                });
-            }
-        }
-    }
-
     /// Expires inactive visitors as of now, waking the streams of the sites they left.
     pub fn expire(&self, clock: &dyn Clock) {
         let left = self.change(|m| m.expire(clock.now()));
-        self.publish(left);
+        self.feeds.publish(left);
     }
 
     fn next_expiry(&self) -> Option<Timestamp> {
@@ -101,9 +118,9 @@ impl Live {
 }
 
 impl LiveState for Live {
-    fn apply(&self, rec: &CommitRecord) {
+    fn apply(&self, _part: u32, rec: &CommitRecord) {
         let changed = self.change(|m| m.apply(rec));
-        self.publish(changed);
+        self.feeds.publish(changed);
         self.expiry.notify_one();
     }
 
@@ -114,11 +131,7 @@ impl LiveState for Live {
 
     fn subscribe(&self, site: &SiteId) -> watch::Receiver<u64> {
         let version = self.model().version(site);
-        let mut feeds = self.feeds.lock().unwrap_or_else(|p| p.into_inner());
-        feeds
-            .entry(site.clone())
-            .or_insert_with(|| watch::channel(version).0)
-            .subscribe()
+        self.feeds.subscribe(site, version)
     }
 
     fn active_count(&self, site: &SiteId, clock: &dyn Clock) -> usize {
@@ -222,14 +235,20 @@ mod tests {
         ));
         let mut seq = Sequencer::new(Config::default(), 0);
         let (mut feed_a, mut feed_b) = (live.subscribe(&a), live.subscribe(&b));
-        live.apply(&seq.sequence(1, Timestamp(1_000), vec![pageview(&a, 1_000)]));
+        live.apply(
+            0,
+            &seq.sequence(1, Timestamp(1_000), vec![pageview(&a, 1_000)]),
+        );
         assert!(feed_a.has_changed().unwrap());
         assert!(
             !feed_b.has_changed().unwrap(),
             "site B's stream is not woken"
         );
         feed_a.borrow_and_update();
-        live.apply(&seq.sequence(2, Timestamp(2_000), vec![pageview(&b, 2_000)]));
+        live.apply(
+            0,
+            &seq.sequence(2, Timestamp(2_000), vec![pageview(&b, 2_000)]),
+        );
         assert!(feed_b.has_changed().unwrap());
         assert!(!feed_a.has_changed().unwrap());
 

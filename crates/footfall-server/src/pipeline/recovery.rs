@@ -117,17 +117,28 @@ fn load_snapshot<T>(
     fallback: &str,
     decode: impl FnOnce(&[u8]) -> Result<T, String>,
 ) -> Option<(LogPosition, T)> {
-    let (pos, bytes) = match file.read() {
-        Ok(Some(found)) => found,
-        Ok(None) => return None,
+    let found = match file.read() {
+        Ok(found) => found,
         Err(e) => {
             tracing::warn!(error = %e, "{fallback}");
             return None;
         }
     };
+    fit(&file.describe(), found, log, fallback, decode)
+}
+
+/// A snapshot already read, if replay can start from it (see [`load_snapshot`]).
+fn fit<T>(
+    name: &str,
+    found: Option<(LogPosition, Vec<u8>)>,
+    log: &dyn Log,
+    fallback: &str,
+    decode: impl FnOnce(&[u8]) -> Result<T, String>,
+) -> Option<(LogPosition, T)> {
+    let (pos, bytes) = found?;
     if !usable(log, pos) {
         tracing::warn!(
-            file = %file.describe(),
+            snapshot_file = name,
             snapshot = pos.0,
             first = log.first().0,
             end = log.end().0,
@@ -138,22 +149,46 @@ fn load_snapshot<T>(
     match decode(&bytes) {
         Ok(state) => Some((pos, state)),
         Err(e) => {
-            tracing::warn!(file = %file.describe(), error = %e, "snapshot unreadable; {fallback}");
+            tracing::warn!(snapshot_file = name, error = %e, "snapshot unreadable; {fallback}");
             None
         }
     }
 }
 
-/// The sequencer's state as of the end of the log.
+/// The sequencer's state as of the end of the log. A snapshot that cannot be read is
+/// passed over (with a warning): right for a file, whose only other copy is the log.
 pub fn load_sequencer(
     file: &dyn SnapshotStore,
     log: &dyn Log,
     cfg: IdentifyConfig,
     id_base: u64,
 ) -> Result<Sequencer, RecoveryError> {
-    let loaded = load_snapshot(file, log, "visits in progress start afresh", |bytes| {
-        Sequencer::from_snapshot(bytes, cfg, id_base).map_err(|e| e.to_string())
-    });
+    let found = match file.read() {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!(error = %e, "visits in progress start afresh");
+            None
+        }
+    };
+    sequencer_from(&file.describe(), found, log, cfg, id_base)
+}
+
+/// The sequencer's state as of the end of the log, from a snapshot the caller read (a
+/// cluster owner reads it strictly: a Redis that did not answer is not "no snapshot").
+pub fn sequencer_from(
+    name: &str,
+    found: Option<(LogPosition, Vec<u8>)>,
+    log: &dyn Log,
+    cfg: IdentifyConfig,
+    id_base: u64,
+) -> Result<Sequencer, RecoveryError> {
+    let loaded = fit(
+        name,
+        found,
+        log,
+        "visits in progress start afresh",
+        |bytes| Sequencer::from_snapshot(bytes, cfg, id_base).map_err(|e| e.to_string()),
+    );
     let (from, mut seq) = loaded.unwrap_or_else(|| {
         (
             LogPosition(log.first().0.saturating_sub(1)),

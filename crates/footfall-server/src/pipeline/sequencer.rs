@@ -207,7 +207,7 @@ impl SequencerThread {
         match written {
             Ok(at) => {
                 debug_assert_eq!(at, position);
-                self.live.apply(&record);
+                self.live.apply(0, &record);
                 let stored = record.stored().count();
                 self.metrics.ingested.fetch_add(stored as u64, Relaxed);
                 self.metrics.flushes.fetch_add(1, Relaxed);

@@ -192,6 +192,7 @@ impl EventStore for ChStore {
             records.iter().filter(|(p, _)| p.0 > applied).collect();
         for (i, (p, _)) in fresh.iter().enumerate() {
             if p.0 != applied + 1 + i as u64 {
+                self.applied = None;
                 return Err(StoreError::Corrupt(format!(
                     "log record {} given to storage after position {}: records must be applied in order without gaps",
                     p.0,
@@ -223,6 +224,10 @@ impl EventStore for ChStore {
                 Err(e)
             }
         }
+    }
+
+    fn forget_applied(&mut self) {
+        self.applied = None;
     }
 
     fn dialect(&self) -> &'static dyn Dialect {

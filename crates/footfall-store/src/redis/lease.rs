@@ -18,7 +18,7 @@ const ACQUIRE: &str = r"
 local cur = redis.call('GET', KEYS[1])
 if not cur then
   local epoch = redis.call('INCR', KEYS[2])
-  local token = epoch .. ':' .. ARGV[1]
+  local token = string.format('%d', epoch) .. ':' .. ARGV[1]
   redis.call('SET', KEYS[1], token, 'PX', ARGV[2])
   return token
 end

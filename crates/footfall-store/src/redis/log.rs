@@ -37,10 +37,6 @@ local e = tonumber(redis.call('HGET', KEYS[2], 'end') or ARGV[4])
 if e ~= tonumber(ARGV[2]) then
   return redis.error_reply('CONFLICT ' .. string.format('%d', e))
 end
-if ARGV[5] ~= '' then
-  local ms, seq = string.match(ARGV[5], '^(%d+)-(%d+)$')
-  redis.call('XTRIM', KEYS[4], 'MINID', ms .. '-' .. string.format('%d', tonumber(seq) + 1))
-end
 local bytes = 0
 for i = 6, #ARGV do
   e = e + 1
@@ -49,6 +45,12 @@ for i = 6, #ARGV do
 end
 redis.call('HSET', KEYS[2], 'end', string.format('%d', e), 'nonce', ARGV[3])
 redis.call('HINCRBY', KEYS[2], 'bytes', bytes)
+-- Consumed inbox entries go last: Redis does not undo a script that fails half-way, and
+-- an entry dropped before its record was added would be lost.
+if ARGV[5] ~= '' then
+  local ms, seq = string.match(ARGV[5], '^(%d+)-(%d+)$')
+  redis.call('XTRIM', KEYS[4], 'MINID', ms .. '-' .. string.format('%d', tonumber(seq) + 1))
+end
 return e
 ";
 
@@ -205,7 +207,7 @@ impl RedisLog {
     }
 
     fn fetch_first_and_size(&self) -> Result<(), LogError> {
-        let (first, bytes): (Value, Option<u64>) = self
+        let (first, bytes, end): (Value, Option<u64>, Option<u64>) = self
             .conn
             .with(|con| {
                 ::redis::pipe()
@@ -219,12 +221,18 @@ impl RedisLog {
                     .cmd("HGET")
                     .arg(&self.meta)
                     .arg("bytes")
+                    .cmd("HGET")
+                    .arg(&self.meta)
+                    .arg("end")
                     .query(con)
             })
             .map_err(unavailable)?;
+        // With nothing held, the log starts after its end as Redis has it (not as this
+        // handle last saw it: another node may have appended since).
+        let end = end.unwrap_or(self.first_position - 1);
         let first = match entries(&first)?.first() {
             Some((pos, _)) => pos.0,
-            None => self.end.load(SeqCst) + 1,
+            None => end + 1,
         };
         self.first.store(first, SeqCst);
         self.bytes.store(bytes.unwrap_or(0), SeqCst);
