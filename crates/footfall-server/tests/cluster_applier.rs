@@ -81,8 +81,12 @@ fn fill_log(prefix: &str) -> Vec<CommitRecord> {
         writer.append(&[&rec.encode().unwrap()]).unwrap();
         out.push(rec);
     }
-    RedisSnapshot::new(c, prefix, PART, "sequencer")
+    RedisSnapshot::new(c.clone(), prefix, PART, "sequencer")
         .write(None, SNAPSHOT_AT, b"state")
+        .unwrap();
+    // The live snapshot is newer: the log is kept behind the older of the two.
+    RedisSnapshot::new(c, prefix, PART, "live")
+        .write(None, SNAPSHOT_AT + 5, b"state")
         .unwrap();
     out
 }
@@ -130,7 +134,10 @@ fn applier(
         lease: Lease::new(c.clone(), key, node, Duration::from_millis(500)),
         log: RedisLog::open(c.clone(), prefix, PART, RedisLogOptions::default()).unwrap(),
         store: Box::new(ChStore::open(&env("FOOTFALL_TEST_CLICKHOUSE"), db, PART as u16).unwrap()),
-        snapshot: RedisSnapshot::new(c, prefix, PART, "sequencer"),
+        snapshots: vec![
+            RedisSnapshot::new(c.clone(), prefix, PART, "sequencer"),
+            RedisSnapshot::new(c, prefix, PART, "live"),
+        ],
         chunk_records: 8,
         chunk_bytes: 1 << 20,
         poll,

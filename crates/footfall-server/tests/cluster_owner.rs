@@ -7,14 +7,17 @@
 
 use footfall_core::identify::partition::{route, Sender};
 use footfall_core::identify::Config as IdentifyConfig;
+use footfall_core::live::{ActiveVisitors, LiveModel};
 use footfall_core::record::{CommitRecord, Disposition};
 use footfall_core::sequence::Sequencer;
 use footfall_core::{EnrichedEvent, EventKind, SiteId, Timestamp, VisitorId};
 use footfall_server::cluster::inbox_writer::{encode_entry, InboxWriter};
+use footfall_server::cluster::live::{follow, ClusterLive, FollowedPartition};
 use footfall_server::cluster::owner::{Exit, Owner, OwnerStats};
 use footfall_server::cluster::partition_id_base;
 use footfall_server::cluster::snapshot::PartitionSnapshot;
-use footfall_server::SystemClock;
+use footfall_server::pipeline::live::LiveState;
+use footfall_server::{ManualClock, SystemClock};
 use footfall_store::redis::{
     partition_tag, Conn, Inbox, Lease, RedisLog, RedisLogOptions, RedisSnapshot, Role,
 };
@@ -34,6 +37,34 @@ fn conn() -> Arc<Conn> {
     let url = std::env::var("FOOTFALL_TEST_REDIS")
         .expect("FOOTFALL_TEST_REDIS is not set: run the tests through scripts/test");
     Arc::new(Conn::open(&url).unwrap())
+}
+
+/// A node's live state, following every partition's log on its own thread.
+struct Follower {
+    live: Arc<ClusterLive>,
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+fn start_follower(prefix: &str) -> Follower {
+    let live = Arc::new(ClusterLive::new(PARTS, 5 * 60_000));
+    let parts = (0..PARTS)
+        .map(|p| FollowedPartition {
+            log: RedisLog::open(conn(), prefix, p, RedisLogOptions::default()).unwrap(),
+            live_snapshot: RedisSnapshot::new(conn(), prefix, p, "live"),
+        })
+        .collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (l, s) = (live.clone(), stop.clone());
+    let thread = std::thread::spawn(move || follow(l, parts, s, None));
+    Follower { live, stop, thread }
+}
+
+impl Follower {
+    fn stop(self) {
+        self.stop.store(true, SeqCst);
+        self.thread.join().unwrap();
+    }
 }
 
 /// One node's owners, one thread per partition.
@@ -69,7 +100,14 @@ fn start_node(prefix: &str, name: &str) -> Node {
             log,
             // On this owner's connection, not the writer's: it blocks in XREAD there.
             inbox: Arc::new(Inbox::new(c.clone(), prefix, PARTS, 1_000_000)),
-            snapshot: PartitionSnapshot::new(RedisSnapshot::new(c, prefix, part, "sequencer")),
+            snapshot: PartitionSnapshot::new(RedisSnapshot::new(
+                c.clone(),
+                prefix,
+                part,
+                "sequencer",
+            )),
+            live_snapshot: PartitionSnapshot::new(RedisSnapshot::new(c, prefix, part, "live")),
+            active_timeout_ms: 5 * 60_000,
             identify: IDENTIFY,
             clock: Arc::new(SystemClock),
             max_batch: 64,
@@ -154,6 +192,8 @@ fn owners_sequence_every_acknowledged_event_once_across_crashes_and_handovers() 
     let prefix = format!("t{:016x}", rand::random::<u64>());
     let inbox = Arc::new(Inbox::new(conn(), &prefix, PARTS, 1_000_000));
     let writer = InboxWriter::spawn(inbox.clone(), 256).unwrap();
+    // A node whose live state follows the logs from the start.
+    let early = start_follower(&prefix);
     // A owns every partition before B starts, so A's crash must be taken over by B.
     let a = start_node(&prefix, "node-a");
     wait_until("A to own every partition", || {
@@ -234,6 +274,9 @@ fn owners_sequence_every_acknowledged_event_once_across_crashes_and_handovers() 
     }
     let mut got: HashMap<String, usize> = HashMap::new();
     let mut skipped = 0;
+    // The live state one model makes of every record (all within two days, so the order
+    // of partitions does not matter to day closing).
+    let mut expected_live = LiveModel::new(Default::default(), ActiveVisitors::new(5 * 60_000));
     for part in 0..PARTS {
         let log = RedisLog::open(conn(), &prefix, part, RedisLogOptions::default()).unwrap();
         let mut seq = Sequencer::new(IDENTIFY, partition_id_base(part));
@@ -246,6 +289,7 @@ fn owners_sequence_every_acknowledged_event_once_across_crashes_and_handovers() 
             for (pos, bytes) in batch {
                 let rec = CommitRecord::decode(&bytes).unwrap();
                 // The same decisions as one sequencer that saw every record in order.
+                expected_live.apply(&rec);
                 assert!(
                     seq.replay(pos.0, &rec),
                     "partition {part} record {pos} decided differently"
@@ -261,6 +305,34 @@ fn owners_sequence_every_acknowledged_event_once_across_crashes_and_handovers() 
         }
     }
     assert_eq!(got, want, "acknowledged events vs the logs");
+
+    // Live state: the node that followed from the start, and one that starts now from the
+    // owners' live snapshots and the logs after them, both show what one model shows.
+    let site = SiteId::parse("a.com").unwrap();
+    let clock = ManualClock::new(Timestamp(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64,
+    ));
+    let want_live = |live: &dyn LiveState| {
+        let mut want = expected_live.stats(&site, None);
+        let got = live.snapshot(&site, &clock, None);
+        want.version = got.version;
+        (got, want)
+    };
+    let late = start_follower(&prefix);
+    for (name, f) in [("early", &early), ("late", &late)] {
+        wait_until("the follower to catch up", || {
+            f.live.total_pageviews(&site)
+                == expected_live.counters.site(&site).unwrap().total_pageviews
+        });
+        let (got, want) = want_live(f.live.as_ref());
+        assert_eq!(got, want, "{name} follower");
+        assert!(want.total_page_views > 0 && want.visits > 0);
+    }
+    early.stop();
+    late.stop();
     let duplicates = (0..CLIENTS)
         .map(|_| (0..REQUESTS).filter(|r| r.is_multiple_of(7)).count())
         .sum::<usize>();

@@ -78,6 +78,50 @@ impl PartitionedLive {
         found
     }
 
+    /// Every site any partition has counters for.
+    pub fn sites(&self) -> BTreeSet<SiteId> {
+        self.parts
+            .iter()
+            .flat_map(|p| p.sites.keys().cloned())
+            .collect()
+    }
+
+    /// The counters of all partitions added up, as one set.
+    pub fn counters(&self) -> Counters {
+        let mut out = Counters::default();
+        for site in self.sites() {
+            if let Some(c) = self.site_counters(&site) {
+                out.sites.insert(site, c);
+            }
+        }
+        out.open_from_day = self
+            .parts
+            .iter()
+            .map(|p| p.open_from_day)
+            .min()
+            .unwrap_or(i64::MIN);
+        out
+    }
+
+    /// Who is active, as a snapshot lists them.
+    pub fn active_snapshot(&self) -> Vec<super::active::ActiveSnapshot> {
+        self.active.to_snapshot()
+    }
+
+    /// Takes `fresh`'s counters and active visitors (a reload), keeping this model's
+    /// versions and moving every site's forward: a reader never sees a version go down.
+    /// Returns the sites.
+    pub fn reload(&mut self, fresh: PartitionedLive) -> BTreeSet<SiteId> {
+        let mut sites = self.sites();
+        sites.extend(fresh.sites());
+        self.parts = fresh.parts;
+        self.active = fresh.active;
+        for s in &sites {
+            *self.versions.entry(s.clone()).or_insert(1) += 1;
+        }
+        sites
+    }
+
     pub fn stats(&self, site: &SiteId, limit: Option<usize>) -> LiveStats {
         let counters = self.site_counters(site);
         LiveStats::build(

@@ -38,8 +38,9 @@ pub struct PartitionApplier {
     /// A reader of the partition's log.
     pub log: RedisLog,
     pub store: Box<dyn EventStore>,
-    /// The owner's sequencer snapshot: the log must keep everything after it too.
-    pub snapshot: RedisSnapshot,
+    /// The owner's snapshots (sequencer, live): the log must keep everything after the
+    /// older of them too, or a takeover or a starting node could not replay.
+    pub snapshots: Vec<RedisSnapshot>,
     pub chunk_records: usize,
     pub chunk_bytes: usize,
     /// Wait when idle, and before retrying a failed chunk.
@@ -131,13 +132,16 @@ impl PartitionApplier {
     /// Trims the log behind both storage and the owner's snapshot: only after storage
     /// confirmed, and never what a takeover would replay.
     fn trim(&self, applied: LogPosition) {
-        let snapshot = match self.snapshot.position() {
-            Ok(p) => p.unwrap_or(0),
-            Err(e) => {
-                tracing::debug!(part = self.part, error = %e, "snapshot position unknown; not trimming");
-                return;
+        let mut snapshot = u64::MAX;
+        for s in &self.snapshots {
+            match s.position() {
+                Ok(p) => snapshot = snapshot.min(p.unwrap_or(0)),
+                Err(e) => {
+                    tracing::debug!(part = self.part, error = %e, "snapshot position unknown; not trimming");
+                    return;
+                }
             }
-        };
+        }
         let upto = LogPosition(applied.0.min(snapshot));
         if upto.0 < self.log.first().0 {
             return;

@@ -14,6 +14,7 @@
 
 pub mod applier;
 pub mod inbox_writer;
+pub mod live;
 pub mod owner;
 pub mod snapshot;
 

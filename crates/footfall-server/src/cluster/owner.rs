@@ -14,6 +14,7 @@ use crate::clock::Clock;
 use crate::pipeline::recovery;
 use crate::pipeline::snapshot::SnapshotStore;
 use footfall_core::identify::Config as IdentifyConfig;
+use footfall_core::live::LiveModel;
 use footfall_core::sequence::{Sequencer, MAX_RECORD_EVENTS};
 use footfall_core::EnrichedEvent;
 use footfall_store::redis::{Inbox, Lease, RedisLog, Token};
@@ -48,6 +49,10 @@ pub struct Owner {
     /// On a connection of its own: the owner blocks in `XREAD` on it.
     pub inbox: Arc<Inbox>,
     pub snapshot: PartitionSnapshot,
+    /// The partition's live counters and active visitors, beside the sequencer snapshot:
+    /// where a node that starts follows the partition's log from.
+    pub live_snapshot: PartitionSnapshot,
+    pub active_timeout_ms: i64,
     pub identify: IdentifyConfig,
     pub clock: Arc<dyn Clock>,
     /// Most events in one record.
@@ -75,6 +80,8 @@ impl From<LogError> for StepError {
 struct Held {
     token: Token,
     sequencer: Sequencer,
+    /// The partition's live state, kept only to be snapshotted for nodes that start.
+    live: LiveModel,
     renew_at: Instant,
     last_snapshot: Instant,
 }
@@ -171,7 +178,8 @@ impl Owner {
     fn take_over(&self, token: Token) -> Option<Held> {
         let fence = Some((self.lease.key().to_owned(), token.clone()));
         self.log.set_fence(fence.clone());
-        self.snapshot.set_fence(fence);
+        self.snapshot.set_fence(fence.clone());
+        self.live_snapshot.set_fence(fence);
         let id_base = partition_id_base(self.part);
         // Strictly: a snapshot Redis failed to return is not "no snapshot" — starting
         // afresh would split the visits in progress, and the next snapshot would make
@@ -183,9 +191,26 @@ impl Owner {
                 return None;
             }
         };
+        let live_found = match self.live_snapshot.read() {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::error!(part = self.part, error = %e, "cannot read the partition's live snapshot; will retry");
+                return None;
+            }
+        };
         let name = self.snapshot.describe();
-        match recovery::sequencer_from(&name, found, &self.log, self.identify, id_base) {
-            Ok(sequencer) => {
+        let rebuilt = recovery::sequencer_from(&name, found, &self.log, self.identify, id_base)
+            .and_then(|seq| {
+                let (_, live) = recovery::live_from(
+                    &self.live_snapshot.describe(),
+                    live_found,
+                    &self.log,
+                    self.active_timeout_ms,
+                )?;
+                Ok((seq, live))
+            });
+        match rebuilt {
+            Ok((sequencer, live)) => {
                 self.stats.takeovers.fetch_add(1, Relaxed);
                 tracing::info!(
                     part = self.part,
@@ -196,6 +221,7 @@ impl Owner {
                 Some(Held {
                     token,
                     sequencer,
+                    live,
                     renew_at: Instant::now() + self.lease.ttl() / 3,
                     last_snapshot: Instant::now(),
                 })
@@ -264,18 +290,26 @@ impl Owner {
             .encode()
             .map_err(|e| LogError::Unavailable(format!("cannot encode the record: {e}")))?;
         self.log.append_consuming(&[&bytes], &consumed)?;
+        h.live.apply(&record);
         self.stats.records.fetch_add(1, Relaxed);
         self.stats.events.fetch_add(n, Relaxed);
         Ok(())
     }
 
+    /// Snapshots the live state, then the sequencer, at the log's end (both are exactly
+    /// there). The applier trims behind the older of the two, so a failure between them
+    /// only keeps more log.
     fn write_snapshot(&self, h: &mut Held) {
         h.last_snapshot = Instant::now();
         let at = self.log.end();
-        let written = h
-            .sequencer
-            .snapshot()
+        let written = postcard::to_stdvec(&h.live.to_snapshot())
             .map_err(|e| e.to_string())
+            .and_then(|live| {
+                self.live_snapshot
+                    .write(at, &live)
+                    .map_err(|e| e.to_string())
+            })
+            .and_then(|()| h.sequencer.snapshot().map_err(|e| e.to_string()))
             .and_then(|bytes| self.snapshot.write(at, &bytes).map_err(|e| e.to_string()));
         match written {
             Ok(()) => {

@@ -262,3 +262,41 @@ pub fn load_live(
     tracing::info!(from = from.0, replayed = n, "live state recovered");
     Ok(model)
 }
+
+/// A partition's live model as of the end of its log (and the position it reached), from
+/// a live snapshot the caller read
+/// (strictly). Without one, from the start of the log: the cluster's appliers never trim
+/// a partition's log past its live snapshot, so a partition with no snapshot still holds
+/// its whole log.
+pub fn live_from(
+    name: &str,
+    found: Option<(LogPosition, Vec<u8>)>,
+    log: &dyn Log,
+    active_timeout_ms: i64,
+) -> Result<(LogPosition, LiveModel), RecoveryError> {
+    let fresh = || LiveModel::new(Default::default(), ActiveVisitors::new(active_timeout_ms));
+    let loaded = fit(
+        name,
+        found,
+        log,
+        "live counters start from the log",
+        |bytes| postcard::from_bytes::<LiveSnapshot>(bytes).map_err(|e| e.to_string()),
+    );
+    let (from, mut model) = match loaded {
+        Some((pos, s)) => (
+            pos,
+            LiveModel::new(
+                s.counters,
+                ActiveVisitors::restore(active_timeout_ms, s.active),
+            ),
+        ),
+        None => (LogPosition(log.first().0.saturating_sub(1)), fresh()),
+    };
+    // Where replay stopped, not the log's end now: records may arrive meanwhile.
+    let mut last = from;
+    replay(log, from, |p, rec| {
+        model.apply(rec);
+        last = p;
+    })?;
+    Ok((last, model))
+}
