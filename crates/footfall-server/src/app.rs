@@ -47,6 +47,8 @@ pub enum StartError {
     Recovery(#[from] crate::pipeline::recovery::RecoveryError),
     #[error("cannot start a thread: {0}")]
     Thread(std::io::Error),
+    #[error("cluster: {0}")]
+    Cluster(String),
     #[error("the log ends at position {log_end} but storage already holds records up to {applied}: acknowledged records are missing from the log. Restore the log/ folder from a backup; or, if storage holds everything, move log/ aside and start again (a new log continues after {applied})")]
     LogBehindStorage { log_end: u64, applied: u64 },
 }
@@ -182,8 +184,16 @@ pub struct Running {
     pub state: Arc<AppState>,
     shutdown_tx: watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
-    sequencer_thread: std::thread::JoinHandle<()>,
-    applier: ApplierHandle,
+    background: Background,
+}
+
+/// The threads behind the server, stopped in order at shutdown.
+pub(crate) enum Background {
+    Embedded {
+        sequencer_thread: std::thread::JoinHandle<()>,
+        applier: ApplierHandle,
+    },
+    Cluster(crate::cluster::node::NodeHandle),
 }
 
 impl Running {
@@ -201,10 +211,17 @@ impl Running {
             tracing::warn!("connections still open after 10 s; closing them");
             server.abort();
         }
-        self.state.ingest.sequencer.shutdown().await;
-        let t = self.sequencer_thread;
-        let _ = tokio::task::spawn_blocking(move || t.join()).await;
-        self.applier.shutdown().await;
+        self.state.ingest.writer.shutdown().await;
+        match self.background {
+            Background::Embedded {
+                sequencer_thread,
+                applier,
+            } => {
+                let _ = tokio::task::spawn_blocking(move || sequencer_thread.join()).await;
+                applier.shutdown().await;
+            }
+            Background::Cluster(node) => node.shutdown().await,
+        }
         tracing::info!("footfall stopped");
     }
 }
@@ -212,6 +229,9 @@ impl Running {
 /// Recovers state from the log, snapshots and storage, and starts serving. Returns once the
 /// server is listening, so `/healthz` answers as soon as this returns.
 pub async fn start(config: ServerConfig, clock: Arc<dyn Clock>) -> Result<Running, StartError> {
+    if config.cluster.is_some() {
+        return crate::cluster::node::start(config, clock).await;
+    }
     start_with_log(config, clock, LogOptions::default()).await
 }
 
@@ -301,17 +321,9 @@ pub async fn start_with_log(
         .await
         .map_err(|e| StartError::Geo(format!("startup task failed: {e}")))??;
 
-    let geo = match &config.geoip_db {
-        Some(p) => Some(GeoDb::open(p).map_err(StartError::Geo)?),
-        None => None,
-    };
     let metrics = Arc::new(Metrics::default());
     let live = Arc::new(Live::new(model));
-    let sites = Sites::load(metadata.connect()?)?;
-    let salts = Salts::new(metadata.connect()?);
-    let keys = crate::keys::ApiKeys::load(metadata.connect()?, config.api_rate_limit_per_hour)?;
-    let reads = crate::read::query::ReadPool::new(store.connect()?);
-    let accounts = crate::accounts::Accounts::load(metadata, clock.now().0)?;
+    let reads = store.connect()?;
     let retention = Arc::new(Retention::new(applied, snapshot_at));
     let (applied_tx, applied_rx) = watch::channel(applied);
     let nudge = Arc::new(tokio::sync::Notify::new());
@@ -349,7 +361,61 @@ pub async fn start_with_log(
     .map_err(StartError::Thread)?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     spawn_expiry(live.clone(), clock.clone(), shutdown_rx.clone());
+    let background = Background::Embedded {
+        sequencer_thread,
+        applier,
+    };
+    let backend = Backend {
+        metadata,
+        reads,
+        live,
+        stored: crate::state::Stored::Embedded(ReadBarrier {
+            log,
+            applied: applied_rx,
+            nudge,
+        }),
+        writer: crate::ingest::EventWriter::Embedded(sequencer),
+        background,
+    };
+    serve(config, clock, metrics, backend, (shutdown_tx, shutdown_rx)).await
+}
 
+/// What a mode (embedded or cluster) hands the HTTP server.
+pub(crate) struct Backend {
+    pub metadata: Box<dyn footfall_store::MetadataStore>,
+    /// A connection for reports.
+    pub reads: Box<dyn footfall_store::EventStore>,
+    pub live: Arc<dyn crate::pipeline::live::LiveState>,
+    pub stored: crate::state::Stored,
+    pub writer: crate::ingest::EventWriter,
+    pub background: Background,
+}
+
+/// Loads what requests need from the metadata store, binds, and serves.
+pub(crate) async fn serve(
+    config: ServerConfig,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+    backend: Backend,
+    (shutdown_tx, shutdown_rx): (watch::Sender<bool>, watch::Receiver<bool>),
+) -> Result<Running, StartError> {
+    let geo = match &config.geoip_db {
+        Some(p) => Some(GeoDb::open(p).map_err(StartError::Geo)?),
+        None => None,
+    };
+    let metadata = backend.metadata;
+    let (rate, now) = (config.api_rate_limit_per_hour, clock.now().0);
+    // Store calls block (a networked store's client runs its own runtime): off the workers.
+    let (sites, salts, keys, accounts) = tokio::task::spawn_blocking(move || {
+        let sites = Sites::load(metadata.connect()?)?;
+        let salts = Salts::new(metadata.connect()?);
+        let keys = crate::keys::ApiKeys::load(metadata.connect()?, rate)?;
+        let accounts = crate::accounts::Accounts::load(metadata, now)?;
+        Ok::<_, StartError>((sites, salts, keys, accounts))
+    })
+    .await
+    .map_err(|e| StartError::Cluster(format!("startup task failed: {e}")))??;
+    let reads = crate::read::query::ReadPool::new(backend.reads);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| StartError::Listen {
@@ -370,16 +436,12 @@ pub async fn start_with_log(
             salts,
             geo,
             user_agents: Default::default(),
-            sequencer,
+            writer: backend.writer,
         },
         read: ReadState {
-            live,
+            live: backend.live,
             reads,
-            stored: ReadBarrier {
-                log,
-                applied: applied_rx,
-                nudge,
-            },
+            stored: backend.stored,
         },
         access: AccessState { keys, accounts },
     });
@@ -413,7 +475,6 @@ pub async fn start_with_log(
         state,
         shutdown_tx,
         server,
-        sequencer_thread,
-        applier,
+        background: backend.background,
     })
 }

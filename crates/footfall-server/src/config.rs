@@ -42,6 +42,55 @@ pub struct ServerConfig {
     pub secure_cookies: bool,
     /// Keep rollups and answer reports from them where exact.
     pub rollups: bool,
+    /// Run as one node of a cluster (Redis, ClickHouse, PostgreSQL) instead of embedded.
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// Where a cluster node finds the shared services, and how the work is split.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// `redis://host:port/db`: inboxes, logs, leases, snapshots. Needs `appendonly yes`,
+    /// `appendfsync always`, `maxmemory-policy noeviction`.
+    pub redis: String,
+    /// ClickHouse's HTTP interface, `http://host:8123`.
+    pub clickhouse: String,
+    pub clickhouse_database: String,
+    /// `postgres://user@host:port/db`: sites, salts, users, keys, sessions, share links.
+    pub postgres: String,
+    /// Log partitions: fixed when the cluster is created (every node must agree).
+    pub partitions: u32,
+    /// This node's name in leases (unique per node).
+    pub node: String,
+    /// Prefix of every Redis key, so several clusters can share one Redis.
+    pub prefix: String,
+    /// Most entries a partition may hold waiting (inbox + log not yet in storage); past
+    /// it, ingest answers 503.
+    pub backlog_limit: u64,
+    /// Lease TTL of a partition's sequencing (a crashed node's partitions wait this long).
+    pub owner_lease: std::time::Duration,
+    /// Lease TTL of a partition's storage applier (longer than its slowest chunk).
+    pub applier_lease: std::time::Duration,
+}
+
+impl ClusterConfig {
+    pub fn new(redis: String, clickhouse: String, postgres: String) -> Self {
+        ClusterConfig {
+            redis,
+            clickhouse,
+            clickhouse_database: "footfall".into(),
+            postgres,
+            partitions: 8,
+            node: format!(
+                "{}-{}",
+                std::env::var("HOSTNAME").unwrap_or_else(|_| "node".into()),
+                std::process::id()
+            ),
+            prefix: "footfall".into(),
+            backlog_limit: 5_000_000,
+            owner_lease: std::time::Duration::from_secs(10),
+            applier_lease: std::time::Duration::from_secs(300),
+        }
+    }
 }
 
 impl ServerConfig {
@@ -67,6 +116,7 @@ impl ServerConfig {
             demo: false,
             secure_cookies: false,
             rollups: true,
+            cluster: None,
         }
     }
 }

@@ -290,7 +290,7 @@ async fn send(st: &AppState, events: Vec<IncomingEvent>) -> bool {
     if prepared.is_empty() {
         return true;
     }
-    match st.ingest.sequencer.write(prepared).await {
+    match st.ingest.writer.write(prepared).await {
         Ok(_) => true,
         Err(e) => {
             tracing::warn!(error = %e, "demo traffic not stored; demo stops");

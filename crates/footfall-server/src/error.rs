@@ -36,6 +36,11 @@ pub enum ApiError {
     /// The log refused the write: nothing of the request was recorded. Logged, never sent.
     #[error("the events could not be made durable and nothing was recorded; try again shortly")]
     NotDurable(String),
+    /// Cluster mode: the backlog waiting for storage is at its limit. Nothing of the
+    /// request was recorded; the message says so, since the client can do something
+    /// about it (retry later).
+    #[error("the backlog waiting for storage is full and nothing was recorded; try again later")]
+    BacklogFull(String),
     #[error("shutting down")]
     ShuttingDown,
     #[error("internal error")]
@@ -56,9 +61,10 @@ impl ApiError {
             ApiError::Forbidden | ApiError::CsrfRejected => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::Unavailable(_) | ApiError::NotDurable(_) | ApiError::ShuttingDown => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::Unavailable(_)
+            | ApiError::NotDurable(_)
+            | ApiError::BacklogFull(_)
+            | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Account(e) => match e {
                 AccountError::Invalid(_) => StatusCode::BAD_REQUEST,
@@ -98,7 +104,8 @@ impl ApiError {
     pub fn to_json(&self) -> (StatusCode, serde_json::Value) {
         if let ApiError::Internal(detail)
         | ApiError::Unavailable(detail)
-        | ApiError::NotDurable(detail) = self
+        | ApiError::NotDurable(detail)
+        | ApiError::BacklogFull(detail) = self
         {
             tracing::error!(%detail, "request failed");
         }
@@ -120,5 +127,14 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, body) = self.to_json();
         (status, Json(body)).into_response()
+    }
+}
+
+impl From<crate::ingest::WriteError> for ApiError {
+    fn from(e: crate::ingest::WriteError) -> Self {
+        match e {
+            crate::ingest::WriteError::NotDurable(d) => ApiError::NotDurable(d),
+            crate::ingest::WriteError::BacklogFull(d) => ApiError::BacklogFull(d),
+        }
     }
 }

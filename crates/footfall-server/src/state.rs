@@ -6,12 +6,12 @@ use crate::clock::Clock;
 use crate::config::ServerConfig;
 use crate::ingest::geo::GeoDb;
 use crate::ingest::ua_cache::UaCache;
+use crate::ingest::EventWriter;
 use crate::keys::ApiKeys;
 use crate::metrics::Metrics;
 use crate::pipeline::applier::ReadBarrier;
 use crate::pipeline::live::LiveState;
 use crate::pipeline::salts::Salts;
-use crate::pipeline::sequencer::SequencerHandle;
 use crate::pipeline::sites::Sites;
 use crate::read::query::ReadPool;
 use std::sync::Arc;
@@ -35,7 +35,8 @@ pub struct IngestState {
     pub salts: Salts,
     pub geo: Option<GeoDb>,
     pub user_agents: UaCache,
-    pub sequencer: SequencerHandle,
+    /// Where events become durable: the sequencer, or the cluster's inboxes.
+    pub writer: EventWriter,
 }
 
 /// The read side: live state, stored events, and the barrier that makes a query see every
@@ -43,7 +44,24 @@ pub struct IngestState {
 pub struct ReadState {
     pub live: Arc<dyn LiveState>,
     pub reads: ReadPool,
-    pub stored: ReadBarrier,
+    pub stored: Stored,
+}
+
+/// What a query waits for before reading storage: the embedded applier, or the cluster's
+/// inboxes, logs and ClickHouse.
+pub enum Stored {
+    Embedded(ReadBarrier),
+    Cluster(crate::cluster::barrier::ClusterBarrier),
+}
+
+impl Stored {
+    /// Waits (up to `limit`) until storage holds every event acknowledged before now.
+    pub async fn wait(&self, limit: std::time::Duration) -> bool {
+        match self {
+            Stored::Embedded(b) => b.wait(limit).await,
+            Stored::Cluster(b) => b.wait(limit).await,
+        }
+    }
 }
 
 /// Who may do what: API keys and dashboard accounts.

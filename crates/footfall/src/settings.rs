@@ -3,6 +3,7 @@
 
 use clap::Args;
 use footfall_core::SiteId;
+use footfall_server::config::ClusterConfig;
 use footfall_server::ServerConfig;
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -77,6 +78,33 @@ pub struct ServeArgs {
     /// on rebuilds them at the next start).
     #[arg(long, env = "FOOTFALL_NO_ROLLUPS")]
     pub no_rollups: bool,
+    /// Cluster mode: Redis for inboxes, logs and leases (`redis://host:6379/0`; needs
+    /// appendonly yes, appendfsync always, maxmemory-policy noeviction). With
+    /// --clickhouse and --postgres, this node is one of several behind a load balancer.
+    #[arg(long, env = "FOOTFALL_REDIS")]
+    pub redis: Option<String>,
+    /// Cluster mode: ClickHouse's HTTP interface (`http://host:8123`).
+    #[arg(long, env = "FOOTFALL_CLICKHOUSE")]
+    pub clickhouse: Option<String>,
+    /// Cluster mode: the ClickHouse database [footfall].
+    #[arg(long, env = "FOOTFALL_CLICKHOUSE_DATABASE")]
+    pub clickhouse_database: Option<String>,
+    /// Cluster mode: PostgreSQL for sites, users and keys (`postgres://user@host/db`).
+    #[arg(long, env = "FOOTFALL_POSTGRES", hide_env_values = true)]
+    pub postgres: Option<String>,
+    /// Cluster mode: log partitions, fixed when the cluster is created [8].
+    #[arg(long, env = "FOOTFALL_PARTITIONS")]
+    pub partitions: Option<u32>,
+    /// Cluster mode: this node's name, unique in the cluster [hostname-pid].
+    #[arg(long, env = "FOOTFALL_NODE_NAME")]
+    pub node_name: Option<String>,
+    /// Cluster mode: prefix of every Redis key [footfall].
+    #[arg(long, env = "FOOTFALL_REDIS_PREFIX")]
+    pub redis_prefix: Option<String>,
+    /// Cluster mode: most entries one partition may hold waiting for storage before
+    /// ingest answers 503 [5000000].
+    #[arg(long, env = "FOOTFALL_BACKLOG_LIMIT")]
+    pub backlog_limit: Option<u64>,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -105,6 +133,14 @@ struct FileSettings {
     secure_cookies: bool,
     #[serde(default)]
     no_rollups: bool,
+    redis: Option<String>,
+    clickhouse: Option<String>,
+    clickhouse_database: Option<String>,
+    postgres: Option<String>,
+    partitions: Option<u32>,
+    node_name: Option<String>,
+    redis_prefix: Option<String>,
+    backlog_limit: Option<u64>,
 }
 
 pub struct Settings {
@@ -119,6 +155,8 @@ pub enum SettingsError {
     Parse(PathBuf, toml::de::Error),
     #[error("{0}")]
     Site(#[from] footfall_core::types::InvalidDomain),
+    #[error("cluster mode needs all of redis, clickhouse and postgres; missing: {0}")]
+    Cluster(String),
 }
 
 fn parse_sites(raw: &[String]) -> Result<Vec<SiteId>, SettingsError> {
@@ -187,6 +225,43 @@ impl Settings {
         c.demo = args.demo || file.demo;
         c.secure_cookies = args.secure_cookies || file.secure_cookies;
         c.rollups = !(args.no_rollups || file.no_rollups);
+        let redis = args.redis.or(file.redis);
+        let clickhouse = args.clickhouse.or(file.clickhouse);
+        let postgres = args.postgres.or(file.postgres);
+        c.cluster = match (redis, clickhouse, postgres) {
+            (None, None, None) => None,
+            (Some(r), Some(ch), Some(pg)) => {
+                let mut k = ClusterConfig::new(r, ch, pg);
+                if let Some(d) = args.clickhouse_database.or(file.clickhouse_database) {
+                    k.clickhouse_database = d;
+                }
+                if let Some(n) = args.partitions.or(file.partitions) {
+                    k.partitions = n.clamp(1, 255);
+                }
+                if let Some(n) = args.node_name.or(file.node_name) {
+                    k.node = n;
+                }
+                if let Some(p) = args.redis_prefix.or(file.redis_prefix) {
+                    k.prefix = p;
+                }
+                if let Some(n) = args.backlog_limit.or(file.backlog_limit) {
+                    k.backlog_limit = n.max(1);
+                }
+                Some(k)
+            }
+            (r, ch, pg) => {
+                let missing: Vec<&str> = [
+                    ("redis", r.is_none()),
+                    ("clickhouse", ch.is_none()),
+                    ("postgres", pg.is_none()),
+                ]
+                .into_iter()
+                .filter(|(_, m)| *m)
+                .map(|(n, _)| n)
+                .collect();
+                return Err(SettingsError::Cluster(missing.join(", ")));
+            }
+        };
         Ok(Settings { server: c })
     }
 }

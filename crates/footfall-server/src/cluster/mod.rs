@@ -13,8 +13,10 @@
 //! sequencer, so both modes decide alike.
 
 pub mod applier;
+pub mod barrier;
 pub mod inbox_writer;
 pub mod live;
+pub mod node;
 pub mod owner;
 pub mod snapshot;
 

@@ -5,8 +5,10 @@ pub mod client_ip;
 pub mod geo;
 pub mod meta;
 pub mod ua_cache;
+mod writer;
 
 pub use meta::RequestMeta;
+pub use writer::{EventWriter, Routed, WriteError};
 
 use crate::error::ApiError;
 use crate::http::read_body;
@@ -19,10 +21,10 @@ use axum::routing::{post, MethodRouter};
 use axum::Json;
 use footfall_core::decode::{limits, openpanel, plausible, DecodeError};
 use footfall_core::enrich;
-use footfall_core::identify::visitor;
+use footfall_core::identify::{partition, visitor};
 use footfall_core::record::Disposition;
 use footfall_core::DropReason;
-use footfall_core::{EnrichedEvent, IncomingEvent, SiteId};
+use footfall_core::{IncomingEvent, SiteId};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -108,30 +110,26 @@ pub async fn batch(
             }
         }
     }
-    let mut stored = 0;
+    let (mut stored, mut queued) = (0, 0);
     if !events.is_empty() {
-        for d in st
-            .ingest
-            .sequencer
-            .write(events)
-            .await
-            .map_err(ApiError::NotDurable)?
-        {
+        for d in st.ingest.writer.write(events).await? {
             match d {
-                Disposition::Stored => stored += 1,
-                Disposition::Skipped(reason) => {
+                Some(Disposition::Stored) => stored += 1,
+                Some(Disposition::Skipped(reason)) => {
                     st.metrics.dropped(reason);
                     *dropped.entry(reason.as_str()).or_default() += 1;
                 }
-                Disposition::Presence => {}
+                Some(Disposition::Presence) => {}
+                None => queued += 1,
             }
         }
     }
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "received": received, "stored": stored, "dropped": dropped })),
-    )
-        .into_response())
+    let mut answer = json!({ "received": received, "stored": stored, "dropped": dropped });
+    if queued > 0 {
+        // Cluster mode: durable, decided (stored or deduplicated) moments later.
+        answer["queued"] = json!(queued);
+    }
+    Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
 }
 
 async fn single(
@@ -150,15 +148,10 @@ async fn single(
             return Ok(dropped(reason));
         }
     };
-    let dispositions = st
-        .ingest
-        .sequencer
-        .write(events)
-        .await
-        .map_err(ApiError::NotDurable)?;
+    let dispositions = st.ingest.writer.write(events).await?;
     // An event sent to several sites is stored for each; report the first outcome.
     match dispositions.first() {
-        Some(&Disposition::Skipped(reason)) => {
+        Some(&Some(Disposition::Skipped(reason))) => {
             st.metrics.dropped(reason);
             Ok(dropped(reason))
         }
@@ -176,14 +169,14 @@ fn dropped(reason: DropReason) -> Response {
         .into_response()
 }
 
-/// Everything between decode and the sequencer. Returns one event per target site, or the
-/// reason the event is dropped.
+/// Everything between decode and the sequencer. Returns one event per target site (with
+/// its partition route), or the reason the event is dropped.
 pub(crate) fn prepare(
     st: &AppState,
     meta: &RequestMeta,
     mut ev: IncomingEvent,
     server_side: bool,
-) -> Result<Vec<EnrichedEvent>, DropReason> {
+) -> Result<Vec<Routed>, DropReason> {
     // The seed's calls carry no URL: the page's host comes from the browser's Origin.
     let origin_host = meta.origin_host.clone();
     if ev.domain.is_empty() {
@@ -238,6 +231,14 @@ pub(crate) fn prepare(
     let last = sites.len() - 1;
     let kind = ev.kind;
     for (i, site) in sites.into_iter().enumerate() {
+        let sender = match &ev.client_id {
+            Some(cid) => partition::Sender::Client(cid),
+            None => partition::Sender::Request {
+                ip: &ip_text,
+                user_agent: &user_agent,
+            },
+        };
+        let route = partition::route(&site, sender);
         let (v, prev) = match &ev.client_id {
             Some(cid) => (visitor::from_client_id(&site, cid), None),
             None => (
@@ -261,7 +262,7 @@ pub(crate) fn prepare(
         } else {
             ev.clone()
         };
-        out.push(enrich::enrich(this, cx));
+        out.push((route, enrich::enrich(this, cx)));
     }
     Ok(out)
 }

@@ -74,6 +74,25 @@ impl ChStore {
         })
     }
 
+    /// The applied position of every partition that has one (for a read barrier that
+    /// waits until storage holds what the logs held).
+    pub fn applied_positions(&self) -> Result<std::collections::HashMap<u16, u64>, StoreError> {
+        let mut out = std::collections::HashMap::new();
+        for row in self
+            .http
+            .rows("SELECT log_part, max(position) FROM log_applied GROUP BY log_part")?
+        {
+            let (Some(Some(p)), Some(Some(v))) = (row.first(), row.get(1)) else {
+                continue;
+            };
+            let (Ok(p), Ok(v)) = (p.parse::<u16>(), v.parse::<u64>()) else {
+                return Err(StoreError::Corrupt(format!("log_applied row {row:?}")));
+            };
+            out.insert(p, v);
+        }
+        Ok(out)
+    }
+
     /// Test hook: the next flush stops with an error at `stage`, leaving what a process
     /// killed there would leave.
     pub fn fail_at(&mut self, stage: Option<FlushStage>) {

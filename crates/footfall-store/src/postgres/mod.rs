@@ -16,7 +16,33 @@ pub use schema::VERSION as SCHEMA_VERSION;
 /// One connection to the metadata database.
 pub struct PgStore {
     url: String,
-    client: Mutex<Client>,
+    /// None only while being dropped.
+    client: Mutex<Option<Client>>,
+}
+
+/// Runs `f` on a short-lived thread of its own. The blocking client drives its own tokio
+/// runtime, which panics on a thread that is already running one — and the server calls
+/// its stores from async handlers (as it may for the embedded store, whose calls are
+/// short). Costs a thread start per call (tens of µs); metadata calls are rare (sites and
+/// keys are cached, salts change daily).
+fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| match s.spawn(f).join() {
+        Ok(v) => v,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        let client = self
+            .client
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(client) = client {
+            off_runtime(move || drop(client));
+        }
+    }
 }
 
 fn err(e: ::postgres::Error) -> StoreError {
@@ -34,20 +60,28 @@ fn site_id(raw: String) -> Result<SiteId, StoreError> {
 impl PgStore {
     /// Connects (`postgres://user@host:port/db`) and brings the tables up to date.
     pub fn open(url: &str) -> Result<PgStore, StoreError> {
-        let mut client = Client::connect(url, NoTls).map_err(err)?;
-        schema::migrate(&mut client)?;
+        let client = off_runtime(|| -> Result<Client, StoreError> {
+            let mut client = Client::connect(url, NoTls).map_err(err)?;
+            schema::migrate(&mut client)?;
+            Ok(client)
+        })?;
         Ok(PgStore {
             url: url.to_string(),
-            client: Mutex::new(client),
+            client: Mutex::new(Some(client)),
         })
     }
 
-    fn with<T>(
+    fn with<T: Send>(
         &self,
-        f: impl FnOnce(&mut Client) -> Result<T, ::postgres::Error>,
+        f: impl FnOnce(&mut Client) -> Result<T, ::postgres::Error> + Send,
     ) -> Result<T, StoreError> {
         let mut c = self.client.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut c).map_err(err)
+        let Some(client) = c.as_mut() else {
+            return Err(StoreError::Unavailable(
+                "PostgreSQL: connection closed".into(),
+            ));
+        };
+        off_runtime(|| f(client)).map_err(err)
     }
 }
 

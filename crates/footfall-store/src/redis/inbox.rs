@@ -22,6 +22,17 @@ pub enum InboxError {
     Full { part: u32, backlog: u64, limit: u64 },
 }
 
+/// A stream entry id (`<ms>-<seq>`), ordered as Redis orders them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct EntryId(pub u64, pub u64);
+
+impl EntryId {
+    pub fn parse(id: &str) -> Option<EntryId> {
+        let (ms, seq) = id.split_once('-')?;
+        Some(EntryId(ms.parse().ok()?, seq.parse().ok()?))
+    }
+}
+
 pub(crate) fn inbox_key(tag: &str) -> String {
     format!("{tag}:inbox")
 }
@@ -107,6 +118,37 @@ impl Inbox {
             .with(|con| pipe.query(con))
             .map_err(|e| InboxError::Unavailable(e.to_string()))?;
         Ok(())
+    }
+
+    /// The id of partition `part`'s newest entry, if any.
+    pub fn last_id(&self, part: u32) -> Result<Option<EntryId>, RedisError> {
+        self.edge_id(part, "XREVRANGE", "+", "-")
+    }
+
+    /// The id of partition `part`'s oldest entry still waiting, if any.
+    pub fn first_id(&self, part: u32) -> Result<Option<EntryId>, RedisError> {
+        self.edge_id(part, "XRANGE", "-", "+")
+    }
+
+    fn edge_id(
+        &self,
+        part: u32,
+        cmd: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Option<EntryId>, RedisError> {
+        let (inbox, _) = self.keys(part);
+        let v: Value = self.conn.with(|con| {
+            ::redis::cmd(cmd)
+                .arg(&inbox)
+                .arg(from)
+                .arg(to)
+                .arg("COUNT")
+                .arg(1)
+                .query(con)
+        })?;
+        let entries = parse_xread(Value::Array(vec![Value::Array(vec![Value::Nil, v])]));
+        Ok(entries.first().and_then(|(id, _)| EntryId::parse(id)))
     }
 
     /// Up to `count` entries of partition `part` after entry id `after` ("0-0" for the

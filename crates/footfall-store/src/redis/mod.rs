@@ -13,7 +13,7 @@ mod log;
 mod snapshot;
 
 pub use conn::Conn;
-pub use inbox::{Inbox, InboxError};
+pub use inbox::{EntryId, Inbox, InboxError};
 pub use lease::{Lease, Token};
 pub use log::{partition_tag, RedisLog, RedisLogOptions, Role};
 pub use snapshot::{RedisSnapshot, SnapshotSlotError};

@@ -1,0 +1,251 @@
+//! Starting and stopping a cluster node: the same HTTP server as embedded mode, over the
+//! shared services. Every node runs an owner loop and a storage applier per partition
+//! (each acts only while it holds that partition's lease, so the work spreads over the
+//! nodes that are up and moves when one goes), a live follower, and the inbox writer.
+
+use super::applier::{ApplierStats, PartitionApplier};
+use super::barrier::ClusterBarrier;
+use super::inbox_writer::InboxWriter;
+use super::live::{follow, ClusterLive, FollowedPartition};
+use super::owner::{Exit, Owner, OwnerStats};
+use super::snapshot::PartitionSnapshot;
+use crate::app::{serve, Backend, Background, Running, StartError};
+use crate::clock::Clock;
+use crate::config::{ClusterConfig, ServerConfig};
+use crate::metrics::Metrics;
+use footfall_core::identify::Config as IdentifyConfig;
+use footfall_store::redis::{
+    partition_tag, Conn, Inbox, Lease, RedisLog, RedisLogOptions, RedisSnapshot, Role,
+};
+use footfall_store::{ChStore, MetadataStore, PgStore};
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// The node's threads, stopped at shutdown.
+pub struct NodeHandle {
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    pub owners: Vec<Arc<OwnerStats>>,
+    pub appliers: Vec<Arc<ApplierStats>>,
+}
+
+impl NodeHandle {
+    /// Stops the loops; owners snapshot and release their leases on the way out, so the
+    /// other nodes take the partitions over at once.
+    pub async fn shutdown(self) {
+        self.stop.store(true, SeqCst);
+        let threads = self.threads;
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
+    }
+}
+
+fn redis(c: &ClusterConfig) -> Result<Arc<Conn>, StartError> {
+    Conn::open(&c.redis)
+        .map(Arc::new)
+        .map_err(|e| StartError::Cluster(format!("redis {}: {e}", c.redis)))
+}
+
+fn spawn(
+    name: &str,
+    f: impl FnOnce() + Send + 'static,
+) -> Result<std::thread::JoinHandle<()>, StartError> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map_err(StartError::Thread)
+}
+
+pub async fn start(config: ServerConfig, clock: Arc<dyn Clock>) -> Result<Running, StartError> {
+    let Some(c) = config.cluster.clone() else {
+        return Err(StartError::Cluster("no cluster settings".into()));
+    };
+    let cfg = config.clone();
+    let clock2 = clock.clone();
+    let opened = tokio::task::spawn_blocking(move || -> Result<_, StartError> {
+        let metadata = PgStore::open(&c.postgres)?;
+        let now = clock2.now().0;
+        for site in &cfg.sites {
+            metadata.add_site(site, cfg.public_sites.contains(site), now)?;
+        }
+        for site in &cfg.public_sites {
+            metadata.add_site(site, true, now)?;
+        }
+        if cfg.demo {
+            metadata.add_site(&crate::demo::site(), true, now)?;
+        }
+        let reads = ChStore::open(&c.clickhouse, &c.clickhouse_database, 0)?;
+        let positions = ChStore::open(&c.clickhouse, &c.clickhouse_database, 0)?;
+        Ok((metadata, reads, positions))
+    })
+    .await
+    .map_err(|e| StartError::Cluster(format!("startup task failed: {e}")))??;
+    let (metadata, reads, positions) = opened;
+    let c = config
+        .cluster
+        .clone()
+        .ok_or_else(|| StartError::Cluster("no cluster settings".into()))?;
+    let parts = c.partitions.max(1);
+    let identify = IdentifyConfig {
+        visit_gap_ms: config.visit_gap_ms,
+        dedup_window_ms: config.dedup_window_ms,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut threads = Vec::new();
+    let mut owners = Vec::new();
+    let mut appliers = Vec::new();
+    let reader = || RedisLogOptions::default();
+    for part in 0..parts {
+        let tag = partition_tag(&c.prefix, part);
+        // The owner: one connection for its lease, log, snapshots and inbox reads.
+        let conn = redis(&c)?;
+        let log = RedisLog::open(
+            conn.clone(),
+            &c.prefix,
+            part,
+            RedisLogOptions {
+                role: Role::Writer { fence: None },
+                ..Default::default()
+            },
+        )?;
+        let stats = Arc::new(OwnerStats::default());
+        let owner = Owner {
+            part,
+            lease: Lease::new(
+                conn.clone(),
+                format!("{tag}:seq-lease"),
+                &c.node,
+                c.owner_lease,
+            ),
+            log,
+            inbox: Arc::new(Inbox::new(conn.clone(), &c.prefix, parts, c.backlog_limit)),
+            snapshot: PartitionSnapshot::new(RedisSnapshot::new(
+                conn.clone(),
+                &c.prefix,
+                part,
+                "sequencer",
+            )),
+            live_snapshot: PartitionSnapshot::new(RedisSnapshot::new(
+                conn, &c.prefix, part, "live",
+            )),
+            active_timeout_ms: config.active_timeout_ms,
+            identify,
+            clock: clock.clone(),
+            max_batch: config.batch_max_events.max(1),
+            snapshot_every: Duration::from_secs(config.snapshot_every_secs.clamp(1, 60)),
+            poll: Duration::from_millis(200),
+            stats: stats.clone(),
+        };
+        let s = stop.clone();
+        threads.push(spawn("footfall-owner", move || {
+            owner.run(s, || Exit::Graceful)
+        })?);
+        owners.push(stats);
+
+        // The storage applier: its own connections (Redis, ClickHouse).
+        let conn = redis(&c)?;
+        let store = ChStore::open(&c.clickhouse, &c.clickhouse_database, part as u16)
+            .map_err(StartError::Store)?;
+        let stats = Arc::new(ApplierStats::default());
+        let applier = PartitionApplier {
+            part,
+            lease: Lease::new(
+                conn.clone(),
+                format!("{tag}:apply-lease"),
+                &c.node,
+                c.applier_lease,
+            ),
+            log: RedisLog::open(conn.clone(), &c.prefix, part, reader())?,
+            store: Box::new(store),
+            snapshots: vec![
+                RedisSnapshot::new(conn.clone(), &c.prefix, part, "sequencer"),
+                RedisSnapshot::new(conn, &c.prefix, part, "live"),
+            ],
+            chunk_records: 4096,
+            chunk_bytes: 32 << 20,
+            poll: Duration::from_millis(50),
+            stats: stats.clone(),
+            halt_on_failure: false,
+        };
+        let s = stop.clone();
+        threads.push(spawn("footfall-applier", move || applier.run(s, || true))?);
+        appliers.push(stats);
+    }
+
+    // Live state: follows every partition's log.
+    let live = Arc::new(ClusterLive::new(parts, config.active_timeout_ms));
+    let mut followed = Vec::new();
+    for part in 0..parts {
+        let conn = redis(&c)?;
+        followed.push(FollowedPartition {
+            log: RedisLog::open(conn.clone(), &c.prefix, part, reader())?,
+            live_snapshot: RedisSnapshot::new(conn, &c.prefix, part, "live"),
+        });
+    }
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let (l, s) = (live.clone(), stop.clone());
+    threads.push(spawn("footfall-live", move || {
+        follow(l, followed, s, Some(ready_tx))
+    })?);
+    // Serve live stats only once they include what the logs hold.
+    let _ = tokio::task::spawn_blocking(move || ready_rx.recv()).await;
+
+    // Read-your-writes for reports.
+    let conn = redis(&c)?;
+    let mut logs = Vec::new();
+    for part in 0..parts {
+        logs.push(RedisLog::open(conn.clone(), &c.prefix, part, reader())?);
+    }
+    let barrier = ClusterBarrier::new(
+        Inbox::new(conn, &c.prefix, parts, c.backlog_limit),
+        logs,
+        positions,
+    );
+
+    let writer = InboxWriter::spawn(
+        Arc::new(Inbox::new(redis(&c)?, &c.prefix, parts, c.backlog_limit)),
+        config.batch_max_events.max(1),
+    )
+    .map_err(StartError::Thread)?;
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    spawn_expiry(live.clone(), clock.clone(), shutdown_rx.clone());
+    let metrics = Arc::new(Metrics::default());
+    let backend = Backend {
+        metadata: Box::new(metadata) as Box<dyn MetadataStore>,
+        reads: Box::new(reads),
+        live,
+        stored: crate::state::Stored::Cluster(barrier),
+        writer: crate::ingest::EventWriter::Cluster(writer),
+        background: Background::Cluster(NodeHandle {
+            stop,
+            threads,
+            owners,
+            appliers,
+        }),
+    };
+    serve(config, clock, metrics, backend, (shutdown_tx, shutdown_rx)).await
+}
+
+/// Streams must see "active now" fall without a new event: expire once a second.
+fn spawn_expiry(
+    live: Arc<ClusterLive>,
+    clock: Arc<dyn Clock>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => live.expire(clock.as_ref()),
+                _ = shutdown.changed() => break,
+            }
+        }
+    });
+}
