@@ -322,6 +322,9 @@ pub async fn start_with_log(
         .map_err(|e| StartError::Geo(format!("startup task failed: {e}")))??;
 
     let metrics = Arc::new(Metrics::default());
+    metrics
+        .cluster_backlog
+        .store(-1, std::sync::atomic::Ordering::Relaxed);
     let live = Arc::new(Live::new(model));
     let reads = store.connect()?;
     let retention = Arc::new(Retention::new(applied, snapshot_at));

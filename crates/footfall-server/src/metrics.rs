@@ -33,6 +33,9 @@ pub struct Metrics {
     pub log_bytes_written: AtomicU64,
     /// Set when the sequencer refuses all writes until a restart (the log is unusable).
     pub refusing_writes: std::sync::atomic::AtomicBool,
+    /// Cluster mode: entries waiting in Redis across all partitions (inboxes plus logs
+    /// not yet trimmed), sampled every few seconds; -1 in embedded mode (not shown).
+    pub cluster_backlog: AtomicI64,
 }
 
 impl Metrics {
@@ -103,6 +106,10 @@ impl Metrics {
             self.flush_failures.load(Relaxed)
         );
         let _ = writeln!(s, "# HELP footfall_query_parts_total Parts of report queries, by what answered them.\n# TYPE footfall_query_parts_total counter\nfootfall_query_parts_total{{source=\"rollups\"}} {}\nfootfall_query_parts_total{{source=\"raw\"}} {}", self.parts_rollup.load(Relaxed), self.parts_raw.load(Relaxed));
+        let backlog = self.cluster_backlog.load(Relaxed);
+        if backlog >= 0 {
+            let _ = writeln!(s, "# HELP footfall_cluster_backlog_entries Entries waiting in Redis (inboxes and logs not yet trimmed), all partitions; ingest answers 503 once one partition reaches --backlog-limit.\n# TYPE footfall_cluster_backlog_entries gauge\nfootfall_cluster_backlog_entries {backlog}");
+        }
         let _ = writeln!(s, "# HELP footfall_sse_subscribers Open live streams.\n# TYPE footfall_sse_subscribers gauge");
         let _ = writeln!(
             s,

@@ -159,6 +159,28 @@ async fn two_nodes_answer_what_one_embedded_server_answers() {
         assert_eq!(v2(&b, q.clone()).await["results"], want["results"], "{q}");
     }
 
+    // The backlog is a metric on every node (sampled every 5 s; present from the start).
+    let text = a
+        .http
+        .get(format!("{}/metrics", a.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("footfall_cluster_backlog_entries "), "{text}");
+    let text = e
+        .http
+        .get(format!("{}/metrics", e.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!text.contains("footfall_cluster_backlog_entries"));
+
     let mut a = a;
     let mut b = b;
     a.stop().await;

@@ -294,4 +294,42 @@ mod tests {
         })
         .is_err());
     }
+
+    #[test]
+    fn cluster_settings_need_all_three_services() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "clickhouse = \"http://ch:8123\"\npostgres = \"postgres://p/f\"\npartitions = 4\nnode_name = \"web-1\"\n",
+        )
+        .unwrap();
+        // The file names two of the three; a flag gives the third.
+        let s = Settings::resolve(ServeArgs {
+            config: Some(path.clone()),
+            redis: Some("redis://r:6379/0".into()),
+            partitions: Some(6),
+            ..Default::default()
+        })
+        .unwrap()
+        .server;
+        let k = s.cluster.expect("cluster mode");
+        assert_eq!(
+            (k.redis.as_str(), k.clickhouse.as_str(), k.postgres.as_str()),
+            ("redis://r:6379/0", "http://ch:8123", "postgres://p/f")
+        );
+        assert_eq!((k.partitions, k.node.as_str()), (6, "web-1"));
+        assert_eq!(k.clickhouse_database, "footfall");
+        // Two of three is a clear error naming what is missing.
+        let err = Settings::resolve(ServeArgs {
+            config: Some(path),
+            ..Default::default()
+        })
+        .err()
+        .expect("refused");
+        assert!(err.to_string().contains("missing: redis"), "{err}");
+        // None: embedded mode.
+        let s = Settings::resolve(ServeArgs::default()).unwrap().server;
+        assert!(s.cluster.is_none());
+    }
 }

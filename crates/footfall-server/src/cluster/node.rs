@@ -217,6 +217,11 @@ pub async fn start(config: ServerConfig, clock: Arc<dyn Clock>) -> Result<Runnin
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     spawn_expiry(live.clone(), clock.clone(), shutdown_rx.clone());
     let metrics = Arc::new(Metrics::default());
+    spawn_backlog_sampler(
+        Inbox::new(redis(&c)?, &c.prefix, parts, c.backlog_limit),
+        metrics.clone(),
+        shutdown_rx.clone(),
+    );
     let backend = Backend {
         metadata: Box::new(metadata) as Box<dyn MetadataStore>,
         reads: Box::new(reads),
@@ -245,6 +250,32 @@ fn spawn_expiry(
             tokio::select! {
                 _ = tick.tick() => live.expire(clock.as_ref()),
                 _ = shutdown.changed() => break,
+            }
+        }
+    });
+}
+
+/// Samples the backlog (all partitions' inboxes and logs) into the metrics every 5 s.
+fn spawn_backlog_sampler(inbox: Inbox, metrics: Arc<Metrics>, mut shutdown: watch::Receiver<bool>) {
+    let inbox = Arc::new(inbox);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.changed() => break,
+            }
+            let inbox = inbox.clone();
+            let total = tokio::task::spawn_blocking(move || {
+                (0..inbox.parts())
+                    .map(|p| inbox.backlog(p))
+                    .sum::<Result<u64, _>>()
+            })
+            .await;
+            if let Ok(Ok(total)) = total {
+                metrics
+                    .cluster_backlog
+                    .store(total as i64, std::sync::atomic::Ordering::Relaxed);
             }
         }
     });
