@@ -259,16 +259,7 @@ pub async fn start_with_log(
                 events: store,
                 metadata,
             } = footfall_store::open_embedded(&cfg.data_dir, cfg.db_memory_limit.as_deref())?;
-            let now = clock2.now().0;
-            for site in &cfg.sites {
-                metadata.add_site(site, cfg.public_sites.contains(site), now)?;
-            }
-            for site in &cfg.public_sites {
-                metadata.add_site(site, true, now)?;
-            }
-            if cfg.demo {
-                metadata.add_site(&crate::demo::site(), true, now)?;
-            }
+            register_sites(&cfg, metadata.as_ref(), clock2.now().0)?;
             let (applied, id_base) = store.applied()?;
             // A log set up anew beside storage continues after storage's position.
             let log_options = LogOptions {
@@ -381,6 +372,24 @@ pub async fn start_with_log(
         background,
     };
     serve(config, clock, metrics, backend, (shutdown_tx, shutdown_rx)).await
+}
+
+/// Registers the sites the settings name (and the demo's) in the metadata store.
+pub(crate) fn register_sites(
+    cfg: &ServerConfig,
+    metadata: &dyn footfall_store::MetadataStore,
+    now: i64,
+) -> Result<(), footfall_store::StoreError> {
+    for site in &cfg.sites {
+        metadata.add_site(site, cfg.public_sites.contains(site), now)?;
+    }
+    for site in &cfg.public_sites {
+        metadata.add_site(site, true, now)?;
+    }
+    if cfg.demo {
+        metadata.add_site(&crate::demo::site(), true, now)?;
+    }
+    Ok(())
 }
 
 /// What a mode (embedded or cluster) hands the HTTP server.

@@ -73,6 +73,11 @@ async fn v2(s: &TestServer, body: Value) -> Value {
     resp.json().await.unwrap()
 }
 
+async fn metrics_text(s: &TestServer) -> String {
+    let resp = s.http.get(format!("{}/metrics", s.base)).send().await;
+    resp.unwrap().text().await.unwrap()
+}
+
 /// The live fields that must agree (the version is per node).
 fn live_view(v: &Value) -> Value {
     let mut v = v.clone();
@@ -160,26 +165,11 @@ async fn two_nodes_answer_what_one_embedded_server_answers() {
     }
 
     // The backlog is a metric on every node (sampled every 5 s; present from the start).
-    let text = a
-        .http
-        .get(format!("{}/metrics", a.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&a).await;
     assert!(text.contains("footfall_cluster_backlog_entries "), "{text}");
-    let text = e
-        .http
-        .get(format!("{}/metrics", e.base))
-        .send()
+    assert!(!metrics_text(&e)
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(!text.contains("footfall_cluster_backlog_entries"));
+        .contains("footfall_cluster_backlog_entries"));
 
     let mut a = a;
     let mut b = b;

@@ -8,7 +8,7 @@
 //! trim (a node paused for long), it starts over from the snapshots.
 
 use crate::clock::Clock;
-use crate::pipeline::live::{Feeds, LiveState};
+use crate::pipeline::live::{titles_of, Feeds, LiveState};
 use crate::pipeline::recovery;
 use footfall_core::live::{Counters, LiveSnapshot, LiveStats, PartitionedLive};
 use footfall_core::record::CommitRecord;
@@ -97,15 +97,9 @@ impl LiveState for ClusterLive {
         site: &SiteId,
         paths: &mut dyn Iterator<Item = &str>,
     ) -> Vec<(String, String)> {
-        let Some(c) = self.model().site_counters(site) else {
-            return Vec::new();
-        };
-        paths
-            .filter_map(|p| {
-                let (title, _) = c.paths.get(p)?.title.as_ref()?;
-                Some((p.to_string(), title.clone()))
-            })
-            .collect()
+        self.model()
+            .site_counters(site)
+            .map_or_else(Vec::new, |c| titles_of(&c, paths))
     }
 
     fn to_snapshot(&self) -> LiveSnapshot {

@@ -70,16 +70,7 @@ pub async fn start(config: ServerConfig, clock: Arc<dyn Clock>) -> Result<Runnin
     let clock2 = clock.clone();
     let opened = tokio::task::spawn_blocking(move || -> Result<_, StartError> {
         let metadata = PgStore::open(&c.postgres)?;
-        let now = clock2.now().0;
-        for site in &cfg.sites {
-            metadata.add_site(site, cfg.public_sites.contains(site), now)?;
-        }
-        for site in &cfg.public_sites {
-            metadata.add_site(site, true, now)?;
-        }
-        if cfg.demo {
-            metadata.add_site(&crate::demo::site(), true, now)?;
-        }
+        crate::app::register_sites(&cfg, &metadata, clock2.now().0)?;
         let reads = ChStore::open(&c.clickhouse, &c.clickhouse_database, 0)?;
         let positions = ChStore::open(&c.clickhouse, &c.clickhouse_database, 0)?;
         Ok((metadata, reads, positions))

@@ -159,15 +159,9 @@ impl LiveState for Live {
         paths: &mut dyn Iterator<Item = &str>,
     ) -> Vec<(String, String)> {
         let m = self.model();
-        let Some(c) = m.counters.site(site) else {
-            return Vec::new();
-        };
-        paths
-            .filter_map(|p| {
-                let (title, _) = c.paths.get(p)?.title.as_ref()?;
-                Some((p.to_string(), title.clone()))
-            })
-            .collect()
+        m.counters
+            .site(site)
+            .map_or_else(Vec::new, |c| titles_of(c, paths))
     }
 
     fn counters(&self) -> footfall_core::live::Counters {
@@ -177,6 +171,19 @@ impl LiveState for Live {
     fn to_snapshot(&self) -> LiveSnapshot {
         self.model().to_snapshot()
     }
+}
+
+/// The latest title seen for each of `paths` that has one.
+pub fn titles_of(
+    c: &footfall_core::live::SiteCounters,
+    paths: &mut dyn Iterator<Item = &str>,
+) -> Vec<(String, String)> {
+    paths
+        .filter_map(|p| {
+            let (title, _) = c.paths.get(p)?.title.as_ref()?;
+            Some((p.to_string(), title.clone()))
+        })
+        .collect()
 }
 
 /// Expires visitors as their time comes, so that streams see "active now" fall without any

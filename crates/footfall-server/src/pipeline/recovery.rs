@@ -216,6 +216,13 @@ pub fn sequencer_from(
     Ok(seq)
 }
 
+fn restore_live(s: LiveSnapshot, active_timeout_ms: i64) -> LiveModel {
+    LiveModel::new(
+        s.counters,
+        ActiveVisitors::restore(active_timeout_ms, s.active),
+    )
+}
+
 /// The live state as of the end of the log.
 pub fn load_live(
     file: &dyn SnapshotStore,
@@ -231,13 +238,7 @@ pub fn load_live(
         |bytes| postcard::from_bytes::<LiveSnapshot>(bytes).map_err(|e| e.to_string()),
     );
     let (from, mut model) = match snapshot {
-        Some((pos, s)) => (
-            pos,
-            LiveModel::new(
-                s.counters,
-                ActiveVisitors::restore(active_timeout_ms, s.active),
-            ),
-        ),
+        Some((pos, s)) => (pos, restore_live(s, active_timeout_ms)),
         None => {
             // Storage's position is always retained by the log, so this always works.
             let (pos, _) = store.applied()?;
@@ -283,13 +284,7 @@ pub fn live_from(
         |bytes| postcard::from_bytes::<LiveSnapshot>(bytes).map_err(|e| e.to_string()),
     );
     let (from, mut model) = match loaded {
-        Some((pos, s)) => (
-            pos,
-            LiveModel::new(
-                s.counters,
-                ActiveVisitors::restore(active_timeout_ms, s.active),
-            ),
-        ),
+        Some((pos, s)) => (pos, restore_live(s, active_timeout_ms)),
         None => (LogPosition(log.first().0.saturating_sub(1)), fresh()),
     };
     // Where replay stopped, not the log's end now: records may arrive meanwhile.
