@@ -143,6 +143,8 @@ pub struct Accounts {
     /// Password hashing at once: each argon2 run takes 19 MiB and a core, so a burst of
     /// logins must queue rather than take the machine's memory.
     pub hashing: tokio::sync::Semaphore,
+    /// Called after this cache changed the store (cluster: other nodes reload).
+    pub on_change: crate::changes::OnChange,
 }
 
 impl Accounts {
@@ -177,7 +179,38 @@ impl Accounts {
             hashing: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             ),
+            on_change: Default::default(),
         })
+    }
+
+    /// Reads users and live sessions from the store again (another node changed them).
+    pub fn reload(&self, now_ms: i64) -> Result<(), AccountError> {
+        let (users, sessions) = {
+            let store = self.store();
+            (store.users()?, store.live_sessions(now_ms)?)
+        };
+        let users: HashMap<String, String> = users
+            .into_iter()
+            .map(|u| (u.username, u.password_hash))
+            .collect();
+        if !users.is_empty() {
+            *self.setup_token.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
+        *self.users.write().unwrap_or_else(|p| p.into_inner()) = users;
+        *self.sessions.write().unwrap_or_else(|p| p.into_inner()) = sessions
+            .into_iter()
+            .map(|s: SessionRecord| {
+                (
+                    s.token_hash,
+                    Session {
+                        username: s.username,
+                        csrf: s.csrf,
+                        expires_at: s.expires_at,
+                    },
+                )
+            })
+            .collect();
+        Ok(())
     }
 
     fn store(&self) -> std::sync::MutexGuard<'_, Box<dyn MetadataStore>> {
@@ -225,6 +258,7 @@ impl Accounts {
             .insert(username.to_string(), phc);
         // Once anyone can log in, the setup door closes.
         *self.setup_token.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.on_change.fire();
         Ok(created)
     }
 
@@ -342,6 +376,7 @@ impl Accounts {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(record.token_hash, session.clone());
+        self.on_change.fire();
         Ok((token, session))
     }
 
@@ -368,6 +403,7 @@ impl Accounts {
             .unwrap_or_else(|p| p.into_inner())
             .remove(&key);
         self.store().delete_session(&key)?;
+        self.on_change.fire();
         Ok(())
     }
 }

@@ -197,6 +197,13 @@ pub(crate) enum Background {
 }
 
 impl Running {
+    /// A thread the cluster node started after the server (joined at shutdown).
+    pub(crate) fn add_thread(&mut self, t: std::thread::JoinHandle<()>) {
+        if let Background::Cluster(node) = &mut self.background {
+            node.threads.push(t);
+        }
+    }
+
     /// Stops accepting requests, lets in-flight ones finish, answers everything queued and
     /// snapshots the state, then drains the log into storage and checkpoints the database.
     pub async fn shutdown(self) {

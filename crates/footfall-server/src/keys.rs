@@ -29,6 +29,8 @@ pub struct ApiKeys {
     store: Mutex<Box<dyn MetadataStore>>,
     buckets: Mutex<HashMap<String, Bucket>>,
     per_hour: f64,
+    /// Called after this cache changed the store (cluster: other nodes reload).
+    pub on_change: crate::changes::OnChange,
 }
 
 pub fn hash(key: &str) -> String {
@@ -68,12 +70,14 @@ impl ApiKeys {
             store: Mutex::new(store),
             buckets: Mutex::new(HashMap::new()),
             per_hour: f64::from(per_hour.max(1)),
+            on_change: Default::default(),
         };
         keys.reload()?;
         Ok(keys)
     }
 
-    fn reload(&self) -> Result<(), StoreError> {
+    /// Reads every key from the store again (another node created or revoked one).
+    pub fn reload(&self) -> Result<(), StoreError> {
         let rows = self
             .store
             .lock()
@@ -112,6 +116,7 @@ impl ApiKeys {
             now_ms,
         )?;
         self.reload()?;
+        self.on_change.fire();
         Ok(out)
     }
 
@@ -122,6 +127,7 @@ impl ApiKeys {
             .unwrap_or_else(|p| p.into_inner())
             .revoke_api_key(id, now_ms)?;
         self.reload()?;
+        self.on_change.fire();
         Ok(found)
     }
 

@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod admin;
 pub mod app;
 pub mod auth;
+pub mod changes;
 pub mod clock;
 pub mod cluster;
 pub mod config;

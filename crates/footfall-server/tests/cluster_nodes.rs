@@ -73,6 +73,27 @@ async fn v2(s: &TestServer, body: Value) -> Value {
     resp.json().await.unwrap()
 }
 
+/// Polls `probe` until `ok` holds (or fails after 10 s): for changes that travel between
+/// nodes, whose arrival the test can only observe.
+async fn eventually<T: std::fmt::Debug, F: std::future::Future<Output = T>>(
+    what: &str,
+    mut probe: impl FnMut() -> F,
+    ok: impl Fn(&T) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = probe().await;
+        if ok(&got) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {got:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn metrics_text(s: &TestServer) -> String {
     let resp = s.http.get(format!("{}/metrics", s.base)).send().await;
     resp.unwrap().text().await.unwrap()
@@ -163,6 +184,61 @@ async fn two_nodes_answer_what_one_embedded_server_answers() {
         assert_eq!(v2(&a, q.clone()).await["results"], want["results"], "{q}");
         assert_eq!(v2(&b, q.clone()).await["results"], want["results"], "{q}");
     }
+
+    // Metadata changed on one node reaches the other at once: a key made on A works on B,
+    // and once revoked on A stops working on B; a site added on A takes events on B.
+    let made = a
+        .http
+        .post(format!("{}/api/admin/keys", a.base))
+        .bearer_auth(TOKEN)
+        .body(json!({"sites": ["example.com"]}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status().as_u16(), 201);
+    let made: Value = made.json().await.unwrap();
+    let (key, id) = (made["key"].as_str().unwrap(), made["id"].as_str().unwrap());
+    let q = json!({"site_id": "example.com", "date_range": "all", "metrics": ["visitors"]});
+    let with_key = |s: &TestServer| {
+        let req = s
+            .http
+            .post(format!("{}/api/v2/query", s.base))
+            .bearer_auth(key)
+            .body(q.to_string());
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    eventually("the key to work on B", || with_key(&b), |st| *st == 200).await;
+    let gone = a
+        .http
+        .delete(format!("{}/api/admin/keys/{id}", a.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert!(gone.status().is_success());
+    eventually(
+        "the key to stop working on B",
+        || with_key(&b),
+        |st| *st == 401,
+    )
+    .await;
+    let added = a
+        .http
+        .post(format!("{}/api/admin/sites", a.base))
+        .bearer_auth(TOKEN)
+        .body(json!({"domain": "new.example"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(added.status().is_success());
+    let new_site_event = || async {
+        let body = json!({"n": "pageview", "u": "https://new.example/", "d": "new.example"});
+        b.post("/api/event", body, "10.9.9.9").await.1["status"].clone()
+    };
+    eventually("B to take the new site's events", new_site_event, |st| {
+        st == "accepted"
+    })
+    .await;
 
     // The backlog is a metric on every node (sampled every 5 s; present from the start).
     let text = metrics_text(&a).await;

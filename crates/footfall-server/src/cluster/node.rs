@@ -15,7 +15,7 @@ use crate::config::{ClusterConfig, ServerConfig};
 use crate::metrics::Metrics;
 use footfall_core::identify::Config as IdentifyConfig;
 use footfall_store::redis::{
-    partition_tag, Conn, Inbox, Lease, RedisLog, RedisLogOptions, RedisSnapshot, Role,
+    partition_tag, Conn, Inbox, Lease, Notices, RedisLog, RedisLogOptions, RedisSnapshot, Role,
 };
 use footfall_store::{ChStore, MetadataStore, PgStore};
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
@@ -26,7 +26,7 @@ use tokio::sync::watch;
 /// The node's threads, stopped at shutdown.
 pub struct NodeHandle {
     stop: Arc<AtomicBool>,
-    threads: Vec<std::thread::JoinHandle<()>>,
+    pub(crate) threads: Vec<std::thread::JoinHandle<()>>,
     pub owners: Vec<Arc<OwnerStats>>,
     pub appliers: Vec<Arc<ApplierStats>>,
 }
@@ -205,6 +205,7 @@ pub async fn start(config: ServerConfig, clock: Arc<dyn Clock>) -> Result<Runnin
     )
     .map_err(StartError::Thread)?;
 
+    let stop_for_notices = stop.clone();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     spawn_expiry(live.clone(), clock.clone(), shutdown_rx.clone());
     let metrics = Arc::new(Metrics::default());
@@ -226,7 +227,55 @@ pub async fn start(config: ServerConfig, clock: Arc<dyn Clock>) -> Result<Runnin
             appliers,
         }),
     };
-    serve(config, clock, metrics, backend, (shutdown_tx, shutdown_rx)).await
+    let node_stop = stop_for_notices;
+    let mut running = serve(
+        config,
+        clock.clone(),
+        metrics,
+        backend,
+        (shutdown_tx, shutdown_rx),
+    )
+    .await?;
+
+    // Metadata changed on any node: every node reloads its caches (a key revoked on one
+    // node stops working on all of them at once).
+    let notices = Arc::new(Notices::new(redis(&c)?, &c.redis, &c.prefix, "metadata"));
+    let publish = notices.clone();
+    let hook: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
+        if let Err(e) = publish.publish() {
+            tracing::warn!(error = %e, "cannot tell the other nodes of a metadata change");
+        }
+    });
+    let state = running.state.clone();
+    state.ingest.sites.on_change.set(hook.clone());
+    state.access.keys.on_change.set(hook.clone());
+    state.access.accounts.on_change.set(hook);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+    let listener = spawn("footfall-notices", move || {
+        let mut ready = Some(ready_tx);
+        notices.listen(&node_stop, || {
+            reload_metadata(&state, clock.as_ref());
+            if let Some(tx) = ready.take() {
+                let _ = tx.send(());
+            }
+        })
+    })?;
+    let _ =
+        tokio::task::spawn_blocking(move || ready_rx.recv_timeout(Duration::from_secs(10))).await;
+    running.add_thread(listener);
+    Ok(running)
+}
+
+fn reload_metadata(state: &crate::state::AppState, clock: &dyn Clock) {
+    if let Err(e) = state.ingest.sites.reload() {
+        tracing::warn!(error = %e, "cannot reload sites");
+    }
+    if let Err(e) = state.access.keys.reload() {
+        tracing::warn!(error = %e, "cannot reload API keys");
+    }
+    if let Err(e) = state.access.accounts.reload(clock.now().0) {
+        tracing::warn!(error = %e, "cannot reload users and sessions");
+    }
 }
 
 /// Streams must see "active now" fall without a new event: expire once a second.

@@ -44,6 +44,40 @@ pub struct Sites {
     /// OpenPanel client id → its site.
     openpanel: RwLock<HashMap<Arc<str>, SiteId>>,
     store: Mutex<Box<dyn MetadataStore>>,
+    /// Called after this cache changed the store (cluster: other nodes reload).
+    pub on_change: crate::changes::OnChange,
+}
+
+type Maps = (
+    HashMap<SiteId, SiteInfo>,
+    HashMap<[u8; 32], SiteId>,
+    HashMap<Arc<str>, SiteId>,
+);
+
+fn read_all(store: &dyn MetadataStore) -> Result<Maps, StoreError> {
+    let mut known = HashMap::new();
+    let mut shares = HashMap::new();
+    let mut openpanel = HashMap::new();
+    for s in store.sites()? {
+        let client_id: Option<Arc<str>> = s.openpanel_client_id.as_deref().map(Arc::from);
+        if let Some(id) = &client_id {
+            openpanel.insert(id.clone(), s.domain.clone());
+        }
+        let timezone = parse_timezone(&s.timezone).unwrap_or(Tz::UTC);
+        if let Some(t) = &s.share_token {
+            shares.insert(share_key(t), s.domain.clone());
+        }
+        known.insert(
+            s.domain,
+            SiteInfo {
+                public: s.public,
+                timezone,
+                share_token: s.share_token.map(Arc::from),
+                openpanel_client_id: client_id,
+            },
+        );
+    }
+    Ok((known, shares, openpanel))
 }
 
 fn share_key(token: &str) -> [u8; 32] {
@@ -58,34 +92,24 @@ pub fn parse_timezone(name: &str) -> Result<Tz, String> {
 
 impl Sites {
     pub fn load(store: Box<dyn MetadataStore>) -> Result<Self, StoreError> {
-        let mut known = HashMap::new();
-        let mut shares = HashMap::new();
-        let mut openpanel = HashMap::new();
-        for s in store.sites()? {
-            let client_id: Option<Arc<str>> = s.openpanel_client_id.as_deref().map(Arc::from);
-            if let Some(id) = &client_id {
-                openpanel.insert(id.clone(), s.domain.clone());
-            }
-            let timezone = parse_timezone(&s.timezone).unwrap_or(Tz::UTC);
-            if let Some(t) = &s.share_token {
-                shares.insert(share_key(t), s.domain.clone());
-            }
-            known.insert(
-                s.domain,
-                SiteInfo {
-                    public: s.public,
-                    timezone,
-                    share_token: s.share_token.map(Arc::from),
-                    openpanel_client_id: client_id,
-                },
-            );
-        }
+        let (known, shares, openpanel) = read_all(store.as_ref())?;
         Ok(Sites {
             known: RwLock::new(known),
             shares: RwLock::new(shares),
             openpanel: RwLock::new(openpanel),
             store: Mutex::new(store),
+            on_change: Default::default(),
         })
+    }
+
+    /// Reads every site from the store again (another node changed them).
+    pub fn reload(&self) -> Result<(), StoreError> {
+        let store = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        let (known, shares, openpanel) = read_all(store.as_ref())?;
+        *self.known.write().unwrap_or_else(|p| p.into_inner()) = known;
+        *self.shares.write().unwrap_or_else(|p| p.into_inner()) = shares;
+        *self.openpanel.write().unwrap_or_else(|p| p.into_inner()) = openpanel;
+        Ok(())
     }
 
     pub fn info(&self, site: &SiteId) -> Option<SiteInfo> {
@@ -117,6 +141,8 @@ impl Sites {
                 info.share_token = Some(Arc::from(t));
             }
         }
+        drop((known, shares));
+        self.on_change.fire();
         Ok(())
     }
 
@@ -137,7 +163,9 @@ impl Sites {
             return Err(ClientIdError::UnknownSite(site.clone()));
         }
         self.check_client_id(site, id)?;
-        self.set_client_id_in(&**store, site, id)
+        self.set_client_id_in(&**store, site, id)?;
+        self.on_change.fire();
+        Ok(())
     }
 
     /// Registers (or updates) a site and, when `client_id` is Some, sets its OpenPanel
@@ -160,6 +188,7 @@ impl Sites {
         if let Some(id) = id {
             self.set_client_id_in(&**store, site, Some(id).filter(|i| !i.is_empty()))?;
         }
+        self.on_change.fire();
         Ok(created)
     }
 
@@ -228,7 +257,9 @@ impl Sites {
         now_ms: i64,
     ) -> Result<bool, StoreError> {
         let store = self.store.lock().unwrap_or_else(|p| p.into_inner());
-        self.add_in(&**store, site, public, timezone, now_ms)
+        let created = self.add_in(&**store, site, public, timezone, now_ms)?;
+        self.on_change.fire();
+        Ok(created)
     }
 
     /// [`add`](Self::add) with the store lock held by the caller.

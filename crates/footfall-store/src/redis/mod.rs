@@ -10,10 +10,12 @@ mod conn;
 mod inbox;
 mod lease;
 mod log;
+mod notices;
 mod snapshot;
 
 pub use conn::Conn;
 pub use inbox::{EntryId, Inbox, InboxError};
 pub use lease::{Lease, Token};
 pub use log::{partition_tag, RedisLog, RedisLogOptions, Role};
+pub use notices::Notices;
 pub use snapshot::{RedisSnapshot, SnapshotSlotError};
