@@ -145,6 +145,17 @@ pub struct Accounts {
     pub hashing: tokio::sync::Semaphore,
     /// Called after this cache changed the store (cluster: other nodes reload).
     pub on_change: crate::changes::OnChange,
+    /// Cluster mode: failure counters every node shares. Unset: this node's own.
+    pub shared_brake: std::sync::OnceLock<std::sync::Arc<dyn LoginBrake>>,
+}
+
+/// The login brake's counters when they live outside this node.
+pub trait LoginBrake: Send + Sync {
+    /// Counts an attempt against every `(counter, limit)` unless one is at its limit
+    /// (then false, nothing counted). None: the counters could not be asked.
+    fn attempt(&self, counters: &[(String, u32)], window_ms: i64) -> Option<bool>;
+    /// Takes an attempt back from each counter (the password was right).
+    fn forgive(&self, counters: &[String]);
 }
 
 impl Accounts {
@@ -180,6 +191,7 @@ impl Accounts {
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             ),
             on_change: Default::default(),
+            shared_brake: Default::default(),
         })
     }
 
@@ -316,7 +328,14 @@ impl Accounts {
             ),
             (client, MAX_FAILURES_PER_CLIENT),
         ];
-        {
+        if let Some(brake) = self.shared_brake.get() {
+            // Counted before the (slow) check, atomically with the limit test, on every
+            // node's shared counters. Unreachable counters refuse: a brake that opens
+            // when its store is down would invite guessing then.
+            if brake.attempt(&keys, FAILURE_WINDOW_MS) != Some(true) {
+                return Err(AccountError::Throttled);
+            }
+        } else {
             // The attempt is counted before the (slow) check, under the same lock as the
             // limit test, so parallel guesses can't all slip through; success takes it back.
             let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
@@ -347,7 +366,10 @@ impl Accounts {
         if !ok {
             return Err(AccountError::BadCredentials);
         }
-        {
+        if let Some(brake) = self.shared_brake.get() {
+            let names: Vec<String> = keys.iter().map(|(k, _)| k.clone()).collect();
+            brake.forgive(&names);
+        } else {
             let mut f = self.failures.lock().unwrap_or_else(|p| p.into_inner());
             for (k, _) in &keys {
                 if let Some(e) = f.get_mut(k) {

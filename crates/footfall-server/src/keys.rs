@@ -31,7 +31,12 @@ pub struct ApiKeys {
     per_hour: f64,
     /// Called after this cache changed the store (cluster: other nodes reload).
     pub on_change: crate::changes::OnChange,
+    /// Cluster mode: the budgets every node shares, `(key id, per hour) -> taken?`
+    /// (None: could not be asked). Unset: this node's own buckets.
+    pub shared_budget: std::sync::OnceLock<SharedBudget>,
 }
+
+pub type SharedBudget = std::sync::Arc<dyn Fn(&str, f64) -> Option<bool> + Send + Sync>;
 
 pub fn hash(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
@@ -71,6 +76,7 @@ impl ApiKeys {
             buckets: Mutex::new(HashMap::new()),
             per_hour: f64::from(per_hour.max(1)),
             on_change: Default::default(),
+            shared_budget: Default::default(),
         };
         keys.reload()?;
         Ok(keys)
@@ -142,6 +148,14 @@ impl ApiKeys {
             Some(i) => i,
             None => return Check::Unknown,
         };
+        if let Some(shared) = self.shared_budget.get() {
+            // A budget store that cannot be asked lets the request through: the limit
+            // guards against runaway clients, not against an outage of its own store.
+            return match shared(&info.id, self.per_hour) {
+                Some(false) => Check::Limited,
+                _ => Check::Ok(info),
+            };
+        }
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         let b = buckets.entry(info.id.clone()).or_insert(Bucket {

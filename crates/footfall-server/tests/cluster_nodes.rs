@@ -99,6 +99,11 @@ async fn metrics_text(s: &TestServer) -> String {
     resp.unwrap().text().await.unwrap()
 }
 
+const PASSWORD: &str = "correct horse battery staple";
+
+/// Stats API requests per key and hour, in the nodes.
+const RATE: u32 = 20;
+
 /// The live fields that must agree (the version is per node).
 fn live_view(v: &Value) -> Value {
     let mut v = v.clone();
@@ -126,6 +131,7 @@ async fn two_nodes_answer_what_one_embedded_server_answers() {
             k.owner_lease = Duration::from_secs(2);
             k.applier_lease = Duration::from_secs(5);
             c.cluster = Some(k);
+            c.api_rate_limit_per_hour = RATE;
         }
     };
     let a = TestServer::start_with(node("a")).await;
@@ -239,6 +245,76 @@ async fn two_nodes_answer_what_one_embedded_server_answers() {
         st == "accepted"
     })
     .await;
+
+    // A key's rate limit counts across nodes: RATE requests spread over A and B, then 429.
+    let made: Value = a
+        .http
+        .post(format!("{}/api/admin/keys", a.base))
+        .bearer_auth(TOKEN)
+        .body(json!({"sites": ["example.com"]}).to_string())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = made["key"].as_str().unwrap().to_string();
+    let ask = |s: &TestServer| {
+        let req = s
+            .http
+            .post(format!("{}/api/v2/query", s.base))
+            .bearer_auth(&key)
+            .body(q.to_string());
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    // Known on B once the first answer is a 200 (that request took a token).
+    eventually("the second key on B", || ask(&b), |st| *st == 200).await;
+    let mut allowed = 1;
+    let mut limited = false;
+    for i in 0..2 * RATE {
+        match ask(if i % 2 == 0 { &a } else { &b }).await {
+            200 => allowed += 1,
+            429 => {
+                limited = true;
+                break;
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert!(limited, "never limited");
+    assert_eq!(allowed, RATE, "one budget for both nodes");
+
+    // The login brake counts across nodes: ten wrong passwords for one name from one
+    // client, spread over A and B, and even the right one is refused on either.
+    let added = a
+        .http
+        .post(format!("{}/api/admin/users", a.base))
+        .bearer_auth(TOKEN)
+        .json(&json!({"username": "ana", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert!(added.status().is_success());
+    let login = |s: &TestServer, ip: &'static str, pw: &'static str| {
+        let req = s
+            .http
+            .post(format!("{}/api/dashboard/login", s.base))
+            .header("x-forwarded-for", ip)
+            .json(&json!({"username": "ana", "password": pw}));
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    eventually(
+        "ana to exist on B",
+        || login(&b, "198.51.100.1", PASSWORD),
+        |st| *st == 200,
+    )
+    .await;
+    for i in 0..10 {
+        let node = if i % 2 == 0 { &a } else { &b };
+        assert_eq!(login(node, "198.51.100.7", "wrong password").await, 401);
+    }
+    assert_eq!(login(&a, "198.51.100.7", PASSWORD).await, 429);
+    assert_eq!(login(&b, "198.51.100.7", PASSWORD).await, 429);
 
     // The backlog is a metric on every node (sampled every 5 s; present from the start).
     let text = metrics_text(&a).await;

@@ -15,7 +15,8 @@ use crate::config::{ClusterConfig, ServerConfig};
 use crate::metrics::Metrics;
 use footfall_core::identify::Config as IdentifyConfig;
 use footfall_store::redis::{
-    partition_tag, Conn, Inbox, Lease, Notices, RedisLog, RedisLogOptions, RedisSnapshot, Role,
+    partition_tag, Attempts, Conn, Inbox, Lease, Notices, RedisLog, RedisLogOptions, RedisSnapshot,
+    Role, TokenBuckets,
 };
 use footfall_store::{ChStore, MetadataStore, PgStore};
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
@@ -250,6 +251,18 @@ pub async fn start(config: ServerConfig, clock: Arc<dyn Clock>) -> Result<Runnin
     state.ingest.sites.on_change.set(hook.clone());
     state.access.keys.on_change.set(hook.clone());
     state.access.accounts.on_change.set(hook);
+    // The Stats API's per-key budget counts across nodes.
+    let buckets = TokenBuckets::new(redis(&c)?, &c.prefix);
+    let budget: crate::keys::SharedBudget = Arc::new(move |id, per_hour| {
+        buckets
+            .take(id, per_hour)
+            .map_err(|e| tracing::warn!(error = %e, "cannot reach the shared rate limit; letting the request through"))
+            .ok()
+    });
+    let _ = state.access.keys.shared_budget.set(budget);
+    let brake: Arc<dyn crate::accounts::LoginBrake> =
+        Arc::new(SharedBrake(Attempts::new(redis(&c)?, &c.prefix)));
+    let _ = state.access.accounts.shared_brake.set(brake);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
     let listener = spawn("footfall-notices", move || {
         let mut ready = Some(ready_tx);
@@ -264,6 +277,26 @@ pub async fn start(config: ServerConfig, clock: Arc<dyn Clock>) -> Result<Runnin
         tokio::task::spawn_blocking(move || ready_rx.recv_timeout(Duration::from_secs(10))).await;
     running.add_thread(listener);
     Ok(running)
+}
+
+/// The login brake's counters in Redis.
+struct SharedBrake(Attempts);
+
+impl crate::accounts::LoginBrake for SharedBrake {
+    fn attempt(&self, counters: &[(String, u32)], window_ms: i64) -> Option<bool> {
+        self.0
+            .attempt(counters, window_ms)
+            .map_err(
+                |e| tracing::warn!(error = %e, "cannot reach the login brake; refusing the login"),
+            )
+            .ok()
+    }
+
+    fn forgive(&self, counters: &[String]) {
+        if let Err(e) = self.0.forgive(counters) {
+            tracing::warn!(error = %e, "cannot take a login attempt back");
+        }
+    }
 }
 
 fn reload_metadata(state: &crate::state::AppState, clock: &dyn Clock) {

@@ -6,6 +6,7 @@
 //! reply mean the write is on disk, which is what acknowledging an event promises. And
 //! `maxmemory-policy noeviction`: an evicted log entry is a lost event.
 
+mod budget;
 mod conn;
 mod inbox;
 mod lease;
@@ -13,6 +14,7 @@ mod log;
 mod notices;
 mod snapshot;
 
+pub use budget::{Attempts, TokenBuckets};
 pub use conn::Conn;
 pub use inbox::{EntryId, Inbox, InboxError};
 pub use lease::{Lease, Token};
