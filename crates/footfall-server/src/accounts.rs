@@ -158,27 +158,39 @@ pub trait LoginBrake: Send + Sync {
     fn forgive(&self, counters: &[String]);
 }
 
+type Users = HashMap<String, String>;
+type Sessions = HashMap<String, Session>;
+
+/// Users (name → password hash) and live sessions (token hash → session) as stored.
+fn read_accounts(
+    store: &dyn MetadataStore,
+    now_ms: i64,
+) -> Result<(Users, Sessions), AccountError> {
+    let users = store
+        .users()?
+        .into_iter()
+        .map(|u| (u.username, u.password_hash))
+        .collect();
+    let sessions = store
+        .live_sessions(now_ms)?
+        .into_iter()
+        .map(|s: SessionRecord| {
+            (
+                s.token_hash,
+                Session {
+                    username: s.username,
+                    csrf: s.csrf,
+                    expires_at: s.expires_at,
+                },
+            )
+        })
+        .collect();
+    Ok((users, sessions))
+}
+
 impl Accounts {
     pub fn load(store: Box<dyn MetadataStore>, now_ms: i64) -> Result<Self, AccountError> {
-        let users: HashMap<String, String> = store
-            .users()?
-            .into_iter()
-            .map(|u| (u.username, u.password_hash))
-            .collect();
-        let sessions = store
-            .live_sessions(now_ms)?
-            .into_iter()
-            .map(|s: SessionRecord| {
-                (
-                    s.token_hash,
-                    Session {
-                        username: s.username,
-                        csrf: s.csrf,
-                        expires_at: s.expires_at,
-                    },
-                )
-            })
-            .collect();
+        let (users, sessions) = read_accounts(store.as_ref(), now_ms)?;
         let setup_token = users.is_empty().then(random_token);
         Ok(Accounts {
             store: Mutex::new(store),
@@ -197,31 +209,12 @@ impl Accounts {
 
     /// Reads users and live sessions from the store again (another node changed them).
     pub fn reload(&self, now_ms: i64) -> Result<(), AccountError> {
-        let (users, sessions) = {
-            let store = self.store();
-            (store.users()?, store.live_sessions(now_ms)?)
-        };
-        let users: HashMap<String, String> = users
-            .into_iter()
-            .map(|u| (u.username, u.password_hash))
-            .collect();
+        let (users, sessions) = read_accounts(self.store().as_ref(), now_ms)?;
         if !users.is_empty() {
             *self.setup_token.lock().unwrap_or_else(|p| p.into_inner()) = None;
         }
         *self.users.write().unwrap_or_else(|p| p.into_inner()) = users;
-        *self.sessions.write().unwrap_or_else(|p| p.into_inner()) = sessions
-            .into_iter()
-            .map(|s: SessionRecord| {
-                (
-                    s.token_hash,
-                    Session {
-                        username: s.username,
-                        csrf: s.csrf,
-                        expires_at: s.expires_at,
-                    },
-                )
-            })
-            .collect();
+        *self.sessions.write().unwrap_or_else(|p| p.into_inner()) = sessions;
         Ok(())
     }
 

@@ -94,6 +94,20 @@ async fn eventually<T: std::fmt::Debug, F: std::future::Future<Output = T>>(
     }
 }
 
+/// A new Stats API key for example.com, made on `s` with the admin token.
+async fn make_key(s: &TestServer) -> Value {
+    let made = s
+        .http
+        .post(format!("{}/api/admin/keys", s.base))
+        .bearer_auth(TOKEN)
+        .body(json!({"sites": ["example.com"]}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status().as_u16(), 201);
+    made.json().await.unwrap()
+}
+
 async fn metrics_text(s: &TestServer) -> String {
     let resp = s.http.get(format!("{}/metrics", s.base)).send().await;
     resp.unwrap().text().await.unwrap()
@@ -193,16 +207,7 @@ async fn two_nodes_answer_what_one_embedded_server_answers() {
 
     // Metadata changed on one node reaches the other at once: a key made on A works on B,
     // and once revoked on A stops working on B; a site added on A takes events on B.
-    let made = a
-        .http
-        .post(format!("{}/api/admin/keys", a.base))
-        .bearer_auth(TOKEN)
-        .body(json!({"sites": ["example.com"]}).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(made.status().as_u16(), 201);
-    let made: Value = made.json().await.unwrap();
+    let made = make_key(&a).await;
     let (key, id) = (made["key"].as_str().unwrap(), made["id"].as_str().unwrap());
     let q = json!({"site_id": "example.com", "date_range": "all", "metrics": ["visitors"]});
     let with_key = |s: &TestServer| {
@@ -247,18 +252,7 @@ async fn two_nodes_answer_what_one_embedded_server_answers() {
     .await;
 
     // A key's rate limit counts across nodes: RATE requests spread over A and B, then 429.
-    let made: Value = a
-        .http
-        .post(format!("{}/api/admin/keys", a.base))
-        .bearer_auth(TOKEN)
-        .body(json!({"sites": ["example.com"]}).to_string())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let key = made["key"].as_str().unwrap().to_string();
+    let key = make_key(&a).await["key"].as_str().unwrap().to_string();
     let ask = |s: &TestServer| {
         let req = s
             .http
