@@ -142,15 +142,20 @@ proptest! {
     }
 }
 
+/// `n` generated events, the same on every run.
+fn fixed_events(n: usize) -> Vec<Ev> {
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    proptest::collection::vec(ev_strategy(), n)
+        .new_tree(&mut runner)
+        .unwrap()
+        .current()
+}
+
 /// Every shape of query, on one fixed set of traffic: each metric, dimension, filter kind,
 /// time bucket and range the generator makes.
 #[test]
 fn every_query_shape_agrees() {
-    let mut runner = proptest::test_runner::TestRunner::deterministic();
-    let events = proptest::collection::vec(ev_strategy(), 600)
-        .new_tree(&mut runner)
-        .unwrap()
-        .current();
+    let events = fixed_events(600);
     let recs = records(&events, 25);
     let dir = tempfile::tempdir().unwrap();
     let mut d = duck(dir.path());
@@ -165,11 +170,7 @@ fn every_query_shape_agrees() {
 /// redone by a new connection (a new applier): every record is stored once.
 #[test]
 fn a_flush_stopped_anywhere_is_redone_exactly_once() {
-    let mut runner = proptest::test_runner::TestRunner::deterministic();
-    let events = proptest::collection::vec(ev_strategy(), 300)
-        .new_tree(&mut runner)
-        .unwrap()
-        .current();
+    let events = fixed_events(300);
     let recs = records(&events, 10);
     let dir = tempfile::tempdir().unwrap();
     let mut d = duck(dir.path());
@@ -234,11 +235,7 @@ fn a_flush_stopped_anywhere_is_redone_exactly_once() {
 /// Records already applied are skipped; a gap is refused and changes nothing.
 #[test]
 fn applying_is_idempotent_and_refuses_gaps() {
-    let mut runner = proptest::test_runner::TestRunner::deterministic();
-    let events = proptest::collection::vec(ev_strategy(), 100)
-        .new_tree(&mut runner)
-        .unwrap()
-        .current();
+    let events = fixed_events(100);
     let recs = records(&events, 10);
     let db = TestDb::new("idem");
     let mut ch = db.open(0);
@@ -347,11 +344,7 @@ fn current_clickhouse_runs_every_statement_alike() {
         "FOOTFALL_TEST_CHDB_PYTHON must name a Python with chdb-core installed \
          (scripts/test makes one)",
     );
-    let mut runner = proptest::test_runner::TestRunner::deterministic();
-    let events = proptest::collection::vec(ev_strategy(), 600)
-        .new_tree(&mut runner)
-        .unwrap()
-        .current();
+    let events = fixed_events(600);
     let recs = records(&events, 25);
     let db = TestDb::new("chdb");
     let mut ch = db.open(0);
@@ -434,11 +427,7 @@ fn current_clickhouse_runs_every_statement_alike() {
 /// another node may have died mid-chunk meanwhile, or written past it.
 #[test]
 fn a_connection_that_retakes_its_partition_checks_storage_again() {
-    let mut runner = proptest::test_runner::TestRunner::deterministic();
-    let events = proptest::collection::vec(ev_strategy(), 200)
-        .new_tree(&mut runner)
-        .unwrap()
-        .current();
+    let events = fixed_events(200);
     let recs = records(&events, 10);
     let dir = tempfile::tempdir().unwrap();
     let mut d = duck(dir.path());

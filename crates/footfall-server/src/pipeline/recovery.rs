@@ -117,14 +117,17 @@ fn load_snapshot<T>(
     fallback: &str,
     decode: impl FnOnce(&[u8]) -> Result<T, String>,
 ) -> Option<(LogPosition, T)> {
-    let found = match file.read() {
-        Ok(found) => found,
-        Err(e) => {
-            tracing::warn!(error = %e, "{fallback}");
-            return None;
-        }
-    };
+    let found = read_or_warn(file, fallback);
     fit(&file.describe(), found, log, fallback, decode)
+}
+
+/// A snapshot file's content; one that cannot be read counts as none (with a warning
+/// saying what happens instead): right for a file, whose only other copy is the log.
+fn read_or_warn(file: &dyn SnapshotStore, fallback: &str) -> Option<(LogPosition, Vec<u8>)> {
+    file.read()
+        .map_err(|e| tracing::warn!(error = %e, "{fallback}"))
+        .ok()
+        .flatten()
 }
 
 /// A snapshot already read, if replay can start from it (see [`load_snapshot`]).
@@ -163,13 +166,7 @@ pub fn load_sequencer(
     cfg: IdentifyConfig,
     id_base: u64,
 ) -> Result<Sequencer, RecoveryError> {
-    let found = match file.read() {
-        Ok(found) => found,
-        Err(e) => {
-            tracing::warn!(error = %e, "visits in progress start afresh");
-            None
-        }
-    };
+    let found = read_or_warn(file, "visits in progress start afresh");
     sequencer_from(&file.describe(), found, log, cfg, id_base)
 }
 
