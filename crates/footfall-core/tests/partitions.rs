@@ -34,7 +34,10 @@ fn ev(kind: EventKind, ts: i64, path: &str, visitor: u64, site: usize) -> Enrich
 
 /// Batches of events in time order, each sequenced at its last event's time.
 fn batches() -> impl Strategy<Value = Vec<Vec<EnrichedEvent>>> {
-    let one = (0u8..3, 0i64..(25 * MIN), 0usize..4, 0u64..12, 0usize..2);
+    // At most 20 h in all from 23:10: one midnight. Over several days partitions close
+    // days at different moments, and a never-rotating id back two days later can count
+    // differently (a known difference, see ARCHITECTURE "Live state").
+    let one = (0u8..3, 0i64..(5 * MIN), 0usize..4, 0u64..12, 0usize..2);
     prop::collection::vec(prop::collection::vec(one, 1..8), 1..30).prop_map(|bs| {
         let mut t = T0;
         bs.into_iter()
