@@ -89,30 +89,32 @@ pub(crate) fn apply_record(
     active: &mut ActiveVisitors,
     rec: &CommitRecord,
 ) -> BTreeSet<SiteId> {
-    // Days close behind the newest page view's day (not the clock), so that a rebuild
-    // from storage, which knows only timestamps, follows the same rule.
-    if let Some(newest) = rec
+    // Page views in time order, each closing the days before its own day's eve first:
+    // then whether a visitor counts again depends only on its own earlier page views (the
+    // rule a rebuild from storage applies, see `VisitorDays`), not on other visitors in the
+    // same record or, in cluster mode, in other partitions. Days close behind page views
+    // (not the clock) so that a rebuild, which knows only timestamps, agrees.
+    let mut views: Vec<&crate::record::Entry> = rec
         .stored()
         .filter(|e| e.event.kind == EventKind::Pageview)
-        .map(|e| e.event.ts.day_number())
-        .max()
-    {
-        counters.close_days_before(newest.saturating_sub(1));
+        .collect();
+    views.sort_by_key(|e| (e.event.ts, e.id));
+    for e in views {
+        let ev = &e.event;
+        counters.close_days_before(ev.ts.day_number().saturating_sub(1));
+        counters.apply_pageview(
+            &ev.site,
+            e.id,
+            ev.ts,
+            &ev.pathname,
+            ev.title.as_deref(),
+            ev.page_type.as_deref(),
+            e.visitor,
+        );
     }
     let mut touched = BTreeSet::new();
     for e in &rec.entries {
         let ev = &e.event;
-        if e.stored() && ev.kind == EventKind::Pageview {
-            counters.apply_pageview(
-                &ev.site,
-                e.id,
-                ev.ts,
-                &ev.pathname,
-                ev.title.as_deref(),
-                ev.page_type.as_deref(),
-                e.visitor,
-            );
-        }
         let c = counters.site_mut(&ev.site);
         for d in &e.durations {
             c.apply_duration(d);
