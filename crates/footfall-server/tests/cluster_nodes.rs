@@ -6,59 +6,10 @@
 //! `scripts/test`); fails loudly without them.
 
 mod common;
+use common::cluster::{eventually, Cluster};
 use common::*;
-use footfall_server::config::ClusterConfig;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
-
-fn env(name: &str) -> String {
-    std::env::var(name)
-        .unwrap_or_else(|_| panic!("{name} is not set: run the tests through scripts/test"))
-}
-
-/// A fresh PostgreSQL database, dropped at the end.
-struct Pg {
-    name: String,
-}
-
-impl Pg {
-    /// The blocking client runs its own runtime: call it off the test's.
-    fn new() -> Pg {
-        std::thread::spawn(Pg::create).join().unwrap()
-    }
-
-    fn create() -> Pg {
-        let name = format!("footfall_nodes_{:08x}", rand::random::<u32>());
-        let mut admin = postgres::Client::connect(&env("FOOTFALL_TEST_POSTGRES"), postgres::NoTls)
-            .expect("connect to FOOTFALL_TEST_POSTGRES");
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .unwrap();
-        Pg { name }
-    }
-
-    fn url(&self) -> String {
-        let base = env("FOOTFALL_TEST_POSTGRES");
-        let (server, _) = base.rsplit_once('/').unwrap();
-        format!("{server}/{}", self.name)
-    }
-}
-
-impl Drop for Pg {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        // Off the test's runtime, like the connect.
-        let _ = std::thread::spawn(move || {
-            if let Ok(mut admin) =
-                postgres::Client::connect(&env("FOOTFALL_TEST_POSTGRES"), postgres::NoTls)
-            {
-                let _ =
-                    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-            }
-        })
-        .join();
-    }
-}
 
 async fn v2(s: &TestServer, body: Value) -> Value {
     let resp = s
@@ -71,27 +22,6 @@ async fn v2(s: &TestServer, body: Value) -> Value {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200, "{body}");
     resp.json().await.unwrap()
-}
-
-/// Polls `probe` until `ok` holds (or fails after 10 s): for changes that travel between
-/// nodes, whose arrival the test can only observe.
-async fn eventually<T: std::fmt::Debug, F: std::future::Future<Output = T>>(
-    what: &str,
-    mut probe: impl FnMut() -> F,
-    ok: impl Fn(&T) -> bool,
-) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let got = probe().await;
-        if ok(&got) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}: {got:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// A new Stats API key for example.com, made on `s` with the admin token.
@@ -127,24 +57,11 @@ fn live_view(v: &Value) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_answer_what_one_embedded_server_answers() {
-    let pg = Pg::new();
-    let prefix = format!("n{:08x}", rand::random::<u32>());
-    let db = format!("footfall_nodes_{prefix}");
-    let node = |name: &'static str| {
-        let (pg, prefix, db) = (pg.url(), prefix.clone(), db.clone());
+    let cluster = Cluster::new();
+    let node = |name: &str| {
+        let node = cluster.node(name, 3);
         move |c: &mut footfall_server::ServerConfig| {
-            let mut k = ClusterConfig::new(
-                env("FOOTFALL_TEST_REDIS"),
-                env("FOOTFALL_TEST_CLICKHOUSE"),
-                pg,
-            );
-            k.clickhouse_database = db;
-            k.prefix = prefix;
-            k.partitions = 3;
-            k.node = name.into();
-            k.owner_lease = Duration::from_secs(2);
-            k.applier_lease = Duration::from_secs(5);
-            c.cluster = Some(k);
+            node(c);
             c.api_rate_limit_per_hour = RATE;
         }
     };
@@ -321,9 +238,5 @@ async fn two_nodes_answer_what_one_embedded_server_answers() {
     let mut b = b;
     a.stop().await;
     b.stop().await;
-    let _ = reqwest::Client::new()
-        .post(env("FOOTFALL_TEST_CLICKHOUSE"))
-        .body(format!("DROP DATABASE IF EXISTS {db}"))
-        .send()
-        .await;
+    cluster.drop_storage().await;
 }

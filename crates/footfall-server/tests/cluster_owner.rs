@@ -76,6 +76,10 @@ struct Node {
 }
 
 fn start_node(prefix: &str, name: &str) -> Node {
+    start_node_with_clock(prefix, name, Arc::new(SystemClock))
+}
+
+fn start_node_with_clock(prefix: &str, name: &str, clock: Arc<dyn footfall_server::Clock>) -> Node {
     let stop = Arc::new(AtomicBool::new(false));
     let exit = Arc::new(Mutex::new(Exit::Graceful));
     let mut threads = Vec::new();
@@ -109,7 +113,7 @@ fn start_node(prefix: &str, name: &str) -> Node {
             live_snapshot: PartitionSnapshot::new(RedisSnapshot::new(c, prefix, part, "live")),
             active_timeout_ms: 5 * 60_000,
             identify: IDENTIFY,
-            clock: Arc::new(SystemClock),
+            clock: clock.clone(),
             max_batch: 64,
             snapshot_every: Duration::from_millis(150),
             poll: Duration::from_millis(50),
@@ -412,4 +416,62 @@ fn an_entry_of_a_newer_format_is_left_for_a_newer_node() {
     assert_eq!(inbox.read(1, "0-0", 10, 1).unwrap().len(), 1);
     let log = RedisLog::open(conn(), &prefix, 1, RedisLogOptions::default()).unwrap();
     assert_eq!(log.end(), LogPosition(0));
+}
+
+/// An owner that gets to a backlog long after it arrived (it was down, or behind) decides
+/// as it would have on time: a visit's second page view, ten minutes after the first but
+/// sequenced hours later, continues the visit instead of starting a new one.
+#[test]
+fn a_backlog_sequenced_hours_late_keeps_visits_whole() {
+    let prefix = format!("t{:016x}", rand::random::<u64>());
+    let inbox = Arc::new(Inbox::new(conn(), &prefix, PARTS, 1_000_000));
+    let site = SiteId::parse("a.com").unwrap();
+    let rt = route(
+        &site,
+        Sender::Request {
+            ip: "10.9.9.9",
+            user_agent: "UA",
+        },
+    );
+    let part = footfall_core::identify::partition::partition(rt, PARTS);
+    let t0 = 1_773_144_000_000;
+    let view = |ts: i64, path: &str| {
+        let ev = EnrichedEvent::bare(
+            site.clone(),
+            EventKind::Pageview,
+            Timestamp(ts),
+            path,
+            VisitorId(7),
+        );
+        encode_entry(&[ev]).unwrap()
+    };
+    // The owner's clock: three hours after the traffic.
+    let clock = ManualClock::new(Timestamp(t0 + 3 * 3_600_000));
+    let log = RedisLog::open(conn(), &prefix, part, RedisLogOptions::default()).unwrap();
+    inbox.push(&[(part, &view(t0, "/first"))]).unwrap();
+    let node = start_node_with_clock(&prefix, "node-late", Arc::new(clock.clone()));
+    wait_until("the first view to be sequenced", || {
+        log.end() == LogPosition(1)
+    });
+    // Past the sequencer's eviction interval, so the next batch evicts first.
+    clock.advance_ms(2 * 60_000);
+    inbox
+        .push(&[(part, &view(t0 + 10 * 60_000, "/second"))])
+        .unwrap();
+    wait_until("the second view to be sequenced", || {
+        log.end() == LogPosition(2)
+    });
+    node.stop(Exit::Graceful);
+    let sessions: Vec<_> = log
+        .read_after(LogPosition(0), 10, usize::MAX)
+        .unwrap()
+        .iter()
+        .map(|(_, bytes)| CommitRecord::decode(bytes).unwrap().entries[0].session)
+        .collect();
+    assert_eq!(sessions.len(), 2);
+    assert!(sessions[0].is_some());
+    assert_eq!(
+        sessions[0], sessions[1],
+        "one visit, not split by the delay"
+    );
 }

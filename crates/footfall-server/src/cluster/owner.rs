@@ -285,7 +285,18 @@ impl Owner {
         }
         let n = events.len() as u64;
         let position = self.log.end().0 + 1;
-        let record = h.sequencer.sequence(position, self.clock.now(), events);
+        // The batch's clock is when its events arrived, not when this owner got to them:
+        // after an owner outage or a backlog, sequencing with the current time would
+        // forget visits whose next events are still waiting here (splitting them). Never
+        // ahead of this node's clock (a sender's skewed clock).
+        let arrived = events
+            .iter()
+            .map(|e| e.ts)
+            .max()
+            .unwrap_or_else(|| self.clock.now());
+        let record = h
+            .sequencer
+            .sequence(position, arrived.min(self.clock.now()), events);
         let bytes = record
             .encode()
             .map_err(|e| LogError::Unavailable(format!("cannot encode the record: {e}")))?;

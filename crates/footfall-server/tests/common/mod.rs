@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use footfall_core::{SiteId, Timestamp};
 use footfall_server::{start, ManualClock, Running, ServerConfig};
 use serde_json::Value;

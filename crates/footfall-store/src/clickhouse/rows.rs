@@ -15,6 +15,9 @@ struct EventRow<'a> {
     name: &'a str,
     visitor_id: u64,
     session_id: u64,
+    /// The event's own host (a visit may cross subdomains); the visit's attributes
+    /// below leave theirs out.
+    hostname: &'a str,
     pathname: &'a str,
     title: Option<&'a str>,
     page_type: Option<&'a str>,
@@ -53,15 +56,17 @@ struct SessionRowOut<'a> {
     visit: Attrs<'a>,
 }
 
-/// A visit's attributes as named columns.
-struct Attrs<'a>(&'a SessionAttrs);
+/// A visit's attributes as named columns, from column `.1` on (an event row has a
+/// hostname of its own).
+struct Attrs<'a>(&'a SessionAttrs, usize);
 
 impl Serialize for Attrs<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let mut m = s.serialize_map(Some(SessionAttrs::COLUMNS.len()))?;
-        for (i, c) in SessionAttrs::COLUMNS.iter().enumerate() {
-            m.serialize_entry(c, self.0.value(i))?;
+        let cols = &SessionAttrs::COLUMNS[self.1.min(SessionAttrs::COLUMNS.len())..];
+        let mut m = s.serialize_map(Some(cols.len()))?;
+        for (i, c) in cols.iter().enumerate() {
+            m.serialize_entry(c, self.0.value(self.1 + i))?;
         }
         m.end()
     }
@@ -79,6 +84,7 @@ pub fn events(
     fresh: &[&(LogPosition, CommitRecord)],
     part: u16,
 ) -> Result<(Vec<u8>, usize), StoreError> {
+    debug_assert_eq!(SessionAttrs::COLUMNS[0], "hostname");
     let mut out = Vec::new();
     let mut n = 0;
     for (pos, rec) in fresh {
@@ -104,6 +110,7 @@ pub fn events(
                     name: &ev.name,
                     visitor_id: e.visitor.0,
                     session_id: session.0,
+                    hostname: &ev.hostname,
                     pathname: &ev.pathname,
                     title: ev.title.as_deref(),
                     page_type: ev.page_type.as_deref(),
@@ -117,7 +124,7 @@ pub fn events(
                     prop_values: ev.props.iter().map(|(_, v)| v.as_str()).collect(),
                     log_part: part,
                     log_pos: pos.0,
-                    visit: Attrs(visit),
+                    visit: Attrs(visit, 1),
                 },
             )?;
             n += 1;
@@ -166,6 +173,6 @@ fn session_row(sign: i8, r: &SessionRow, log_part: u16, log_pos: u64) -> Session
         is_bounce: u8::from(r.is_bounce),
         log_part,
         log_pos,
-        visit: Attrs(&r.attrs),
+        visit: Attrs(&r.attrs, 0),
     }
 }

@@ -70,6 +70,10 @@ pub fn enriched(e: &Ev) -> EnrichedEvent {
         // The same id on every day: a client-held id.
         VisitorId(e.visitor),
     );
+    // The blog is on a subdomain: one visit's events have different hosts.
+    if PAGES[e.page].starts_with("/blog") {
+        x.hostname = format!("blog.{}", SITES[e.site].0);
+    }
     if kind == EventKind::Custom {
         x.name = if e.page.is_multiple_of(2) {
             "signup".into()
