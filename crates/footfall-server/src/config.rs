@@ -70,6 +70,8 @@ pub struct ClusterConfig {
     pub owner_lease: std::time::Duration,
     /// Lease TTL of a partition's storage applier (longer than its slowest chunk).
     pub applier_lease: std::time::Duration,
+    /// How often the backlog metric is sampled.
+    pub backlog_sample: std::time::Duration,
 }
 
 impl ClusterConfig {
@@ -89,6 +91,7 @@ impl ClusterConfig {
             backlog_limit: 5_000_000,
             owner_lease: std::time::Duration::from_secs(10),
             applier_lease: std::time::Duration::from_secs(300),
+            backlog_sample: std::time::Duration::from_secs(5),
         }
     }
 }

@@ -4,7 +4,10 @@ use footfall_core::DropReason;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use crate::cluster::applier::ApplierStats;
+use crate::cluster::owner::OwnerStats;
 
 #[derive(Default)]
 pub struct Metrics {
@@ -36,6 +39,52 @@ pub struct Metrics {
     /// Cluster mode: entries waiting in Redis across all partitions (inboxes plus logs
     /// not yet trimmed), sampled every few seconds; -1 in embedded mode (not shown).
     pub cluster_backlog: AtomicI64,
+    /// Cluster mode: this node's partition owners and storage appliers, one per partition.
+    pub cluster: std::sync::OnceLock<ClusterStats>,
+}
+
+/// The counters of a cluster node's per-partition workers, summed when rendered.
+pub struct ClusterStats {
+    pub owners: Vec<Arc<OwnerStats>>,
+    pub appliers: Vec<Arc<ApplierStats>>,
+}
+
+impl ClusterStats {
+    fn render(&self, s: &mut String) {
+        let owners = |f: &dyn Fn(&OwnerStats) -> u64| self.owners.iter().map(|o| f(o)).sum::<u64>();
+        let appliers =
+            |f: &dyn Fn(&ApplierStats) -> u64| self.appliers.iter().map(|a| f(a)).sum::<u64>();
+        let held = |b: &std::sync::atomic::AtomicBool| u64::from(b.load(Relaxed));
+        let _ = writeln!(s, "# HELP footfall_cluster_partitions_held Partitions this node sequences (role=sequencer) or applies to ClickHouse (role=applier) now.\n# TYPE footfall_cluster_partitions_held gauge");
+        let _ = writeln!(
+            s,
+            "footfall_cluster_partitions_held{{role=\"sequencer\"}} {}",
+            owners(&|o| held(&o.holding))
+        );
+        let _ = writeln!(
+            s,
+            "footfall_cluster_partitions_held{{role=\"applier\"}} {}",
+            appliers(&|a| held(&a.holding))
+        );
+        let _ = writeln!(s, "# HELP footfall_cluster_takeovers_total Times this node took a partition (a start counts).\n# TYPE footfall_cluster_takeovers_total counter");
+        let _ = writeln!(
+            s,
+            "footfall_cluster_takeovers_total{{role=\"sequencer\"}} {}",
+            owners(&|o| o.takeovers.load(Relaxed))
+        );
+        let _ = writeln!(
+            s,
+            "footfall_cluster_takeovers_total{{role=\"applier\"}} {}",
+            appliers(&|a| a.takeovers.load(Relaxed))
+        );
+        let _ = writeln!(s, "# HELP footfall_cluster_deposed_total Times this node found its sequencing lease gone or its append fenced.\n# TYPE footfall_cluster_deposed_total counter\nfootfall_cluster_deposed_total {}", owners(&|o| o.deposed.load(Relaxed)));
+        let _ = writeln!(s, "# HELP footfall_cluster_sequenced_events_total Events this node's owners sequenced from the inboxes into the partition logs.\n# TYPE footfall_cluster_sequenced_events_total counter\nfootfall_cluster_sequenced_events_total {}", owners(&|o| o.events.load(Relaxed)));
+        let _ = writeln!(s, "# HELP footfall_cluster_sequenced_records_total Log records this node's owners appended.\n# TYPE footfall_cluster_sequenced_records_total counter\nfootfall_cluster_sequenced_records_total {}", owners(&|o| o.records.load(Relaxed)));
+        let _ = writeln!(s, "# HELP footfall_cluster_bad_inbox_entries_total Inbox entries that did not decode (dropped, counted).\n# TYPE footfall_cluster_bad_inbox_entries_total counter\nfootfall_cluster_bad_inbox_entries_total {}", owners(&|o| o.bad_entries.load(Relaxed)));
+        let _ = writeln!(s, "# HELP footfall_cluster_applied_records_total Log records this node's appliers stored in ClickHouse.\n# TYPE footfall_cluster_applied_records_total counter\nfootfall_cluster_applied_records_total {}", appliers(&|a| a.records.load(Relaxed)));
+        let _ = writeln!(s, "# HELP footfall_cluster_apply_failures_total Storage chunks that failed (retried).\n# TYPE footfall_cluster_apply_failures_total counter\nfootfall_cluster_apply_failures_total {}", appliers(&|a| a.failures.load(Relaxed)));
+        let _ = writeln!(s, "# HELP footfall_cluster_trimmed_bytes_total Bytes of log records trimmed from Redis once in ClickHouse.\n# TYPE footfall_cluster_trimmed_bytes_total counter\nfootfall_cluster_trimmed_bytes_total {}", appliers(&|a| a.trimmed_bytes.load(Relaxed)));
+    }
 }
 
 impl Metrics {
@@ -54,7 +103,7 @@ impl Metrics {
 
     pub fn render(&self) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "# HELP footfall_events_ingested_total Events recorded (durable in the log).\n# TYPE footfall_events_ingested_total counter");
+        let _ = writeln!(s, "# HELP footfall_events_ingested_total Events recorded (durable in the log; in cluster mode, events this node acknowledged, durable in Redis).\n# TYPE footfall_events_ingested_total counter");
         let _ = writeln!(
             s,
             "footfall_events_ingested_total {}",
@@ -108,6 +157,9 @@ impl Metrics {
         let _ = writeln!(s, "# HELP footfall_query_parts_total Parts of report queries, by what answered them.\n# TYPE footfall_query_parts_total counter\nfootfall_query_parts_total{{source=\"rollups\"}} {}\nfootfall_query_parts_total{{source=\"raw\"}} {}", self.parts_rollup.load(Relaxed), self.parts_raw.load(Relaxed));
         let backlog = self.cluster_backlog.load(Relaxed);
         if backlog >= 0 {
+            if let Some(c) = self.cluster.get() {
+                c.render(&mut s);
+            }
             let _ = writeln!(s, "# HELP footfall_cluster_backlog_entries Entries waiting in Redis (inboxes and logs not yet trimmed), all partitions; ingest answers 503 once one partition reaches --backlog-limit.\n# TYPE footfall_cluster_backlog_entries gauge\nfootfall_cluster_backlog_entries {backlog}");
         }
         let _ = writeln!(s, "# HELP footfall_sse_subscribers Open live streams.\n# TYPE footfall_sse_subscribers gauge");

@@ -495,6 +495,15 @@ async fn a_two_node_cluster_answers_every_query_as_embedded_does() {
         }
     }
     assert!(answered > 300, "{answered} queries answered");
+    // The nodes answered from ClickHouse's rollups where they apply, like the embedded
+    // server from its own (and from raw rows elsewhere).
+    for s in [&a, &b, &e] {
+        let rollups = s
+            .metric("footfall_query_parts_total{source=\"rollups\"} ")
+            .await;
+        let raw = s.metric("footfall_query_parts_total{source=\"raw\"} ").await;
+        assert!(rollups > 50.0 && raw > 50.0, "{rollups} from rollups, {raw} raw");
+    }
     assert!(
         nonempty * 10 > answered * 9,
         "{nonempty} of {answered} answers have rows"

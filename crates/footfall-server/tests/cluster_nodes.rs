@@ -234,6 +234,22 @@ async fn two_nodes_answer_what_one_embedded_server_answers() {
         .await
         .contains("footfall_cluster_backlog_entries"));
 
+    // Each node counts what it acknowledged (45 page views and engagements each, and the
+    // new site's one event on B); between them they hold every partition, in both roles.
+    assert_eq!(a.metric("footfall_events_ingested_total ").await, 45.0);
+    assert_eq!(b.metric("footfall_events_ingested_total ").await, 46.0);
+    for role in ["sequencer", "applier"] {
+        let line = format!("footfall_cluster_partitions_held{{role=\"{role}\"}} ");
+        let held = || async { a.metric(&line).await + b.metric(&line).await };
+        eventually(&format!("every partition held as {role}"), held, |n| {
+            *n == 3.0
+        })
+        .await;
+    }
+    let sequenced = a.metric("footfall_cluster_sequenced_events_total ").await
+        + b.metric("footfall_cluster_sequenced_events_total ").await;
+    assert_eq!(sequenced, 91.0, "every acknowledged event sequenced once");
+
     let mut a = a;
     let mut b = b;
     a.stop().await;

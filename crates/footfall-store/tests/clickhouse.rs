@@ -41,8 +41,16 @@ impl TestDb {
         }
     }
 
+    /// Partition `part`'s applier, keeping rollups in the test sites' zones.
     fn open(&self, part: u16) -> ChStore {
-        ChStore::open(&server(), &self.name, part).expect("open the ClickHouse store")
+        let mut ch = ChStore::open(&server(), &self.name, part).expect("open the ClickHouse store");
+        ch.keep_rollups(std::sync::Arc::new(|| {
+            Ok(SITES
+                .iter()
+                .map(|(d, tz)| (d.to_string(), tz.parse().unwrap()))
+                .collect())
+        }));
+        ch
     }
 }
 
@@ -101,20 +109,34 @@ fn stored(store: &dyn EventStore, clickhouse: bool) -> Vec<String> {
     out
 }
 
-fn check_same_answers(duck: &DuckStore, ch: &ChStore, shapes: &[(usize, Shape)]) {
+/// Every shape answered by ClickHouse from raw rows and, where its rollups are complete,
+/// from rollups, as DuckDB answers it from raw rows. Returns how many used rollups.
+fn check_same_answers(duck: &DuckStore, ch: &ChStore, shapes: &[(usize, Shape)]) -> usize {
+    let mut from_rollups = 0;
     for (site, shape) in shapes {
         let (body, _) = query(*site, *shape);
         let tz: chrono_tz::Tz = SITES[*site].1.parse().unwrap();
         let q = parse::parse_v2(&body, tz).unwrap();
         let (want, _) = answer(duck, &q, SITES[*site].0, false);
         let (got, used) = answer(ch, &q, SITES[*site].0, false);
-        assert!(!used, "ClickHouse has no rollups to read");
+        assert!(!used);
         assert_eq!(
             comparable(&got),
             comparable(&want),
             "query {body} on ClickHouse (left) and DuckDB (right)"
         );
+        let site_id = footfall_core::SiteId::parse(SITES[*site].0).unwrap();
+        if ch.rollup_zone(&site_id).unwrap().as_deref() == Some(tz.name()) {
+            let (got, used) = answer(ch, &q, SITES[*site].0, true);
+            from_rollups += usize::from(used);
+            assert_eq!(
+                comparable(&got),
+                comparable(&want),
+                "query {body} on ClickHouse's rollups (left) and DuckDB's raw rows (right)"
+            );
+        }
     }
+    from_rollups
 }
 
 proptest! {
@@ -163,11 +185,18 @@ fn every_query_shape_agrees() {
     let db = TestDb::new("shapes");
     let mut ch = db.open(0);
     ch.apply(&recs).unwrap();
-    check_same_answers(&d, &ch, &all_shapes());
+    let shapes = all_shapes();
+    let used = check_same_answers(&d, &ch, &shapes);
+    assert!(
+        used * 3 > shapes.len(),
+        "{used} of {} shapes read rollups",
+        shapes.len()
+    );
 }
 
-/// A flush stopped after the events, after the visit rows, or after the marker, then
-/// redone by a new connection (a new applier): every record is stored once.
+/// A flush stopped after the events, after the visit rows, after the rollup rows or after
+/// the marker, then redone by a new connection (a new applier): every record is stored
+/// once, in the raw rows and in the rollups.
 #[test]
 fn a_flush_stopped_anywhere_is_redone_exactly_once() {
     let events = fixed_events(300);
@@ -180,6 +209,7 @@ fn a_flush_stopped_anywhere_is_redone_exactly_once() {
     let stages = [
         FlushStage::AfterEvents,
         FlushStage::AfterSessions,
+        FlushStage::AfterRollups,
         FlushStage::AfterMarker,
     ];
     let mut applier = db.open(3);
@@ -206,6 +236,9 @@ fn a_flush_stopped_anywhere_is_redone_exactly_once() {
     }
     assert_eq!(applier.applied().unwrap().0, recs.last().unwrap().0);
     assert_eq!(stored(&applier, true), stored(&d, false));
+    // The rollups too hold every chunk once.
+    let shapes: Vec<_> = all_shapes().into_iter().step_by(7).collect();
+    assert!(check_same_answers(&d, &applier, &shapes) > 10);
 
     // Another partition's rows survive this one's cleanup: partition 4 stops after its
     // events; partition 3, reopened, checks for leftovers of its own only.
@@ -286,16 +319,21 @@ fn every_statement(store: &dyn EventStore) -> Vec<String> {
             let bs = time::buckets(&range, unit, q.timezone, 10_000);
             BucketKey::new(unit, &bs, q.timezone)
         });
-        let cx = Context {
-            site: SITES[site].0,
-            start: range.start,
-            end: range.end,
-            buckets: buckets.as_ref(),
-            tz: q.timezone,
-            rollups: false,
-        };
-        for s in plan::plan(&q, &cx, store.dialect()) {
-            out.push(footfall_store::clickhouse::literal_sql(&s).unwrap());
+        for rollups in [false, true] {
+            let cx = Context {
+                site: SITES[site].0,
+                start: range.start,
+                end: range.end,
+                buckets: buckets.as_ref(),
+                tz: q.timezone,
+                rollups,
+            };
+            for s in plan::plan(&q, &cx, store.dialect()) {
+                if rollups && !s.from_rollups() {
+                    continue;
+                }
+                out.push(footfall_store::clickhouse::literal_sql(&s).unwrap());
+            }
         }
     }
     out
@@ -382,7 +420,8 @@ fn current_clickhouse_runs_every_statement_alike() {
     };
     let job = serde_json::json!({
         "setup": footfall_store::clickhouse::schema_statements(),
-        "inserts": [["events", dump("events")], ["sessions", dump("sessions")], ["log_applied", dump("log_applied")]],
+        "inserts": [["events", dump("events")], ["sessions", dump("sessions")], ["log_applied", dump("log_applied")],
+                    ["rollups", dump("rollups")], ["rollup_sites", dump("rollup_sites")]],
         "queries": statements,
     });
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/chdb/run.py");

@@ -30,6 +30,8 @@ pub struct ApplierStats {
     /// The partition's applied position as last seen by this node.
     pub applied: AtomicU64,
     pub trimmed_bytes: AtomicU64,
+    /// Whether this node applies the partition now.
+    pub holding: AtomicBool,
 }
 
 pub struct PartitionApplier {
@@ -59,6 +61,7 @@ impl PartitionApplier {
         while !stop.load(SeqCst) {
             let ready;
             (held, ready) = self.keep_lease(held);
+            self.stats.holding.store(held.is_some(), Relaxed);
             if !ready {
                 std::thread::sleep(self.poll);
                 continue;
@@ -78,6 +81,7 @@ impl PartitionApplier {
                 }
             }
         }
+        self.stats.holding.store(false, Relaxed);
         if let Some(token) = held {
             if release() {
                 let _ = self.lease.release(&token);

@@ -74,11 +74,24 @@ pub async fn start(config: ServerConfig, clock: Arc<dyn Clock>) -> Result<Runnin
         crate::app::register_sites(&cfg, &metadata, clock2.now().0)?;
         let reads = ChStore::open(&c.clickhouse, &c.clickhouse_database, 0)?;
         let positions = ChStore::open(&c.clickhouse, &c.clickhouse_database, 0)?;
-        Ok((metadata, reads, positions))
+        // The appliers' source of the sites' time zones (rollups are kept in them).
+        let zone_source = PgStore::open(&c.postgres)?;
+        Ok((metadata, reads, positions, zone_source))
     })
     .await
     .map_err(|e| StartError::Cluster(format!("startup task failed: {e}")))??;
-    let (metadata, reads, positions) = opened;
+    let (metadata, reads, positions, zone_source) = opened;
+    let zone_source = Arc::new(zone_source);
+    let zones: footfall_store::clickhouse::Zones = Arc::new(move || {
+        Ok(zone_source
+            .sites()?
+            .into_iter()
+            .map(|s| {
+                let tz = s.timezone.parse().unwrap_or(chrono_tz::UTC);
+                (s.domain.as_str().to_string(), tz)
+            })
+            .collect())
+    });
     let c = config
         .cluster
         .clone()
@@ -142,8 +155,9 @@ pub async fn start(config: ServerConfig, clock: Arc<dyn Clock>) -> Result<Runnin
 
         // The storage applier: its own connections (Redis, ClickHouse).
         let conn = redis(&c)?;
-        let store = ChStore::open(&c.clickhouse, &c.clickhouse_database, part as u16)
+        let mut store = ChStore::open(&c.clickhouse, &c.clickhouse_database, part as u16)
             .map_err(StartError::Store)?;
+        store.keep_rollups(zones.clone());
         let stats = Arc::new(ApplierStats::default());
         let applier = PartitionApplier {
             part,
@@ -210,9 +224,14 @@ pub async fn start(config: ServerConfig, clock: Arc<dyn Clock>) -> Result<Runnin
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     spawn_expiry(live.clone(), clock.clone(), shutdown_rx.clone());
     let metrics = Arc::new(Metrics::default());
+    let _ = metrics.cluster.set(crate::metrics::ClusterStats {
+        owners: owners.clone(),
+        appliers: appliers.clone(),
+    });
     spawn_backlog_sampler(
         Inbox::new(redis(&c)?, &c.prefix, parts, c.backlog_limit),
         metrics.clone(),
+        c.backlog_sample,
         shutdown_rx.clone(),
     );
     let backend = Backend {
@@ -220,7 +239,7 @@ pub async fn start(config: ServerConfig, clock: Arc<dyn Clock>) -> Result<Runnin
         reads: Box::new(reads),
         live,
         stored: crate::state::Stored::Cluster(barrier),
-        writer: crate::ingest::EventWriter::Cluster(writer),
+        writer: crate::ingest::EventWriter::Cluster(writer, metrics.clone()),
         background: Background::Cluster(NodeHandle {
             stop,
             threads,
@@ -328,11 +347,17 @@ fn spawn_expiry(
     });
 }
 
-/// Samples the backlog (all partitions' inboxes and logs) into the metrics every 5 s.
-fn spawn_backlog_sampler(inbox: Inbox, metrics: Arc<Metrics>, mut shutdown: watch::Receiver<bool>) {
+/// Samples the backlog (all partitions' inboxes and logs) into the metrics every `every`
+/// (5 s unless configured otherwise).
+fn spawn_backlog_sampler(
+    inbox: Inbox,
+    metrics: Arc<Metrics>,
+    every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let inbox = Arc::new(inbox);
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        let mut tick = tokio::time::interval(every.max(Duration::from_millis(10)));
         loop {
             tokio::select! {
                 _ = tick.tick() => {}

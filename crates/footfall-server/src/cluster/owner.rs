@@ -40,6 +40,8 @@ pub struct OwnerStats {
     /// Times it met an entry of a newer format and handed the partition on.
     pub newer_entries: AtomicU64,
     pub snapshots: AtomicU64,
+    /// Whether this node sequences the partition now.
+    pub holding: AtomicBool,
 }
 
 pub struct Owner {
@@ -101,6 +103,7 @@ impl Owner {
         let mut held: Option<Held> = None;
         while !stop.load(SeqCst) {
             held = self.keep_lease(held);
+            self.stats.holding.store(held.is_some(), Relaxed);
             let Some(h) = held.as_mut() else {
                 std::thread::sleep(self.poll);
                 continue;
@@ -134,6 +137,7 @@ impl Owner {
                 }
             }
         }
+        self.stats.holding.store(false, Relaxed);
         if let Some(mut h) = held {
             if exit() == Exit::Graceful {
                 self.write_snapshot(&mut h);

@@ -3,10 +3,13 @@
 //! once, decided moments later by the partition's owner — so the answer is "queued").
 
 use crate::cluster::inbox_writer::InboxWriter;
+use crate::metrics::Metrics;
 use crate::pipeline::sequencer::SequencerHandle;
 use footfall_core::record::Disposition;
 use footfall_core::EnrichedEvent;
 use footfall_store::redis::InboxError;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 
 /// An event and its partition route (see `identify::partition`).
 pub type Routed = (u64, EnrichedEvent);
@@ -24,7 +27,8 @@ pub enum WriteError {
 #[derive(Clone)]
 pub enum EventWriter {
     Embedded(SequencerHandle),
-    Cluster(InboxWriter),
+    /// With the metrics, to count what it acknowledged.
+    Cluster(InboxWriter, Arc<Metrics>),
 }
 
 impl EventWriter {
@@ -37,10 +41,13 @@ impl EventWriter {
                 let d = s.write(events).await.map_err(WriteError::NotDurable)?;
                 Ok(d.into_iter().map(Some).collect())
             }
-            EventWriter::Cluster(w) => {
+            EventWriter::Cluster(w, metrics) => {
                 let n = events.len();
                 match w.write(events).await {
-                    Ok(()) => Ok(vec![None; n]),
+                    Ok(()) => {
+                        metrics.ingested.fetch_add(n as u64, Relaxed);
+                        Ok(vec![None; n])
+                    }
                     Err(e @ InboxError::Full { .. }) => Err(WriteError::BacklogFull(e.to_string())),
                     Err(e) => Err(WriteError::NotDurable(e.to_string())),
                 }

@@ -110,6 +110,18 @@ impl Http {
             .collect())
     }
 
+    /// Runs a query; each row as a JSON object (64-bit numbers may come as strings).
+    pub fn json_rows(&self, sql: &str) -> Result<Vec<serde_json::Value>, StoreError> {
+        let text = self.post(None, format!("{sql} FORMAT JSONEachRow").into_bytes())?;
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                serde_json::from_str(l)
+                    .map_err(|e| StoreError::Corrupt(format!("ClickHouse row {l:?}: {e}")))
+            })
+            .collect()
+    }
+
     /// The first field of the first row as a number (0 if there is none).
     pub fn number(&self, sql: &str) -> Result<u64, StoreError> {
         let rows = self.rows(sql)?;

@@ -2,7 +2,8 @@
 //!
 //! ClickHouse has no transactions across statements or tables, so "stored exactly once"
 //! rests on the log position every row carries. A chunk of records is written as: events,
-//! then visit rows, then one `log_applied` row naming the chunk's last position. An applier
+//! then visit rows, then its rollup rows (see `rollups.rs`), then one `log_applied` row
+//! naming the chunk's last position. An applier
 //! resumes after the highest `log_applied` position of its partition, and before its first
 //! write removes any row of that partition beyond it — what an applier that died between
 //! two of the inserts left behind. So a flush that dies at any point (before, during or
@@ -12,6 +13,7 @@
 //! partitions share the tables.
 
 mod http;
+mod rollups;
 mod rows;
 mod schema;
 
@@ -25,6 +27,7 @@ use footfall_core::SiteId;
 use http::Http;
 use std::time::{Duration, Instant};
 
+pub use rollups::Zones;
 pub use schema::{statements as schema_statements, VERSION as SCHEMA_VERSION};
 
 /// A planned query as the statement this store sends: values written in as literals.
@@ -37,8 +40,10 @@ pub fn literal_sql(q: &SqlQuery) -> Result<String, StoreError> {
 pub enum FlushStage {
     /// After the events were inserted, before the visit rows.
     AfterEvents,
-    /// After the visit rows, before the chunk was marked applied.
+    /// After the visit rows, before the rollup rows.
     AfterSessions,
+    /// After the rollup rows, before the chunk was marked applied.
+    AfterRollups,
     /// After the chunk was marked applied, before `apply` returned.
     AfterMarker,
 }
@@ -52,6 +57,9 @@ pub struct ChStore {
     /// beyond it is stored (None: check before the next write).
     applied: Option<u64>,
     fail_at: Option<FlushStage>,
+    /// Where the sites' time zones come from; None: no rollups are kept by this connection.
+    zones: Option<Zones>,
+    keeping: rollups::Keeping,
 }
 
 static DIALECT: ClickHouse = ClickHouse;
@@ -71,7 +79,16 @@ impl ChStore {
             part,
             applied: None,
             fail_at: None,
+            zones: None,
+            keeping: rollups::Keeping::default(),
         })
+    }
+
+    /// Keeps rollups while applying, in each site's zone as `zones` gives it (the metadata
+    /// store's). Every applier of a cluster must do so, or none.
+    pub fn keep_rollups(&mut self, zones: Zones) {
+        self.zones = Some(zones);
+        self.keeping.clear();
     }
 
     /// The applied position of every partition that has one (for a read barrier that
@@ -120,8 +137,9 @@ impl ChStore {
         if let Some(a) = self.applied {
             return Ok(a);
         }
+        self.keeping.clear();
         let (applied, _) = self.marker()?;
-        for table in ["events", "sessions"] {
+        for table in ["events", "sessions", "rollups", "rollup_sites"] {
             let beyond = format!("log_part = {} AND log_pos > {applied}", self.part);
             let n = self
                 .http
@@ -182,10 +200,22 @@ impl ChStore {
     ) -> Result<(usize, usize), StoreError> {
         let (events, n_events) = rows::events(fresh, self.part)?;
         let (sessions, n_sessions) = rows::sessions(fresh, self.part)?;
+        // Seeded from what is stored before this chunk: computed before its rows go in.
+        let rollup_rows = match &self.zones {
+            Some(zones) => {
+                let records: Vec<&CommitRecord> = fresh.iter().map(|(_, r)| r).collect();
+                self.keeping
+                    .chunk(&self.http, self.part, zones, &records, last)?
+            }
+            None => rollups::ChunkRows::default(),
+        };
         self.http.insert_json("events", events)?;
         self.stop_at(FlushStage::AfterEvents)?;
         self.http.insert_json("sessions", sessions)?;
         self.stop_at(FlushStage::AfterSessions)?;
+        self.http.insert_json("rollups", rollup_rows.rollups)?;
+        self.http.insert_json("rollup_sites", rollup_rows.sites)?;
+        self.stop_at(FlushStage::AfterRollups)?;
         self.http.execute(&format!(
             "INSERT INTO log_applied (log_part, position, id_base) VALUES ({}, {last}, {id_base})",
             self.part
@@ -226,6 +256,7 @@ impl EventStore for ChStore {
         match self.write(&fresh, last, id_base) {
             Ok((events, sessions)) => {
                 self.applied = Some(last);
+                self.keeping.applied(fresh.iter().map(|(_, r)| r));
                 tracing::debug!(
                     part = self.part,
                     records = fresh.len(),
@@ -238,8 +269,10 @@ impl EventStore for ChStore {
                 Ok(LogPosition(last))
             }
             Err(e) => {
-                // Whatever part of the chunk got in is removed before the next write.
+                // Whatever part of the chunk got in is removed before the next write, and
+                // the rollup keeper, which already counted it, starts again from storage.
                 self.applied = None;
+                self.keeping.clear();
                 Err(e)
             }
         }
@@ -247,6 +280,7 @@ impl EventStore for ChStore {
 
     fn forget_applied(&mut self) {
         self.applied = None;
+        self.keeping.clear();
     }
 
     fn dialect(&self) -> &'static dyn Dialect {
@@ -296,12 +330,12 @@ impl EventStore for ChStore {
     }
 
     fn stale_rollups(&self) -> Result<Vec<SiteId>, StoreError> {
-        // No rollups are kept in ClickHouse yet: every report reads raw rows.
+        // Nothing rebuilds rollups here: a site whose rollups are incomplete is read raw.
         Ok(Vec::new())
     }
 
-    fn rollup_zone(&self, _site: &SiteId) -> Result<Option<String>, StoreError> {
-        Ok(None)
+    fn rollup_zone(&self, site: &SiteId) -> Result<Option<String>, StoreError> {
+        rollups::ready_zone(&self.http, site)
     }
 
     fn rebuild_rollups(
@@ -332,6 +366,8 @@ impl EventStore for ChStore {
             part: self.part,
             applied: None,
             fail_at: None,
+            zones: self.zones.clone(),
+            keeping: rollups::Keeping::default(),
         }))
     }
 }

@@ -16,11 +16,12 @@ macro_rules! day_of {
     };
 }
 
-const MIGRATIONS: &[(u32, &[&str])] = &[(
-    1,
-    &[
-        concat!(
-            "CREATE TABLE IF NOT EXISTS events (
+const MIGRATIONS: &[(u32, &[&str])] = &[
+    (
+        1,
+        &[
+            concat!(
+                "CREATE TABLE IF NOT EXISTS events (
     event_id        UInt64,
     site            String,
     ts              Int64,
@@ -58,17 +59,17 @@ const MIGRATIONS: &[(u32, &[&str])] = &[(
     log_pos         UInt64
 ) ENGINE = MergeTree
 PARTITION BY toYYYYMM(",
-            day_of!("ts"),
-            ")
+                day_of!("ts"),
+                ")
 ORDER BY (site, ",
-            day_of!("ts"),
-            ", name, visitor_id, ts)"
-        ),
-        // A visit's state changes are collapsing pairs: −1 for the old version (an exact
-        // copy of its +1 row), +1 for the new. Both rows of a version share the visit's
-        // start, so they share a partition and a sort key and merges cancel them.
-        concat!(
-            "CREATE TABLE IF NOT EXISTS sessions (
+                day_of!("ts"),
+                ", name, visitor_id, ts)"
+            ),
+            // A visit's state changes are collapsing pairs: −1 for the old version (an exact
+            // copy of its +1 row), +1 for the new. Both rows of a version share the visit's
+            // start, so they share a partition and a sort key and merges cancel them.
+            concat!(
+                "CREATE TABLE IF NOT EXISTS sessions (
     site            String,
     session_id      UInt64,
     visitor_id      UInt64,
@@ -102,24 +103,64 @@ ORDER BY (site, ",
     log_pos         UInt64
 ) ENGINE = VersionedCollapsingMergeTree(sign, version)
 PARTITION BY toYYYYMM(",
-            day_of!("start_ts"),
-            ")
+                day_of!("start_ts"),
+                ")
 ORDER BY (site, ",
-            day_of!("start_ts"),
-            ", session_id)"
-        ),
-        // One row per applied chunk, written after the chunk's rows: the highest position
-        // of a partition is where its applier resumes.
-        "CREATE TABLE IF NOT EXISTS log_applied (
+                day_of!("start_ts"),
+                ", session_id)"
+            ),
+            // One row per applied chunk, written after the chunk's rows: the highest position
+            // of a partition is where its applier resumes.
+            "CREATE TABLE IF NOT EXISTS log_applied (
     log_part   UInt16,
     position   UInt64,
     id_base    UInt64,
     applied_at DateTime DEFAULT now()
 ) ENGINE = ReplacingMergeTree ORDER BY (log_part, position)",
-    ],
-)];
+        ],
+    ),
+    (
+        2,
+        &[
+            // Rollups kept on write (footfall_core::rollup): the applier of each log
+            // partition adds its chunk's changes as rows of their own, tagged like the raw
+            // rows so an unfinished flush's are removed with them; reads sum them. A
+            // partition's visitors are its own, so the partitions' sums add up exactly.
+            "CREATE TABLE IF NOT EXISTS rollups (
+    site             String,
+    grain            Int8,
+    bucket           Int64,
+    dim              UInt8,
+    value            String,
+    visitors         Int64,
+    pageviews        Int64,
+    events           Int64,
+    visits           Int64,
+    bounces          Int64,
+    duration_ms      Int64,
+    visit_pageviews  Int64,
+    scroll_sum       Int64,
+    scroll_visits    Int64,
+    page_time_ms     Int64,
+    page_time_visits Int64,
+    log_part         UInt16,
+    log_pos          UInt64
+) ENGINE = MergeTree ORDER BY (site, grain, dim, bucket, value)",
+            // Per site and partition, the zone its rollups are kept in and whether they
+            // are complete (kept since the partition's first row of the site). The row with
+            // the highest log_pos is current.
+            "CREATE TABLE IF NOT EXISTS rollup_sites (
+    site      String,
+    log_part  UInt16,
+    timezone  String,
+    complete  UInt8,
+    log_pos   UInt64
+) ENGINE = ReplacingMergeTree(log_pos) ORDER BY (site, log_part)",
+        ],
+    ),
+];
 
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 const VERSIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_version (version UInt32, applied_at DateTime DEFAULT now()) \
      ENGINE = ReplacingMergeTree ORDER BY version";
