@@ -105,6 +105,17 @@ pub struct ServeArgs {
     /// ingest answers 503 [5000000].
     #[arg(long, env = "FOOTFALL_BACKLOG_LIMIT")]
     pub backlog_limit: Option<u64>,
+    /// Cluster mode, for tests: the partition owners' lease TTL in milliseconds (how long
+    /// a crashed node's partitions wait) [10000].
+    #[arg(long, env = "FOOTFALL_OWNER_LEASE_MS", hide = true)]
+    pub owner_lease_ms: Option<u64>,
+    /// Cluster mode, for tests: the storage appliers' lease TTL in milliseconds; must
+    /// exceed the slowest chunk by far [300000].
+    #[arg(long, env = "FOOTFALL_APPLIER_LEASE_MS", hide = true)]
+    pub applier_lease_ms: Option<u64>,
+    /// Cluster mode, for tests: milliseconds between samples of the backlog metric [5000].
+    #[arg(long, env = "FOOTFALL_BACKLOG_SAMPLE_MS", hide = true)]
+    pub backlog_sample_ms: Option<u64>,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -247,6 +258,16 @@ impl Settings {
                 if let Some(n) = args.backlog_limit.or(file.backlog_limit) {
                     k.backlog_limit = n.max(1);
                 }
+                let ms = |n: u64| std::time::Duration::from_millis(n.max(100));
+                if let Some(n) = args.owner_lease_ms {
+                    k.owner_lease = ms(n);
+                }
+                if let Some(n) = args.applier_lease_ms {
+                    k.applier_lease = ms(n);
+                }
+                if let Some(n) = args.backlog_sample_ms {
+                    k.backlog_sample = ms(n);
+                }
                 Some(k)
             }
             (r, ch, pg) => {
@@ -309,11 +330,16 @@ mod tests {
             config: Some(path.clone()),
             redis: Some("redis://r:6379/0".into()),
             partitions: Some(6),
+            owner_lease_ms: Some(1_500),
             ..Default::default()
         })
         .unwrap()
         .server;
         let k = s.cluster.expect("cluster mode");
+        // The tests' knobs: given, or the production defaults.
+        assert_eq!(k.owner_lease, std::time::Duration::from_millis(1_500));
+        assert_eq!(k.applier_lease, std::time::Duration::from_secs(300));
+        assert_eq!(k.backlog_sample, std::time::Duration::from_secs(5));
         assert_eq!(
             (k.redis.as_str(), k.clickhouse.as_str(), k.postgres.as_str()),
             ("redis://r:6379/0", "http://ch:8123", "postgres://p/f")

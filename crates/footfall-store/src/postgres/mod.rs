@@ -13,10 +13,11 @@ use std::sync::Mutex;
 
 pub use schema::VERSION as SCHEMA_VERSION;
 
-/// One connection to the metadata database.
+/// One connection to the metadata database, opened again after PostgreSQL closed it.
 pub struct PgStore {
     url: String,
-    /// None only while being dropped.
+    /// None after the connection was found closed (until the next call reconnects) and
+    /// while being dropped.
     client: Mutex<Option<Client>>,
 }
 
@@ -34,15 +35,31 @@ fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
 
 impl Drop for PgStore {
     fn drop(&mut self) {
-        let client = self
-            .client
-            .get_mut()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some(client) = client {
-            off_runtime(move || drop(client));
-        }
+        drop_client(
+            self.client
+                .get_mut()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        );
     }
+}
+
+/// A client owns a runtime, which may not be dropped on a thread running another.
+fn drop_client(client: Option<Client>) {
+    if let Some(client) = client {
+        off_runtime(move || drop(client));
+    }
+}
+
+/// Connects again after the connection was lost (the tables exist already). Bounded, so
+/// that a server that does not answer at all fails the call instead of holding it for the
+/// system's TCP timeout.
+fn reconnect(url: &str) -> Result<Client, ::postgres::Error> {
+    let mut config: ::postgres::Config = url.parse()?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(std::time::Duration::from_secs(5));
+    }
+    config.connect(NoTls)
 }
 
 fn err(e: ::postgres::Error) -> StoreError {
@@ -71,17 +88,27 @@ impl PgStore {
         })
     }
 
+    /// Runs `f` on the connection. A connection PostgreSQL closed (a restart, a failover,
+    /// a network cut) never works again, so it is dropped and the next call connects
+    /// anew: the call that found it closed fails, the ones after it work once the server
+    /// is back. (Not retried here: a statement whose connection died may have committed.)
     fn with<T: Send>(
         &self,
         f: impl FnOnce(&mut Client) -> Result<T, ::postgres::Error> + Send,
     ) -> Result<T, StoreError> {
         let mut c = self.client.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(client) = c.as_mut() else {
-            return Err(StoreError::Unavailable(
-                "PostgreSQL: connection closed".into(),
-            ));
+        if c.as_ref().is_some_and(Client::is_closed) {
+            drop_client(c.take());
+        }
+        let client = match c.as_mut() {
+            Some(client) => client,
+            None => c.insert(off_runtime(|| reconnect(&self.url)).map_err(err)?),
         };
-        off_runtime(|| f(client)).map_err(err)
+        let result = off_runtime(|| f(client));
+        if result.is_err() && client.is_closed() {
+            drop_client(c.take());
+        }
+        result.map_err(err)
     }
 }
 
