@@ -101,8 +101,11 @@ impl Owner {
     /// Runs until `stop` is set; then ends as `exit` says.
     pub fn run(self, stop: Arc<AtomicBool>, exit: impl Fn() -> Exit) {
         let mut held: Option<Held> = None;
+        // A lease taken whose state could not be rebuilt (Redis went away meanwhile): kept,
+        // so the next try renews it instead of waiting for it to run out.
+        let mut orphan: Option<Token> = None;
         while !stop.load(SeqCst) {
-            held = self.keep_lease(held);
+            held = self.keep_lease(held, &mut orphan);
             self.stats.holding.store(held.is_some(), Relaxed);
             let Some(h) = held.as_mut() else {
                 std::thread::sleep(self.poll);
@@ -128,7 +131,14 @@ impl Owner {
                 }
                 Err(StepError::Log(e)) => {
                     tracing::error!(part = self.part, error = %e, "partition append failed; rebuilding from the log");
-                    held = held.and_then(|h| self.take_over(h.token));
+                    held = match held.map(|h| self.take_over(h.token)) {
+                        Some(Ok(h)) => Some(h),
+                        Some(Err(token)) => {
+                            orphan = Some(token);
+                            None
+                        }
+                        None => None,
+                    };
                 }
             }
             if let Some(h) = held.as_mut() {
@@ -147,22 +157,32 @@ impl Owner {
     }
 
     /// Takes or renews the lease when due. Returns what is held afterwards.
-    fn keep_lease(&self, held: Option<Held>) -> Option<Held> {
+    fn keep_lease(&self, held: Option<Held>, orphan: &mut Option<Token>) -> Option<Held> {
         if let Some(h) = &held {
             if Instant::now() < h.renew_at {
                 return held;
             }
         }
-        let token = held.as_ref().map(|h| &h.token);
+        let token = held.as_ref().map(|h| &h.token).or(orphan.as_ref());
         match self.lease.acquire_or_renew(token) {
             Ok(Some(t)) => match held {
                 Some(mut h) if h.token == t => {
                     h.renew_at = Instant::now() + self.lease.ttl() / 3;
                     Some(h)
                 }
-                _ => self.take_over(t),
+                _ => match self.take_over(t) {
+                    Ok(h) => {
+                        *orphan = None;
+                        Some(h)
+                    }
+                    Err(t) => {
+                        *orphan = Some(t);
+                        None
+                    }
+                },
             },
             Ok(None) => {
+                *orphan = None;
                 if held.is_some() {
                     self.stats.deposed.fetch_add(1, Relaxed);
                     tracing::warn!(part = self.part, "partition lease taken by another node");
@@ -179,7 +199,8 @@ impl Owner {
     }
 
     /// Becomes the owner under `token`: the sequencer as of the end of the log.
-    fn take_over(&self, token: Token) -> Option<Held> {
+    /// Gives the token back if the state could not be rebuilt (to be retried under it).
+    fn take_over(&self, token: Token) -> Result<Held, Token> {
         let fence = Some((self.lease.key().to_owned(), token.clone()));
         self.log.set_fence(fence.clone());
         self.snapshot.set_fence(fence.clone());
@@ -192,14 +213,14 @@ impl Owner {
             Ok(found) => found,
             Err(e) => {
                 tracing::error!(part = self.part, error = %e, "cannot read the partition snapshot; will retry");
-                return None;
+                return Err(token);
             }
         };
         let live_found = match self.live_snapshot.read() {
             Ok(found) => found,
             Err(e) => {
                 tracing::error!(part = self.part, error = %e, "cannot read the partition's live snapshot; will retry");
-                return None;
+                return Err(token);
             }
         };
         let name = self.snapshot.describe();
@@ -222,7 +243,7 @@ impl Owner {
                     end = self.log.end().0,
                     "took over partition"
                 );
-                Some(Held {
+                Ok(Held {
                     token,
                     sequencer,
                     live,
@@ -232,7 +253,7 @@ impl Owner {
             }
             Err(e) => {
                 tracing::error!(part = self.part, error = %e, "cannot rebuild the partition's state; will retry");
-                None
+                Err(token)
             }
         }
     }
