@@ -501,8 +501,13 @@ async fn a_two_node_cluster_answers_every_query_as_embedded_does() {
         let rollups = s
             .metric("footfall_query_parts_total{source=\"rollups\"} ")
             .await;
-        let raw = s.metric("footfall_query_parts_total{source=\"raw\"} ").await;
-        assert!(rollups > 50.0 && raw > 50.0, "{rollups} from rollups, {raw} raw");
+        let raw = s
+            .metric("footfall_query_parts_total{source=\"raw\"} ")
+            .await;
+        assert!(
+            rollups > 50.0 && raw > 50.0,
+            "{rollups} from rollups, {raw} raw"
+        );
     }
     assert!(
         nonempty * 10 > answered * 9,

@@ -1,5 +1,6 @@
-//! The footfall binary: `serve`, `sites`, `rebuild`.
+//! The footfall binary: `serve`, `sites`, `keys`, `users`, `rebuild`, `migrate`.
 
+mod migrate;
 mod settings;
 
 use clap::{Parser, Subcommand};
@@ -54,6 +55,18 @@ enum Command {
         /// Only this site (with --rollups).
         #[arg(long, requires = "rollups")]
         site: Option<String>,
+    },
+    /// Copy this data directory into a cluster (offline: stop the server first; start the
+    /// cluster's nodes after). Resumable: run it again after an interruption.
+    Migrate {
+        #[arg(long, env = "FOOTFALL_DATA_DIR", default_value = "./footfall-data")]
+        data_dir: PathBuf,
+        /// The cluster's settings file (redis, clickhouse, postgres, …; as for `serve`).
+        #[arg(long)]
+        to: PathBuf,
+        /// Rows per chunk (each chunk is written once, whatever interrupts the copy).
+        #[arg(long, default_value_t = 50_000)]
+        chunk: usize,
     },
 }
 
@@ -155,6 +168,11 @@ fn main() -> ExitCode {
         Command::Rebuild {
             data_dir, chunk, ..
         } => rebuild(&data_dir, chunk),
+        Command::Migrate {
+            data_dir,
+            to,
+            chunk,
+        } => migrate::run(&data_dir, &to, chunk),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

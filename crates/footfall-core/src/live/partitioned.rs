@@ -14,6 +14,10 @@ use std::collections::{BTreeSet, HashMap};
 
 pub struct PartitionedLive {
     parts: Vec<Counters>,
+    /// Counters of history copied in from an embedded installation (`footfall migrate`),
+    /// added to the partitions'. Its visitors are unioned with theirs while both keep a
+    /// day open, so a visitor seen on both sides of the copy on one day counts once.
+    base: Option<Counters>,
     active: ActiveVisitors,
     versions: HashMap<SiteId, u64>,
 }
@@ -22,6 +26,7 @@ impl PartitionedLive {
     pub fn new(parts: u32, active_timeout_ms: i64) -> Self {
         PartitionedLive {
             parts: (0..parts.max(1)).map(|_| Counters::default()).collect(),
+            base: None,
             active: ActiveVisitors::new(active_timeout_ms),
             versions: HashMap::new(),
         }
@@ -29,6 +34,16 @@ impl PartitionedLive {
 
     pub fn parts(&self) -> u32 {
         self.parts.len() as u32
+    }
+
+    /// Adds copied-in history to every read (see [`PartitionedLive`]'s `base`).
+    pub fn set_base(&mut self, base: Counters) -> BTreeSet<SiteId> {
+        let sites: BTreeSet<SiteId> = base.sites.keys().cloned().collect();
+        self.base = Some(base);
+        for s in &sites {
+            *self.versions.entry(s.clone()).or_insert(1) += 1;
+        }
+        sites
     }
 
     /// Puts partition `part`'s snapshot in place (its counters, its active visitors).
@@ -72,7 +87,12 @@ impl PartitionedLive {
     /// A site's counters summed over the partitions (None if no partition has the site).
     pub fn site_counters(&self, site: &SiteId) -> Option<SiteCounters> {
         let mut found = None::<SiteCounters>;
-        for c in self.parts.iter().filter_map(|p| p.site(site)) {
+        for c in self
+            .base
+            .iter()
+            .chain(&self.parts)
+            .filter_map(|p| p.site(site))
+        {
             found.get_or_insert_with(SiteCounters::default).absorb(c);
         }
         found
@@ -80,8 +100,9 @@ impl PartitionedLive {
 
     /// Every site any partition has counters for.
     pub fn sites(&self) -> BTreeSet<SiteId> {
-        self.parts
+        self.base
             .iter()
+            .chain(&self.parts)
             .flat_map(|p| p.sites.keys().cloned())
             .collect()
     }

@@ -13,7 +13,7 @@ use crate::pipeline::recovery;
 use footfall_core::live::{Counters, LiveSnapshot, LiveStats, PartitionedLive};
 use footfall_core::record::CommitRecord;
 use footfall_core::{SiteId, Timestamp};
-use footfall_store::redis::{RedisLog, RedisSnapshot};
+use footfall_store::redis::{Blob, Conn, RedisLog, RedisSnapshot};
 use footfall_store::{Log, LogError, LogPosition};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
@@ -58,6 +58,30 @@ impl ClusterLive {
     pub fn expire(&self, clock: &dyn Clock) {
         self.change(|m| m.expire(clock.now()));
     }
+
+    /// Adds the counters of history copied in by `footfall migrate` to every read.
+    pub fn set_base(&self, base: Counters) {
+        self.change(|m| m.set_base(base));
+    }
+}
+
+/// Where `footfall migrate` leaves the copied installation's live counters.
+pub fn base_blob(conn: Arc<Conn>, prefix: &str) -> Blob {
+    Blob::new(conn, prefix, "live-base")
+}
+
+/// Stores the live counters of a copied-in installation, for every node to add.
+pub fn write_base(blob: &Blob, counters: &Counters) -> Result<(), String> {
+    let bytes = postcard::to_stdvec(counters).map_err(|e| e.to_string())?;
+    blob.put(&bytes).map_err(|e| e.to_string())
+}
+
+/// The copied-in installation's live counters, if `footfall migrate` left any.
+pub fn read_base(blob: &Blob) -> Result<Option<Counters>, String> {
+    blob.get()
+        .map_err(|e| e.to_string())?
+        .map(|b| postcard::from_bytes(&b).map_err(|e| format!("stored base counters: {e}")))
+        .transpose()
 }
 
 impl LiveState for ClusterLive {

@@ -186,6 +186,18 @@ pub async fn start(config: ServerConfig, clock: Arc<dyn Clock>) -> Result<Runnin
 
     // Live state: follows every partition's log.
     let live = Arc::new(ClusterLive::new(parts, config.active_timeout_ms));
+    // History copied in from an embedded installation (`footfall migrate`), if any.
+    let base = super::live::base_blob(redis(&c)?, &c.prefix);
+    match tokio::task::spawn_blocking(move || super::live::read_base(&base)).await {
+        Ok(Ok(Some(counters))) => live.set_base(counters),
+        Ok(Ok(None)) => {}
+        Ok(Err(e)) => {
+            return Err(StartError::Cluster(format!(
+                "reading the migrated live counters: {e}"
+            )))
+        }
+        Err(e) => return Err(StartError::Cluster(format!("startup task failed: {e}"))),
+    }
     let mut followed = Vec::new();
     for part in 0..parts {
         let conn = redis(&c)?;

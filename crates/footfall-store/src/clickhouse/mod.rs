@@ -13,6 +13,7 @@
 //! partitions share the tables.
 
 mod http;
+mod import;
 mod rollups;
 mod rows;
 mod schema;
@@ -27,6 +28,7 @@ use footfall_core::SiteId;
 use http::Http;
 use std::time::{Duration, Instant};
 
+pub use import::{MIGRATED_EVENTS, MIGRATED_ROLLUPS, MIGRATED_VISITS};
 pub use rollups::Zones;
 pub use schema::{statements as schema_statements, VERSION as SCHEMA_VERSION};
 

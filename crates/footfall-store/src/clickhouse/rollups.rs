@@ -13,6 +13,7 @@
 //!   that had rows before rollups were kept, or whose zone changed, is read from raw rows.
 
 use super::http::{quote, Http};
+use super::import::{MIGRATED_EVENTS, MIGRATED_VISITS};
 use crate::StoreError;
 use chrono_tz::Tz;
 use footfall_core::identify::SessionAttrs;
@@ -115,10 +116,11 @@ impl Keeping {
             return Ok(*r);
         }
         let s = quote(site.as_str());
+        let parts = seed_parts(part);
         let rows = http.json_rows(&format!(
-            "SELECT (SELECT count() FROM events WHERE site = {s} AND log_part = {part}) AS n, \
-             (SELECT max(ts) FROM events WHERE site = {s} AND log_part = {part}) AS e, \
-             (SELECT max(end_ts) FROM sessions WHERE site = {s} AND log_part = {part}) AS v"
+            "SELECT (SELECT count() FROM events WHERE site = {s} AND log_part IN ({parts})) AS n, \
+             (SELECT max(ts) FROM events WHERE site = {s} AND log_part IN ({parts})) AS e, \
+             (SELECT max(end_ts) FROM sessions WHERE site = {s} AND log_part IN ({parts})) AS v"
         ))?;
         let row = rows.first().cloned().unwrap_or(Value::Null);
         let r = if num(&row["n"]).unwrap_or(0) == 0 {
@@ -282,6 +284,13 @@ impl Keeping {
     }
 }
 
+/// The partitions whose rows seed partition `part`'s days: its own, and the rows copied
+/// from an embedded store. Those are every partition's history: a visitor counted before
+/// the copy is not counted again on the same day by whichever partition it comes back to.
+fn seed_parts(part: u16) -> String {
+    format!("{part}, {MIGRATED_EVENTS}, {MIGRATED_VISITS}")
+}
+
 /// What partition `part` holds for one local day of a site: its events, the visits started
 /// on it, and the measured page views of each visit and page (as the embedded store's
 /// `load_day`, restricted to the partition).
@@ -292,10 +301,11 @@ fn load_day(
     (start, end): (i64, i64),
 ) -> Result<SeedDay, StoreError> {
     let s = quote(site.as_str());
+    let parts = seed_parts(part);
     let cols = SessionAttrs::COLUMNS.join(", ");
     let rows = http.json_rows(&format!(
         "SELECT event_id, visitor_id, ts, name, pathname, session_id, scroll_depth, prop_keys, prop_values, {cols} \
-         FROM events WHERE site = {s} AND log_part = {part} AND ts >= {start} AND ts < {end} \
+         FROM events WHERE site = {s} AND log_part IN ({parts}) AND ts >= {start} AND ts < {end} \
          AND (name <> 'engagement' OR scroll_depth IS NOT NULL)"
     ))?;
     let mut strings: HashMap<String, Arc<str>> = HashMap::new();
@@ -351,7 +361,7 @@ fn load_day(
     // version carry the same start).
     let rows = http.json_rows(&format!(
         "SELECT visitor_id, entry_page, exit_page FROM sessions \
-         WHERE site = {s} AND log_part = {part} AND start_ts >= {start} AND start_ts < {end} \
+         WHERE site = {s} AND log_part IN ({parts}) AND start_ts >= {start} AND start_ts < {end} \
          GROUP BY session_id, version, visitor_id, entry_page, exit_page HAVING sum(sign) > 0"
     ))?;
     let mut visits = Vec::with_capacity(rows.len());
@@ -367,7 +377,7 @@ fn load_day(
     if !last_view.is_empty() {
         let rows = http.json_rows(&format!(
             "SELECT session_id, any(end_ts) AS visit_end FROM sessions \
-             WHERE site = {s} AND log_part = {part} AND start_ts < {end} AND end_ts >= {start} \
+             WHERE site = {s} AND log_part IN ({parts}) AND start_ts < {end} AND end_ts >= {start} \
              GROUP BY session_id, version HAVING sum(sign) > 0"
         ))?;
         for r in &rows {

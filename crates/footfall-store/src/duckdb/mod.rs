@@ -3,6 +3,7 @@
 mod accounts;
 mod append;
 mod compact;
+mod export;
 mod meta;
 mod query;
 mod rebuild;

@@ -6,6 +6,7 @@
 //! reply mean the write is on disk, which is what acknowledging an event promises. And
 //! `maxmemory-policy noeviction`: an evicted log entry is a lost event.
 
+mod blob;
 mod budget;
 mod conn;
 mod inbox;
@@ -14,6 +15,7 @@ mod log;
 mod notices;
 mod snapshot;
 
+pub use blob::Blob;
 pub use budget::{Attempts, TokenBuckets};
 pub use conn::Conn;
 pub use inbox::{EntryId, Inbox, InboxError};
