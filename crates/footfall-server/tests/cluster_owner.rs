@@ -195,7 +195,11 @@ fn request(c: usize, r: usize) -> Vec<(u64, EnrichedEvent)> {
 fn owners_sequence_every_acknowledged_event_once_across_crashes_and_handovers() {
     let prefix = format!("t{:016x}", rand::random::<u64>());
     let inbox = Arc::new(Inbox::new(conn(), &prefix, PARTS, 1_000_000));
-    let writer = InboxWriter::spawn(inbox.clone(), 256).unwrap();
+    // Three writer threads, each on a connection of its own, as a node runs them.
+    let writers = (0..3)
+        .map(|_| Arc::new(Inbox::new(conn(), &prefix, PARTS, 1_000_000)))
+        .collect();
+    let writer = InboxWriter::spawn(writers, 256).unwrap();
     // A node whose live state follows the logs from the start.
     let early = start_follower(&prefix);
     // A owns every partition before B starts, so A's crash must be taken over by B.

@@ -1,9 +1,10 @@
 //! Ingest's side of cluster mode: put a request's enriched events into their partitions'
 //! inboxes and answer once Redis has them on disk.
 //!
-//! One thread takes everything queued meanwhile and pushes it as ONE transaction, so a
+//! A writer thread takes everything queued meanwhile and pushes it as ONE transaction, so a
 //! burst of requests costs one round trip and one fsync in Redis (group commit, as the
-//! embedded sequencer does with its log). If a partition is over its backlog limit the
+//! embedded sequencer does with its log). Several such threads, each on its own
+//! connection, take turns: while one waits for Redis, the next takes the next group. If a partition is over its backlog limit the
 //! group is retried request by request, so only the requests that touch a full partition
 //! are refused.
 
@@ -27,13 +28,20 @@ pub struct InboxWriter {
 }
 
 impl InboxWriter {
-    /// Starts the writer thread; it stops when every handle is dropped.
-    pub fn spawn(inbox: Arc<Inbox>, max_group: usize) -> std::io::Result<InboxWriter> {
+    /// Starts one writer thread per inbox handle given (each should have a connection of
+    /// its own): whichever is free takes everything queued as its group, so while one
+    /// waits for Redis's fsync the next group is already on its way. They stop when every
+    /// handle is dropped.
+    pub fn spawn(inboxes: Vec<Arc<Inbox>>, max_group: usize) -> std::io::Result<InboxWriter> {
         let (tx, rx) = mpsc::channel(16_384);
-        let parts = inbox.parts();
-        std::thread::Builder::new()
-            .name("footfall-inbox".into())
-            .spawn(move || run(inbox, rx, max_group.max(1)))?;
+        let parts = inboxes.first().map_or(1, |i| i.parts());
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        for inbox in inboxes {
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name("footfall-inbox".into())
+                .spawn(move || run(inbox, rx, max_group.max(1)))?;
+        }
         Ok(InboxWriter { tx, parts })
     }
 
@@ -102,19 +110,27 @@ fn encode(
         .collect()
 }
 
-fn run(inbox: Arc<Inbox>, mut rx: mpsc::Receiver<Job>, max_group: usize) {
-    while let Some(first) = rx.blocking_recv() {
-        let mut jobs = vec![first];
-        let mut n = jobs[0].entries.len();
-        while n < max_group {
-            match rx.try_recv() {
-                Ok(job) => {
-                    n += job.entries.len();
-                    jobs.push(job);
-                }
-                Err(_) => break,
+/// Takes the next group: the first job queued (waiting for one), then whatever else is
+/// queued, up to `max_group` entries. None once every handle is dropped.
+fn next_group(rx: &std::sync::Mutex<mpsc::Receiver<Job>>, max_group: usize) -> Option<Vec<Job>> {
+    let mut rx = rx.lock().unwrap_or_else(|p| p.into_inner());
+    let first = rx.blocking_recv()?;
+    let mut n = first.entries.len();
+    let mut jobs = vec![first];
+    while n < max_group {
+        match rx.try_recv() {
+            Ok(job) => {
+                n += job.entries.len();
+                jobs.push(job);
             }
+            Err(_) => break,
         }
+    }
+    Some(jobs)
+}
+
+fn run(inbox: Arc<Inbox>, rx: Arc<std::sync::Mutex<mpsc::Receiver<Job>>>, max_group: usize) {
+    while let Some(mut jobs) = next_group(&rx, max_group) {
         let all: Vec<(u32, &[u8])> = jobs
             .iter()
             .flat_map(|j| j.entries.iter().map(|(p, b)| (*p, b.as_slice())))

@@ -47,6 +47,10 @@ impl NodeHandle {
     }
 }
 
+/// Inbox writer threads per node: enough that a group is always on its way to Redis
+/// while the previous one waits for its fsync.
+const INBOX_WRITERS: usize = 4;
+
 fn redis(c: &ClusterConfig) -> Result<Arc<Conn>, StartError> {
     Conn::open(&c.redis)
         .map(Arc::new)
@@ -226,11 +230,18 @@ pub async fn start(config: ServerConfig, clock: Arc<dyn Clock>) -> Result<Runnin
         positions,
     );
 
-    let writer = InboxWriter::spawn(
-        Arc::new(Inbox::new(redis(&c)?, &c.prefix, parts, c.backlog_limit)),
-        config.batch_max_events.max(1),
-    )
-    .map_err(StartError::Thread)?;
+    let inboxes = (0..INBOX_WRITERS)
+        .map(|_| {
+            Ok(Arc::new(Inbox::new(
+                redis(&c)?,
+                &c.prefix,
+                parts,
+                c.backlog_limit,
+            )))
+        })
+        .collect::<Result<Vec<_>, StartError>>()?;
+    let writer =
+        InboxWriter::spawn(inboxes, config.batch_max_events.max(1)).map_err(StartError::Thread)?;
 
     let stop_for_notices = stop.clone();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
