@@ -86,41 +86,45 @@ pub fn run(data_dir: &Path, to: &Path, chunk: usize) -> Result<()> {
     };
     let (total_events, total_visits) = source.totals()?;
 
-    // Events, in id order.
-    let mut ch = ChStore::open(&k.clickhouse, &k.clickhouse_database, MIGRATED_EVENTS)?;
-    let (mut done, mut cursor) = ch.import_progress()?;
-    let b = bar(total_events, "events")?;
-    b.set_position(source.exported_through(cursor, 0)?.0);
-    loop {
-        let rows = source.export_events(cursor, chunk)?;
-        let Some(last) = rows.last().and_then(|r| r["event_id"].as_u64()) else {
-            break;
+    // Events, in id order; then visits (their current state), in id order.
+    for (part, table, id, total) in [
+        (MIGRATED_EVENTS, "events", "event_id", total_events),
+        (MIGRATED_VISITS, "sessions", "session_id", total_visits),
+    ] {
+        let mut ch = ChStore::open(&k.clickhouse, &k.clickhouse_database, part)?;
+        let (mut done, cursor) = ch.import_progress()?;
+        let b = bar(
+            total,
+            if part == MIGRATED_EVENTS {
+                "events"
+            } else {
+                "visits"
+            },
+        )?;
+        let through = if part == MIGRATED_EVENTS {
+            source.exported_through(cursor, 0)?.0
+        } else {
+            source.exported_through(0, cursor)?.1
         };
-        let n = rows.len() as u64;
-        crash(&mut ch);
-        ch.import_chunk(done + 1, last, vec![("events", rows)])?;
-        (done, cursor) = (done + 1, last);
-        b.inc(n);
-    }
-    b.finish();
-
-    // Visits (their current state), in id order.
-    let mut ch = ChStore::open(&k.clickhouse, &k.clickhouse_database, MIGRATED_VISITS)?;
-    let (mut done, mut cursor) = ch.import_progress()?;
-    let b = bar(total_visits, "visits")?;
-    b.set_position(source.exported_through(0, cursor)?.1);
-    loop {
-        let rows = source.export_visits(cursor, chunk)?;
-        let Some(last) = rows.last().and_then(|r| r["session_id"].as_u64()) else {
-            break;
+        b.set_position(through);
+        let mut each = |rows: Vec<serde_json::Map<String, serde_json::Value>>| {
+            let Some(last) = rows.last().and_then(|r| r[id].as_u64()) else {
+                return Ok(());
+            };
+            let n = rows.len() as u64;
+            crash(&mut ch);
+            ch.import_chunk(done + 1, last, vec![(table, rows)])?;
+            done += 1;
+            b.inc(n);
+            Ok(())
         };
-        let n = rows.len() as u64;
-        crash(&mut ch);
-        ch.import_chunk(done + 1, last, vec![("sessions", rows)])?;
-        (done, cursor) = (done + 1, last);
-        b.inc(n);
+        if part == MIGRATED_EVENTS {
+            source.export_events(cursor, chunk, &mut each)?;
+        } else {
+            source.export_visits(cursor, chunk, &mut each)?;
+        }
+        b.finish();
     }
-    b.finish();
 
     // Rollups, a site per chunk: complete ones are copied and marked complete; a site
     // whose rollups are not complete in its zone is marked so, and reads raw rows.

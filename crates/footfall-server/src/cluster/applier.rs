@@ -32,6 +32,8 @@ pub struct ApplierStats {
     pub trimmed_bytes: AtomicU64,
     /// Whether this node applies the partition now.
     pub holding: AtomicBool,
+    /// Whether the last chunk was as large as a chunk may be (more is waiting).
+    pub last_chunk_full: AtomicBool,
 }
 
 pub struct PartitionApplier {
@@ -67,7 +69,12 @@ impl PartitionApplier {
                 continue;
             }
             match self.apply_chunk() {
-                Ok(true) => {}
+                // A whole chunk: more is waiting, go on at once.
+                Ok(true) if self.stats.last_chunk_full.load(Relaxed) => {}
+                // A partial one: wait a poll before the next, so that ClickHouse gets a
+                // few larger inserts rather than a stream of tiny ones (each insert is a
+                // part it must merge).
+                Ok(true) => std::thread::sleep(self.poll),
                 Ok(false) => std::thread::sleep(self.poll),
                 Err(e) => {
                     self.stats.failures.fetch_add(1, Relaxed);
@@ -128,6 +135,9 @@ impl PartitionApplier {
         let reached = self.store.apply(&records).map_err(|e| e.to_string())?;
         self.stats.chunks.fetch_add(1, Relaxed);
         self.stats.records.fetch_add(n, Relaxed);
+        self.stats
+            .last_chunk_full
+            .store(n as usize >= self.chunk_records, Relaxed);
         self.stats.applied.store(reached.0, Relaxed);
         self.trim(reached);
         Ok(true)

@@ -179,7 +179,9 @@ pub async fn start(config: ServerConfig, clock: Arc<dyn Clock>) -> Result<Runnin
             ],
             chunk_records: 4096,
             chunk_bytes: 32 << 20,
-            poll: Duration::from_millis(50),
+            // Also the pause after a partial chunk: at most 4 inserts per second and
+            // partition under a steady trickle (reports wait at most this long for it).
+            poll: Duration::from_millis(250),
             stats: stats.clone(),
             halt_on_failure: false,
         };

@@ -58,6 +58,8 @@ pub struct ChStore {
     /// The partition's applied position once this connection has checked that nothing
     /// beyond it is stored (None: check before the next write).
     applied: Option<u64>,
+    /// The partition's `id_base`, read with `applied`.
+    id_base: u64,
     fail_at: Option<FlushStage>,
     /// Where the sites' time zones come from; None: no rollups are kept by this connection.
     zones: Option<Zones>,
@@ -80,6 +82,7 @@ impl ChStore {
             database: database.to_string(),
             part,
             applied: None,
+            id_base: 0,
             fail_at: None,
             zones: None,
             keeping: rollups::Keeping::default(),
@@ -140,7 +143,8 @@ impl ChStore {
             return Ok(a);
         }
         self.keeping.clear();
-        let (applied, _) = self.marker()?;
+        let (applied, id_base) = self.marker()?;
+        self.id_base = id_base;
         for table in ["events", "sessions", "rollups", "rollup_sites"] {
             let beyond = format!("log_part = {} AND log_pos > {applied}", self.part);
             let n = self
@@ -229,6 +233,12 @@ impl ChStore {
 
 impl EventStore for ChStore {
     fn applied(&self) -> Result<(LogPosition, u64), StoreError> {
+        // What this connection checked and wrote itself needs no round trip: one applier
+        // at a time writes a partition, and a takeover forgets it (`forget_applied`). An
+        // idle applier asks this before every poll.
+        if let Some(a) = self.applied {
+            return Ok((LogPosition(a), self.id_base));
+        }
         let (position, id_base) = self.marker()?;
         Ok((LogPosition(position), id_base))
     }
@@ -367,6 +377,7 @@ impl EventStore for ChStore {
             database: self.database.clone(),
             part: self.part,
             applied: None,
+            id_base: 0,
             fail_at: None,
             zones: self.zones.clone(),
             keeping: rollups::Keeping::default(),

@@ -33,37 +33,74 @@ fn json(v: Db) -> Value {
 }
 
 impl DuckStore {
-    fn export(&self, sql: &str, params: &[&dyn ::duckdb::ToSql]) -> Result<Vec<Row>, StoreError> {
+    /// Runs `sql` and hands its rows to `each` in chunks of `chunk`, streaming: one scan,
+    /// however many chunks (a query per chunk would sort the table again each time).
+    fn export_chunks(
+        &self,
+        sql: &str,
+        params: &[&dyn ::duckdb::ToSql],
+        chunk: usize,
+        each: &mut dyn FnMut(Vec<Row>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         let mut stmt = self.conn.prepare(sql)?;
         let mut rows = stmt.query(params)?;
         let names: Vec<String> = rows.as_ref().map(|s| s.column_names()).unwrap_or_default();
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(chunk.clamp(1, 65_536));
         while let Some(r) = rows.next()? {
             let mut row = Map::new();
             for (i, name) in names.iter().enumerate() {
                 row.insert(name.clone(), json(r.get::<_, Db>(i)?));
             }
             out.push(row);
+            if out.len() >= chunk.max(1) {
+                each(std::mem::take(&mut out))?;
+            }
         }
-        Ok(out)
+        if !out.is_empty() {
+            each(out)?;
+        }
+        Ok(())
     }
 
-    /// Up to `limit` stored events with ids above `after`, in id order.
-    pub fn export_events(&self, after: u64, limit: usize) -> Result<Vec<Row>, StoreError> {
-        self.export(
-            "SELECT * FROM events WHERE event_id > ? ORDER BY event_id LIMIT ?",
-            &[&after, &(limit as u64)],
+    fn export(&self, sql: &str, params: &[&dyn ::duckdb::ToSql]) -> Result<Vec<Row>, StoreError> {
+        let mut all = Vec::new();
+        self.export_chunks(sql, params, usize::MAX, &mut |rows| {
+            all.extend(rows);
+            Ok(())
+        })?;
+        Ok(all)
+    }
+
+    /// Stored events with ids above `after`, in id order, in chunks of `chunk`.
+    pub fn export_events(
+        &self,
+        after: u64,
+        chunk: usize,
+        each: &mut dyn FnMut(Vec<Row>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.export_chunks(
+            "SELECT * FROM events WHERE event_id > ? ORDER BY event_id",
+            &[&after],
+            chunk,
+            each,
         )
     }
 
-    /// The current state (the +1 row of the version whose signs sum to +1) of up to
-    /// `limit` visits with ids above `after`, in id order.
-    pub fn export_visits(&self, after: u64, limit: usize) -> Result<Vec<Row>, StoreError> {
-        self.export(
+    /// The current state (the +1 row of the version whose signs sum to +1) of the visits
+    /// with ids above `after`, in id order, in chunks of `chunk`.
+    pub fn export_visits(
+        &self,
+        after: u64,
+        chunk: usize,
+        each: &mut dyn FnMut(Vec<Row>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.export_chunks(
             "SELECT * FROM sessions s WHERE s.sign = 1 AND s.session_id > ? AND (s.session_id, s.version) IN \
              (SELECT session_id, version FROM sessions WHERE session_id > ? GROUP BY session_id, version HAVING sum(sign) > 0) \
-             ORDER BY s.session_id LIMIT ?",
-            &[&after, &after, &(limit as u64)],
+             ORDER BY s.session_id",
+            &[&after, &after],
+            chunk,
+            each,
         )
     }
 

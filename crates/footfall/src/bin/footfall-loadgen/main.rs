@@ -76,6 +76,10 @@ struct Args {
     /// Server base URL (or, for `baseline`, the address to listen on).
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     url: String,
+    /// sse-latency: hold the live stream open on this server instead of `--url` (another
+    /// cluster node: the probe is posted to one node and watched on the other).
+    #[arg(long)]
+    stream_url: Option<String>,
     #[arg(long, default_value = "example.com")]
     site: String,
     /// Admin token, for `batch`.
@@ -435,7 +439,8 @@ async fn sse_latency(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let resp = client
         .get(format!(
             "{}/api/stats/{}/live/stream?limit=1",
-            args.url, args.site
+            args.stream_url.as_deref().unwrap_or(&args.url),
+            args.site
         ))
         .bearer_auth(&token)
         .send()
