@@ -220,6 +220,80 @@ async fn two_nodes_answer_what_one_embedded_server_answers() {
         |st| *st == 200,
     )
     .await;
+    // A dashboard login on A is a session on B; a share link made on A opens the site on
+    // B, and once rotated on A the old link stops working on B.
+    let r = a
+        .http
+        .post(format!("{}/api/dashboard/login", a.base))
+        .header("x-forwarded-for", "198.51.100.2")
+        .json(&json!({"username": "ana", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let csrf = r.json::<Value>().await.unwrap()["csrf"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let with_cookie = |s: &TestServer| {
+        let req = s
+            .http
+            .get(format!("{}/api/dashboard/sites", s.base))
+            .header("cookie", &cookie);
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    eventually(
+        "A's login to hold on B",
+        || with_cookie(&b),
+        |st| *st == 200,
+    )
+    .await;
+    let share = || async {
+        let r = a
+            .http
+            .post(format!("{}/api/dashboard/sites/example.com/share", a.base))
+            .header("cookie", &cookie)
+            .header("x-csrf-token", &csrf)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        r.json::<Value>().await.unwrap()["share_token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let shared = |s: &TestServer, token: String| {
+        let req = s.http.get(format!(
+            "{}/api/stats/example.com/live?share={token}",
+            s.base
+        ));
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    let first = share().await;
+    eventually(
+        "the share link to open the site on B",
+        || shared(&b, first.clone()),
+        |st| *st == 200,
+    )
+    .await;
+    let second = share().await;
+    eventually(
+        "the rotated-out link to stop working on B",
+        || shared(&b, first.clone()),
+        |st| *st != 200,
+    )
+    .await;
+    assert_eq!(shared(&b, second.clone()).await, 200);
+
     for i in 0..10 {
         let node = if i % 2 == 0 { &a } else { &b };
         assert_eq!(login(node, "198.51.100.7", "wrong password").await, 401);

@@ -15,8 +15,11 @@ use std::collections::{BTreeSet, HashMap};
 pub struct PartitionedLive {
     parts: Vec<Counters>,
     /// Counters of history copied in from an embedded installation (`footfall migrate`),
-    /// added to the partitions'. Its visitors are unioned with theirs while both keep a
-    /// day open, so a visitor seen on both sides of the copy on one day counts once.
+    /// added to the partitions'. Open days' visitor sets are unioned with the partitions'
+    /// for the same day, so a visitor seen before and after the copy on one day counts
+    /// once while that day is open; one seen before the copy on the day before, or after
+    /// a partition closed the day, may count twice in these live counters (reports, read
+    /// from storage, are exact).
     base: Option<Counters>,
     active: ActiveVisitors,
     versions: HashMap<SiteId, u64>,

@@ -32,7 +32,7 @@ pub struct ApplierStats {
     pub trimmed_bytes: AtomicU64,
     /// Whether this node applies the partition now.
     pub holding: AtomicBool,
-    /// Whether the last chunk was as large as a chunk may be (more is waiting).
+    /// Whether more was waiting in the log after the last chunk.
     pub last_chunk_full: AtomicBool,
 }
 
@@ -137,7 +137,7 @@ impl PartitionApplier {
         self.stats.records.fetch_add(n, Relaxed);
         self.stats
             .last_chunk_full
-            .store(n as usize >= self.chunk_records, Relaxed);
+            .store(reached < self.log.end(), Relaxed);
         self.stats.applied.store(reached.0, Relaxed);
         self.trim(reached);
         Ok(true)

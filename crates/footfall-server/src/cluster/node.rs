@@ -47,6 +47,58 @@ impl NodeHandle {
     }
 }
 
+/// The sites' time zones for the appliers' rollups: read from PostgreSQL at start (which a
+/// node needs anyway) and again every few seconds, and the last known kept while
+/// PostgreSQL cannot be asked — storage must go on without it.
+struct ZoneBook {
+    source: PgStore,
+    state: std::sync::Mutex<(
+        std::collections::HashMap<String, chrono_tz::Tz>,
+        std::time::Instant,
+    )>,
+}
+
+impl ZoneBook {
+    const FRESH: Duration = Duration::from_secs(2);
+    const RETRY: Duration = Duration::from_secs(10);
+
+    fn new(source: PgStore) -> Result<ZoneBook, StartError> {
+        let zones = Self::read(&source)?;
+        Ok(ZoneBook {
+            source,
+            state: std::sync::Mutex::new((zones, std::time::Instant::now() + Self::FRESH)),
+        })
+    }
+
+    fn read(
+        source: &PgStore,
+    ) -> Result<std::collections::HashMap<String, chrono_tz::Tz>, footfall_store::StoreError> {
+        Ok(source
+            .sites()?
+            .into_iter()
+            .map(|s| {
+                let tz = s.timezone.parse().unwrap_or(chrono_tz::UTC);
+                (s.domain.as_str().to_string(), tz)
+            })
+            .collect())
+    }
+
+    fn zones(&self) -> std::collections::HashMap<String, chrono_tz::Tz> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let now = std::time::Instant::now();
+        if now >= state.1 {
+            match Self::read(&self.source) {
+                Ok(z) => *state = (z, now + Self::FRESH),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the sites' time zones; rollups use the last known");
+                    state.1 = now + Self::RETRY;
+                }
+            }
+        }
+        state.0.clone()
+    }
+}
+
 /// Inbox writer threads per node: enough that a group is always on its way to Redis
 /// while the previous one waits for its fsync.
 const INBOX_WRITERS: usize = 4;
@@ -85,17 +137,8 @@ pub async fn start(config: ServerConfig, clock: Arc<dyn Clock>) -> Result<Runnin
     .await
     .map_err(|e| StartError::Cluster(format!("startup task failed: {e}")))??;
     let (metadata, reads, positions, zone_source) = opened;
-    let zone_source = Arc::new(zone_source);
-    let zones: footfall_store::clickhouse::Zones = Arc::new(move || {
-        Ok(zone_source
-            .sites()?
-            .into_iter()
-            .map(|s| {
-                let tz = s.timezone.parse().unwrap_or(chrono_tz::UTC);
-                (s.domain.as_str().to_string(), tz)
-            })
-            .collect())
-    });
+    let book = Arc::new(ZoneBook::new(zone_source)?);
+    let zones: footfall_store::clickhouse::Zones = Arc::new(move || Ok(book.zones()));
     let c = config
         .cluster
         .clone()

@@ -26,6 +26,9 @@ use std::time::{Duration, Instant};
 
 use super::inbox_writer::{decode_entry, EntryError};
 
+/// Takeovers in a row that may fail (Redis away mid-way) before the lease is handed on.
+const MAX_TAKEOVER_TRIES: u64 = 5;
+
 /// What an owner has done, for metrics and tests.
 #[derive(Debug, Default)]
 pub struct OwnerStats {
@@ -42,6 +45,8 @@ pub struct OwnerStats {
     pub snapshots: AtomicU64,
     /// Whether this node sequences the partition now.
     pub holding: AtomicBool,
+    /// Takeovers in a row that could not rebuild the partition's state.
+    pub failed_takeovers: AtomicU64,
 }
 
 pub struct Owner {
@@ -173,10 +178,29 @@ impl Owner {
                 _ => match self.take_over(t) {
                     Ok(h) => {
                         *orphan = None;
+                        self.stats.failed_takeovers.store(0, Relaxed);
                         Some(h)
                     }
                     Err(t) => {
-                        *orphan = Some(t);
+                        self.stats.failed_takeovers.fetch_add(1, Relaxed);
+                        if self
+                            .stats
+                            .failed_takeovers
+                            .load(Relaxed)
+                            .is_multiple_of(MAX_TAKEOVER_TRIES)
+                        {
+                            // Failing for good here (a snapshot this node cannot read, say):
+                            // let another node try.
+                            tracing::error!(
+                                part = self.part,
+                                "cannot take the partition over; handing it on"
+                            );
+                            let _ = self.lease.release(&t);
+                            *orphan = None;
+                            std::thread::sleep(self.lease.ttl());
+                        } else {
+                            *orphan = Some(t);
+                        }
                         None
                     }
                 },

@@ -156,6 +156,10 @@ ORDER BY (site, ",
     complete  UInt8,
     log_pos   UInt64
 ) ENGINE = ReplacingMergeTree(log_pos) ORDER BY (site, log_part)",
+            // Rows stored before rollups were kept (an upgrade from version 1): their sites
+            // are incomplete in their partitions, so reports read them raw.
+            "INSERT INTO rollup_sites (site, log_part, timezone, complete, log_pos) \
+             SELECT site, log_part, 'UTC', 0, 0 FROM events GROUP BY site, log_part",
         ],
     ),
 ];
