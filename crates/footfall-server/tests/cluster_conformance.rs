@@ -450,7 +450,7 @@ async fn a_two_node_cluster_answers_every_query_as_embedded_does() {
         assert!(want["totalPageViews"].as_u64().unwrap() > 50, "{want}");
         for s in [&a, &b] {
             eventually(
-                &format!("live stats of {site} to match"),
+                &format!("live stats of {site} to match {want}"),
                 || async { live_view(&s.live(site).await) },
                 |got| *got == want,
             )

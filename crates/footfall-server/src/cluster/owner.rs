@@ -336,12 +336,14 @@ impl Owner {
         let position = self.log.end().0 + 1;
         // The batch's clock is when its events arrived, not when this owner got to them:
         // after an owner outage or a backlog, sequencing with the current time would
-        // forget visits whose next events are still waiting here (splitting them). Never
-        // ahead of this node's clock (a sender's skewed clock).
+        // forget visits whose next events are still waiting here (splitting them). The
+        // earliest arrival, as a batch may gather events of a long stretch: evicting as of
+        // its last one first would forget a visit its first one continues. Never ahead of
+        // this node's clock (a sender's skewed clock).
         let arrived = events
             .iter()
             .map(|e| e.ts)
-            .max()
+            .min()
             .unwrap_or_else(|| self.clock.now());
         let record = h
             .sequencer
