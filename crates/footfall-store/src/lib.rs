@@ -17,6 +17,7 @@ pub mod event_store;
 pub mod log;
 pub mod metadata;
 pub mod postgres;
+mod reach;
 pub mod redis;
 
 pub use crate::clickhouse::ChStore;

@@ -37,7 +37,7 @@ pub(super) struct Keeping {
     sites: HashMap<SiteId, (Tz, bool)>,
     /// Per site, the latest time this partition's stored rows reach (None: no rows); a day
     /// after it is seeded empty without reading.
-    reach: HashMap<SiteId, Option<i64>>,
+    reach: crate::reach::Reach,
     /// The zones last read, used when the metadata store cannot be asked.
     last_zones: Option<HashMap<String, Tz>>,
 }
@@ -91,29 +91,16 @@ impl Keeping {
         self.reach.clear();
     }
 
-    /// After a chunk landed: moves each site's reach past its rows and lets the keeper
-    /// forget days nobody writes to any more.
+    /// After a batch was stored: moves each site's reach past its rows and lets the
+    /// keeper forget days nobody writes to any more.
     pub(super) fn applied<'a>(&mut self, records: impl Iterator<Item = &'a CommitRecord>) {
-        for rec in records {
-            for e in rec.stored() {
-                self.reached(&e.event.site, e.event.ts.0);
-            }
-            for v in &rec.visits {
-                self.reached(&v.after.site, v.after.end.0);
-            }
-        }
+        self.reach.applied(records);
         self.keeper.evict(2, 64);
-    }
-
-    fn reached(&mut self, site: &SiteId, ts: i64) {
-        if let Some(r) = self.reach.get_mut(site) {
-            *r = Some(r.map_or(ts, |r| r.max(ts)));
-        }
     }
 
     fn reach(&mut self, http: &Http, part: u16, site: &SiteId) -> Result<Option<i64>, StoreError> {
         if let Some(r) = self.reach.get(site) {
-            return Ok(*r);
+            return Ok(r);
         }
         let s = quote(site.as_str());
         let parts = seed_parts(part);

@@ -380,7 +380,7 @@ pub(super) struct Keeping {
     /// no rows), read once and then kept up to date. A day that starts after it holds
     /// nothing in storage, so it is seeded empty without reading: an import in time order
     /// starts a new day on every site every few batches.
-    reach: HashMap<SiteId, Option<i64>>,
+    reach: crate::reach::Reach,
 }
 
 impl Keeping {
@@ -396,30 +396,16 @@ impl Keeping {
         self.keeper.forget_site(site);
     }
 
-    /// After a batch was committed: moves each site's reach past its rows and lets the
+    /// After a batch was stored: moves each site's reach past its rows and lets the
     /// keeper forget days nobody writes to any more.
     pub(super) fn applied<'a>(&mut self, records: impl Iterator<Item = &'a CommitRecord>) {
-        for rec in records {
-            for e in rec.stored() {
-                self.reached(&e.event.site, e.event.ts.0);
-            }
-            for v in &rec.visits {
-                self.reached(&v.after.site, v.after.end.0);
-            }
-        }
+        self.reach.applied(records);
         self.keeper.evict(2, 64);
-    }
-
-    fn reached(&mut self, site: &SiteId, ts: i64) {
-        // A site not read yet is read, with these rows, when it is next needed.
-        if let Some(r) = self.reach.get_mut(site) {
-            *r = Some(r.map_or(ts, |r| r.max(ts)));
-        }
     }
 
     fn reach(&mut self, conn: &Connection, site: &SiteId) -> Result<Option<i64>, StoreError> {
         if let Some(r) = self.reach.get(site) {
-            return Ok(*r);
+            return Ok(r);
         }
         let r: Option<i64> = conn.query_row(
             "SELECT greatest((SELECT max(ts) FROM events WHERE site = ?), (SELECT max(end_ts) FROM sessions WHERE site = ?))",
