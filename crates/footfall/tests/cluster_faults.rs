@@ -512,6 +512,18 @@ struct Outcome {
     server_errors: Vec<String>,
 }
 
+impl Outcome {
+    /// Fails the test unless every request was acknowledged (`while`: what was going on).
+    fn assert_all_acknowledged(&self, scenario: &str, while_: &str) {
+        assert!(
+            self.server_errors.is_empty() && self.transport_errors == 0,
+            "{scenario}: ingest must keep acknowledging while {while_}; {} cut, 5xx: {:?}",
+            self.transport_errors,
+            &self.server_errors[..self.server_errors.len().min(5)]
+        );
+    }
+}
+
 impl Load {
     fn start(http: &reqwest::Client, spec: &Spec, bases: Vec<String>) -> Load {
         let (targets, rx) = watch::channel(bases);
@@ -981,12 +993,7 @@ async fn clickhouse_down(ctx: &Ctx) {
     let out = load.finish().await;
     let out_small = refused.finish().await;
 
-    assert!(
-        out.server_errors.is_empty() && out.transport_errors == 0,
-        "chdown: ingest must keep acknowledging while ClickHouse is down; {} cut, 5xx: {:?}",
-        out.transport_errors,
-        &out.server_errors[..out.server_errors.len().min(5)]
-    );
+    out.assert_all_acknowledged("chdown", "ClickHouse is down");
     let not_full: Vec<&String> = out_small
         .server_errors
         .iter()
@@ -1036,12 +1043,7 @@ async fn clickhouse_killed_mid_flush(ctx: &Ctx) {
     )
     .await;
     let out = load.finish().await;
-    assert!(
-        out.server_errors.is_empty() && out.transport_errors == 0,
-        "chflush: ingest must keep acknowledging while ClickHouse is down; {} cut, 5xx: {:?}",
-        out.transport_errors,
-        &out.server_errors[..out.server_errors.len().min(5)]
-    );
+    out.assert_all_acknowledged("chflush", "ClickHouse is down");
     verify(http, &spec, &out, &[&node], true).await;
 }
 
@@ -1165,12 +1167,7 @@ async fn postgres_restarted(ctx: &Ctx) {
     )
     .await;
     let out = load.finish().await;
-    assert!(
-        out.server_errors.is_empty() && out.transport_errors == 0,
-        "pg: ingest must keep acknowledging while PostgreSQL restarts; {} cut, 5xx: {:?}",
-        out.transport_errors,
-        &out.server_errors[..out.server_errors.len().min(5)]
-    );
+    out.assert_all_acknowledged("pg", "PostgreSQL restarts");
     verify(http, &spec, &out, &[&node], true).await;
     let added: u64 = stored_paths(http, &extra).await.values().sum();
     assert_eq!(
