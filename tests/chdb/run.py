@@ -1,7 +1,8 @@
 """Runs ClickHouse statements in chdb (current ClickHouse, in process) for the Rust tests.
 
-Reads {"setup": [sql], "inserts": [[table, jsoneachrow_body]], "queries": [sql]} as JSON on
-stdin; writes {"results": [{"rows": tsv} | {"error": message}]} (one per query) on stdout.
+Reads {"setup": [sql], "inserts": [[table, jsoneachrow_body]], "after_inserts": [sql],
+"queries": [sql]} as JSON on stdin ("after_inserts" optional: statements run once the rows
+are in); writes {"results": [{"rows": tsv} | {"error": message}]} (one per query) on stdout.
 Setup or insert errors end the run with exit code 2 and the message on stderr.
 """
 
@@ -22,6 +23,8 @@ def main() -> int:
         for table, body in job["inserts"]:
             if body:
                 sess.query(f"INSERT INTO {table} FORMAT JSONEachRow {body}")
+        for sql in job.get("after_inserts", []):
+            sess.query(sql)
     except Exception as e:  # noqa: BLE001 - any failure here is the test's failure
         print(f"setup failed: {e}", file=sys.stderr)
         return 2

@@ -12,6 +12,7 @@
 //! One applier writes a log partition at a time (the cluster's lease sees to that); many
 //! partitions share the tables.
 
+mod fold;
 mod http;
 mod import;
 mod rollups;
@@ -28,6 +29,7 @@ use footfall_core::SiteId;
 use http::Http;
 use std::time::{Duration, Instant};
 
+pub use fold::{statements as fold_statements, Statements as FoldStatements};
 pub use import::{MIGRATED_EVENTS, MIGRATED_ROLLUPS, MIGRATED_VISITS};
 pub use rollups::Zones;
 pub use schema::{statements as schema_statements, VERSION as SCHEMA_VERSION};
@@ -48,6 +50,10 @@ pub enum FlushStage {
     AfterRollups,
     /// After the chunk was marked applied, before `apply` returned.
     AfterMarker,
+    /// In a rollup fold after the chunk: after the folded rows were staged, before the swap.
+    FoldStaged,
+    /// In a rollup fold: after the swap, before the staging partition was cleared.
+    FoldReplaced,
 }
 
 /// One connection's view of the store, applying one log partition.
@@ -64,7 +70,12 @@ pub struct ChStore {
     /// Where the sites' time zones come from; None: no rollups are kept by this connection.
     zones: Option<Zones>,
     keeping: rollups::Keeping,
+    folding: fold::Folding,
 }
+
+/// A partition's rollup rows are folded once there are this many (and twice as many as
+/// the last fold left); see `fold.rs`.
+const FOLD_MIN_ROWS: u64 = 50_000;
 
 static DIALECT: ClickHouse = ClickHouse;
 
@@ -86,7 +97,14 @@ impl ChStore {
             fail_at: None,
             zones: None,
             keeping: rollups::Keeping::default(),
+            folding: fold::Folding::new(FOLD_MIN_ROWS),
         })
+    }
+
+    /// Folds this partition's rollup rows once it has `min_rows` of them (and twice as
+    /// many as the last fold left) instead of the default 50,000.
+    pub fn fold_rollups_at(&mut self, min_rows: u64) {
+        self.folding = fold::Folding::new(min_rows);
     }
 
     /// Keeps rollups while applying, in each site's zone as `zones` gives it (the metadata
@@ -143,6 +161,7 @@ impl ChStore {
             return Ok(a);
         }
         self.keeping.clear();
+        self.folding.clear();
         let (applied, id_base) = self.marker()?;
         self.id_base = id_base;
         for table in ["events", "sessions", "rollups", "rollup_sites"] {
@@ -198,6 +217,52 @@ impl ChStore {
         Ok(())
     }
 
+    /// Folds this partition's rollup rows now, whatever their count (the applier does so
+    /// by itself when due). Returns whether the fold swapped them: not when another
+    /// applier applied the partition since this connection last did.
+    pub fn fold_rollups(&mut self) -> Result<bool, StoreError> {
+        let applied = self.recovered()?;
+        self.fold(applied, true)
+            .map(|f| matches!(f, fold::Folded::Done(..)))
+    }
+
+    /// Folds the partition's rollup rows if due (or `now`), after a chunk was applied up
+    /// to `last`.
+    fn fold(&mut self, last: u64, now: bool) -> Result<fold::Folded, StoreError> {
+        let mut hook = self.fail_at.take();
+        let mut stop = |stage: FlushStage| {
+            if hook == Some(stage) {
+                hook = None;
+                return Err(StoreError::Unavailable(format!(
+                    "fold stopped {stage:?} (test hook)"
+                )));
+            }
+            Ok(())
+        };
+        let started = Instant::now();
+        let result = self
+            .folding
+            .fold_if_due(&self.http, self.part, last, now, &mut stop);
+        self.fail_at = hook;
+        match &result {
+            Ok(fold::Folded::Done(before, after)) => tracing::info!(
+                part = self.part,
+                before,
+                after,
+                ms = started.elapsed().as_millis() as u64,
+                "folded rollup rows"
+            ),
+            Ok(fold::Folded::Superseded) => {
+                // Someone else applies this partition now: trust nothing cached.
+                self.applied = None;
+                self.keeping.clear();
+            }
+            Ok(fold::Folded::NotDue) => {}
+            Err(_) => self.folding.clear(),
+        }
+        result
+    }
+
     fn write(
         &mut self,
         fresh: &[&(LogPosition, CommitRecord)],
@@ -219,6 +284,7 @@ impl ChStore {
         self.stop_at(FlushStage::AfterEvents)?;
         self.http.insert_json("sessions", sessions)?;
         self.stop_at(FlushStage::AfterSessions)?;
+        let added = rollup_rows.rollup_rows;
         self.http.insert_json("rollups", rollup_rows.rollups)?;
         self.http.insert_json("rollup_sites", rollup_rows.sites)?;
         self.stop_at(FlushStage::AfterRollups)?;
@@ -226,6 +292,7 @@ impl ChStore {
             "INSERT INTO log_applied (log_part, position, id_base) VALUES ({}, {last}, {id_base})",
             self.part
         ))?;
+        self.folding.added(added);
         self.stop_at(FlushStage::AfterMarker)?;
         Ok((n_events, n_sessions))
     }
@@ -269,6 +336,13 @@ impl EventStore for ChStore {
             Ok((events, sessions)) => {
                 self.applied = Some(last);
                 self.keeping.applied(fresh.iter().map(|(_, r)| r));
+                if self.zones.is_some() {
+                    // A fold that fails changed nothing readers see (or finished): the
+                    // chunk stays applied, and the next one tries again.
+                    if let Err(e) = self.fold(last, false) {
+                        tracing::warn!(part = self.part, error = %e, "rollup fold failed");
+                    }
+                }
                 tracing::debug!(
                     part = self.part,
                     records = fresh.len(),
@@ -285,6 +359,7 @@ impl EventStore for ChStore {
                 // the rollup keeper, which already counted it, starts again from storage.
                 self.applied = None;
                 self.keeping.clear();
+                self.folding.clear();
                 Err(e)
             }
         }
@@ -293,6 +368,7 @@ impl EventStore for ChStore {
     fn forget_applied(&mut self) {
         self.applied = None;
         self.keeping.clear();
+        self.folding.clear();
     }
 
     fn dialect(&self) -> &'static dyn Dialect {
@@ -381,6 +457,7 @@ impl EventStore for ChStore {
             fail_at: None,
             zones: self.zones.clone(),
             keeping: rollups::Keeping::default(),
+            folding: fold::Folding::new(self.folding.min_rows),
         }))
     }
 }

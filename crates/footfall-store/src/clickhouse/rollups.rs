@@ -6,7 +6,8 @@
 //!   rollups of its own visitors: it seeds days from its partition's rows only, and the
 //!   partitions' rows add up to the whole (a visitor is counted in one partition).
 //! - No transactions: a chunk's deltas are rows of their own, tagged with the chunk's log
-//!   position like the raw rows, so an unfinished flush's are removed with them. Reads sum.
+//!   position like the raw rows, so an unfinished flush's are removed with them. Reads sum;
+//!   the applier folds them now and then (`fold.rs`).
 //! - No rebuild from raw rows (the embedded rebuild needs window functions 18.16 lacks):
 //!   `rollup_sites` says per site and partition in which zone the rollups are kept and
 //!   whether they are complete — kept since the partition's first row of the site. A site

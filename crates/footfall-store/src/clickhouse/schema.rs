@@ -16,6 +16,30 @@ macro_rules! day_of {
     };
 }
 
+/// The columns of `rollups` and of `rollups_fold`, its staging twin.
+macro_rules! rollup_columns {
+    () => {
+        "    site             String,
+    grain            Int8,
+    bucket           Int64,
+    dim              UInt8,
+    value            String,
+    visitors         Int64,
+    pageviews        Int64,
+    events           Int64,
+    visits           Int64,
+    bounces          Int64,
+    duration_ms      Int64,
+    visit_pageviews  Int64,
+    scroll_sum       Int64,
+    scroll_visits    Int64,
+    page_time_ms     Int64,
+    page_time_visits Int64,
+    log_part         UInt16,
+    log_pos          UInt64"
+    };
+}
+
 const MIGRATIONS: &[(u32, &[&str])] = &[
     (
         1,
@@ -126,26 +150,18 @@ ORDER BY (site, ",
             // partition adds its chunk's changes as rows of their own, tagged like the raw
             // rows so an unfinished flush's are removed with them; reads sum them. A
             // partition's visitors are its own, so the partitions' sums add up exactly.
-            "CREATE TABLE IF NOT EXISTS rollups (
-    site             String,
-    grain            Int8,
-    bucket           Int64,
-    dim              UInt8,
-    value            String,
-    visitors         Int64,
-    pageviews        Int64,
-    events           Int64,
-    visits           Int64,
-    bounces          Int64,
-    duration_ms      Int64,
-    visit_pageviews  Int64,
-    scroll_sum       Int64,
-    scroll_visits    Int64,
-    page_time_ms     Int64,
-    page_time_visits Int64,
-    log_part         UInt16,
-    log_pos          UInt64
-) ENGINE = MergeTree ORDER BY (site, grain, dim, bucket, value)",
+            // Partitioned by log partition: a partition's applier folds its rows (fold.rs)
+            // by swapping in its table partition from `rollups_fold`, of the same shape.
+            concat!(
+                "CREATE TABLE IF NOT EXISTS rollups (
+",
+                rollup_columns!(),
+                ") ENGINE = MergeTree PARTITION BY log_part ORDER BY (site, grain, dim, bucket, value)"),
+            concat!(
+                "CREATE TABLE IF NOT EXISTS rollups_fold (
+",
+                rollup_columns!(),
+                ") ENGINE = MergeTree PARTITION BY log_part ORDER BY (site, grain, dim, bucket, value)"),
             // Per site and partition, the zone its rollups are kept in and whether they
             // are complete (kept since the partition's first row of the site). The row with
             // the highest log_pos is current.
