@@ -84,6 +84,7 @@ impl ClusterStats {
         let _ = writeln!(s, "# HELP footfall_cluster_applied_records_total Log records this node's appliers stored in ClickHouse.\n# TYPE footfall_cluster_applied_records_total counter\nfootfall_cluster_applied_records_total {}", appliers(&|a| a.records.load(Relaxed)));
         let _ = writeln!(s, "# HELP footfall_cluster_apply_failures_total Storage chunks that failed (retried).\n# TYPE footfall_cluster_apply_failures_total counter\nfootfall_cluster_apply_failures_total {}", appliers(&|a| a.failures.load(Relaxed)));
         let _ = writeln!(s, "# HELP footfall_cluster_trimmed_bytes_total Bytes of log records trimmed from Redis once in ClickHouse.\n# TYPE footfall_cluster_trimmed_bytes_total counter\nfootfall_cluster_trimmed_bytes_total {}", appliers(&|a| a.trimmed_bytes.load(Relaxed)));
+        let _ = writeln!(s, "# HELP footfall_cluster_rollup_rebuilds_total Sites whose rollups this node's appliers rebuilt from raw rows (a zone change).\n# TYPE footfall_cluster_rollup_rebuilds_total counter\nfootfall_cluster_rollup_rebuilds_total {}", appliers(&|a| a.rollup_rebuilds.load(Relaxed)));
     }
 }
 

@@ -46,6 +46,8 @@ const UTM: &str =
 /// The UTC site comes with the test configuration; the other is added with a zone.
 const SITES: [&str; 2] = ["example.com", "shop.example"];
 const SHOP_TZ: &str = "America/New_York";
+/// Where the shop moves at the end.
+const MOVED_TZ: &str = "Asia/Kolkata";
 /// "Today" for relative ranges.
 const TODAY: &str = "2026-03-14";
 const DAY: i64 = 86_400_000;
@@ -514,6 +516,64 @@ async fn a_two_node_cluster_answers_every_query_as_embedded_does() {
         "{nonempty} of {answered} answers have rows"
     );
     assert_eq!(refused, 4, "two refused queries per site");
+
+    // The shop moves to a zone with a half-hour offset. Its rollups are rebuilt — by the
+    // embedded server at its next records, by each partition's applier in the cluster —
+    // and the answers, in the new zone, still match, the nodes' from rollups again.
+    for s in [&a, &e] {
+        let (status, body) = ask(
+            s,
+            "POST",
+            "/api/admin/sites",
+            Some(&json!({"domain": SITES[1], "timezone": MOVED_TZ})),
+        )
+        .await;
+        assert!(status == 200 || status == 201, "{status} {body}");
+    }
+    let last = hits.last().unwrap().ts;
+    let shop: Vec<&Hit> = hits
+        .iter()
+        .filter(|h| h.body["domain"] == SITES[1])
+        .take(30)
+        .collect();
+    for (i, h) in shop.iter().enumerate() {
+        for s in [&a, &b, &e] {
+            s.clock.set(Timestamp(last + (i as i64 + 1) * 420_000));
+        }
+        send(&e, h).await;
+        send(if i % 2 == 0 { &a } else { &b }, h).await;
+    }
+    let probe = json!({"site_id": SITES[1], "metrics": ["visitors", "pageviews"], "date_range": "all", "dimensions": ["time:day"]});
+    eventually(
+        "node A to answer the moved shop from rollups",
+        || async {
+            let before = a
+                .metric("footfall_query_parts_total{source=\"rollups\"} ")
+                .await;
+            let (status, _) = ask(&a, "POST", "/api/v2/query", Some(&probe)).await;
+            assert_eq!(status, 200);
+            a.metric("footfall_query_parts_total{source=\"rollups\"} ")
+                .await
+                - before
+        },
+        |used| *used > 0.0,
+    )
+    .await;
+    let rebuilt = a.metric("footfall_cluster_rollup_rebuilds_total ").await
+        + b.metric("footfall_cluster_rollup_rebuilds_total ").await;
+    assert!(rebuilt >= 1.0, "{rebuilt} rebuilds");
+    let mut compared = 0;
+    for (i, body) in queries(SITES[1]).into_iter().enumerate().step_by(2) {
+        let want = ask(&e, "POST", "/api/v2/query", Some(&body)).await;
+        let node = if i % 2 == 0 { &a } else { &b };
+        assert_eq!(
+            ask(node, "POST", "/api/v2/query", Some(&body)).await,
+            want,
+            "query {body} after the zone change"
+        );
+        compared += 1;
+    }
+    assert!(compared > 80, "{compared}");
 
     let (mut a, mut b) = (a, b);
     a.stop().await;

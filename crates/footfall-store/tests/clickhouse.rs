@@ -112,10 +112,20 @@ fn stored(store: &dyn EventStore, clickhouse: bool) -> Vec<String> {
 /// Every shape answered by ClickHouse from raw rows and, where its rollups are complete,
 /// from rollups, as DuckDB answers it from raw rows. Returns how many used rollups.
 fn check_same_answers(duck: &DuckStore, ch: &ChStore, shapes: &[(usize, Shape)]) -> usize {
+    check_same_answers_in(duck, ch, shapes, &|site| SITES[site].1.parse().unwrap())
+}
+
+/// As [`check_same_answers`], asking in zone `zone(site)`.
+fn check_same_answers_in(
+    duck: &DuckStore,
+    ch: &ChStore,
+    shapes: &[(usize, Shape)],
+    zone: &dyn Fn(usize) -> chrono_tz::Tz,
+) -> usize {
     let mut from_rollups = 0;
     for (site, shape) in shapes {
         let (body, _) = query(*site, *shape);
-        let tz: chrono_tz::Tz = SITES[*site].1.parse().unwrap();
+        let tz = zone(*site);
         let q = parse::parse_v2(&body, tz).unwrap();
         let (want, _) = answer(duck, &q, SITES[*site].0, false);
         let (got, used) = answer(ch, &q, SITES[*site].0, false);
@@ -544,13 +554,55 @@ fn current_clickhouse_runs_every_statement_alike() {
     let folded_check = format!(
         "SELECT count() = countIf(log_pos = {last}), count() = uniqExact(site, grain, bucket, dim, value) FROM rollups"
     );
+    // A rebuild of site 1's rollups in another zone (with the copied rows' share taken
+    // away, none here), run on both: the scratch rows and the staged partition compared.
+    let moved: chrono_tz::Tz = "Asia/Kolkata".parse().unwrap();
+    let day0 = footfall_core::rollup::LocalClock::new(moved).day(T0);
+    let site1 = footfall_core::SiteId::parse(SITES[1].0).unwrap();
+    let rebuild = footfall_store::clickhouse::rebuild_statements(
+        &site1,
+        moved,
+        0,
+        last,
+        Some((day0 - 1, day0 + 7)),
+    )
+    .unwrap();
+    for sql in &rebuild {
+        let resp = http
+            .post(format!(
+                "{}/?join_default_strictness=ALL&database={}",
+                server().trim_end_matches('/'),
+                db.name
+            ))
+            .body(sql.clone())
+            .send()
+            .unwrap();
+        let ok = resp.status().is_success();
+        assert!(ok, "18.16 refused {sql}: {}", resp.text().unwrap());
+    }
+    let rebuilt_checks = [
+        "SELECT * FROM rollups_rebuild_0 ORDER BY site, grain, bucket, dim, value",
+        "SELECT * FROM rollups_fold WHERE log_part = 0 ORDER BY site, grain, bucket, dim, value",
+    ];
+    let rebuilt_old: Vec<String> = rebuilt_checks.iter().map(|q| run(q)).collect();
+    assert!(rebuilt_old[0].lines().count() > 50, "{}", rebuilt_old[0]);
+    let after_inserts: Vec<String> = [fold.clear.clone(), fold.stage, fold.swap, fold.clear]
+        .into_iter()
+        .chain(rebuild)
+        .collect();
+    let queries: Vec<String> = statements
+        .iter()
+        .cloned()
+        .chain(std::iter::once(folded_check))
+        .chain(rebuilt_checks.iter().map(|q| q.to_string()))
+        .collect();
     let job = serde_json::json!({
         "setup": footfall_store::clickhouse::schema_statements(),
         "inserts": [["events", dump("events")], ["sessions", dump("sessions")], ["log_applied", dump("log_applied")],
                     ["rollups", dump("rollups")], ["rollup_sites", dump("rollup_sites")]],
         // Current ClickHouse folds its copy first: the answers must not change.
-        "after_inserts": [fold.clear, fold.stage, fold.swap, fold.clear],
-        "queries": statements.iter().chain(std::iter::once(&folded_check)).collect::<Vec<_>>(),
+        "after_inserts": after_inserts,
+        "queries": queries,
     });
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/chdb/run.py");
     let mut child = std::process::Command::new(&python)
@@ -573,7 +625,17 @@ fn current_clickhouse_runs_every_statement_alike() {
     );
     let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let results = answer["results"].as_array().unwrap();
-    assert_eq!(results.len(), statements.len() + 1);
+    assert_eq!(results.len(), statements.len() + 3);
+    for (i, old) in rebuilt_old.iter().enumerate() {
+        let new = &results[statements.len() + 1 + i];
+        let rows = new["rows"].as_str().unwrap_or_else(|| {
+            panic!(
+                "current ClickHouse refused {}: {}",
+                rebuilt_checks[i], new["error"]
+            )
+        });
+        assert_eq!(normalised(rows), normalised(old), "{}", rebuilt_checks[i]);
+    }
     assert_eq!(
         results[statements.len()]["rows"].as_str().map(str::trim),
         Some("1\t1"),
@@ -620,4 +682,232 @@ fn a_connection_that_retakes_its_partition_checks_storage_again() {
     assert_eq!(a.applied().unwrap().0, recs[9].0);
     a.apply(&recs).unwrap();
     assert_eq!(stored(&a, true), stored(&d, false));
+}
+
+/// Copies an embedded store's rows and rollups into the copied rows' partitions, as
+/// `footfall migrate` does.
+fn import(db: &TestDb, source: &DuckStore) {
+    for (part, table, id) in [
+        (
+            footfall_store::clickhouse::MIGRATED_EVENTS,
+            "events",
+            "event_id",
+        ),
+        (
+            footfall_store::clickhouse::MIGRATED_VISITS,
+            "sessions",
+            "session_id",
+        ),
+    ] {
+        let mut ch = ChStore::open(&server(), &db.name, part).unwrap();
+        let mut each = |rows: Vec<serde_json::Map<String, serde_json::Value>>| {
+            let last = rows.last().and_then(|r| r[id].as_u64()).unwrap();
+            let (done, _) = ch.import_progress()?;
+            ch.import_chunk(done + 1, last, vec![(table, rows)])
+        };
+        if table == "events" {
+            source.export_events(0, 100, &mut each).unwrap();
+        } else {
+            source.export_visits(0, 100, &mut each).unwrap();
+        }
+    }
+    let mut ch = ChStore::open(
+        &server(),
+        &db.name,
+        footfall_store::clickhouse::MIGRATED_ROLLUPS,
+    )
+    .unwrap();
+    for (i, (domain, tz)) in SITES.iter().enumerate() {
+        let site = footfall_core::SiteId::parse(domain).unwrap();
+        assert_eq!(source.rollup_zone(&site).unwrap().as_deref(), Some(*tz));
+        let mark = serde_json::json!({"site": domain, "timezone": tz, "complete": 1});
+        let serde_json::Value::Object(mark) = mark else {
+            unreachable!()
+        };
+        ch.import_chunk(
+            i as u64 + 1,
+            i as u64 + 1,
+            vec![
+                ("rollups", source.export_rollups(&site).unwrap()),
+                ("rollup_sites", vec![mark]),
+            ],
+        )
+        .unwrap();
+    }
+}
+
+/// A site's zone changes: its rollups go stale in every partition that has its rows, and
+/// each partition's applier rebuilds its own — partition 0's also the copied rows' — from
+/// raw rows, counting in a partition only the visitors the copied rows do not have on the
+/// same day. Rebuilds stopped after staging and after the swap change nothing reports see
+/// and are redone; afterwards rollups answer what DuckDB's raw rows answer in the new
+/// zone, also after more records were kept on write.
+#[test]
+fn a_zone_change_rebuilds_each_partitions_rollups() {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    let events = fixed_events(700);
+    // Copied history before the cut, the cluster's own traffic after (no visit spans the
+    // gap); the same client-held visitor ids on both sides of it on the cut's day.
+    let cut = 2 * 24 * 60 + 13 * 60;
+    let (old, new): (Vec<Ev>, Vec<Ev>) = events
+        .into_iter()
+        .filter(|e| e.minute < cut || e.minute >= cut + 45)
+        .partition(|e| e.minute < cut);
+    let copied = records(&old, 10);
+    let own = records_with_base(&new, 10, 1 << 44);
+    let (first, second) = own.split_at(own.len() / 2);
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut whole = duck(dir.path());
+    EventStore::apply(&mut whole, &copied).unwrap();
+    let shift = copied.len() as u64;
+    let renumbered: Vec<_> = own
+        .iter()
+        .map(|(p, r)| (LogPosition(p.0 + shift), r.clone()))
+        .collect();
+    EventStore::apply(&mut whole, &renumbered).unwrap();
+    let dir3 = tempfile::tempdir().unwrap();
+    let mut half = duck(dir3.path());
+    EventStore::apply(&mut half, &copied).unwrap();
+    EventStore::apply(&mut half, &renumbered[..first.len()]).unwrap();
+    let dir2 = tempfile::tempdir().unwrap();
+    let mut source = duck(dir2.path());
+    EventStore::apply(&mut source, &copied).unwrap();
+
+    let db = TestDb::new("rezone");
+    import(&db, &source);
+    let zones: Arc<Mutex<HashMap<String, chrono_tz::Tz>>> = Arc::new(Mutex::new(
+        SITES
+            .iter()
+            .map(|(d, tz)| (d.to_string(), tz.parse().unwrap()))
+            .collect(),
+    ));
+    let open = |part: u16| {
+        let mut ch = ChStore::open(&server(), &db.name, part).unwrap();
+        let z = zones.clone();
+        ch.keep_rollups(Arc::new(move || Ok(z.lock().unwrap().clone())));
+        ch
+    };
+    let mut p3 = open(3);
+    for chunk in first.chunks(5) {
+        p3.apply(chunk).unwrap();
+    }
+    let shapes: Vec<_> = all_shapes().into_iter().step_by(3).collect();
+    let site0 = footfall_core::SiteId::parse(SITES[0].0).unwrap();
+    assert!(p3.stale_rollups().unwrap().is_empty());
+    assert_eq!(p3.rollup_zone(&site0).unwrap().as_deref(), Some(SITES[0].1));
+
+    // The site moves to a zone 13 hours away from its old one.
+    let moved: chrono_tz::Tz = "Pacific/Auckland".parse().unwrap();
+    assert_ne!(SITES[0].1, moved.name());
+    zones.lock().unwrap().insert(SITES[0].0.to_string(), moved);
+    let zone = |site: usize| -> chrono_tz::Tz {
+        if site == 0 {
+            moved
+        } else {
+            SITES[site].1.parse().unwrap()
+        }
+    };
+    let mut p0 = open(0);
+    assert_eq!(p3.stale_rollups().unwrap(), vec![site0.clone()]);
+    assert_eq!(
+        p0.stale_rollups().unwrap(),
+        vec![site0.clone()],
+        "the copied rows' rollups"
+    );
+    // Still complete in the old zone only: reports in the new one read raw rows.
+    assert_eq!(p3.rollup_zone(&site0).unwrap().as_deref(), Some(SITES[0].1));
+
+    // Partition 3's rebuild dies after staging, then after the swap: reports still read
+    // raw rows, and a new applier redoes it.
+    for stage in [FlushStage::RebuildStaged, FlushStage::RebuildSwapped] {
+        p3.fail_at(Some(stage));
+        assert!(p3.rebuild_rollups(&site0, &mut |_| true).is_err());
+        p3 = open(3);
+        assert_eq!(p3.stale_rollups().unwrap(), vec![site0.clone()]);
+        assert_ne!(
+            p3.rollup_zone(&site0).unwrap().as_deref(),
+            Some(moved.name())
+        );
+        check_same_answers_in(&half, &p3, &shapes, &zone);
+    }
+    p3.rebuild_rollups(&site0, &mut |_| true).unwrap();
+    assert!(p3.stale_rollups().unwrap().is_empty());
+    assert_eq!(
+        p3.rollup_zone(&site0).unwrap(),
+        None,
+        "the copied rows' still stale"
+    );
+    p0.rebuild_rollups(&site0, &mut |_| true).unwrap();
+    assert!(p0.stale_rollups().unwrap().is_empty());
+    assert_eq!(
+        p3.rollup_zone(&site0).unwrap().as_deref(),
+        Some(moved.name())
+    );
+
+    // The second half is kept on write in the new zone, on top of the rebuilt rows.
+    for chunk in second.chunks(5) {
+        p3.apply(chunk).unwrap();
+    }
+    // Compared with the whole history in one embedded store, asked in the new zone.
+    let site0_shapes: Vec<_> = all_shapes()
+        .into_iter()
+        .filter(|(site, _)| *site == 0)
+        .collect();
+    let used = check_same_answers_in(&whole, &p3, &site0_shapes, &zone);
+    assert!(
+        used * 3 > site0_shapes.len(),
+        "{used} of {} of the moved site's queries read rollups",
+        site0_shapes.len()
+    );
+    check_same_answers_in(&whole, &p3, &shapes, &zone);
+}
+
+/// A rebuild in ClickHouse gives, row for row, the rollups that keeping on write gives in
+/// the same zone: the same records kept in the new zone from the start in one database,
+/// rebuilt after the zone changed in another.
+#[test]
+fn a_rebuild_equals_keeping_on_write() {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    let own = records(&fixed_events(300), 10);
+    let moved: chrono_tz::Tz = "Pacific/Auckland".parse().unwrap();
+    let site0 = footfall_core::SiteId::parse(SITES[0].0).unwrap();
+    let open = |db: &TestDb, zones: Arc<Mutex<HashMap<String, chrono_tz::Tz>>>| {
+        let mut ch = ChStore::open(&server(), &db.name, 3).unwrap();
+        ch.keep_rollups(Arc::new(move || Ok(zones.lock().unwrap().clone())));
+        ch
+    };
+    let configured: HashMap<String, chrono_tz::Tz> = SITES
+        .iter()
+        .map(|(d, tz)| (d.to_string(), tz.parse().unwrap()))
+        .collect();
+    let kept_zones = Arc::new(Mutex::new(configured.clone()));
+    kept_zones.lock().unwrap().insert(SITES[0].0.into(), moved);
+    let kept = TestDb::new("kept");
+    open(&kept, kept_zones).apply(&own).unwrap();
+    let zones = Arc::new(Mutex::new(configured));
+    let rebuilt = TestDb::new("rebuilt");
+    let mut ch = open(&rebuilt, zones.clone());
+    ch.apply(&own).unwrap();
+    zones.lock().unwrap().insert(SITES[0].0.into(), moved);
+    ch.rebuild_rollups(&site0, &mut |_| true).unwrap();
+    let rows = |db: &TestDb| {
+        sql_text(
+            db,
+            "SELECT grain, bucket, dim, value, sum(visitors), sum(pageviews), sum(events), sum(visits), \
+             sum(bounces), sum(duration_ms), sum(visit_pageviews), sum(scroll_sum), sum(scroll_visits), \
+             sum(page_time_ms), sum(page_time_visits) FROM rollups WHERE site = 'a.com' \
+             GROUP BY grain, bucket, dim, value ORDER BY grain, bucket, dim, value",
+        )
+    };
+    let want = rows(&kept);
+    assert!(want.lines().count() > 100, "{want}");
+    assert_eq!(rows(&rebuilt), want);
+    assert_eq!(
+        rollup_sums(&rebuilt),
+        rollup_sums(&kept),
+        "the other sites' rows"
+    );
 }

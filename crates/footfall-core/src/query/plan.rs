@@ -132,7 +132,7 @@ impl Relation {
 fn live_visits(site: &str, from: Option<i64>, to: i64, dialect: &dyn Dialect) -> Relation {
     Relation {
         name: "s",
-        body: dialect.live_visits(site, from, to),
+        body: dialect.live_visits(site, from, to, ""),
     }
 }
 

@@ -34,7 +34,12 @@ pub struct ApplierStats {
     pub holding: AtomicBool,
     /// Whether more was waiting in the log after the last chunk.
     pub last_chunk_full: AtomicBool,
+    /// Sites' rollups rebuilt (a zone change, rows from before rollups were kept).
+    pub rollup_rebuilds: AtomicU64,
 }
+
+/// How often an applier asks whether a site's rollups in its partition went stale.
+const STALE_CHECK: Duration = Duration::from_secs(5);
 
 pub struct PartitionApplier {
     pub part: u32,
@@ -60,12 +65,24 @@ impl PartitionApplier {
     /// out (a crash does not).
     pub fn run(mut self, stop: Arc<AtomicBool>, release: impl Fn() -> bool) {
         let mut held: Option<Token> = None;
+        let mut next_check = std::time::Instant::now();
         while !stop.load(SeqCst) {
             let ready;
             (held, ready) = self.keep_lease(held);
             self.stats.holding.store(held.is_some(), Relaxed);
             if !ready {
                 std::thread::sleep(self.poll);
+                continue;
+            }
+            if std::time::Instant::now() >= next_check {
+                // One site at a time, between chunks, with the lease just renewed; more
+                // stale sites are looked at again at once.
+                next_check = std::time::Instant::now()
+                    + if self.rebuild_one(&stop) {
+                        Duration::ZERO
+                    } else {
+                        STALE_CHECK
+                    };
                 continue;
             }
             match self.apply_chunk() {
@@ -92,6 +109,37 @@ impl PartitionApplier {
         if let Some(token) = held {
             if release() {
                 let _ = self.lease.release(&token);
+            }
+        }
+    }
+
+    /// Rebuilds the rollups of one site that went stale in this partition, if any.
+    /// Returns whether it did (there may be more).
+    fn rebuild_one(&mut self, stop: &AtomicBool) -> bool {
+        let site = match self.store.stale_rollups() {
+            Ok(sites) => match sites.into_iter().next() {
+                Some(site) => site,
+                None => return false,
+            },
+            Err(e) => {
+                tracing::warn!(part = self.part, error = %e, "cannot check the rollups");
+                return false;
+            }
+        };
+        tracing::info!(part = self.part, %site, "rebuilding rollups from raw rows");
+        match self
+            .store
+            .rebuild_rollups(&site, &mut |_| !stop.load(SeqCst))
+        {
+            Ok(()) => {
+                self.stats.rollup_rebuilds.fetch_add(1, Relaxed);
+                true
+            }
+            Err(e) => {
+                // Reports read the site's raw rows meanwhile; the next check tries again.
+                tracing::warn!(part = self.part, %site, error = %e, "rollup rebuild failed");
+                self.store.forget_applied();
+                false
             }
         }
     }

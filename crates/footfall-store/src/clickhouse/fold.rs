@@ -23,7 +23,7 @@ use super::FlushStage;
 use crate::StoreError;
 
 /// The rollup columns summed per key (all but the key and the position tags).
-const SUMS: &[&str] = &[
+pub(super) const SUMS: &[&str] = &[
     "visitors",
     "pageviews",
     "events",
@@ -57,6 +57,35 @@ pub fn statements(part: u16, applied: u64) -> Statements {
         ),
         swap: format!("ALTER TABLE rollups REPLACE PARTITION {part} FROM rollups_fold"),
     }
+}
+
+/// Swaps staged partition `part` in if nobody applied it since position `applied` (a
+/// deposed applier must not swap a newer chunk away); otherwise clears the staging.
+/// Returns whether it swapped.
+pub(super) fn swap_if_current(
+    http: &Http,
+    part: u16,
+    applied: u64,
+    sql: &Statements,
+) -> Result<bool, StoreError> {
+    let marker = http.number(&format!(
+        "SELECT max(position) FROM log_applied WHERE log_part = {part}"
+    ))?;
+    let newest = http.number(&format!(
+        "SELECT max(log_pos) FROM rollups WHERE log_part = {part}"
+    ))?;
+    if marker != applied || newest > applied {
+        tracing::warn!(
+            part,
+            applied,
+            marker,
+            "partition applied by another applier meanwhile; not swapping its rollup rows"
+        );
+        http.execute(&sql.clear)?;
+        return Ok(false);
+    }
+    http.execute(&sql.swap)?;
+    Ok(true)
 }
 
 /// What an applier knows of its partition's rollup rows.
@@ -144,26 +173,12 @@ impl Folding {
         http.execute(&sql.clear)?;
         http.execute(&sql.stage)?;
         stop(FlushStage::FoldStaged)?;
-        let marker = http.number(&format!(
-            "SELECT max(position) FROM log_applied WHERE log_part = {part}"
-        ))?;
-        let newest = http.number(&format!(
-            "SELECT max(log_pos) FROM rollups WHERE log_part = {part}"
-        ))?;
-        if marker != applied || newest > applied {
-            tracing::warn!(
-                part,
-                applied,
-                marker,
-                "partition applied by another applier during a rollup fold; not swapping"
-            );
-            http.execute(&sql.clear)?;
-            return Ok(Folded::Superseded);
-        }
         let after = http.number(&format!(
             "SELECT count() FROM rollups_fold WHERE log_part = {part}"
         ))?;
-        http.execute(&sql.swap)?;
+        if !swap_if_current(http, part, applied, &sql)? {
+            return Ok(Folded::Superseded);
+        }
         self.counts = Some((after, after));
         stop(FlushStage::FoldReplaced)?;
         http.execute(&sql.clear)?;

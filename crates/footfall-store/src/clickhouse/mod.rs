@@ -15,6 +15,7 @@
 mod fold;
 mod http;
 mod import;
+mod rebuild;
 mod rollups;
 mod rows;
 mod schema;
@@ -31,6 +32,7 @@ use std::time::{Duration, Instant};
 
 pub use fold::{statements as fold_statements, Statements as FoldStatements};
 pub use import::{MIGRATED_EVENTS, MIGRATED_ROLLUPS, MIGRATED_VISITS};
+pub use rebuild::statements as rebuild_statements;
 pub use rollups::Zones;
 pub use schema::{statements as schema_statements, VERSION as SCHEMA_VERSION};
 
@@ -54,6 +56,10 @@ pub enum FlushStage {
     FoldStaged,
     /// In a rollup fold: after the swap, before the staging partition was cleared.
     FoldReplaced,
+    /// In a rollup rebuild: after the rebuilt rows were staged, before the swap.
+    RebuildStaged,
+    /// In a rollup rebuild: after the swap, before the site was marked complete.
+    RebuildSwapped,
 }
 
 /// One connection's view of the store, applying one log partition.
@@ -418,8 +424,17 @@ impl EventStore for ChStore {
     }
 
     fn stale_rollups(&self) -> Result<Vec<SiteId>, StoreError> {
-        // Nothing rebuilds rollups here: a site whose rollups are incomplete is read raw.
-        Ok(Vec::new())
+        // The sites whose rollups this partition's applier must rebuild (see rebuild.rs).
+        let Some(zones) = &self.zones else {
+            return Ok(Vec::new());
+        };
+        let configured = zones()?;
+        let mut sites: Vec<SiteId> = rebuild::stale(&self.http, self.part, &configured)?
+            .into_iter()
+            .map(|(site, _)| site)
+            .collect();
+        sites.dedup();
+        Ok(sites)
     }
 
     fn rollup_zone(&self, site: &SiteId) -> Result<Option<String>, StoreError> {
@@ -428,9 +443,62 @@ impl EventStore for ChStore {
 
     fn rebuild_rollups(
         &mut self,
-        _site: &SiteId,
-        _progress: &mut dyn FnMut(RebuildProgress) -> bool,
+        site: &SiteId,
+        progress: &mut dyn FnMut(RebuildProgress) -> bool,
     ) -> Result<(), StoreError> {
+        let Some(zones) = self.zones.clone() else {
+            return Ok(());
+        };
+        let configured = self.keeping.zones(&zones)?;
+        let tz = configured
+            .get(site.as_str())
+            .copied()
+            .unwrap_or(chrono_tz::UTC);
+        let targets: Vec<u16> = rebuild::stale(&self.http, self.part, &configured)?
+            .into_iter()
+            .filter(|(s, _)| s == site)
+            .map(|(_, t)| t)
+            .collect();
+        let total = targets.len() as u64;
+        for (i, target) in targets.into_iter().enumerate() {
+            let applied = if target == self.part {
+                self.recovered()?
+            } else {
+                rebuild::applied_of(&self.http, target)?
+            };
+            let started = Instant::now();
+            let mut hook = self.fail_at.take();
+            let mut stop = |stage: FlushStage| {
+                if hook == Some(stage) {
+                    hook = None;
+                    return Err(StoreError::Unavailable(format!(
+                        "rebuild stopped {stage:?} (test hook)"
+                    )));
+                }
+                Ok(())
+            };
+            let result = rebuild::rebuild(&self.http, target, site, tz, applied, &mut stop);
+            self.fail_at = hook;
+            if !result? {
+                // Another applier has the partition now.
+                self.forget_applied();
+                return Err(StoreError::Unavailable(format!(
+                    "partition {target} was applied by another applier during the rollup rebuild of {site}"
+                )));
+            }
+            if target == self.part {
+                self.keeping.rebuilt(site, tz);
+                self.folding.clear();
+            }
+            tracing::info!(%site, part = target, zone = tz.name(), ms = started.elapsed().as_millis() as u64, "rollups rebuilt");
+            if !progress(RebuildProgress {
+                done: i as u64 + 1,
+                total,
+                chunks: i as u64 + 1,
+            }) {
+                return Err(StoreError::Interrupted);
+            }
+        }
         Ok(())
     }
 

@@ -8,10 +8,10 @@
 //! - No transactions: a chunk's deltas are rows of their own, tagged with the chunk's log
 //!   position like the raw rows, so an unfinished flush's are removed with them. Reads sum;
 //!   the applier folds them now and then (`fold.rs`).
-//! - No rebuild from raw rows (the embedded rebuild needs window functions 18.16 lacks):
-//!   `rollup_sites` says per site and partition in which zone the rollups are kept and
+//! - `rollup_sites` says per site and partition in which zone the rollups are kept and
 //!   whether they are complete — kept since the partition's first row of the site. A site
-//!   that had rows before rollups were kept, or whose zone changed, is read from raw rows.
+//!   that had rows before rollups were kept, or whose zone changed, is read from raw rows
+//!   until the partition's applier rebuilt it (`rebuild.rs`).
 
 use super::http::{quote, Http};
 use super::import::{MIGRATED_EVENTS, MIGRATED_VISITS};
@@ -120,7 +120,13 @@ impl Keeping {
         Ok(r)
     }
 
-    fn zones(&mut self, zones: &Zones) -> Result<HashMap<String, Tz>, StoreError> {
+    /// `site`'s rollups of this partition were rebuilt in `tz`: keep them from now on.
+    pub(super) fn rebuilt(&mut self, site: &SiteId, tz: Tz) {
+        self.keeper.forget_site(site);
+        self.sites.insert(site.clone(), (tz, true));
+    }
+
+    pub(super) fn zones(&mut self, zones: &Zones) -> Result<HashMap<String, Tz>, StoreError> {
         match zones() {
             Ok(z) => {
                 self.last_zones = Some(z.clone());
@@ -138,8 +144,8 @@ impl Keeping {
 
     /// Whether this partition keeps `site`'s rollups in `tz`: what `rollup_sites` says,
     /// brought up to date — a site new here is complete; one with rows from before, or
-    /// whose zone changed, is not (and never again: nothing rebuilds it here). A change is
-    /// a row for `rollup_sites`, tagged with the chunk's position.
+    /// whose zone changed, is not (until rebuilt: `rebuild.rs`). A change is a row for
+    /// `rollup_sites`, tagged with the chunk's position.
     #[allow(clippy::too_many_arguments)]
     fn site_state(
         &mut self,
@@ -155,8 +161,8 @@ impl Keeping {
             Some(k) => Some(*k),
             None => {
                 let rows = http.json_rows(&format!(
-                    "SELECT argMax(timezone, log_pos) AS tz, argMax(complete, log_pos) AS complete, count() AS n \
-                     FROM rollup_sites WHERE site = {} AND log_part = {part}",
+                    "SELECT argMax(timezone, (log_pos, complete)) AS tz, argMax(complete, (log_pos, complete)) AS done, \
+                     count() AS n FROM rollup_sites WHERE site = {} AND log_part = {part}",
                     quote(site.as_str())
                 ))?;
                 rows.first()
@@ -167,7 +173,7 @@ impl Keeping {
                             .unwrap_or("UTC")
                             .parse()
                             .unwrap_or(chrono_tz::UTC);
-                        (zone, num(&r["complete"]) == Some(1))
+                        (zone, num(&r["done"]) == Some(1))
                     })
             }
         };
@@ -396,14 +402,14 @@ fn load_day(
 /// The zone `site`'s rollups are complete in across every partition that has its rows.
 pub(super) fn ready_zone(http: &Http, site: &SiteId) -> Result<Option<String>, StoreError> {
     let rows = http.json_rows(&format!(
-        "SELECT argMax(timezone, log_pos) AS tz, argMax(complete, log_pos) AS complete \
+        "SELECT argMax(timezone, (log_pos, complete)) AS tz, argMax(complete, (log_pos, complete)) AS done \
          FROM rollup_sites WHERE site = {} GROUP BY log_part",
         quote(site.as_str())
     ))?;
     let mut zone: Option<String> = None;
     for r in &rows {
         let tz = text(&r["tz"]);
-        if num(&r["complete"]) != Some(1) || zone.as_ref().is_some_and(|z| *z != tz) {
+        if num(&r["done"]) != Some(1) || zone.as_ref().is_some_and(|z| *z != tz) {
             return Ok(None);
         }
         zone = Some(tz);

@@ -164,14 +164,16 @@ ORDER BY (site, ",
                 ") ENGINE = MergeTree PARTITION BY log_part ORDER BY (site, grain, dim, bucket, value)"),
             // Per site and partition, the zone its rollups are kept in and whether they
             // are complete (kept since the partition's first row of the site). The row with
-            // the highest log_pos is current.
+            // the highest log_pos is current. A row is written only when that changes, so
+            // they are few; a plain MergeTree, as a replacing merge could drop the row an
+            // unfinished flush's (later removed) row had replaced.
             "CREATE TABLE IF NOT EXISTS rollup_sites (
     site      String,
     log_part  UInt16,
     timezone  String,
     complete  UInt8,
     log_pos   UInt64
-) ENGINE = ReplacingMergeTree(log_pos) ORDER BY (site, log_part)",
+) ENGINE = MergeTree ORDER BY (site, log_part)",
             // Rows stored before rollups were kept (an upgrade from version 1): their sites
             // are incomplete in their partitions, so reports read them raw.
             "INSERT INTO rollup_sites (site, log_part, timezone, complete, log_pos) \

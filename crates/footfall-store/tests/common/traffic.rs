@@ -108,6 +108,15 @@ pub fn enriched(e: &Ev) -> EnrichedEvent {
 
 /// Events in batches: mostly in time order, some late.
 pub fn records(events: &[Ev], batch: usize) -> Vec<(LogPosition, CommitRecord)> {
+    records_with_base(events, batch, 0)
+}
+
+/// As [`records`], with event and visit ids from `id_base` (another log's).
+pub fn records_with_base(
+    events: &[Ev],
+    batch: usize,
+    id_base: u64,
+) -> Vec<(LogPosition, CommitRecord)> {
     let mut sorted = events.to_vec();
     sorted.sort_by_key(|e| e.minute);
     // Every seventh event arrives late, at the end.
@@ -116,7 +125,7 @@ pub fn records(events: &[Ev], batch: usize) -> Vec<(LogPosition, CommitRecord)> 
         .enumerate()
         .partition(|(i, _)| i % 7 != 3);
     on_time.extend(late);
-    let mut seq = Sequencer::new(Config::default(), 0);
+    let mut seq = Sequencer::new(Config::default(), id_base);
     on_time
         .chunks(batch.max(1))
         .enumerate()

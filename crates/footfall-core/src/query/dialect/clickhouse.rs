@@ -58,11 +58,12 @@ impl Dialect for ClickHouse {
         let t = format!("toDateTime(intDiv({local_ms}, 1000), 'UTC')");
         format!("(toYear({t}) * 12 + toMonth({t}) - 1)")
     }
-    fn prop_rows(&self) -> String {
-        "(SELECT ts, visitor_id, name, k, pv FROM events ARRAY JOIN prop_keys AS k, prop_values AS pv, \
-         arrayEnumerate(prop_keys) AS i WHERE site = ? AND ts >= ? AND ts < ? AND name <> 'engagement' \
-         AND indexOf(prop_keys, k) = i) e"
-            .to_string()
+    fn prop_rows(&self, scope: &str) -> String {
+        format!(
+            "(SELECT ts, visitor_id, name, k, pv FROM events ARRAY JOIN prop_keys AS k, prop_values AS pv, \
+             arrayEnumerate(prop_keys) AS i WHERE site = ? AND ts >= ? AND ts < ? AND name <> 'engagement' \
+             AND indexOf(prop_keys, k) = i{scope}) e"
+        )
     }
     fn char_length(&self, expr: &str) -> String {
         format!("lengthUTF8({expr})")
@@ -82,7 +83,7 @@ impl Dialect for ClickHouse {
     fn inline_subqueries(&self) -> bool {
         true
     }
-    fn live_visits(&self, site: &str, from: Option<i64>, to: i64) -> Sql {
+    fn live_visits(&self, site: &str, from: Option<i64>, to: i64, scope: &str) -> Sql {
         // The rows of one (visit, version) are a +1 and, once the visit changed again, a
         // −1 that is its exact copy; whatever merges have run, the versions whose signs sum
         // above zero are the current ones, and `any` reads their columns. No FINAL: merging
@@ -104,8 +105,10 @@ impl Dialect for ClickHouse {
         if let Some(from) = from {
             s.push(" AND start_ts >= ?").bind(Param::Int(from));
         }
-        s.push(" AND start_ts < ?) GROUP BY session_id, version HAVING sum(sign) > 0")
-            .bind(Param::Int(to));
+        s.push(" AND start_ts < ?")
+            .bind(Param::Int(to))
+            .push(scope)
+            .push(") GROUP BY session_id, version HAVING sum(sign) > 0");
         s
     }
     fn with_next(&self, cond: &Sql) -> Sql {

@@ -13,7 +13,7 @@ impl Dialect for DuckDb {
     fn null_double(&self) -> &'static str {
         "CAST(NULL AS DOUBLE)"
     }
-    fn live_visits(&self, site: &str, from: Option<i64>, to: i64) -> Sql {
+    fn live_visits(&self, site: &str, from: Option<i64>, to: i64, scope: &str) -> Sql {
         // Both rows of a cancelled version carry the same start, so bounding the start on
         // both sides keeps every pair whole, and spares the anti-join the site's other
         // visits.
@@ -24,10 +24,11 @@ impl Dialect for DuckDb {
         };
         let mut s = Sql::default();
         s.push(&format!(
-            "SELECT * FROM sessions x WHERE x.site = ? AND x.{} AND x.sign = 1 AND NOT EXISTS (\
+            "SELECT * FROM sessions x WHERE x.site = ? AND x.{} AND x.sign = 1{} AND NOT EXISTS (\
              SELECT 1 FROM sessions y WHERE y.site = x.site AND y.{} AND y.session_id = x.session_id \
              AND y.version = x.version AND y.sign = -1)",
             bounds.replace("{a}", "x"),
+            scope,
             bounds.replace("{a}", "y"),
         ))
         .bind(Param::Text(site.to_string()));
@@ -59,12 +60,13 @@ impl Dialect for DuckDb {
     fn prop_value(&self, alias: &str) -> String {
         format!("{alias}.prop_values[list_position({alias}.prop_keys, ?)]")
     }
-    fn prop_rows(&self) -> String {
-        "(SELECT x.ts, x.visitor_id, x.name, x.prop_keys[x.i] AS k, x.prop_values[x.i] AS pv FROM \
-         (SELECT ts, visitor_id, name, prop_keys, prop_values, unnest(generate_series(1, len(prop_keys))) AS i \
-          FROM events WHERE site = ? AND ts >= ? AND ts < ? AND name <> 'engagement' AND len(prop_keys) > 0) x \
-         WHERE list_position(x.prop_keys, x.prop_keys[x.i]) = x.i) e"
-            .to_string()
+    fn prop_rows(&self, scope: &str) -> String {
+        format!(
+            "(SELECT x.ts, x.visitor_id, x.name, x.prop_keys[x.i] AS k, x.prop_values[x.i] AS pv FROM \
+             (SELECT ts, visitor_id, name, prop_keys, prop_values, unnest(generate_series(1, len(prop_keys))) AS i \
+              FROM events WHERE site = ? AND ts >= ? AND ts < ? AND name <> 'engagement' AND len(prop_keys) > 0{scope}) x \
+             WHERE list_position(x.prop_keys, x.prop_keys[x.i]) = x.i) e"
+        )
     }
     fn char_length(&self, expr: &str) -> String {
         format!("length({expr})")

@@ -31,8 +31,9 @@ pub trait Dialect {
     fn month_index(&self, local_ms: &str) -> String;
     /// A table `e` of (ts, visitor_id, name, k, pv): one row per property of each event
     /// but engagement events, the first value of each key, of the site (first parameter)
-    /// in `[start, end)` (second and third).
-    fn prop_rows(&self) -> String;
+    /// in `[start, end)` (second and third); `scope` is a further condition on `events`
+    /// (`AND …`, or empty).
+    fn prop_rows(&self, scope: &str) -> String;
     /// The number of characters in `expr`.
     fn char_length(&self, expr: &str) -> String;
     /// `len` characters of `expr` (all the rest if None) from the `start`th (1-based).
@@ -52,8 +53,9 @@ pub trait Dialect {
     }
     /// The body of the relation of visits as they are now (see
     /// [`crate::query::plan::live_visits`]): the +1 rows of `sessions` for `site` whose
-    /// version no −1 row cancelled, with `from <= start_ts < to` (no lower bound if None).
-    fn live_visits(&self, site: &str, from: Option<i64>, to: i64) -> Sql;
+    /// version no −1 row cancelled, with `from <= start_ts < to` (no lower bound if None);
+    /// `scope` is a further condition on `sessions` (`AND …`, or empty).
+    fn live_visits(&self, site: &str, from: Option<i64>, to: i64, scope: &str) -> Sql;
     /// The body of a relation of the events matching `cond` (over `events e`), each with
     /// `nxt`: the time of the next of them in its visit (by time, then event id), NULL for
     /// the last.
