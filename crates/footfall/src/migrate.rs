@@ -13,7 +13,9 @@ use crate::settings::{ServeArgs, Settings};
 use footfall_core::query::plan::{self, BucketKey, Context};
 use footfall_core::query::{parse, time, Dimension};
 use footfall_core::SiteId;
-use footfall_store::clickhouse::{MIGRATED_EVENTS, MIGRATED_ROLLUPS, MIGRATED_VISITS};
+use footfall_store::clickhouse::{
+    MIGRATED_EVENTS, MIGRATED_ROLLUPS, MIGRATED_SOURCE, MIGRATED_VISITS,
+};
 use footfall_store::{ChStore, DuckStore, EventStore, MetadataStore, PgStore, QueryRow};
 use serde_json::json;
 use std::path::Path;
@@ -65,13 +67,15 @@ pub fn run(data_dir: &Path, to: &Path, chunk: usize) -> Result<()> {
     if let Some(p) = reader
         .applied_positions()?
         .keys()
-        .find(|p| **p < MIGRATED_ROLLUPS)
+        .find(|p| **p < MIGRATED_SOURCE)
     {
         return Err(format!(
             "the cluster already stores events of its own (log partition {p}); migrate into a new cluster"
         )
         .into());
     }
+
+    same_source(&source, &k.clickhouse, &k.clickhouse_database)?;
 
     let pg = PgStore::open(&k.postgres)?;
     copy_metadata(&source, &pg)?;
@@ -173,6 +177,33 @@ pub fn run(data_dir: &Path, to: &Path, chunk: usize) -> Result<()> {
 
     verify(&source, &reader, &sites)?;
     eprintln!("migrate: done; start the cluster's nodes");
+    Ok(())
+}
+
+/// A resumed copy goes on only from the source it began with: the cursors it resumes
+/// from mean nothing in another (or a changed) data directory. The source's fingerprint —
+/// its newest event id and how many events it has, mixed — is recorded before the first
+/// chunk and compared at every later run.
+fn same_source(source: &DuckStore, clickhouse: &str, database: &str) -> Result<()> {
+    let (events, _) = source.totals()?;
+    let newest = source.max_event_id()?;
+    let fingerprint = newest.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ events;
+    let mut mark = ChStore::open(clickhouse, database, MIGRATED_SOURCE)?;
+    let (done, recorded) = mark.import_progress()?;
+    if done == 0 {
+        let begun = ChStore::open(clickhouse, database, MIGRATED_EVENTS)?.import_progress()?;
+        if begun.0 > 0 {
+            eprintln!("migrate: this copy began before sources were fingerprinted; resuming without that check");
+        }
+        mark.import_chunk(1, fingerprint, vec![])?;
+    } else if recorded != fingerprint {
+        return Err(format!(
+            "the data directory is not the one this copy began with, or it changed since \
+             (now {events} events, newest id {newest}): resuming would mix two sources. \
+             Copy into a new cluster (another ClickHouse database, Redis prefix and PostgreSQL database)"
+        )
+        .into());
+    }
     Ok(())
 }
 

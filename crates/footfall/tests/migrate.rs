@@ -266,6 +266,23 @@ fn an_embedded_installation_moves_into_a_cluster_whole() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // The data directory gets one more event (its server ran again): a resumed copy
+    // would mix two sources, so the copy refuses and changes nothing.
+    let (again, ebase) = serve(&data, &[("FOOTFALL_ADMIN_TOKEN", TOKEN)]);
+    let again = Running(Some(again));
+    let extra = json!([{"n": "pageview", "u": "https://example.com/later", "d": "example.com",
+        "timestamp": iso(end + 1_000), "ip": "203.0.113.250", "user_agent": UA}]);
+    let (status, body) = post(&ebase, "/api/events", TOKEN, &extra);
+    assert_eq!(status, 202, "{body}");
+    stop(again);
+    let out = migrate(&data, &config, None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("not the one this copy began with"),
+        "{stderr}"
+    );
+
     // A node of the cluster answers as the embedded server did.
     let (node, nbase) = serve(
         &dir.path().join("unused"),

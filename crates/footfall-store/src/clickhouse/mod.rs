@@ -31,7 +31,7 @@ use http::Http;
 use std::time::{Duration, Instant};
 
 pub use fold::{statements as fold_statements, Statements as FoldStatements};
-pub use import::{MIGRATED_EVENTS, MIGRATED_ROLLUPS, MIGRATED_VISITS};
+pub use import::{MIGRATED_EVENTS, MIGRATED_ROLLUPS, MIGRATED_SOURCE, MIGRATED_VISITS};
 pub use rebuild::statements as rebuild_statements;
 pub use rollups::Zones;
 pub use schema::{statements as schema_statements, VERSION as SCHEMA_VERSION};
