@@ -72,6 +72,9 @@ pub struct ClusterConfig {
     pub applier_lease: std::time::Duration,
     /// How often the backlog metric is sampled.
     pub backlog_sample: std::time::Duration,
+    /// A partition's rollup rows are folded once there are this many (and twice as many
+    /// as its last fold left).
+    pub fold_rows: u64,
 }
 
 impl ClusterConfig {
@@ -92,6 +95,7 @@ impl ClusterConfig {
             owner_lease: std::time::Duration::from_secs(10),
             applier_lease: std::time::Duration::from_secs(300),
             backlog_sample: std::time::Duration::from_secs(5),
+            fold_rows: footfall_store::clickhouse::FOLD_MIN_ROWS,
         }
     }
 }

@@ -116,6 +116,10 @@ pub struct ServeArgs {
     /// Cluster mode, for tests: milliseconds between samples of the backlog metric [5000].
     #[arg(long, env = "FOOTFALL_BACKLOG_SAMPLE_MS", hide = true)]
     pub backlog_sample_ms: Option<u64>,
+    /// Cluster mode, for benchmarks: fold a partition's rollup rows once it has this many
+    /// [10000].
+    #[arg(long, env = "FOOTFALL_ROLLUP_FOLD_ROWS", hide = true)]
+    pub rollup_fold_rows: Option<u64>,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -267,6 +271,9 @@ impl Settings {
                 }
                 if let Some(n) = args.backlog_sample_ms {
                     k.backlog_sample = ms(n);
+                }
+                if let Some(n) = args.rollup_fold_rows {
+                    k.fold_rows = n.max(1);
                 }
                 Some(k)
             }

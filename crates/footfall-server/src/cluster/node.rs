@@ -205,6 +205,7 @@ pub async fn start(config: ServerConfig, clock: Arc<dyn Clock>) -> Result<Runnin
         let mut store = ChStore::open(&c.clickhouse, &c.clickhouse_database, part as u16)
             .map_err(StartError::Store)?;
         store.keep_rollups(zones.clone());
+        store.fold_rollups_at(c.fold_rows);
         let stats = Arc::new(ApplierStats::default());
         let applier = PartitionApplier {
             part,

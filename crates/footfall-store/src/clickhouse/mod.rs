@@ -80,8 +80,9 @@ pub struct ChStore {
 }
 
 /// A partition's rollup rows are folded once there are this many (and twice as many as
-/// the last fold left); see `fold.rs`.
-const FOLD_MIN_ROWS: u64 = 50_000;
+/// the last fold left); see `fold.rs`. A fold of this many rows takes tens of
+/// milliseconds; summing them at every read would cost more.
+pub const FOLD_MIN_ROWS: u64 = 10_000;
 
 static DIALECT: ClickHouse = ClickHouse;
 
@@ -108,7 +109,7 @@ impl ChStore {
     }
 
     /// Folds this partition's rollup rows once it has `min_rows` of them (and twice as
-    /// many as the last fold left) instead of the default 50,000.
+    /// many as the last fold left) instead of [`FOLD_MIN_ROWS`].
     pub fn fold_rollups_at(&mut self, min_rows: u64) {
         self.folding = fold::Folding::new(min_rows);
     }
