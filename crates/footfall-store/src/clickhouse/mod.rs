@@ -338,7 +338,8 @@ impl EventStore for ChStore {
         let Some(last) = fresh.last().map(|(p, _)| p.0) else {
             return Ok(LogPosition(applied));
         };
-        let (_, id_base) = self.marker()?;
+        // Read with the applied position by `recovered`, and only carried forward.
+        let id_base = self.id_base;
         match self.write(&fresh, last, id_base) {
             Ok((events, sessions)) => {
                 self.applied = Some(last);
