@@ -86,6 +86,18 @@ pub const FOLD_MIN_ROWS: u64 = 10_000;
 
 static DIALECT: ClickHouse = ClickHouse;
 
+/// The test hook of a fold or rebuild: stops it (as a dying applier would) at `stage` if
+/// that is where the hook is set, once.
+fn test_stop(hook: &mut Option<FlushStage>, stage: FlushStage) -> Result<(), StoreError> {
+    if *hook == Some(stage) {
+        *hook = None;
+        return Err(StoreError::Unavailable(format!(
+            "stopped {stage:?} (test hook)"
+        )));
+    }
+    Ok(())
+}
+
 /// How long a cleanup waits for ClickHouse to finish deleting a half-written chunk.
 const MUTATION_WAIT: Duration = Duration::from_secs(120);
 
@@ -215,13 +227,7 @@ impl ChStore {
     }
 
     fn stop_at(&mut self, stage: FlushStage) -> Result<(), StoreError> {
-        if self.fail_at == Some(stage) {
-            self.fail_at = None;
-            return Err(StoreError::Unavailable(format!(
-                "flush stopped {stage:?} (test hook)"
-            )));
-        }
-        Ok(())
+        test_stop(&mut self.fail_at, stage)
     }
 
     /// Folds this partition's rollup rows now, whatever their count (the applier does so
@@ -237,19 +243,12 @@ impl ChStore {
     /// to `last`.
     fn fold(&mut self, last: u64, now: bool) -> Result<fold::Folded, StoreError> {
         let mut hook = self.fail_at.take();
-        let mut stop = |stage: FlushStage| {
-            if hook == Some(stage) {
-                hook = None;
-                return Err(StoreError::Unavailable(format!(
-                    "fold stopped {stage:?} (test hook)"
-                )));
-            }
-            Ok(())
-        };
         let started = Instant::now();
         let result = self
             .folding
-            .fold_if_due(&self.http, self.part, last, now, &mut stop);
+            .fold_if_due(&self.http, self.part, last, now, &mut |stage| {
+                test_stop(&mut hook, stage)
+            });
         self.fail_at = hook;
         match &result {
             Ok(fold::Folded::Done(before, after)) => tracing::info!(
@@ -470,16 +469,9 @@ impl EventStore for ChStore {
             };
             let started = Instant::now();
             let mut hook = self.fail_at.take();
-            let mut stop = |stage: FlushStage| {
-                if hook == Some(stage) {
-                    hook = None;
-                    return Err(StoreError::Unavailable(format!(
-                        "rebuild stopped {stage:?} (test hook)"
-                    )));
-                }
-                Ok(())
-            };
-            let result = rebuild::rebuild(&self.http, target, site, tz, applied, &mut stop);
+            let result = rebuild::rebuild(&self.http, target, site, tz, applied, &mut |stage| {
+                test_stop(&mut hook, stage)
+            });
             self.fail_at = hook;
             if !result? {
                 // Another applier has the partition now.
