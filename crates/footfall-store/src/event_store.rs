@@ -48,6 +48,11 @@ pub trait EventStore: Send {
     /// calls it whenever it (re)takes its partition: another node may have written since.
     fn forget_applied(&mut self) {}
 
+    /// The writer's exclusive hold on its partition lasts until `until` (a cluster
+    /// applier's lease, renewed): a long step that cannot be undone — a rollup fold's or
+    /// rebuild's swap — is not started after it.
+    fn hold_until(&mut self, _until: std::time::Instant) {}
+
     /// The SQL dialect queries for this store are planned in.
     fn dialect(&self) -> &'static dyn Dialect;
 

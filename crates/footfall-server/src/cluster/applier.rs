@@ -75,14 +75,11 @@ impl PartitionApplier {
                 continue;
             }
             if std::time::Instant::now() >= next_check {
-                // One site at a time, between chunks, with the lease just renewed; more
-                // stale sites are looked at again at once.
-                next_check = std::time::Instant::now()
-                    + if self.rebuild_one(&stop) {
-                        Duration::ZERO
-                    } else {
-                        STALE_CHECK
-                    };
+                // One site at a time, with the lease just renewed, and a chunk between two
+                // (the log must not wait for a long list of rebuilds).
+                let rebuilt = self.rebuild_one(&stop);
+                next_check =
+                    std::time::Instant::now() + if rebuilt { self.poll } else { STALE_CHECK };
                 continue;
             }
             match self.apply_chunk() {
@@ -150,6 +147,10 @@ impl PartitionApplier {
     fn keep_lease(&mut self, held: Option<Token>) -> (Option<Token>, bool) {
         match self.lease.acquire_or_renew(held.as_ref()) {
             Ok(Some(t)) => {
+                // Swaps that cannot be undone stop a margin before the lease could lapse.
+                let margin = self.lease.ttl() / 5;
+                self.store
+                    .hold_until(std::time::Instant::now() + self.lease.ttl() - margin);
                 if held.as_ref() != Some(&t) {
                     // Another node may have written since this one last did.
                     self.store.forget_applied();

@@ -7,11 +7,14 @@
 //! rows (which recovery removes by position) into committed ones. So the fold is built on
 //! the one atomic swap 18.16 has — a whole table partition; `rollups` is partitioned by log
 //! partition:
-//! 1. drop partition P of `rollups_fold` (what an earlier fold that died left there);
-//! 2. fill it with P's rows of `rollups` summed per key, tagged with the applied position;
-//! 3. check nobody applied P since (a deposed applier must not swap away a newer chunk);
+//! 1. drop the staging tables an earlier fold or rebuild of P left (they die with their
+//!    applier; a deposed applier still at work loses its own, and its swap fails);
+//! 2. create a staging table of this attempt's own, shaped like `rollups`, and fill it
+//!    with P's rows summed per key, tagged with the applied position;
+//! 3. check nobody applied P since, and that this applier's lease still holds with a
+//!    margin (a deposed applier must not swap away a newer chunk);
 //! 4. `REPLACE PARTITION P` of `rollups` by it, atomically for readers;
-//! 5. drop partition P of `rollups_fold`.
+//! 5. drop the staging table.
 //!
 //! A fold that dies before step 4 changed nothing readers see; after it, it is done. The
 //! folded rows carry a position no later than the marker, so recovery never removes them.
@@ -21,6 +24,7 @@
 use super::http::Http;
 use super::FlushStage;
 use crate::StoreError;
+use std::time::Instant;
 
 /// The rollup columns summed per key (all but the key and the position tags).
 pub(super) const SUMS: &[&str] = &[
@@ -37,36 +41,67 @@ pub(super) const SUMS: &[&str] = &[
     "page_time_visits",
 ];
 
-/// The statements of a fold of partition `part` at applied position `applied`: clear the
-/// staging partition, fill it, swap it in (then clear it again).
+/// The statements of a fold of partition `part` at applied position `applied` through
+/// staging table `staging`: create it, fill it, swap its partition in, drop it.
 pub struct Statements {
-    pub clear: String,
+    pub create: String,
     pub stage: String,
     pub swap: String,
+    pub drop: String,
 }
 
-pub fn statements(part: u16, applied: u64) -> Statements {
+pub fn statements(part: u16, applied: u64, staging: &str) -> Statements {
     let sums: Vec<String> = SUMS.iter().map(|c| format!("sum({c})")).collect();
     Statements {
-        clear: format!("ALTER TABLE rollups_fold DROP PARTITION {part}"),
+        create: format!("CREATE TABLE {staging} AS rollups"),
         stage: format!(
-            "INSERT INTO rollups_fold SELECT site, grain, bucket, dim, value, {}, {part}, {applied} \
+            "INSERT INTO {staging} SELECT site, grain, bucket, dim, value, {}, {part}, {applied} \
              FROM rollups WHERE log_part = {part} AND log_pos <= {applied} \
              GROUP BY site, grain, bucket, dim, value",
             sums.join(", ")
         ),
-        swap: format!("ALTER TABLE rollups REPLACE PARTITION {part} FROM rollups_fold"),
+        swap: format!("ALTER TABLE rollups REPLACE PARTITION {part} FROM {staging}"),
+        drop: format!("DROP TABLE IF EXISTS {staging}"),
     }
 }
 
-/// Swaps staged partition `part` in if nobody applied it since position `applied` (a
-/// deposed applier must not swap a newer chunk away); otherwise clears the staging.
-/// Returns whether it swapped.
+/// The prefix of partition `part`'s scratch and staging tables.
+pub(super) fn scratch_prefix(part: u16) -> String {
+    format!("rollups_work_{part}_")
+}
+
+/// A name of this attempt's own for a scratch or staging table of partition `part`.
+pub(super) fn scratch_name(part: u16, what: &str) -> String {
+    format!(
+        "{}{what}_{:08x}",
+        scratch_prefix(part),
+        rand::random::<u32>()
+    )
+}
+
+/// Drops every scratch and staging table of partition `part`: what earlier attempts that
+/// died left, and those of a deposed applier still at work (whose swap then fails).
+pub(super) fn drop_leftovers(http: &Http, part: u16) -> Result<(), StoreError> {
+    let prefix = scratch_prefix(part);
+    for row in http.rows("SELECT name FROM system.tables WHERE database = currentDatabase()")? {
+        if let Some(Some(name)) = row.first() {
+            if name.starts_with(&prefix) {
+                tracing::info!(part, table = %name, "dropping a leftover rollup work table");
+                http.execute(&format!("DROP TABLE IF EXISTS {name}"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Swaps partition `part` in from `staging` if nobody applied it since position `applied`
+/// and the caller's hold on the partition lasts (`until`). Returns whether it swapped.
 pub(super) fn swap_if_current(
     http: &Http,
     part: u16,
     applied: u64,
     sql: &Statements,
+    until: Option<Instant>,
 ) -> Result<bool, StoreError> {
     let marker = http.number(&format!(
         "SELECT max(position) FROM log_applied WHERE log_part = {part}"
@@ -74,14 +109,15 @@ pub(super) fn swap_if_current(
     let newest = http.number(&format!(
         "SELECT max(log_pos) FROM rollups WHERE log_part = {part}"
     ))?;
-    if marker != applied || newest > applied {
+    let lapsing = until.is_some_and(|u| Instant::now() >= u);
+    if marker != applied || newest > applied || lapsing {
         tracing::warn!(
             part,
             applied,
             marker,
-            "partition applied by another applier meanwhile; not swapping its rollup rows"
+            lapsing,
+            "not swapping rollup rows: the partition was applied meanwhile, or this applier's lease is about to lapse"
         );
-        http.execute(&sql.clear)?;
         return Ok(false);
     }
     http.execute(&sql.swap)?;
@@ -156,12 +192,14 @@ impl Folding {
 
     /// Folds partition `part`'s rows if due (or `now`); `applied` is its applied position,
     /// which every row of it is at or below. `stop` is the test hook of a dying applier.
+    #[allow(clippy::too_many_arguments)]
     pub fn fold_if_due(
         &mut self,
         http: &Http,
         part: u16,
         applied: u64,
         now: bool,
+        until: Option<Instant>,
         stop: &mut dyn FnMut(FlushStage) -> Result<(), StoreError>,
     ) -> Result<Folded, StoreError> {
         let (rows, folded) = self.counts(http, part)?;
@@ -169,19 +207,28 @@ impl Folding {
             return Ok(Folded::NotDue);
         }
         self.counts = None;
-        let sql = statements(part, applied);
-        http.execute(&sql.clear)?;
-        http.execute(&sql.stage)?;
-        stop(FlushStage::FoldStaged)?;
-        let after = http.number(&format!(
-            "SELECT count() FROM rollups_fold WHERE log_part = {part}"
-        ))?;
-        if !swap_if_current(http, part, applied, &sql)? {
+        drop_leftovers(http, part)?;
+        let staging = scratch_name(part, "fold");
+        let sql = statements(part, applied, &staging);
+        let result = (|| -> Result<Option<u64>, StoreError> {
+            http.execute(&sql.create)?;
+            http.execute(&sql.stage)?;
+            stop(FlushStage::FoldStaged)?;
+            let after = http.number(&format!("SELECT count() FROM {staging}"))?;
+            if !swap_if_current(http, part, applied, &sql, until)? {
+                return Ok(None);
+            }
+            self.counts = Some((after, after));
+            stop(FlushStage::FoldReplaced)?;
+            Ok(Some(after))
+        })();
+        // After an error the staging table stays, as a dead applier's would: the next
+        // attempt drops it first.
+        let swapped = result?;
+        http.execute(&sql.drop)?;
+        let Some(after) = swapped else {
             return Ok(Folded::Superseded);
-        }
-        self.counts = Some((after, after));
-        stop(FlushStage::FoldReplaced)?;
-        http.execute(&sql.clear)?;
+        };
         Ok(Folded::Done(rows, after))
     }
 }

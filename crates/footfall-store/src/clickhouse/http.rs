@@ -38,7 +38,10 @@ impl Http {
         endpoint
             .query_pairs_mut()
             // Plain JOIN means ALL JOIN, as in standard SQL (18.16 wants it said).
-            .append_pair("join_default_strictness", "ALL");
+            .append_pair("join_default_strictness", "ALL")
+            // The server gives up before this client does (300 s): a statement the
+            // client stopped waiting for must not land later, beside its retry.
+            .append_pair("max_execution_time", "240");
         Ok(Http {
             client,
             endpoint: endpoint.to_string(),

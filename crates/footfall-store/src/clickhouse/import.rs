@@ -15,8 +15,9 @@ pub const MIGRATED_EVENTS: u16 = u16::MAX;
 pub const MIGRATED_VISITS: u16 = u16::MAX - 1;
 /// Rollup rows copied from an embedded store, and their `rollup_sites` rows.
 pub const MIGRATED_ROLLUPS: u16 = u16::MAX - 2;
-/// No rows: its one marker's `id_base` holds a fingerprint of the copy's source, so a
-/// resumed copy can tell that the source is still the one it began with.
+/// No rows: its markers' `id_base` holds a fingerprint of the copy's source, so a resumed
+/// copy can tell that the source is still the one it began with; marker 1 is written
+/// when the copy begins, 2 when it is done.
 pub const MIGRATED_SOURCE: u16 = u16::MAX - 3;
 
 const TABLES: [&str; 4] = ["events", "sessions", "rollups", "rollup_sites"];

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 pub use fold::{statements as fold_statements, Statements as FoldStatements};
 pub use import::{MIGRATED_EVENTS, MIGRATED_ROLLUPS, MIGRATED_SOURCE, MIGRATED_VISITS};
-pub use rebuild::statements as rebuild_statements;
+pub use rebuild::{statements as rebuild_statements, Tables as RebuildTables};
 pub use rollups::Zones;
 pub use schema::{statements as schema_statements, VERSION as SCHEMA_VERSION};
 
@@ -77,6 +77,8 @@ pub struct ChStore {
     zones: Option<Zones>,
     keeping: rollups::Keeping,
     folding: fold::Folding,
+    /// When this writer's exclusive hold on the partition ends (see `hold_until`).
+    hold_until: Option<Instant>,
 }
 
 /// A partition's rollup rows are folded once there are this many (and twice as many as
@@ -117,6 +119,7 @@ impl ChStore {
             zones: None,
             keeping: rollups::Keeping::default(),
             folding: fold::Folding::new(FOLD_MIN_ROWS),
+            hold_until: None,
         })
     }
 
@@ -244,11 +247,14 @@ impl ChStore {
     fn fold(&mut self, last: u64, now: bool) -> Result<fold::Folded, StoreError> {
         let mut hook = self.fail_at.take();
         let started = Instant::now();
-        let result = self
-            .folding
-            .fold_if_due(&self.http, self.part, last, now, &mut |stage| {
-                test_stop(&mut hook, stage)
-            });
+        let result = self.folding.fold_if_due(
+            &self.http,
+            self.part,
+            last,
+            now,
+            self.hold_until,
+            &mut |stage| test_stop(&mut hook, stage),
+        );
         self.fail_at = hook;
         match &result {
             Ok(fold::Folded::Done(before, after)) => tracing::info!(
@@ -372,6 +378,10 @@ impl EventStore for ChStore {
         }
     }
 
+    fn hold_until(&mut self, until: Instant) {
+        self.hold_until = Some(until);
+    }
+
     fn forget_applied(&mut self) {
         self.applied = None;
         self.keeping.clear();
@@ -469,9 +479,15 @@ impl EventStore for ChStore {
             };
             let started = Instant::now();
             let mut hook = self.fail_at.take();
-            let result = rebuild::rebuild(&self.http, target, site, tz, applied, &mut |stage| {
-                test_stop(&mut hook, stage)
-            });
+            let result = rebuild::rebuild(
+                &self.http,
+                target,
+                site,
+                tz,
+                applied,
+                self.hold_until,
+                &mut |stage| test_stop(&mut hook, stage),
+            );
             self.fail_at = hook;
             if !result? {
                 // Another applier has the partition now.
@@ -520,6 +536,7 @@ impl EventStore for ChStore {
             zones: self.zones.clone(),
             keeping: rollups::Keeping::default(),
             folding: fold::Folding::new(self.folding.min_rows),
+            hold_until: None,
         }))
     }
 }

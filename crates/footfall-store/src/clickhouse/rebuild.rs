@@ -9,19 +9,20 @@
 //!    raw rows and those copied from an embedded store, and a second one from the copied
 //!    rows alone: a partition counts the visitors the copy does not (as its keeper does,
 //!    seeding days from both), and |P ∪ M| − |M| per key is exactly that;
-//! 2. stages, in `rollups_fold`, the partition's other sites' rows plus the difference,
-//!    summed per key, and swaps it in as a fold does (`fold.rs`: same checks, same
-//!    atomicity);
-//! 3. marks the site complete in the new zone at the applied position.
+//! 2. stages, in a table of its own, the partition's other sites' rows plus the
+//!    difference, summed per key, and swaps it in as a fold does (`fold.rs`: same checks,
+//!    same atomicity);
+//! 3. marks the site complete in the new zone at the applied position (having marked it
+//!    incomplete in the new zone before step 1, with rev ordering rows at one position).
 //!
-//! A rebuild that dies anywhere is redone whole: the scratch tables and staging partition
-//! are recreated, and the rows swapped in are recomputed from raw rows, not added to.
+//! A rebuild that dies anywhere is redone whole: the next attempt drops the work tables
+//! left behind, and the rows swapped in are recomputed from raw rows, not added to.
 //! The copied rows' own rollups (partition [`MIGRATED_ROLLUPS`]) are rebuilt by the
 //! applier of partition 0 from the copied rows alone.
 
 use super::fold::{self, SUMS};
 use super::http::{quote, render, Http};
-use super::import::{MIGRATED_EVENTS, MIGRATED_ROLLUPS, MIGRATED_VISITS};
+use super::import::{MIGRATED_EVENTS, MIGRATED_ROLLUPS, MIGRATED_SOURCE, MIGRATED_VISITS};
 use super::FlushStage;
 use crate::StoreError;
 use chrono_tz::Tz;
@@ -56,11 +57,21 @@ pub(super) fn stale(
     part: u16,
     zones: &HashMap<String, Tz>,
 ) -> Result<Vec<(SiteId, u16)>, StoreError> {
-    let list: Vec<String> = targets(part).iter().map(u16::to_string).collect();
-    // At one position a rebuild's "complete" row is newer than the chunk's "incomplete".
+    // The copied rows' rollups only once `footfall migrate` finished: until then it is
+    // still writing them (its source marker is at 1 while it runs, 2 when done).
+    let copying = part == 0
+        && http.number(&format!(
+            "SELECT max(position) FROM log_applied WHERE log_part = {MIGRATED_SOURCE}"
+        ))? == 1;
+    let list: Vec<String> = targets(part)
+        .iter()
+        .filter(|t| !(copying && **t == MIGRATED_ROLLUPS))
+        .map(u16::to_string)
+        .collect();
+    // At one position, rows are ordered by rev (a rebuild's come after the chunk's).
     let rows = http.rows(&format!(
-        "SELECT site, log_part, argMax(timezone, (log_pos, complete)) AS zone, \
-         argMax(complete, (log_pos, complete)) AS done FROM rollup_sites \
+        "SELECT site, log_part, argMax(timezone, (log_pos, rev)) AS zone, \
+         argMax(complete, (log_pos, rev)) AS done FROM rollup_sites \
          WHERE log_part IN ({}) GROUP BY site, log_part ORDER BY site, log_part",
         list.join(", ")
     ))?;
@@ -134,24 +145,46 @@ fn fill_scratch(
     Ok(out)
 }
 
-/// The statements that stage, in partition `target` of `rollups_fold`, its rows with
+/// The names of one rebuild's work tables: the rows from the partition's sources, from
+/// the copied rows alone, and the staging table swapped in.
+pub struct Tables {
+    pub all: String,
+    pub copied: String,
+    pub staging: String,
+}
+
+impl Tables {
+    /// Names of this attempt's own for partition `target`.
+    pub fn fresh(target: u16) -> Tables {
+        Tables {
+            all: fold::scratch_name(target, "all"),
+            copied: fold::scratch_name(target, "copied"),
+            staging: fold::scratch_name(target, "stage"),
+        }
+    }
+}
+
+/// The statements that stage, in `tables.staging`, partition `target`'s rollup rows with
 /// `site`'s rebuilt in zone `tz` for local days `days` (those of the partition's own raw
-/// rows, None if it has none), at applied position `applied`. Run in order; the scratch
-/// tables they make are `rollups_rebuild_{target}` and `…_copied`.
+/// rows, None if it has none), at applied position `applied`. Run in order.
 pub fn statements(
     site: &SiteId,
     tz: Tz,
     target: u16,
     applied: u64,
     days: Option<(i64, i64)>,
+    tables: &Tables,
 ) -> Result<Vec<String>, StoreError> {
-    let all = format!("rollups_rebuild_{target}");
-    let copied = format!("rollups_rebuild_{target}_copied");
-    let mut out = fill_scratch(&all, site, tz, &sources(target), days)?;
+    let Tables {
+        all,
+        copied,
+        staging,
+    } = tables;
+    let mut out = fill_scratch(all, site, tz, &sources(target), days)?;
     // The copied rows' share, to take away: none when they are what is rebuilt.
     let subtract = target != MIGRATED_ROLLUPS;
     out.extend(fill_scratch(
-        &copied,
+        copied,
         site,
         tz,
         &[MIGRATED_EVENTS, MIGRATED_VISITS],
@@ -163,9 +196,9 @@ pub fn statements(
     let summed: Vec<String> = SUMS.iter().map(|c| format!("sum({c})")).collect();
     let nonzero: Vec<String> = SUMS.iter().map(|c| format!("sum({c}) <> 0")).collect();
     let key = "site, grain, bucket, dim, value";
-    out.push(fold::statements(target, applied).clear);
+    out.push(fold::statements(target, applied, staging).create);
     out.push(format!(
-        "INSERT INTO rollups_fold SELECT {key}, {}, {target}, {applied} FROM (\
+        "INSERT INTO {staging} SELECT {key}, {}, {target}, {applied} FROM (\
          SELECT {key}, {plain} FROM rollups WHERE log_part = {target} AND log_pos <= {applied} AND site <> {s} \
          UNION ALL SELECT {key}, {plain} FROM {all} UNION ALL SELECT {key}, {negated} FROM {copied}) \
          GROUP BY {key} HAVING site <> {s} OR {}",
@@ -179,13 +212,16 @@ pub fn statements(
 
 /// Rebuilds `site`'s rows of rollup partition `target` in zone `tz`; `applied` is the
 /// partition's applied position (every raw row it reads is at or below it). Returns
-/// whether the rows were swapped in (not if another applier applied the partition since).
+/// whether the rows were swapped in (not if another applier applied the partition since,
+/// or this one's hold on it, `until`, is about to end).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn rebuild(
     http: &Http,
     target: u16,
     site: &SiteId,
     tz: Tz,
     applied: u64,
+    until: Option<std::time::Instant>,
     stop: &mut dyn FnMut(FlushStage) -> Result<(), StoreError>,
 ) -> Result<bool, StoreError> {
     let clock = LocalClock::new(tz);
@@ -196,25 +232,37 @@ pub(super) fn rebuild(
     };
     let own_list: Vec<String> = own.iter().map(u16::to_string).collect();
     let days = day_range(http, site, &own_list.join(", "), clock)?;
-    for sql in statements(site, tz, target, applied, days)? {
-        http.execute(&sql)?;
-    }
-    stop(FlushStage::RebuildStaged)?;
-    let sql = fold::statements(target, applied);
-    let swapped = fold::swap_if_current(http, target, applied, &sql)?;
-    if swapped {
-        stop(FlushStage::RebuildSwapped)?;
-        http.execute(&format!(
-            "INSERT INTO rollup_sites (site, log_part, timezone, complete, log_pos) VALUES ({}, {target}, {}, 1, {applied})",
+    fold::drop_leftovers(http, target)?;
+    // First marked incomplete in the new zone: should this rebuild die after its swap, the
+    // rows are then not read as the old zone's (were the zone changed back meanwhile).
+    let rev = http.number(&format!(
+        "SELECT max(rev) FROM rollup_sites WHERE site = {} AND log_part = {target}",
+        quote(site.as_str())
+    ))?;
+    let mark = |complete: u8, rev: u64| {
+        format!(
+            "INSERT INTO rollup_sites (site, log_part, timezone, complete, log_pos, rev) VALUES ({}, {target}, {}, {complete}, {applied}, {rev})",
             quote(site.as_str()),
             quote(tz.name())
-        ))?;
-        http.execute(&sql.clear)?;
+        )
+    };
+    http.execute(&mark(0, rev + 1))?;
+    let tables = Tables::fresh(target);
+    for sql in statements(site, tz, target, applied, days, &tables)? {
+        http.execute(&sql)?;
     }
-    http.execute(&format!("DROP TABLE IF EXISTS rollups_rebuild_{target}"))?;
-    http.execute(&format!(
-        "DROP TABLE IF EXISTS rollups_rebuild_{target}_copied"
-    ))?;
+    // After an error below, the work tables stay, as a dead applier's would: the next
+    // attempt drops them first.
+    stop(FlushStage::RebuildStaged)?;
+    let sql = fold::statements(target, applied, &tables.staging);
+    let swapped = fold::swap_if_current(http, target, applied, &sql, until)?;
+    if swapped {
+        stop(FlushStage::RebuildSwapped)?;
+        http.execute(&mark(1, rev + 2))?;
+    }
+    for table in [&tables.all, &tables.copied, &tables.staging] {
+        http.execute(&format!("DROP TABLE IF EXISTS {table}"))?;
+    }
     Ok(swapped)
 }
 

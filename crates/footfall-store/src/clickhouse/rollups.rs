@@ -161,7 +161,7 @@ impl Keeping {
             Some(k) => Some(*k),
             None => {
                 let rows = http.json_rows(&format!(
-                    "SELECT argMax(timezone, (log_pos, complete)) AS tz, argMax(complete, (log_pos, complete)) AS done, \
+                    "SELECT argMax(timezone, (log_pos, rev)) AS tz, argMax(complete, (log_pos, rev)) AS done, \
                      count() AS n FROM rollup_sites WHERE site = {} AND log_part = {part}",
                     quote(site.as_str())
                 ))?;
@@ -402,7 +402,7 @@ fn load_day(
 /// The zone `site`'s rollups are complete in across every partition that has its rows.
 pub(super) fn ready_zone(http: &Http, site: &SiteId) -> Result<Option<String>, StoreError> {
     let rows = http.json_rows(&format!(
-        "SELECT argMax(timezone, (log_pos, complete)) AS tz, argMax(complete, (log_pos, complete)) AS done \
+        "SELECT argMax(timezone, (log_pos, rev)) AS tz, argMax(complete, (log_pos, rev)) AS done \
          FROM rollup_sites WHERE site = {} GROUP BY log_part",
         quote(site.as_str())
     ))?;

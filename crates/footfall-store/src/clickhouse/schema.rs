@@ -16,7 +16,7 @@ macro_rules! day_of {
     };
 }
 
-/// The columns of `rollups` and of `rollups_fold`, its staging twin.
+/// The columns of `rollups`.
 macro_rules! rollup_columns {
     () => {
         "    site             String,
@@ -150,21 +150,18 @@ ORDER BY (site, ",
             // partition adds its chunk's changes as rows of their own, tagged like the raw
             // rows so an unfinished flush's are removed with them; reads sum them. A
             // partition's visitors are its own, so the partitions' sums add up exactly.
-            // Partitioned by log partition: a partition's applier folds its rows (fold.rs)
-            // by swapping in its table partition from `rollups_fold`, of the same shape.
+            // Partitioned by log partition: a partition's applier folds or rebuilds its
+            // rows (fold.rs, rebuild.rs) by swapping in its table partition from a staging
+            // table of the same shape.
             concat!(
                 "CREATE TABLE IF NOT EXISTS rollups (
 ",
                 rollup_columns!(),
                 ") ENGINE = MergeTree PARTITION BY log_part ORDER BY (site, grain, dim, bucket, value)"),
-            concat!(
-                "CREATE TABLE IF NOT EXISTS rollups_fold (
-",
-                rollup_columns!(),
-                ") ENGINE = MergeTree PARTITION BY log_part ORDER BY (site, grain, dim, bucket, value)"),
             // Per site and partition, the zone its rollups are kept in and whether they
             // are complete (kept since the partition's first row of the site). The row with
-            // the highest log_pos is current. A row is written only when that changes, so
+            // the highest (log_pos, rev) is current: a rebuild between chunks writes at the
+            // applied position with the next rev. A row is written only when that changes, so
             // they are few; a plain MergeTree, as a replacing merge could drop the row an
             // unfinished flush's (later removed) row had replaced.
             "CREATE TABLE IF NOT EXISTS rollup_sites (
@@ -172,7 +169,8 @@ ORDER BY (site, ",
     log_part  UInt16,
     timezone  String,
     complete  UInt8,
-    log_pos   UInt64
+    log_pos   UInt64,
+    rev       UInt64 DEFAULT 0
 ) ENGINE = MergeTree ORDER BY (site, log_part)",
             // Rows stored before rollups were kept (an upgrade from version 1): their sites
             // are incomplete in their partitions, so reports read them raw.

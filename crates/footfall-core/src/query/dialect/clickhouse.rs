@@ -113,16 +113,18 @@ impl Dialect for ClickHouse {
     }
     fn with_next(&self, cond: &Sql) -> Sql {
         // Per visit, its events sorted by (ts, event id); each paired with its successor's
-        // time (0 for the last: no event is at the epoch), then joined back by event id.
+        // time (0 for the last: no event is at the epoch), then joined back by visit and
+        // event id — event ids alone repeat between a cluster's partition 0 and the rows
+        // copied from an embedded store, which numbered theirs from the same base.
         let mut s = Sql::default();
         s.push(
             "SELECT e.*, nullIf(n.next_ts, 0) AS nxt FROM events e JOIN (\
-             SELECT tupleElement(p, 1) AS event_id, tupleElement(p, 2) AS next_ts FROM (\
-             SELECT arrayJoin(arrayMap(i -> (tupleElement(o[i], 2), if(i < length(o), tupleElement(o[i + 1], 1), toInt64(0))), arrayEnumerate(o))) AS p \
-             FROM (SELECT arraySort(groupArray((e.ts, e.event_id))) AS o FROM events e WHERE ",
+             SELECT visit, tupleElement(p, 1) AS event_id, tupleElement(p, 2) AS next_ts FROM (\
+             SELECT visit, arrayJoin(arrayMap(i -> (tupleElement(o[i], 2), if(i < length(o), tupleElement(o[i + 1], 1), toInt64(0))), arrayEnumerate(o))) AS p \
+             FROM (SELECT e.session_id AS visit, arraySort(groupArray((e.ts, e.event_id))) AS o FROM events e WHERE ",
         )
         .append(cond.clone())
-        .push(" GROUP BY e.session_id))) AS n ON n.event_id = e.event_id WHERE ")
+        .push(" GROUP BY e.session_id))) AS n ON n.event_id = e.event_id AND n.visit = e.session_id WHERE ")
         .append(cond.clone());
         s
     }
