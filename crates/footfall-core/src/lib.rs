@@ -9,6 +9,7 @@ pub mod decode;
 pub mod drop;
 pub mod enrich;
 pub mod event;
+pub mod goal;
 pub mod identify;
 pub mod intern;
 pub mod live;

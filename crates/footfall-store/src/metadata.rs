@@ -2,7 +2,19 @@
 //! sessions, share links. Embedded: tables in the DuckDB file; cluster: PostgreSQL.
 
 use crate::StoreError;
+use footfall_core::goal::Goal;
 use footfall_core::SiteId;
+
+/// A goal as stored: its JSON (what [`Goal`] serializes to).
+pub fn goal_json(goal: &Goal) -> Result<String, StoreError> {
+    serde_json::to_string(goal).map_err(|e| StoreError::Corrupt(format!("encoding a goal: {e}")))
+}
+
+/// A stored goal back, checked again (a hand-edited row is refused, not trusted).
+pub fn goal_from_json(json: &str) -> Result<Goal, StoreError> {
+    serde_json::from_str(json)
+        .map_err(|e| StoreError::Corrupt(format!("stored goal {json:?}: {e}")))
+}
 
 /// A registered site.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -55,6 +67,14 @@ pub trait MetadataStore: Send {
     /// Sets (Some) or removes (None) the site's OpenPanel client id. Uniqueness across
     /// sites is the caller's to check.
     fn set_openpanel_client_id(&self, site: &SiteId, id: Option<&str>) -> Result<(), StoreError>;
+
+    /// Adds `goal` to `site`, or replaces the site's goal of that name. Returns whether it
+    /// is new.
+    fn put_goal(&self, site: &SiteId, goal: &Goal, now_ms: i64) -> Result<bool, StoreError>;
+    /// A site's goals, oldest first.
+    fn goals(&self, site: &SiteId) -> Result<Vec<Goal>, StoreError>;
+    /// Removes the site's goal of that name; returns whether there was one.
+    fn delete_goal(&self, site: &SiteId, name: &str) -> Result<bool, StoreError>;
 
     /// The salts for `day` and `day − 1`, storing `fresh` as today's if there is none yet,
     /// and deleting every older one: a salt lives at most 48 hours.

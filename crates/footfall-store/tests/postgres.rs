@@ -56,6 +56,10 @@ fn site(s: &str) -> SiteId {
     SiteId::parse(s).unwrap()
 }
 
+fn goal(json: &str) -> footfall_core::goal::Goal {
+    footfall_core::goal::Goal::from_spec(serde_json::from_str(json).unwrap()).unwrap()
+}
+
 /// Applies one step to a store and describes everything it then holds.
 fn step(store: &dyn MetadataStore, i: usize) -> String {
     let now = 1_700_000_000_000 + i as i64;
@@ -122,15 +126,52 @@ fn step(store: &dyn MetadataStore, i: usize) -> String {
         22 => format!("{:?}", store.delete_user("bob")),
         23 => format!("{:?}", store.set_share_token(&site("b.com"), None)),
         24 => format!("{:?}", store.set_openpanel_client_id(&site("a.com"), None)),
+        25 => format!(
+            "{:?}",
+            store.put_goal(
+                &site("a.com"),
+                &goal(r#"{"name": "Signup", "event": "Signup", "props": {"plan": "pro"}}"#),
+                now
+            )
+        ),
+        26 => format!(
+            "{:?}",
+            store.put_goal(
+                &site("a.com"),
+                &goal(r#"{"name": "Blog", "page": "/blog/**"}"#),
+                now
+            )
+        ),
+        27 => format!(
+            "{:?}",
+            store.put_goal(
+                &site("b.com"),
+                &goal(r#"{"name": "Read", "page": "/post/*", "scroll_depth": 75}"#),
+                now
+            )
+        ),
+        // Same name: replaced, keeps its place.
+        28 => format!(
+            "{:?}",
+            store.put_goal(
+                &site("a.com"),
+                &goal(r#"{"name": "Signup", "event": "Sign up"}"#),
+                now
+            )
+        ),
+        29 => format!("{:?}", store.delete_goal(&site("a.com"), "Blog")),
+        30 => format!("{:?}", store.delete_goal(&site("a.com"), "Blog")),
         _ => unreachable!(),
     };
     format!(
-        "{result}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
+        "{result}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
         store.sites().unwrap(),
         store.salt_days().unwrap(),
         store.api_keys().unwrap(),
         store.users().unwrap(),
         store.live_sessions(0).unwrap(),
+        store.goals(&site("a.com")).unwrap(),
+        store.goals(&site("b.com")).unwrap(),
     )
 }
 
@@ -140,9 +181,15 @@ fn postgres_answers_what_the_embedded_store_answers() {
     let pg = PgStore::open(&db.url()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let duck = DuckStore::open(dir.path()).unwrap();
-    for i in 0..25 {
+    for i in 0..31 {
         assert_eq!(step(&pg, i), step(&duck, i), "after step {i}");
     }
+    // The goals steps did what they say (both stores could agree on nothing).
+    let goals = duck.goals(&site("a.com")).unwrap();
+    assert_eq!(goals.len(), 1, "{goals:?}");
+    assert!(
+        matches!(&goals[0].kind, footfall_core::goal::GoalKind::Event { event, props } if event == "Sign up" && props.is_empty())
+    );
     // A second connection (another node) sees the same, and reopening migrates nothing.
     let other = PgStore::open(&db.url()).unwrap();
     assert_eq!(other.sites().unwrap(), duck.sites().unwrap());

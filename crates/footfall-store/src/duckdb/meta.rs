@@ -4,9 +4,45 @@ use super::DuckStore;
 use crate::metadata::{ApiKeyRow, Site};
 use crate::StoreError;
 use ::duckdb::params;
+use footfall_core::goal::Goal;
 use footfall_core::SiteId;
 
 impl DuckStore {
+    pub fn put_goal(&self, site: &SiteId, goal: &Goal, now_ms: i64) -> Result<bool, StoreError> {
+        let spec = crate::metadata::goal_json(goal)?;
+        let updated = self.conn.execute(
+            "UPDATE goals SET spec = ? WHERE site = ? AND name = ?",
+            params![spec, site.as_str(), goal.name],
+        )?;
+        if updated == 0 {
+            self.conn.execute(
+                "INSERT INTO goals (site, name, spec, created_at) VALUES (?, ?, ?, ?)",
+                params![site.as_str(), goal.name, spec, now_ms],
+            )?;
+        }
+        Ok(updated == 0)
+    }
+
+    pub fn goals(&self, site: &SiteId) -> Result<Vec<Goal>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT spec FROM goals WHERE site = ? ORDER BY created_at, name")?;
+        let rows = stmt.query_map([site.as_str()], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for spec in rows {
+            out.push(crate::metadata::goal_from_json(&spec?)?);
+        }
+        Ok(out)
+    }
+
+    pub fn delete_goal(&self, site: &SiteId, name: &str) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "DELETE FROM goals WHERE site = ? AND name = ?",
+            params![site.as_str(), name],
+        )?;
+        Ok(n > 0)
+    }
+
     /// Registers a site; returns false if it already existed (its settings are updated).
     pub fn add_site(&self, site: &SiteId, public: bool, now_ms: i64) -> Result<bool, StoreError> {
         let existed: i64 = self.conn.query_row(

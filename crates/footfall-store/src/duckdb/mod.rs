@@ -170,6 +170,23 @@ impl MetadataStore for DuckStore {
         DuckStore::set_openpanel_client_id(self, site, id)
     }
 
+    fn put_goal(
+        &self,
+        site: &SiteId,
+        goal: &footfall_core::goal::Goal,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        DuckStore::put_goal(self, site, goal, now_ms)
+    }
+
+    fn goals(&self, site: &SiteId) -> Result<Vec<footfall_core::goal::Goal>, StoreError> {
+        DuckStore::goals(self, site)
+    }
+
+    fn delete_goal(&self, site: &SiteId, name: &str) -> Result<bool, StoreError> {
+        DuckStore::delete_goal(self, site, name)
+    }
+
     fn rotate_salts(&self, day: i64, fresh: &str) -> Result<(String, Option<String>), StoreError> {
         DuckStore::rotate_salts(self, day, || fresh.to_string())
     }

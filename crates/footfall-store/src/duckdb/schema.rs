@@ -269,6 +269,19 @@ DELETE FROM rollups_clustered;
 ALTER TABLE sites ADD COLUMN openpanel_client_id VARCHAR;
 "#,
     ),
+    (
+        10,
+        r#"
+-- Goals: a lens on stored events (footfall_core::goal), kept as their JSON.
+CREATE TABLE goals (
+    site       VARCHAR NOT NULL,
+    name       VARCHAR NOT NULL,
+    spec       VARCHAR NOT NULL,
+    created_at BIGINT  NOT NULL,
+    PRIMARY KEY (site, name)
+);
+"#,
+    ),
 ];
 
 pub fn latest() -> i64 {

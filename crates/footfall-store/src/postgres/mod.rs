@@ -178,6 +178,55 @@ impl MetadataStore for PgStore {
         .map(drop)
     }
 
+    fn put_goal(
+        &self,
+        site: &SiteId,
+        goal: &footfall_core::goal::Goal,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let spec = crate::metadata::goal_json(goal)?;
+        self.with(|c| {
+            let updated = c.execute(
+                "UPDATE goals SET spec = $1 WHERE site = $2 AND name = $3",
+                &[&spec, &site.as_str(), &goal.name],
+            )?;
+            if updated == 0 {
+                c.execute(
+                    "INSERT INTO goals (site, name, spec, created_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (site, name) DO UPDATE SET spec = EXCLUDED.spec",
+                    &[&site.as_str(), &goal.name, &spec, &now_ms],
+                )?;
+            }
+            Ok(updated == 0)
+        })
+    }
+
+    fn goals(&self, site: &SiteId) -> Result<Vec<footfall_core::goal::Goal>, StoreError> {
+        let specs: Vec<String> = self.with(|c| {
+            Ok(c.query(
+                "SELECT spec FROM goals WHERE site = $1 ORDER BY created_at, name",
+                &[&site.as_str()],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+        })?;
+        specs
+            .iter()
+            .map(|s| crate::metadata::goal_from_json(s))
+            .collect()
+    }
+
+    fn delete_goal(&self, site: &SiteId, name: &str) -> Result<bool, StoreError> {
+        self.with(|c| {
+            c.execute(
+                "DELETE FROM goals WHERE site = $1 AND name = $2",
+                &[&site.as_str(), &name],
+            )
+        })
+        .map(|n| n > 0)
+    }
+
     fn rotate_salts(&self, day: i64, fresh: &str) -> Result<(String, Option<String>), StoreError> {
         self.with(|c| {
             let mut tx = c.transaction()?;

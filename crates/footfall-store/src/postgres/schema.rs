@@ -5,9 +5,10 @@ use super::err;
 use crate::StoreError;
 use ::postgres::Client;
 
-const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    "CREATE TABLE sites (
+const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        "CREATE TABLE sites (
     domain              TEXT PRIMARY KEY,
     public              BOOLEAN NOT NULL DEFAULT false,
     created_at          BIGINT  NOT NULL,
@@ -38,9 +39,21 @@ CREATE TABLE dashboard_sessions (
     created_at  BIGINT NOT NULL,
     expires_at  BIGINT NOT NULL
 );",
-)];
+    ),
+    (
+        2,
+        // Goals: a lens on stored events (footfall_core::goal), kept as their JSON.
+        "CREATE TABLE goals (
+    site        TEXT   NOT NULL,
+    name        TEXT   NOT NULL,
+    spec        TEXT   NOT NULL,
+    created_at  BIGINT NOT NULL,
+    PRIMARY KEY (site, name)
+);",
+    ),
+];
 
-pub const VERSION: i32 = 1;
+pub const VERSION: i32 = 2;
 
 /// A fixed key for the advisory lock that serialises migrations ("footfall" in ASCII).
 const MIGRATION_LOCK: i64 = 0x666f_6f74_6661_6c6c;

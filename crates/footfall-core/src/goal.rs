@@ -1,0 +1,420 @@
+//! Goals: what a site counts as a conversion. A goal is a lens on stored events, not a
+//! filter at ingest, so adding one applies to past data too.
+//!
+//! Three kinds, as Plausible has them (plus scroll depth):
+//! - a page view of a path matching a pattern, where `*` stands for any run of characters
+//!   but `/` and `**` for any run at all (`/blog/*` is a post, `/blog/**` anything below);
+//! - a custom event by name, optionally only with given property values;
+//! - a page (pattern) scrolled to at least N %.
+//!
+//! Everything here is validated on the way in; a goal that exists is well-formed.
+
+use serde::{Deserialize, Serialize};
+
+/// Longest goal name, event name or property text accepted.
+pub const MAX_NAME: usize = 120;
+/// Longest page pattern accepted.
+pub const MAX_PATTERN: usize = 2_000;
+/// Most property conditions on one event goal.
+pub const MAX_PROPS: usize = 10;
+/// Most goals per site.
+pub const MAX_GOALS: usize = 500;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum GoalError {
+    #[error("goal name must be 1 to {MAX_NAME} characters")]
+    Name,
+    #[error("page pattern must start with / and be at most {MAX_PATTERN} characters, without control characters")]
+    Pattern,
+    #[error("a pattern may not have three * in a row")]
+    Stars,
+    #[error("event name must be 1 to {MAX_NAME} characters")]
+    Event,
+    #[error(
+        "at most {MAX_PROPS} property conditions, each key and value 1 to {MAX_NAME} characters"
+    )]
+    Props,
+    #[error("scroll depth must be 1 to 100 (percent)")]
+    Depth,
+    #[error("a goal is one of: page, event, or page with scroll_depth")]
+    Kind,
+}
+
+/// A path pattern with `*` (within one segment) and `**` (across segments).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PathPattern(String);
+
+/// One piece of a parsed pattern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Piece<'a> {
+    Text(&'a str),
+    /// `*`: any run of characters but `/`.
+    Segment,
+    /// `**`: any run of characters.
+    Any,
+}
+
+impl PathPattern {
+    pub fn parse(s: &str) -> Result<PathPattern, GoalError> {
+        if !s.starts_with('/') || s.len() > MAX_PATTERN || s.chars().any(char::is_control) {
+            return Err(GoalError::Pattern);
+        }
+        if s.contains("***") {
+            return Err(GoalError::Stars);
+        }
+        Ok(PathPattern(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    fn pieces(&self) -> Vec<Piece<'_>> {
+        let mut out = Vec::new();
+        let mut rest = self.0.as_str();
+        while !rest.is_empty() {
+            if let Some(r) = rest.strip_prefix("**") {
+                out.push(Piece::Any);
+                rest = r;
+            } else if let Some(r) = rest.strip_prefix('*') {
+                out.push(Piece::Segment);
+                rest = r;
+            } else {
+                let end = rest.find('*').unwrap_or(rest.len());
+                out.push(Piece::Text(&rest[..end]));
+                rest = &rest[end..];
+            }
+        }
+        out
+    }
+
+    /// Whether `path` matches the whole pattern. Linear in pattern × path at worst (a
+    /// table over positions), whatever the stars: no backtracking blow-up on hostile
+    /// patterns.
+    pub fn matches(&self, path: &str) -> bool {
+        let pieces = self.pieces();
+        let bytes = path.as_bytes();
+        // reach[i]: the pieces so far can end at byte i of the path.
+        let mut reach = vec![false; bytes.len() + 1];
+        reach[0] = true;
+        for piece in pieces {
+            let mut next = vec![false; bytes.len() + 1];
+            match piece {
+                Piece::Text(t) => {
+                    for i in 0..=bytes.len() {
+                        if reach[i] && bytes[i..].starts_with(t.as_bytes()) {
+                            next[i + t.len()] = true;
+                        }
+                    }
+                }
+                Piece::Segment | Piece::Any => {
+                    let mut on = false;
+                    for i in 0..=bytes.len() {
+                        on |= reach[i];
+                        next[i] = on;
+                        if piece == Piece::Segment && i < bytes.len() && bytes[i] == b'/' {
+                            on = false;
+                        }
+                    }
+                }
+            }
+            reach = next;
+        }
+        reach[bytes.len()]
+    }
+
+    /// The pattern as a regular expression over a whole path (for SQL engines).
+    pub fn regex(&self) -> String {
+        let mut out = String::from("^");
+        for piece in self.pieces() {
+            match piece {
+                Piece::Text(t) => out.push_str(&regex::escape(t)),
+                Piece::Segment => out.push_str("[^/]*"),
+                Piece::Any => out.push_str(".*"),
+            }
+        }
+        out.push('$');
+        out
+    }
+}
+
+impl TryFrom<String> for PathPattern {
+    type Error = GoalError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        PathPattern::parse(&s)
+    }
+}
+
+impl From<PathPattern> for String {
+    fn from(p: PathPattern) -> String {
+        p.0
+    }
+}
+
+/// What a goal counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GoalKind {
+    /// Page views of a matching path.
+    Page { page: PathPattern },
+    /// Custom events of this name carrying every given property value.
+    Event {
+        event: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        props: Vec<(String, String)>,
+    },
+    /// A matching page scrolled to at least `depth` percent.
+    Scroll { page: PathPattern, depth: u8 },
+}
+
+/// A named goal of a site.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Goal {
+    pub name: String,
+    #[serde(flatten)]
+    pub kind: GoalKind,
+}
+
+/// A goal as the API and CLI describe it: `{"name", "page"}`, `{"name", "event",
+/// "props"?}` or `{"name", "page", "scroll_depth"}`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GoalSpec {
+    pub name: String,
+    pub page: Option<String>,
+    pub event: Option<String>,
+    #[serde(default)]
+    pub props: std::collections::BTreeMap<String, String>,
+    pub scroll_depth: Option<u32>,
+}
+
+fn text_ok(s: &str) -> bool {
+    let n = s.chars().count();
+    (1..=MAX_NAME).contains(&n) && !s.chars().any(char::is_control)
+}
+
+impl Goal {
+    /// A goal from its description, or why it is not one.
+    pub fn from_spec(spec: GoalSpec) -> Result<Goal, GoalError> {
+        let name = spec.name.trim().to_string();
+        if !text_ok(&name) {
+            return Err(GoalError::Name);
+        }
+        let kind = match (spec.page, spec.event, spec.scroll_depth) {
+            (Some(page), None, None) => {
+                if !spec.props.is_empty() {
+                    return Err(GoalError::Kind);
+                }
+                GoalKind::Page {
+                    page: PathPattern::parse(&page)?,
+                }
+            }
+            (Some(page), None, Some(depth)) => {
+                if !spec.props.is_empty() {
+                    return Err(GoalError::Kind);
+                }
+                let depth = u8::try_from(depth)
+                    .ok()
+                    .filter(|d| (1..=100).contains(d))
+                    .ok_or(GoalError::Depth)?;
+                GoalKind::Scroll {
+                    page: PathPattern::parse(&page)?,
+                    depth,
+                }
+            }
+            (None, Some(event), None) => {
+                if !text_ok(&event) {
+                    return Err(GoalError::Event);
+                }
+                if spec.props.len() > MAX_PROPS
+                    || spec.props.iter().any(|(k, v)| !text_ok(k) || !text_ok(v))
+                {
+                    return Err(GoalError::Props);
+                }
+                GoalKind::Event {
+                    event,
+                    props: spec.props.into_iter().collect(),
+                }
+            }
+            _ => return Err(GoalError::Kind),
+        };
+        Ok(Goal { name, kind })
+    }
+
+    /// Whether an event counts as a conversion of this goal: `name` and `pathname` are
+    /// the event's, `props` its properties, `scroll` its scroll depth (engagement events).
+    pub fn converts(
+        &self,
+        name: &str,
+        pathname: &str,
+        props: &[(String, String)],
+        scroll: Option<u8>,
+    ) -> bool {
+        match &self.kind {
+            GoalKind::Page { page } => name == "pageview" && page.matches(pathname),
+            GoalKind::Event { event, props: want } => {
+                name == event
+                    && want.iter().all(|(k, v)| {
+                        // A repeated key counts by its first value, as breakdowns read it.
+                        props.iter().find(|(pk, _)| pk == k).map(|(_, pv)| pv) == Some(v)
+                    })
+            }
+            GoalKind::Scroll { page, depth } => {
+                scroll.is_some_and(|s| s >= *depth) && page.matches(pathname)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn p(s: &str) -> PathPattern {
+        PathPattern::parse(s).unwrap()
+    }
+
+    #[test]
+    fn stars_match_as_documented() {
+        assert!(p("/blog/*").matches("/blog/post"));
+        assert!(!p("/blog/*").matches("/blog/post/comments"));
+        assert!(p("/blog/**").matches("/blog/post/comments"));
+        assert!(p("/blog/**").matches("/blog/"));
+        assert!(!p("/blog/**").matches("/blog"));
+        assert!(p("/*/pricing").matches("/de/pricing"));
+        assert!(!p("/*/pricing").matches("/de/at/pricing"));
+        assert!(p("/").matches("/"));
+        assert!(!p("/").matches("/x"));
+        assert!(p("/docs*").matches("/docs-old"));
+        assert!(p("/a.b").matches("/a.b"));
+        assert!(!p("/a.b").matches("/axb"), "dots are literal");
+    }
+
+    #[test]
+    fn bad_patterns_are_refused() {
+        assert_eq!(PathPattern::parse("blog"), Err(GoalError::Pattern));
+        assert_eq!(PathPattern::parse("/a***"), Err(GoalError::Stars));
+        assert_eq!(PathPattern::parse("/a\n"), Err(GoalError::Pattern));
+        assert!(PathPattern::parse(&format!("/{}", "a".repeat(MAX_PATTERN))).is_err());
+    }
+
+    #[test]
+    fn specs_become_goals_or_clear_errors() {
+        let spec = |json: &str| Goal::from_spec(serde_json::from_str(json).unwrap());
+        assert_eq!(
+            spec(r#"{"name": "Signup", "event": "Signup"}"#)
+                .unwrap()
+                .kind,
+            GoalKind::Event {
+                event: "Signup".into(),
+                props: vec![]
+            }
+        );
+        assert!(matches!(
+            spec(r#"{"name": "Blog", "page": "/blog/**"}"#)
+                .unwrap()
+                .kind,
+            GoalKind::Page { .. }
+        ));
+        assert!(matches!(
+            spec(r#"{"name": "Read", "page": "/blog/*", "scroll_depth": 75}"#)
+                .unwrap()
+                .kind,
+            GoalKind::Scroll { depth: 75, .. }
+        ));
+        assert_eq!(spec(r#"{"name": "", "event": "x"}"#), Err(GoalError::Name));
+        assert_eq!(
+            spec(r#"{"name": "x", "event": "x", "page": "/"}"#),
+            Err(GoalError::Kind)
+        );
+        assert_eq!(spec(r#"{"name": "x"}"#), Err(GoalError::Kind));
+        assert_eq!(
+            spec(r#"{"name": "x", "page": "/", "scroll_depth": 0}"#),
+            Err(GoalError::Depth)
+        );
+        assert_eq!(
+            spec(r#"{"name": "x", "page": "/", "scroll_depth": 101}"#),
+            Err(GoalError::Depth)
+        );
+        assert_eq!(
+            spec(r#"{"name": "x", "page": "/", "props": {"a": "b"}}"#),
+            Err(GoalError::Kind)
+        );
+        assert!(serde_json::from_str::<GoalSpec>(r#"{"name": "x", "evil": 1}"#).is_err());
+    }
+
+    #[test]
+    fn event_goals_check_properties() {
+        let g = Goal::from_spec(GoalSpec {
+            name: "Pro signup".into(),
+            event: Some("Signup".into()),
+            props: [("plan".to_string(), "pro".to_string())].into(),
+            ..Default::default()
+        })
+        .unwrap();
+        let props = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        assert!(g.converts("Signup", "/", &props(&[("plan", "pro")]), None));
+        assert!(!g.converts("Signup", "/", &props(&[("plan", "free")]), None));
+        assert!(!g.converts("Signup", "/", &props(&[]), None));
+        assert!(!g.converts(
+            "Signup",
+            "/",
+            &props(&[("plan", "free"), ("plan", "pro")]),
+            None
+        ));
+        assert!(!g.converts("pageview", "/", &props(&[("plan", "pro")]), None));
+    }
+
+    /// A path made of the characters that matter to patterns.
+    fn path() -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            prop_oneof![Just("/"), Just("a"), Just("b"), Just(".")],
+            0..12,
+        )
+        .prop_map(|v| format!("/{}", v.concat()))
+    }
+
+    fn pattern() -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            prop_oneof![
+                Just("/"),
+                Just("a"),
+                Just("b"),
+                Just("*"),
+                Just("**"),
+                Just(".")
+            ],
+            0..8,
+        )
+        .prop_map(|v| format!("/{}", v.concat()))
+        .prop_filter("no ***", |s| !s.contains("***"))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
+
+        /// The matcher agrees with the regular expression the SQL engines get, computed
+        /// independently by the regex crate.
+        #[test]
+        fn matcher_agrees_with_the_regex(pat in pattern(), path in path()) {
+            let p = PathPattern::parse(&pat).unwrap();
+            let re = regex::Regex::new(&p.regex()).unwrap();
+            prop_assert_eq!(p.matches(&path), re.is_match(&path), "{} on {}", pat, path);
+        }
+    }
+
+    #[test]
+    fn hostile_patterns_stay_fast() {
+        let pat = format!("/{}", "*a".repeat(900));
+        let p = PathPattern::parse(&pat).unwrap();
+        let path = format!("/{}", "a".repeat(1800));
+        // Quadratic at worst: this is 2 M steps, not 2^900.
+        assert!(!p.matches(&format!("{path}b")));
+    }
+}
