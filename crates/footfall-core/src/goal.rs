@@ -153,40 +153,70 @@ impl From<PathPattern> for String {
 }
 
 /// What a goal counts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GoalKind {
     /// Page views of a matching path.
     Page { page: PathPattern },
-    /// Custom events of this name carrying every given property value.
+    /// Custom events of this name carrying every given property value (sorted by key).
     Event {
         event: String,
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
         props: Vec<(String, String)>,
     },
     /// A matching page scrolled to at least `depth` percent.
     Scroll { page: PathPattern, depth: u8 },
 }
 
-/// A named goal of a site.
+/// A named goal of a site. Written and read (API, CLI, storage) as its [`GoalSpec`], and
+/// validated whenever read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "GoalSpec", into = "GoalSpec")]
 pub struct Goal {
     pub name: String,
-    #[serde(flatten)]
     pub kind: GoalKind,
 }
 
 /// A goal as the API and CLI describe it: `{"name", "page"}`, `{"name", "event",
 /// "props"?}` or `{"name", "page", "scroll_depth"}`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GoalSpec {
     pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub page: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub props: std::collections::BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scroll_depth: Option<u32>,
+}
+
+impl TryFrom<GoalSpec> for Goal {
+    type Error = GoalError;
+    fn try_from(spec: GoalSpec) -> Result<Self, Self::Error> {
+        Goal::from_spec(spec)
+    }
+}
+
+impl From<Goal> for GoalSpec {
+    fn from(g: Goal) -> GoalSpec {
+        let mut spec = GoalSpec {
+            name: g.name,
+            ..GoalSpec::default()
+        };
+        match g.kind {
+            GoalKind::Page { page } => spec.page = Some(page.into()),
+            GoalKind::Event { event, props } => {
+                spec.event = Some(event);
+                spec.props = props.into_iter().collect();
+            }
+            GoalKind::Scroll { page, depth } => {
+                spec.page = Some(page.into());
+                spec.scroll_depth = Some(u32::from(depth));
+            }
+        }
+        spec
+    }
 }
 
 fn text_ok(s: &str) -> bool {
@@ -343,6 +373,20 @@ mod tests {
             Err(GoalError::Kind)
         );
         assert!(serde_json::from_str::<GoalSpec>(r#"{"name": "x", "evil": 1}"#).is_err());
+    }
+
+    #[test]
+    fn goals_read_back_as_written() {
+        for json in [
+            r#"{"name":"Signup","event":"Signup","props":{"a":"1","plan":"pro"}}"#,
+            r#"{"name":"Blog","page":"/blog/**"}"#,
+            r#"{"name":"Read","page":"/post/*","scroll_depth":75}"#,
+        ] {
+            let g: Goal = serde_json::from_str(json).unwrap();
+            assert_eq!(serde_json::to_string(&g).unwrap(), json);
+        }
+        // Reading validates: a stored goal that is no goal is an error, not a goal.
+        assert!(serde_json::from_str::<Goal>(r#"{"name":"x","page":"no-slash"}"#).is_err());
     }
 
     #[test]

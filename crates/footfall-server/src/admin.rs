@@ -156,3 +156,69 @@ pub async fn revoke_key(
         Err(ApiError::NotFound(format!("no active key {id}")))
     }
 }
+
+/// The site named in an admin route's path, which must be registered.
+fn known_site(st: &AppState, raw: &str) -> Result<SiteId, ApiError> {
+    let site = SiteId::parse(raw).map_err(|e| ApiError::BadRequest(format!("site: {e}")))?;
+    if !st.ingest.sites.contains(&site) {
+        return Err(ApiError::NotFound(format!("no site {site}")));
+    }
+    Ok(site)
+}
+
+/// `POST /api/admin/sites/{site}/goals {"name": "Signup", "event": "Signup"}` (or
+/// `{"name", "page"}`, `{"name", "page", "scroll_depth"}`, an event goal with `"props"`).
+/// A goal of the same name is replaced (200); a new one is 201.
+pub async fn put_goal(
+    State(st): State<Arc<AppState>>,
+    Path(site): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let spec: footfall_core::goal::GoalSpec = admin_json(&st, &headers, body, "goal").await?;
+    let site = known_site(&st, &site)?;
+    let goal = footfall_core::goal::Goal::from_spec(spec)?;
+    let now = st.clock.now().0;
+    let (st2, site2, goal2) = (st.clone(), site.clone(), goal.clone());
+    let created = blocking(move || -> Result<bool, ApiError> {
+        Ok(st2.ingest.sites.put_goal(&site2, goal2, now)?)
+    })
+    .await?;
+    Ok((
+        created_status(created),
+        Json(json!({ "site": site, "goal": goal, "created": created })),
+    )
+        .into_response())
+}
+
+/// `GET /api/admin/sites/{site}/goals` → `{"goals": [...]}`, oldest first.
+pub async fn list_goals(
+    State(st): State<Arc<AppState>>,
+    Path(site): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    crate::auth::require_admin(&st, &headers)?;
+    let site = known_site(&st, &site)?;
+    let goals = st.ingest.sites.goals(&site);
+    Ok(Json(json!({ "site": site, "goals": &*goals })).into_response())
+}
+
+/// `DELETE /api/admin/sites/{site}/goals/{name}`
+pub async fn delete_goal(
+    State(st): State<Arc<AppState>>,
+    Path((site, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    crate::auth::require_admin(&st, &headers)?;
+    let site = known_site(&st, &site)?;
+    let (st2, site2, name2) = (st.clone(), site.clone(), name.clone());
+    let found = blocking(move || -> Result<bool, ApiError> {
+        Ok(st2.ingest.sites.delete_goal(&site2, &name2)?)
+    })
+    .await?;
+    if found {
+        Ok(Json(json!({ "site": site, "name": name, "deleted": true })).into_response())
+    } else {
+        Err(ApiError::NotFound(format!("no goal {name:?} on {site}")))
+    }
+}

@@ -108,6 +108,14 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/admin/sites",
             post(crate::admin::add_site).get(crate::admin::list_sites),
         )
+        .route(
+            "/api/admin/sites/{site}/goals",
+            post(crate::admin::put_goal).get(crate::admin::list_goals),
+        )
+        .route(
+            "/api/admin/sites/{site}/goals/{name}",
+            axum::routing::delete(crate::admin::delete_goal),
+        )
         .route("/api/admin/keys", post(crate::admin::create_key))
         .route(
             "/api/admin/keys/{id}",

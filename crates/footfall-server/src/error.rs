@@ -91,6 +91,23 @@ impl From<crate::pipeline::sites::ClientIdError> for ApiError {
     }
 }
 
+impl From<crate::pipeline::sites::GoalChangeError> for ApiError {
+    fn from(e: crate::pipeline::sites::GoalChangeError) -> Self {
+        use crate::pipeline::sites::GoalChangeError;
+        match e {
+            GoalChangeError::UnknownSite(_) => ApiError::NotFound(e.to_string()),
+            GoalChangeError::TooMany => ApiError::Conflict(e.to_string()),
+            GoalChangeError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<footfall_core::goal::GoalError> for ApiError {
+    fn from(e: footfall_core::goal::GoalError) -> Self {
+        ApiError::BadRequest(format!("goal: {e}"))
+    }
+}
+
 /// A store that failed: the caller may retry; the detail is logged, never sent.
 impl From<footfall_store::StoreError> for ApiError {
     fn from(e: footfall_store::StoreError) -> Self {

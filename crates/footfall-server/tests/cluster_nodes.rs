@@ -168,6 +168,33 @@ async fn two_nodes_answer_what_one_embedded_server_answers() {
     })
     .await;
 
+    // A goal added on A is listed on B (the change goes round like a site's).
+    let goal = a
+        .http
+        .post(format!("{}/api/admin/sites/new.example/goals", a.base))
+        .bearer_auth(TOKEN)
+        .body(json!({"name": "Signup", "event": "Signup"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(goal.status().as_u16(), 201);
+    let goals_on_b = || async {
+        b.http
+            .get(format!("{}/api/admin/sites/new.example/goals", b.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap()["goals"]
+            .clone()
+    };
+    eventually("B to list A's goal", goals_on_b, |g| {
+        *g == json!([{"name": "Signup", "event": "Signup"}])
+    })
+    .await;
+
     // A key's rate limit counts across nodes: RATE requests spread over A and B, then 429.
     let key = make_key(&a).await["key"].as_str().unwrap().to_string();
     let ask = |s: &TestServer| {

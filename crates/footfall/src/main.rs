@@ -32,6 +32,12 @@ enum Command {
         #[command(subcommand)]
         action: SitesAction,
     },
+    /// Manage a site's goals (offline: stop the server first; online: the admin API,
+    /// /api/admin/sites/{site}/goals).
+    Goals {
+        #[command(subcommand)]
+        action: GoalsAction,
+    },
     /// Manage Stats API keys (offline: stop the server first).
     Keys {
         #[command(subcommand)]
@@ -144,6 +150,123 @@ enum SitesAction {
     },
 }
 
+#[derive(Subcommand)]
+enum GoalsAction {
+    /// Add a goal, or replace the site's goal of that name: one of --page PATTERN,
+    /// --event NAME (with --prop key=value conditions), or --page with --scroll-depth N.
+    Add {
+        #[arg(long)]
+        site: String,
+        /// The goal's display name.
+        #[arg(long)]
+        name: String,
+        /// Page views of paths matching this pattern (`*` within a segment, `**` across).
+        #[arg(long)]
+        page: Option<String>,
+        /// Custom events of this name.
+        #[arg(long)]
+        event: Option<String>,
+        /// With --event: only events with this property value (key=value; repeatable).
+        #[arg(long = "prop", requires = "event")]
+        props: Vec<String>,
+        /// With --page: the page scrolled to at least this percent.
+        #[arg(long, requires = "page")]
+        scroll_depth: Option<u32>,
+        #[arg(long, env = "FOOTFALL_DATA_DIR", default_value = "./footfall-data")]
+        data_dir: PathBuf,
+    },
+    /// List a site's goals, as JSON lines.
+    List {
+        #[arg(long)]
+        site: String,
+        #[arg(long, env = "FOOTFALL_DATA_DIR", default_value = "./footfall-data")]
+        data_dir: PathBuf,
+    },
+    /// Remove a site's goal by name.
+    Remove {
+        #[arg(long)]
+        site: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, env = "FOOTFALL_DATA_DIR", default_value = "./footfall-data")]
+        data_dir: PathBuf,
+    },
+}
+
+fn goals(action: GoalsAction) -> Result<()> {
+    let known = |store: &dyn MetadataStore, site: &str| -> Result<SiteId> {
+        let site = SiteId::parse(site)?;
+        if !store.sites()?.iter().any(|s| s.domain == site) {
+            return Err(format!("no site {site}: add it with `footfall sites add`").into());
+        }
+        Ok(site)
+    };
+    match action {
+        GoalsAction::Add {
+            site,
+            name,
+            page,
+            event,
+            props,
+            scroll_depth,
+            data_dir,
+        } => {
+            let mut conditions = std::collections::BTreeMap::new();
+            for p in props {
+                let Some((k, v)) = p.split_once('=') else {
+                    return Err(format!("--prop {p:?}: expected key=value").into());
+                };
+                conditions.insert(k.to_string(), v.to_string());
+            }
+            let goal = footfall_core::goal::Goal::from_spec(footfall_core::goal::GoalSpec {
+                name,
+                page,
+                event,
+                props: conditions,
+                scroll_depth,
+            })?;
+            let store = metadata(&data_dir)?;
+            let site = known(store.as_ref(), &site)?;
+            let current = store.goals(&site)?;
+            if !current.iter().any(|g| g.name == goal.name)
+                && current.len() >= footfall_core::goal::MAX_GOALS
+            {
+                return Err(format!(
+                    "{site} has {} goals, the most a site may have",
+                    current.len()
+                )
+                .into());
+            }
+            let created = store.put_goal(&site, &goal, now_ms())?;
+            println!(
+                "{} goal {:?} on {site}",
+                if created { "added" } else { "replaced" },
+                goal.name
+            );
+        }
+        GoalsAction::List { site, data_dir } => {
+            let store = metadata(&data_dir)?;
+            let site = known(store.as_ref(), &site)?;
+            for goal in store.goals(&site)? {
+                println!("{}", serde_json::to_string(&goal)?);
+            }
+        }
+        GoalsAction::Remove {
+            site,
+            name,
+            data_dir,
+        } => {
+            let store = metadata(&data_dir)?;
+            let site = known(store.as_ref(), &site)?;
+            if !store.delete_goal(&site, &name)? {
+                return Err(format!("no goal {name:?} on {site}").into());
+            }
+            println!("removed goal {name:?} from {site}");
+        }
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -157,6 +280,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(*args),
         Command::Sites { action } => sites(action),
+        Command::Goals { action } => goals(action),
         Command::Keys { action } => keys(action),
         Command::Users { action } => users(action),
         Command::Rebuild {

@@ -204,3 +204,116 @@ fn users_are_added_offline_and_log_in_to_the_dashboard() {
     );
     assert_eq!(run(&["users", "list"], data).trim(), "");
 }
+
+/// Goals offline: added, replaced, listed, removed; bad ones refused with the reason and
+/// nothing stored; the server started afterwards lists what the CLI added.
+#[test]
+fn goals_are_managed_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    run(&["sites", "add", "example.com"], data);
+    let add = |args: &[&str]| {
+        let mut all = vec!["goals", "add", "--site", "example.com"];
+        all.extend_from_slice(args);
+        Command::new(BIN)
+            .args(&all)
+            .env("FOOTFALL_DATA_DIR", data)
+            .output()
+            .unwrap()
+    };
+    let out = add(&[
+        "--name", "Signup", "--event", "Signup", "--prop", "plan=pro",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "added goal \"Signup\" on example.com"
+    );
+    assert!(add(&["--name", "Blog", "--page", "/blog/**"])
+        .status
+        .success());
+    let out = add(&[
+        "--name",
+        "Blog",
+        "--page",
+        "/blog/*",
+        "--scroll-depth",
+        "50",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "replaced goal \"Blog\" on example.com"
+    );
+    for (args, says) in [
+        (vec!["--name", "x", "--page", "blog"], "start with /"),
+        (
+            vec!["--name", "x", "--event", "e", "--prop", "novalue"],
+            "key=value",
+        ),
+        (
+            vec!["--name", "x", "--page", "/", "--scroll-depth", "101"],
+            "scroll depth",
+        ),
+        (vec!["--name", "x"], "one of"),
+    ] {
+        let out = add(&args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    let unknown = Command::new(BIN)
+        .args(["goals", "list", "--site", "other.example"])
+        .env("FOOTFALL_DATA_DIR", data)
+        .output()
+        .unwrap();
+    assert!(!unknown.status.success());
+    let listed = run(&["goals", "list", "--site", "example.com"], data);
+    assert_eq!(
+        listed.trim(),
+        "{\"name\":\"Signup\",\"event\":\"Signup\",\"props\":{\"plan\":\"pro\"}}\n{\"name\":\"Blog\",\"page\":\"/blog/*\",\"scroll_depth\":50}"
+    );
+    assert_eq!(
+        run(
+            &[
+                "goals",
+                "remove",
+                "--site",
+                "example.com",
+                "--name",
+                "Signup"
+            ],
+            data
+        )
+        .trim(),
+        "removed goal \"Signup\" from example.com"
+    );
+    let again = Command::new(BIN)
+        .args([
+            "goals",
+            "remove",
+            "--site",
+            "example.com",
+            "--name",
+            "Signup",
+        ])
+        .env("FOOTFALL_DATA_DIR", data)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+
+    // The server reads them.
+    let (mut server, base) = serve(data, &[("FOOTFALL_ADMIN_TOKEN", "T")]);
+    let listed: serde_json::Value = reqwest::blocking::Client::new()
+        .get(format!("{base}/api/admin/sites/example.com/goals"))
+        .bearer_auth("T")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        listed["goals"],
+        serde_json::json!([{"name": "Blog", "page": "/blog/*", "scroll_depth": 50}])
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+}

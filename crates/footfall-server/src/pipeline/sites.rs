@@ -1,6 +1,7 @@
 //! The registry of sites, in memory for the ingest path and persisted in the store.
 
 use chrono_tz::Tz;
+use footfall_core::goal::Goal;
 use footfall_core::SiteId;
 use footfall_store::{MetadataStore, StoreError};
 use sha2::{Digest, Sha256};
@@ -15,6 +16,19 @@ pub struct SiteInfo {
     pub share_token: Option<Arc<str>>,
     /// The id OpenPanel's SDKs may send for this site instead of its domain.
     pub openpanel_client_id: Option<Arc<str>>,
+    /// The site's goals, oldest first.
+    pub goals: Arc<Vec<Goal>>,
+}
+
+/// Why a goal could not be added.
+#[derive(Debug, thiserror::Error)]
+pub enum GoalChangeError {
+    #[error("no site {0}")]
+    UnknownSite(SiteId),
+    #[error("a site has at most {} goals", footfall_core::goal::MAX_GOALS)]
+    TooMany,
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// Why a site's OpenPanel client id could not be set.
@@ -64,6 +78,7 @@ fn read_all(store: &dyn MetadataStore) -> Result<Maps, StoreError> {
             openpanel.insert(id.clone(), s.domain.clone());
         }
         let timezone = parse_timezone(&s.timezone).unwrap_or(Tz::UTC);
+        let goals = Arc::new(store.goals(&s.domain)?);
         if let Some(t) = &s.share_token {
             shares.insert(share_key(t), s.domain.clone());
         }
@@ -74,6 +89,7 @@ fn read_all(store: &dyn MetadataStore) -> Result<Maps, StoreError> {
                 timezone,
                 share_token: s.share_token.map(Arc::from),
                 openpanel_client_id: client_id,
+                goals,
             },
         );
     }
@@ -282,6 +298,7 @@ impl Sites {
                 .unwrap_or(Tz::UTC);
             let share_token = old.and_then(|i| i.share_token.clone());
             let openpanel_client_id = old.and_then(|i| i.openpanel_client_id.clone());
+            let goals = old.map(|i| i.goals.clone()).unwrap_or_default();
             k.insert(
                 site.clone(),
                 SiteInfo {
@@ -289,10 +306,61 @@ impl Sites {
                     timezone: tz,
                     share_token,
                     openpanel_client_id,
+                    goals,
                 },
             );
         }
         Ok(created)
+    }
+
+    /// A site's goals, oldest first (none for an unknown site).
+    pub fn goals(&self, site: &SiteId) -> Arc<Vec<Goal>> {
+        self.info(site).map(|i| i.goals).unwrap_or_default()
+    }
+
+    /// Adds a goal to a site, or replaces its goal of that name; returns whether it is new.
+    pub fn put_goal(
+        &self,
+        site: &SiteId,
+        goal: Goal,
+        now_ms: i64,
+    ) -> Result<bool, GoalChangeError> {
+        let store = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        let current = self
+            .info(site)
+            .ok_or_else(|| GoalChangeError::UnknownSite(site.clone()))?
+            .goals;
+        let replaces = current.iter().any(|g| g.name == goal.name);
+        if !replaces && current.len() >= footfall_core::goal::MAX_GOALS {
+            return Err(GoalChangeError::TooMany);
+        }
+        let created = store.put_goal(site, &goal, now_ms)?;
+        let goals = Arc::new(store.goals(site)?);
+        drop(store);
+        self.set_goals(site, goals);
+        self.on_change.fire();
+        Ok(created)
+    }
+
+    /// Removes a site's goal by name; returns whether there was one.
+    pub fn delete_goal(&self, site: &SiteId, name: &str) -> Result<bool, StoreError> {
+        let store = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        let found = store.delete_goal(site, name)?;
+        let goals = Arc::new(store.goals(site)?);
+        drop(store);
+        self.set_goals(site, goals);
+        if found {
+            self.on_change.fire();
+        }
+        Ok(found)
+    }
+
+    fn set_goals(&self, site: &SiteId, goals: Arc<Vec<Goal>>) {
+        if let Ok(mut k) = self.known.write() {
+            if let Some(info) = k.get_mut(site) {
+                info.goals = goals;
+            }
+        }
     }
 
     pub fn list(&self) -> Vec<(SiteId, SiteInfo)> {

@@ -16,8 +16,9 @@ impl DuckStore {
         )?;
         if updated == 0 {
             self.conn.execute(
-                "INSERT INTO goals (site, name, spec, created_at) VALUES (?, ?, ?, ?)",
-                params![site.as_str(), goal.name, spec, now_ms],
+                "INSERT INTO goals (site, name, spec, created_at, position) \
+                 SELECT ?, ?, ?, ?, coalesce(max(position), 0) + 1 FROM goals WHERE site = ?",
+                params![site.as_str(), goal.name, spec, now_ms, site.as_str()],
             )?;
         }
         Ok(updated == 0)
@@ -26,7 +27,7 @@ impl DuckStore {
     pub fn goals(&self, site: &SiteId) -> Result<Vec<Goal>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT spec FROM goals WHERE site = ? ORDER BY created_at, name")?;
+            .prepare("SELECT spec FROM goals WHERE site = ? ORDER BY position")?;
         let rows = stmt.query_map([site.as_str()], |r| r.get::<_, String>(0))?;
         let mut out = Vec::new();
         for spec in rows {

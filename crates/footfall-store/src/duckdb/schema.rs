@@ -278,6 +278,8 @@ CREATE TABLE goals (
     name       VARCHAR NOT NULL,
     spec       VARCHAR NOT NULL,
     created_at BIGINT  NOT NULL,
+    -- Order of addition within the site (created_at can tie).
+    position   BIGINT  NOT NULL,
     PRIMARY KEY (site, name)
 );
 "#,

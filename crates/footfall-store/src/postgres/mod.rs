@@ -192,7 +192,8 @@ impl MetadataStore for PgStore {
             )?;
             if updated == 0 {
                 c.execute(
-                    "INSERT INTO goals (site, name, spec, created_at) VALUES ($1, $2, $3, $4) \
+                    "INSERT INTO goals (site, name, spec, created_at, position) \
+                     SELECT $1, $2, $3, $4, coalesce(max(position), 0) + 1 FROM goals WHERE site = $1 \
                      ON CONFLICT (site, name) DO UPDATE SET spec = EXCLUDED.spec",
                     &[&site.as_str(), &goal.name, &spec, &now_ms],
                 )?;
@@ -204,7 +205,7 @@ impl MetadataStore for PgStore {
     fn goals(&self, site: &SiteId) -> Result<Vec<footfall_core::goal::Goal>, StoreError> {
         let specs: Vec<String> = self.with(|c| {
             Ok(c.query(
-                "SELECT spec FROM goals WHERE site = $1 ORDER BY created_at, name",
+                "SELECT spec FROM goals WHERE site = $1 ORDER BY position",
                 &[&site.as_str()],
             )?
             .iter()
