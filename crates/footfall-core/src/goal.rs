@@ -22,9 +22,9 @@ pub const MAX_GOALS: usize = 500;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum GoalError {
-    #[error("goal name must be 1 to {MAX_NAME} characters")]
+    #[error("goal name must be 1 to {MAX_NAME} characters, not . or ..")]
     Name,
-    #[error("page pattern must start with / and be at most {MAX_PATTERN} characters, without control characters")]
+    #[error("page pattern must start with / and be at most {MAX_PATTERN} characters of visible ASCII, without ? or # (write other characters percent-encoded, as browsers send paths: /caf%C3%A9)")]
     Pattern,
     #[error("a pattern may not have three * in a row")]
     Stars,
@@ -57,7 +57,10 @@ enum Piece<'a> {
 
 impl PathPattern {
     pub fn parse(s: &str) -> Result<PathPattern, GoalError> {
-        if !s.starts_with('/') || s.len() > MAX_PATTERN || s.chars().any(char::is_control) {
+        // Stored paths are the URL's path, percent-encoded, without query or fragment: a
+        // pattern with anything else could never match.
+        let visible = |b: u8| b.is_ascii_graphic() && b != b'?' && b != b'#';
+        if !s.starts_with('/') || s.len() > MAX_PATTERN || !s.bytes().all(visible) {
             return Err(GoalError::Pattern);
         }
         if s.contains("***") {
@@ -126,7 +129,8 @@ impl PathPattern {
 
     /// The pattern as a regular expression over a whole path (for SQL engines).
     pub fn regex(&self) -> String {
-        let mut out = String::from("^");
+        // `(?s)`: `.` crosses newlines in every engine, as `**` does here.
+        let mut out = String::from("(?s)^");
         for piece in self.pieces() {
             match piece {
                 Piece::Text(t) => out.push_str(&regex::escape(t)),
@@ -228,7 +232,8 @@ impl Goal {
     /// A goal from its description, or why it is not one.
     pub fn from_spec(spec: GoalSpec) -> Result<Goal, GoalError> {
         let name = spec.name.trim().to_string();
-        if !text_ok(&name) {
+        // "." and ".." could not be named in a URL path (clients resolve them away).
+        if !text_ok(&name) || name == "." || name == ".." {
             return Err(GoalError::Name);
         }
         let kind = match (spec.page, spec.event, spec.scroll_depth) {
@@ -327,6 +332,10 @@ mod tests {
         assert_eq!(PathPattern::parse("blog"), Err(GoalError::Pattern));
         assert_eq!(PathPattern::parse("/a***"), Err(GoalError::Stars));
         assert_eq!(PathPattern::parse("/a\n"), Err(GoalError::Pattern));
+        assert_eq!(PathPattern::parse("/café"), Err(GoalError::Pattern));
+        assert_eq!(PathPattern::parse("/a b"), Err(GoalError::Pattern));
+        assert_eq!(PathPattern::parse("/a?x=1"), Err(GoalError::Pattern));
+        assert!(PathPattern::parse("/caf%C3%A9/*").is_ok());
         assert!(PathPattern::parse(&format!("/{}", "a".repeat(MAX_PATTERN))).is_err());
     }
 
@@ -415,10 +424,22 @@ mod tests {
         assert!(!g.converts("pageview", "/", &props(&[("plan", "pro")]), None));
     }
 
-    /// A path made of the characters that matter to patterns.
+    /// A path made of the characters that matter to patterns, and some that regexes
+    /// treat specially.
     fn path() -> impl Strategy<Value = String> {
         proptest::collection::vec(
-            prop_oneof![Just("/"), Just("a"), Just("b"), Just(".")],
+            prop_oneof![
+                Just("/"),
+                Just("a"),
+                Just("b"),
+                Just("."),
+                Just("%"),
+                Just("+"),
+                Just("("),
+                Just("\\"),
+                Just("é"),
+                Just("\n")
+            ],
             0..12,
         )
         .prop_map(|v| format!("/{}", v.concat()))
@@ -432,7 +453,11 @@ mod tests {
                 Just("b"),
                 Just("*"),
                 Just("**"),
-                Just(".")
+                Just("."),
+                Just("%"),
+                Just("+"),
+                Just("("),
+                Just("\\")
             ],
             0..8,
         )
@@ -440,16 +465,39 @@ mod tests {
         .prop_filter("no ***", |s| !s.contains("***"))
     }
 
+    /// The documented rule as a regex, written here without the module's tokenizer:
+    /// `**` any run, `*` any run without `/`, everything else literal.
+    fn reference(pat: &str) -> regex::Regex {
+        let mut re = String::from("(?s)^");
+        let chars: Vec<char> = pat.chars().collect();
+        let mut i = 0;
+        while i < chars.len() {
+            if chars[i] == '*' && chars.get(i + 1) == Some(&'*') {
+                re.push_str(".*");
+                i += 2;
+            } else if chars[i] == '*' {
+                re.push_str("[^/]*");
+                i += 1;
+            } else {
+                re.push_str(&regex::escape(&chars[i].to_string()));
+                i += 1;
+            }
+        }
+        re.push('$');
+        regex::Regex::new(&re).unwrap()
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
 
-        /// The matcher agrees with the regular expression the SQL engines get, computed
-        /// independently by the regex crate.
+        /// The matcher, and the regex the SQL engines get, both agree with the rule.
         #[test]
-        fn matcher_agrees_with_the_regex(pat in pattern(), path in path()) {
+        fn matcher_and_regex_follow_the_rule(pat in pattern(), path in path()) {
             let p = PathPattern::parse(&pat).unwrap();
+            let want = reference(&pat).is_match(&path);
+            prop_assert_eq!(p.matches(&path), want, "{} on {:?}", pat, path);
             let re = regex::Regex::new(&p.regex()).unwrap();
-            prop_assert_eq!(p.matches(&path), re.is_match(&path), "{} on {}", pat, path);
+            prop_assert_eq!(re.is_match(&path), want, "regex of {} on {:?}", pat, path);
         }
     }
 

@@ -211,6 +211,8 @@ pub async fn delete_goal(
 ) -> Result<Response, ApiError> {
     crate::auth::require_admin(&st, &headers)?;
     let site = known_site(&st, &site)?;
+    // Names are stored trimmed.
+    let name = name.trim().to_string();
     let (st2, site2, name2) = (st.clone(), site.clone(), name.clone());
     let found = blocking(move || -> Result<bool, ApiError> {
         Ok(st2.ingest.sites.delete_goal(&site2, &name2)?)

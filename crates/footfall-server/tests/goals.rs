@@ -99,6 +99,19 @@ async fn goals_are_added_replaced_listed_and_removed() {
     assert_eq!(call(&s, "DELETE", path, Some(TOKEN), None).await.0, 200);
     assert_eq!(call(&s, "DELETE", path, Some(TOKEN), None).await.0, 404);
     assert_eq!(goals(&s).await.as_array().unwrap().len(), 2);
+
+    // A name with a slash is removed by its encoded form.
+    let (status, _) = post(
+        &s,
+        "example.com",
+        Some(TOKEN),
+        json!({"name": "a/b", "event": "x"}).to_string(),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let path = "/api/admin/sites/example.com/goals/a%2Fb";
+    assert_eq!(call(&s, "DELETE", path, Some(TOKEN), None).await.0, 200);
+    assert_eq!(goals(&s).await.as_array().unwrap().len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -146,6 +159,15 @@ async fn bad_goals_are_refused_and_change_nothing() {
         (json!({"name": "x", "page": "/a***"}).to_string(), "three *"),
         (json!({"name": "x", "page": deep}).to_string(), "at most"),
         (json!({"name": "", "event": "e"}).to_string(), "goal name"),
+        (json!({"name": "..", "event": "e"}).to_string(), "goal name"),
+        (
+            json!({"name": "x", "page": "/café"}).to_string(),
+            "percent-encoded",
+        ),
+        (
+            json!({"name": "x", "page": "/a?b=1"}).to_string(),
+            "percent-encoded",
+        ),
         (json!({"name": long, "event": "e"}).to_string(), "goal name"),
         (
             json!({"name": "x", "event": "e\u{0}"}).to_string(),

@@ -10,10 +10,16 @@ pub fn goal_json(goal: &Goal) -> Result<String, StoreError> {
     serde_json::to_string(goal).map_err(|e| StoreError::Corrupt(format!("encoding a goal: {e}")))
 }
 
-/// A stored goal back, checked again (a hand-edited row is refused, not trusted).
-pub fn goal_from_json(json: &str) -> Result<Goal, StoreError> {
-    serde_json::from_str(json)
-        .map_err(|e| StoreError::Corrupt(format!("stored goal {json:?}: {e}")))
+/// A stored goal back, checked again. One that is no goal (hand-edited, or written by a
+/// newer version) is left out with a warning rather than failing every site's load.
+pub fn goal_from_json(site: &SiteId, json: &str) -> Option<Goal> {
+    match serde_json::from_str(json) {
+        Ok(g) => Some(g),
+        Err(e) => {
+            tracing::warn!(%site, goal = json, error = %e, "ignoring a stored goal that does not read back");
+            None
+        }
+    }
 }
 
 /// A registered site.

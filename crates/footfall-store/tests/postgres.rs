@@ -232,3 +232,43 @@ fn an_unreachable_server_is_unavailable() {
         "{err}"
     );
 }
+
+/// Nodes adding goals at once: every goal lands once, the same name is created by one of
+/// them only, and the order read back is the same on every node.
+#[test]
+fn nodes_adding_goals_at_once_agree() {
+    let db = TestDb::new("goals");
+    let first = PgStore::open(&db.url()).unwrap();
+    first.add_site(&site("a.com"), false, 0).unwrap();
+    let created: Vec<Vec<bool>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|n| {
+                let url = db.url();
+                scope.spawn(move || {
+                    let pg = PgStore::open(&url).unwrap();
+                    (0..20)
+                        .map(|i| {
+                            let g = goal(&format!(r#"{{"name": "g{n}-{i}", "event": "e"}}"#));
+                            let mine = pg.put_goal(&site("a.com"), &g, 0).unwrap();
+                            // And one name every node adds.
+                            let shared =
+                                goal(&format!(r#"{{"name": "shared-{i}", "event": "e{n}"}}"#));
+                            let theirs = pg.put_goal(&site("a.com"), &shared, 0).unwrap();
+                            assert!(mine);
+                            theirs
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for i in 0..20 {
+        let creators = created.iter().filter(|c| c[i]).count();
+        assert_eq!(creators, 1, "shared-{i} created by {creators} nodes");
+    }
+    let listed = first.goals(&site("a.com")).unwrap();
+    assert_eq!(listed.len(), 4 * 20 + 20);
+    let other = PgStore::open(&db.url()).unwrap();
+    assert_eq!(other.goals(&site("a.com")).unwrap(), listed);
+}

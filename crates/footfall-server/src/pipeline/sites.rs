@@ -298,7 +298,11 @@ impl Sites {
                 .unwrap_or(Tz::UTC);
             let share_token = old.and_then(|i| i.share_token.clone());
             let openpanel_client_id = old.and_then(|i| i.openpanel_client_id.clone());
-            let goals = old.map(|i| i.goals.clone()).unwrap_or_default();
+            // A site new to this node may have goals already (another node's).
+            let goals = match old {
+                Some(i) => i.goals.clone(),
+                None => Arc::new(store.goals(site)?),
+            };
             k.insert(
                 site.clone(),
                 SiteInfo {
@@ -325,19 +329,21 @@ impl Sites {
         goal: Goal,
         now_ms: i64,
     ) -> Result<bool, GoalChangeError> {
+        // The store lock is held until memory matches (as for share tokens): a slower
+        // change must not overwrite a newer list in memory.
         let store = self.store.lock().unwrap_or_else(|p| p.into_inner());
-        let current = self
-            .info(site)
-            .ok_or_else(|| GoalChangeError::UnknownSite(site.clone()))?
-            .goals;
+        if !self.contains(site) {
+            return Err(GoalChangeError::UnknownSite(site.clone()));
+        }
+        // Counted in the store, which other nodes write too, not in this cache.
+        let current = store.goals(site)?;
         let replaces = current.iter().any(|g| g.name == goal.name);
         if !replaces && current.len() >= footfall_core::goal::MAX_GOALS {
             return Err(GoalChangeError::TooMany);
         }
         let created = store.put_goal(site, &goal, now_ms)?;
-        let goals = Arc::new(store.goals(site)?);
+        self.set_goals(site, Arc::new(store.goals(site)?));
         drop(store);
-        self.set_goals(site, goals);
         self.on_change.fire();
         Ok(created)
     }
@@ -346,9 +352,8 @@ impl Sites {
     pub fn delete_goal(&self, site: &SiteId, name: &str) -> Result<bool, StoreError> {
         let store = self.store.lock().unwrap_or_else(|p| p.into_inner());
         let found = store.delete_goal(site, name)?;
-        let goals = Arc::new(store.goals(site)?);
+        self.set_goals(site, Arc::new(store.goals(site)?));
         drop(store);
-        self.set_goals(site, goals);
         if found {
             self.on_change.fire();
         }

@@ -16,9 +16,8 @@ impl DuckStore {
         )?;
         if updated == 0 {
             self.conn.execute(
-                "INSERT INTO goals (site, name, spec, created_at, position) \
-                 SELECT ?, ?, ?, ?, coalesce(max(position), 0) + 1 FROM goals WHERE site = ?",
-                params![site.as_str(), goal.name, spec, now_ms, site.as_str()],
+                "INSERT INTO goals (site, name, spec, created_at) VALUES (?, ?, ?, ?)",
+                params![site.as_str(), goal.name, spec, now_ms],
             )?;
         }
         Ok(updated == 0)
@@ -27,11 +26,11 @@ impl DuckStore {
     pub fn goals(&self, site: &SiteId) -> Result<Vec<Goal>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT spec FROM goals WHERE site = ? ORDER BY position")?;
+            .prepare("SELECT spec FROM goals WHERE site = ? ORDER BY position, name")?;
         let rows = stmt.query_map([site.as_str()], |r| r.get::<_, String>(0))?;
         let mut out = Vec::new();
         for spec in rows {
-            out.push(crate::metadata::goal_from_json(&spec?)?);
+            out.extend(crate::metadata::goal_from_json(site, &spec?));
         }
         Ok(out)
     }

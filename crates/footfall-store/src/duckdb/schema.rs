@@ -273,13 +273,14 @@ ALTER TABLE sites ADD COLUMN openpanel_client_id VARCHAR;
         10,
         r#"
 -- Goals: a lens on stored events (footfall_core::goal), kept as their JSON.
+CREATE SEQUENCE goal_positions;
 CREATE TABLE goals (
     site       VARCHAR NOT NULL,
     name       VARCHAR NOT NULL,
     spec       VARCHAR NOT NULL,
     created_at BIGINT  NOT NULL,
-    -- Order of addition within the site (created_at can tie).
-    position   BIGINT  NOT NULL,
+    -- Order of addition (created_at can tie).
+    position   BIGINT  NOT NULL DEFAULT nextval('goal_positions'),
     PRIMARY KEY (site, name)
 );
 "#,

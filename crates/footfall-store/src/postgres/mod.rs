@@ -185,37 +185,32 @@ impl MetadataStore for PgStore {
         now_ms: i64,
     ) -> Result<bool, StoreError> {
         let spec = crate::metadata::goal_json(goal)?;
+        // One statement, so two nodes adding at once neither both create nor collide.
         self.with(|c| {
-            let updated = c.execute(
-                "UPDATE goals SET spec = $1 WHERE site = $2 AND name = $3",
-                &[&spec, &site.as_str(), &goal.name],
+            let row = c.query_one(
+                "INSERT INTO goals (site, name, spec, created_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (site, name) DO UPDATE SET spec = EXCLUDED.spec \
+                 RETURNING (xmax = 0)",
+                &[&site.as_str(), &goal.name, &spec, &now_ms],
             )?;
-            if updated == 0 {
-                c.execute(
-                    "INSERT INTO goals (site, name, spec, created_at, position) \
-                     SELECT $1, $2, $3, $4, coalesce(max(position), 0) + 1 FROM goals WHERE site = $1 \
-                     ON CONFLICT (site, name) DO UPDATE SET spec = EXCLUDED.spec",
-                    &[&site.as_str(), &goal.name, &spec, &now_ms],
-                )?;
-            }
-            Ok(updated == 0)
+            row.try_get(0)
         })
     }
 
     fn goals(&self, site: &SiteId) -> Result<Vec<footfall_core::goal::Goal>, StoreError> {
         let specs: Vec<String> = self.with(|c| {
             Ok(c.query(
-                "SELECT spec FROM goals WHERE site = $1 ORDER BY position",
+                "SELECT spec FROM goals WHERE site = $1 ORDER BY position, name",
                 &[&site.as_str()],
             )?
             .iter()
             .map(|r| r.get(0))
             .collect())
         })?;
-        specs
+        Ok(specs
             .iter()
-            .map(|s| crate::metadata::goal_from_json(s))
-            .collect()
+            .filter_map(|s| crate::metadata::goal_from_json(site, s))
+            .collect())
     }
 
     fn delete_goal(&self, site: &SiteId, name: &str) -> Result<bool, StoreError> {

@@ -48,8 +48,8 @@ CREATE TABLE dashboard_sessions (
     name        TEXT   NOT NULL,
     spec        TEXT   NOT NULL,
     created_at  BIGINT NOT NULL,
-    -- Order of addition within the site (created_at can tie).
-    position    BIGINT NOT NULL,
+    -- Order of addition (created_at can tie).
+    position    BIGINT GENERATED ALWAYS AS IDENTITY,
     PRIMARY KEY (site, name)
 );",
     ),
