@@ -81,7 +81,7 @@ fn sites_serve_sigterm_rebuild() {
         "example.com\nother.example"
     );
 
-    let (mut child, base) = serve(data, &[("FOOTFALL_ADMIN_TOKEN", "tok")]);
+    let (child, base) = serve(data, &[("FOOTFALL_ADMIN_TOKEN", "tok")]);
 
     let http = reqwest::blocking::Client::new();
     assert_eq!(
@@ -122,14 +122,7 @@ fn sites_serve_sigterm_rebuild() {
     );
     assert_eq!(q["query"]["timezone"], "Europe/Berlin");
 
-    let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let status = child.wait().unwrap();
-    assert!(status.success(), "graceful exit on SIGTERM: {status}");
+    common::term(child);
 
     let out = run(&["rebuild", "--chunk", "1"], data);
     assert_eq!(

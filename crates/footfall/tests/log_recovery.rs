@@ -4,10 +4,10 @@
 //! the file and the byte offset.
 
 mod common;
-use common::{run, serve_command, UA};
+use common::{run, serve_command, term, UA};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 
 const TOKEN: &str = "tok";
 
@@ -191,16 +191,6 @@ fn a_damaged_record_in_the_middle_stops_the_start() {
     let name = seg.file_name().unwrap().to_string_lossy();
     assert!(err.contains(&*name), "names the file: {err}");
     assert!(err.contains("byte 0"), "names the offset: {err}");
-}
-
-fn term(mut child: Child) {
-    let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    assert!(child.wait().unwrap().success());
 }
 
 fn copy_dir(from: &Path, to: &Path) {

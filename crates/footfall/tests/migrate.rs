@@ -88,14 +88,7 @@ impl Drop for Running {
 
 /// SIGTERM and wait: a graceful stop (everything acknowledged is stored).
 fn stop(mut running: Running) {
-    let mut child = running.0.take().expect("running");
-    let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    assert!(child.wait().unwrap().success());
+    common::term(running.0.take().expect("running"));
 }
 
 /// Sixty days of traffic up to a minute ago, in batches with timestamps: visitors (by

@@ -65,6 +65,14 @@ pub fn statements(part: u16, applied: u64, staging: &str) -> Statements {
     }
 }
 
+/// The applied position of partition `part` as its markers say (for the copied rows'
+/// partitions, the copy's chunks).
+pub(super) fn applied_of(http: &Http, part: u16) -> Result<u64, StoreError> {
+    http.number(&format!(
+        "SELECT max(position) FROM log_applied WHERE log_part = {part}"
+    ))
+}
+
 /// The prefix of partition `part`'s scratch and staging tables.
 pub(super) fn scratch_prefix(part: u16) -> String {
     format!("rollups_work_{part}_")
@@ -103,9 +111,7 @@ pub(super) fn swap_if_current(
     sql: &Statements,
     until: Option<Instant>,
 ) -> Result<bool, StoreError> {
-    let marker = http.number(&format!(
-        "SELECT max(position) FROM log_applied WHERE log_part = {part}"
-    ))?;
+    let marker = applied_of(http, part)?;
     let newest = http.number(&format!(
         "SELECT max(log_pos) FROM rollups WHERE log_part = {part}"
     ))?;

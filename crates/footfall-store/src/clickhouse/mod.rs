@@ -475,7 +475,7 @@ impl EventStore for ChStore {
             let applied = if target == self.part {
                 self.recovered()?
             } else {
-                rebuild::applied_of(&self.http, target)?
+                fold::applied_of(&self.http, target)?
             };
             let started = Instant::now();
             let mut hook = self.fail_at.take();

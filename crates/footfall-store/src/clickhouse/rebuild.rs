@@ -59,10 +59,7 @@ pub(super) fn stale(
 ) -> Result<Vec<(SiteId, u16)>, StoreError> {
     // The copied rows' rollups only once `footfall migrate` finished: until then it is
     // still writing them (its source marker is at 1 while it runs, 2 when done).
-    let copying = part == 0
-        && http.number(&format!(
-            "SELECT max(position) FROM log_applied WHERE log_part = {MIGRATED_SOURCE}"
-        ))? == 1;
+    let copying = part == 0 && fold::applied_of(http, MIGRATED_SOURCE)? == 1;
     let list: Vec<String> = targets(part)
         .iter()
         .filter(|t| !(copying && **t == MIGRATED_ROLLUPS))
@@ -264,12 +261,4 @@ pub(super) fn rebuild(
         http.execute(&format!("DROP TABLE IF EXISTS {table}"))?;
     }
     Ok(swapped)
-}
-
-/// The applied position of rollup partition `target`: its own marker (the copy's chunks
-/// for the copied rows' partition).
-pub(super) fn applied_of(http: &Http, target: u16) -> Result<u64, StoreError> {
-    http.number(&format!(
-        "SELECT max(position) FROM log_applied WHERE log_part = {target}"
-    ))
 }

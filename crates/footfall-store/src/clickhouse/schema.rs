@@ -16,30 +16,6 @@ macro_rules! day_of {
     };
 }
 
-/// The columns of `rollups`.
-macro_rules! rollup_columns {
-    () => {
-        "    site             String,
-    grain            Int8,
-    bucket           Int64,
-    dim              UInt8,
-    value            String,
-    visitors         Int64,
-    pageviews        Int64,
-    events           Int64,
-    visits           Int64,
-    bounces          Int64,
-    duration_ms      Int64,
-    visit_pageviews  Int64,
-    scroll_sum       Int64,
-    scroll_visits    Int64,
-    page_time_ms     Int64,
-    page_time_visits Int64,
-    log_part         UInt16,
-    log_pos          UInt64"
-    };
-}
-
 const MIGRATIONS: &[(u32, &[&str])] = &[
     (
         1,
@@ -153,11 +129,26 @@ ORDER BY (site, ",
             // Partitioned by log partition: a partition's applier folds or rebuilds its
             // rows (fold.rs, rebuild.rs) by swapping in its table partition from a staging
             // table of the same shape.
-            concat!(
-                "CREATE TABLE IF NOT EXISTS rollups (
-",
-                rollup_columns!(),
-                ") ENGINE = MergeTree PARTITION BY log_part ORDER BY (site, grain, dim, bucket, value)"),
+            "CREATE TABLE IF NOT EXISTS rollups (
+    site             String,
+    grain            Int8,
+    bucket           Int64,
+    dim              UInt8,
+    value            String,
+    visitors         Int64,
+    pageviews        Int64,
+    events           Int64,
+    visits           Int64,
+    bounces          Int64,
+    duration_ms      Int64,
+    visit_pageviews  Int64,
+    scroll_sum       Int64,
+    scroll_visits    Int64,
+    page_time_ms     Int64,
+    page_time_visits Int64,
+    log_part         UInt16,
+    log_pos          UInt64
+) ENGINE = MergeTree PARTITION BY log_part ORDER BY (site, grain, dim, bucket, value)",
             // Per site and partition, the zone its rollups are kept in and whether they
             // are complete (kept since the partition's first row of the site). The row with
             // the highest (log_pos, rev) is current: a rebuild between chunks writes at the

@@ -51,3 +51,15 @@ pub fn serve(data: &Path, env: &[(&str, &str)]) -> (Child, String) {
         .to_string();
     (child, base)
 }
+
+/// SIGTERM, then waits: the stop must be graceful (exit status 0).
+pub fn term(mut child: Child) {
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "graceful exit on SIGTERM: {status}");
+}
