@@ -498,6 +498,339 @@ fn expected(
     out
 }
 
+// ---- goals, modelled by hand ----
+
+/// The site's goals as the API takes them, and whether an event converts each (written
+/// from the goal's meaning, not from footfall's matcher).
+fn goal_specs() -> Vec<Value> {
+    vec![
+        json!({"name": "Signup", "event": "signup"}),
+        json!({"name": "Pro signup", "event": "signup", "props": {"plan": "pro"}}),
+        json!({"name": "Blog posts", "page": "/blog/**"}),
+        json!({"name": "Deep read", "page": "/blog**", "scroll_depth": 50}),
+    ]
+}
+
+const GOALS: [&str; 4] = ["Signup", "Pro signup", "Blog posts", "Deep read"];
+
+fn converts(goal: &str, e: &Ev) -> bool {
+    match goal {
+        "Signup" => e.name == "signup",
+        "Pro signup" => e.name == "signup" && e.plan == Some("pro"),
+        // `/blog/**`: below /blog/, not /blog itself.
+        "Blog posts" => e.name == "pageview" && e.page.starts_with("/blog/"),
+        // `/blog**`: /blog and everything after it.
+        "Deep read" => {
+            e.name == "engagement" && e.sd.is_some_and(|d| d >= 50) && e.page.starts_with("/blog")
+        }
+        other => panic!("no goal {other}"),
+    }
+}
+
+fn pct(a: usize, b: usize) -> Value {
+    json!(if b == 0 {
+        0.0
+    } else {
+        (10000.0 * a as f64 / b as f64).round() / 100.0
+    })
+}
+
+/// Expected rows of a goal query. `by_goal`: rows per goal (over `goals`); otherwise the
+/// query is filtered to `goals` and rows are keyed by `d`. Metrics: visitors, events,
+/// visits, conversion_rate, group_conversion_rate.
+fn expected_goals(
+    visits: &[Visit],
+    range: (i64, i64),
+    f: F,
+    goals: &[&str],
+    by_goal: bool,
+    d: Option<D>,
+) -> BTreeMap<String, BTreeMap<String, Value>> {
+    let in_range = |ts: i64| ts >= range.0 && ts < range.1;
+    let day_of = |ts: i64| {
+        chrono::DateTime::from_timestamp_millis(ts)
+            .unwrap()
+            .with_timezone(&TZ)
+            .date_naive()
+    };
+    let key = |v: &Visit, e: &Ev| d.map_or(String::new(), |d| d.value(v, e));
+    // Denominators: every counted event of the query without its goal condition.
+    let mut all: BTreeSet<(usize, NaiveDate)> = BTreeSet::new();
+    let mut group: BTreeMap<String, BTreeSet<(usize, NaiveDate)>> = BTreeMap::new();
+    for v in visits {
+        for e in v
+            .events
+            .iter()
+            .filter(|e| in_range(e.ts) && e.name != "engagement" && f.event_ok(v, e))
+        {
+            all.insert((v.visitor, day_of(e.ts)));
+            group
+                .entry(key(v, e))
+                .or_default()
+                .insert((v.visitor, day_of(e.ts)));
+        }
+    }
+    type Counts = (BTreeSet<(usize, NaiveDate)>, usize, BTreeSet<usize>);
+    let mut rows: BTreeMap<String, Counts> = BTreeMap::new();
+    for v in visits {
+        for e in v
+            .events
+            .iter()
+            .filter(|e| in_range(e.ts) && f.event_ok(v, e))
+        {
+            let hits: Vec<&&str> = goals.iter().filter(|g| converts(g, e)).collect();
+            let keys: Vec<String> = if by_goal {
+                hits.iter().map(|g| g.to_string()).collect()
+            } else if hits.is_empty() {
+                vec![]
+            } else {
+                vec![key(v, e)]
+            };
+            for k in keys {
+                let r = rows.entry(k).or_default();
+                r.0.insert((v.visitor, day_of(e.ts)));
+                r.1 += 1;
+                r.2.insert(e.visit);
+            }
+        }
+    }
+    if d.is_none() && !by_goal && rows.is_empty() {
+        rows.insert(String::new(), Counts::default());
+    }
+    rows.into_iter()
+        .map(|(k, (vis, events, visits_))| {
+            let g = if by_goal {
+                all.len()
+            } else {
+                group.get(&k).map_or(0, BTreeSet::len)
+            };
+            let m: BTreeMap<String, Value> = [
+                ("visitors", json!(vis.len())),
+                ("events", json!(events)),
+                ("visits", json!(visits_.len())),
+                ("conversion_rate", pct(vis.len(), all.len())),
+                ("group_conversion_rate", pct(vis.len(), g)),
+            ]
+            .into_iter()
+            // Visits filtered by a goal are visit-level (checked on their own below).
+            .filter(|(a, _)| by_goal || *a != "visits")
+            .map(|(a, b)| (a.to_string(), b))
+            .collect();
+            (k, m)
+        })
+        .collect()
+}
+
+fn rows_by_first_dimension(
+    got: &Value,
+    metrics: &[&str],
+) -> BTreeMap<String, BTreeMap<String, Value>> {
+    got["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let k = r["dimensions"]
+                .get(0)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            let ms = metrics
+                .iter()
+                .zip(r["metrics"].as_array().unwrap())
+                .map(|(m, v)| (m.to_string(), v.clone()))
+                .collect();
+            (k, ms)
+        })
+        .collect()
+}
+
+/// Goals added after the events were stored: conversions, by goal and filtered by goal,
+/// with their rates, against the model — and the ways a goal query can be wrong.
+async fn goal_checks(
+    s: &TestServer,
+    visits: &[Visit],
+    ranges: &[(Value, (i64, i64), Option<&str>)],
+) {
+    for g in goal_specs() {
+        let r = s
+            .http
+            .post(format!("{}/api/admin/sites/example.com/goals", s.base))
+            .bearer_auth(TOKEN)
+            .body(g.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{g}");
+    }
+    let metrics = [
+        "visitors",
+        "events",
+        "visits",
+        "conversion_rate",
+        "group_conversion_rate",
+    ];
+    let filters = [
+        F::None,
+        F::SourceContainsCi("GOO"),
+        F::CountryNot("US"),
+        F::Or,
+    ];
+    let mut converted = 0;
+    for (range_json, range, date) in ranges {
+        for f in filters {
+            let base = |extra: Value, dims: Value| {
+                let mut filters = f.json();
+                if let Some(x) = extra.as_array() {
+                    filters.as_array_mut().unwrap().extend(x.iter().cloned());
+                }
+                let mut body = json!({"site_id": "example.com", "date_range": range_json,
+                    "metrics": metrics, "filters": filters, "dimensions": dims});
+                if let Some(date) = date {
+                    body["date"] = json!(date);
+                }
+                body
+            };
+            // By goal: every goal with a conversion, none other.
+            let body = base(json!([]), json!(["event:goal"]));
+            let got = rows_by_first_dimension(&query(s, body.clone()).await, &metrics);
+            let want = expected_goals(visits, *range, f, &GOALS, true, None);
+            assert_eq!(got, want, "query {body}");
+            converted += want.len();
+            // By goal, narrowed by a goal condition.
+            let body = base(
+                json!([["contains", "event:goal", ["SIGN"], {"case_sensitive": false}]]),
+                json!(["event:goal"]),
+            );
+            let got = rows_by_first_dimension(&query(s, body.clone()).await, &metrics);
+            assert_eq!(
+                got,
+                expected_goals(visits, *range, f, &["Signup", "Pro signup"], true, None),
+                "query {body}"
+            );
+            // Filtered by a goal, by another dimension.
+            for goal in GOALS {
+                for d in [None, Some(D::Source), Some(D::Page), Some(D::Day)] {
+                    let dims = d.map_or(json!([]), |d| json!([d.name()]));
+                    let mut body = base(json!([["is", "event:goal", [goal]]]), dims);
+                    let metrics = [
+                        "visitors",
+                        "events",
+                        "conversion_rate",
+                        "group_conversion_rate",
+                    ];
+                    body["metrics"] = json!(metrics);
+                    let got = rows_by_first_dimension(&query(s, body.clone()).await, &metrics);
+                    assert_eq!(
+                        got,
+                        expected_goals(visits, *range, f, &[goal], false, d),
+                        "query {body}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(converted > 20, "the goals converted: {converted} rows");
+
+    // Visits that converted, with their visit metrics: those begun in the range with a
+    // converting event in it.
+    let (range_json, range, _) = &ranges[0];
+    for goal in GOALS {
+        let body = json!({"site_id": "example.com", "date_range": range_json,
+            "metrics": ["visits", "bounce_rate"], "filters": [["is", "event:goal", [goal]]]});
+        let got = query(s, body.clone()).await;
+        let vs: Vec<&Visit> = visits
+            .iter()
+            .filter(|v| {
+                v.start() >= range.0
+                    && v.start() < range.1
+                    && v.events
+                        .iter()
+                        .any(|e| e.ts >= range.0 && e.ts < range.1 && converts(goal, e))
+            })
+            .collect();
+        let bounces = vs
+            .iter()
+            .filter(|v| v.pageviews().len() <= 1 && !v.events.iter().any(|e| e.name == "signup"))
+            .count();
+        assert_eq!(
+            got["results"][0]["metrics"],
+            json!([vs.len(), pct(bounces, vs.len())]),
+            "query {body}"
+        );
+    }
+
+    // Plausible's v1 breakdown by goal.
+    let r = s
+        .http
+        .get(format!(
+            "{}/api/v1/stats/breakdown?site_id=example.com&period=custom&date=2026-03-01,2026-03-14&property=event:goal&metrics=visitors,events,conversion_rate",
+            s.base
+        ))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v1: Value = r.json().await.unwrap();
+    let want = expected_goals(visits, *range, F::None, &GOALS, true, None);
+    let got: BTreeMap<String, BTreeMap<String, Value>> = v1["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let ms = ["visitors", "events", "conversion_rate"]
+                .iter()
+                .map(|m| (m.to_string(), r[m].clone()))
+                .collect();
+            (r["goal"].as_str().unwrap().to_string(), ms)
+        })
+        .collect();
+    let want: BTreeMap<String, BTreeMap<String, Value>> = want
+        .into_iter()
+        .map(|(k, mut m)| {
+            m.retain(|name, _| ["visitors", "events", "conversion_rate"].contains(&name.as_str()));
+            (k, m)
+        })
+        .collect();
+    assert_eq!(got, want, "v1 {v1}");
+
+    // Wrong goal queries say what is wrong.
+    for (body, needle) in [
+        (
+            json!({"site_id": "example.com", "date_range": "7d", "metrics": ["visitors"], "filters": [["is", "event:goal", ["signup"]]]}),
+            "unknown goal \"signup\"",
+        ),
+        (
+            json!({"site_id": "example.com", "date_range": "7d", "metrics": ["conversion_rate"]}),
+            "needs an event:goal",
+        ),
+        (
+            json!({"site_id": "example.com", "date_range": "7d", "metrics": ["pageviews"], "dimensions": ["event:goal"]}),
+            "split by event:goal",
+        ),
+        (
+            json!({"site_id": "example.com", "date_range": "7d", "metrics": ["visitors"], "filters": [["matches", "event:goal", ["(unclosed"]]]}),
+            "regex",
+        ),
+    ] {
+        let r = s
+            .http
+            .post(format!("{}/api/v2/query", s.base))
+            .bearer_auth(TOKEN)
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{body}");
+        let e: Value = r.json().await.unwrap();
+        assert!(
+            e["error"].as_str().unwrap_or("").contains(needle),
+            "{body} → {e}"
+        );
+    }
+}
+
 async fn query(s: &TestServer, body: Value) -> Value {
     let r = s
         .http
@@ -639,6 +972,7 @@ async fn reference_check(rollups: bool) {
         }
     }
     assert!(checked > 120, "{checked} combinations checked");
+    goal_checks(&s, &visits, &ranges).await;
     let m = s.running().state.metrics.clone();
     let (fast, raw) = (
         m.parts_rollup.load(std::sync::atomic::Ordering::Relaxed),

@@ -449,6 +449,8 @@ fn every_statement(store: &dyn EventStore) -> Vec<String> {
                 buckets: buckets.as_ref(),
                 tz: q.timezone,
                 rollups,
+                goals: &[],
+                goal: None,
             };
             for s in plan::plan(&q, &cx, store.dialect()) {
                 if rollups && !s.from_rollups() {

@@ -318,6 +318,8 @@ fn answer(
         buckets: buckets.as_ref(),
         tz: q.timezone,
         rollups: false,
+        goals: &[],
+        goal: None,
     };
     let mut out = Vec::new();
     for (i, part) in plan::plan(q, &cx, store.dialect()).iter().enumerate() {

@@ -15,10 +15,14 @@ pub enum Metric {
     Percentage,
     TimeOnPage,
     ScrollDepth,
+    /// Converted visitors out of all visitors (goal and property filters aside), in %.
+    ConversionRate,
+    /// The same within each row's group of the other dimensions.
+    GroupConversionRate,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 10] = [
+    pub const ALL: [Metric; 12] = [
         Metric::Visitors,
         Metric::Visits,
         Metric::Pageviews,
@@ -29,6 +33,8 @@ impl Metric {
         Metric::Percentage,
         Metric::TimeOnPage,
         Metric::ScrollDepth,
+        Metric::ConversionRate,
+        Metric::GroupConversionRate,
     ];
 
     pub fn name(self) -> &'static str {
@@ -43,6 +49,8 @@ impl Metric {
             Metric::Percentage => "percentage",
             Metric::TimeOnPage => "time_on_page",
             Metric::ScrollDepth => "scroll_depth",
+            Metric::ConversionRate => "conversion_rate",
+            Metric::GroupConversionRate => "group_conversion_rate",
         }
     }
 
@@ -55,6 +63,24 @@ impl Metric {
         matches!(
             self,
             Metric::BounceRate | Metric::VisitDuration | Metric::ViewsPerVisit
+        )
+    }
+
+    /// Metrics that only mean something for a goal (an `event:goal` dimension or filter).
+    pub fn needs_goal(self) -> bool {
+        matches!(self, Metric::ConversionRate | Metric::GroupConversionRate)
+    }
+
+    /// Metrics a breakdown by goal can give: counts of conversions and their rates.
+    pub fn splits_by_goal(self) -> bool {
+        matches!(
+            self,
+            Metric::Visitors
+                | Metric::Visits
+                | Metric::Events
+                | Metric::Percentage
+                | Metric::ConversionRate
+                | Metric::GroupConversionRate
         )
     }
 }
@@ -154,6 +180,8 @@ pub enum Dimension {
     Name,
     Hostname,
     Prop(String),
+    /// `event:goal`: the site's goals, by name; an event counts for each goal it converts.
+    Goal,
     Visit(VisitProp),
     /// `time`: the bucket follows from the date range.
     Time(Option<TimeBucket>),
@@ -165,6 +193,7 @@ impl Dimension {
             "event:page" => Dimension::Page,
             "event:name" => Dimension::Name,
             "event:hostname" => Dimension::Hostname,
+            "event:goal" => Dimension::Goal,
             "time" => Dimension::Time(None),
             "time:hour" => Dimension::Time(Some(TimeBucket::Hour)),
             "time:day" => Dimension::Time(Some(TimeBucket::Day)),
@@ -189,6 +218,7 @@ impl Dimension {
             Dimension::Name => "event:name".into(),
             Dimension::Hostname => "event:hostname".into(),
             Dimension::Prop(k) => format!("event:props:{k}"),
+            Dimension::Goal => "event:goal".into(),
             Dimension::Visit(p) => format!("visit:{}", p.name()),
             Dimension::Time(None) => "time".into(),
             Dimension::Time(Some(TimeBucket::Hour)) => "time:hour".into(),
@@ -202,7 +232,11 @@ impl Dimension {
     pub fn is_event(&self) -> bool {
         matches!(
             self,
-            Dimension::Page | Dimension::Name | Dimension::Hostname | Dimension::Prop(_)
+            Dimension::Page
+                | Dimension::Name
+                | Dimension::Hostname
+                | Dimension::Prop(_)
+                | Dimension::Goal
         )
     }
 
@@ -339,5 +373,14 @@ impl Query {
 
     pub fn all_conditions(&self) -> Vec<&Condition> {
         self.filters.iter().flat_map(|f| f.conditions()).collect()
+    }
+
+    /// Whether the query asks about goals: an `event:goal` dimension or condition.
+    pub fn about_goals(&self) -> bool {
+        self.dimensions.contains(&Dimension::Goal)
+            || self
+                .all_conditions()
+                .iter()
+                .any(|c| c.dimension == Dimension::Goal)
     }
 }

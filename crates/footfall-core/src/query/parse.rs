@@ -77,11 +77,8 @@ pub fn parse_v2(body: &Value, tz: Tz) -> Result<Query, QueryError> {
     let mut metrics = Vec::new();
     for name in metric_names {
         let m = Metric::parse(name).ok_or_else(|| {
-            let hint = if matches!(
-                name,
-                "conversion_rate" | "group_conversion_rate" | "average_revenue" | "total_revenue"
-            ) {
-                " (goals are not supported yet)"
+            let hint = if matches!(name, "average_revenue" | "total_revenue") {
+                " (revenue is not supported yet)"
             } else {
                 ""
             };
@@ -164,6 +161,23 @@ pub fn validate(q: &Query) -> Result<(), QueryError> {
                         .map(Dimension::name)
                         .collect::<Vec<_>>()
                         .join(", ")
+                ),
+            ));
+        }
+    }
+    for m in &q.metrics {
+        if m.needs_goal() && !q.about_goals() {
+            return Err(err(
+                "metrics",
+                format!("{} needs an event:goal dimension or filter", m.name()),
+            ));
+        }
+        if !m.splits_by_goal() && q.dimensions.contains(&Dimension::Goal) {
+            return Err(err(
+                "metrics",
+                format!(
+                    "{} can't be split by event:goal; use visitors, visits, events, percentage, conversion_rate or group_conversion_rate",
+                    m.name()
                 ),
             ));
         }
@@ -559,9 +573,19 @@ mod tests {
                 "unknown metric",
             ),
             (
+                with("metrics", json!(["total_revenue"])),
+                "metrics",
+                "revenue is not supported",
+            ),
+            (
                 with("metrics", json!(["conversion_rate"])),
                 "metrics",
-                "goals are not supported",
+                "needs an event:goal",
+            ),
+            (
+                p(json!({"site_id": "e.com", "date_range": "7d", "metrics": ["pageviews"], "dimensions": ["event:goal"]})).unwrap_err(),
+                "metrics",
+                "split by event:goal",
             ),
             (
                 with("metrics", json!(["visitors", "visitors"])),

@@ -7,7 +7,12 @@
 //! - `EventCounts` over `events` (visitors, page views, events, visits touched),
 //! - `VisitTotals` over the current state of `sessions` (visits, bounces, durations),
 //! - `TimeOnPage` and `ScrollDepth`, which need per-visit sub-aggregates,
-//! - `Total`: visitors without dimensions, the denominator of `percentage`.
+//! - `Total`: visitors without dimensions, the denominator of `percentage`;
+//! - `GoalTotal` and `GroupTotal`: the visitors of the query without its goal and property
+//!   conditions, in all and by the other dimensions — the denominators of conversion rates.
+//!
+//! A breakdown by goal is one `EventCounts` per goal, each over the events converting it,
+//! joined by `UNION ALL` ([`super::goals`] writes the conditions).
 //!
 //! [`super::result`] joins the parts' rows by their dimension values.
 
@@ -33,13 +38,18 @@ pub enum Part {
     ScrollDepth,
     /// visitors without dimensions
     Total,
+    /// `EventCounts` of the query without goal and property conditions or dimensions
+    GoalTotal,
+    /// `EventCounts` of the query without goal and property conditions, by the query's
+    /// dimensions other than `event:goal`
+    GroupTotal,
 }
 
 impl Part {
     /// Number of value columns after the dimension columns.
     pub fn width(self) -> usize {
         match self {
-            Part::EventCounts | Part::VisitTotals => 4,
+            Part::EventCounts | Part::VisitTotals | Part::GoalTotal | Part::GroupTotal => 4,
             Part::TimeOnPage | Part::ScrollDepth | Part::Total => 1,
         }
     }
@@ -85,6 +95,7 @@ impl Sql {
 }
 
 /// Everything a plan needs besides the query.
+#[derive(Clone, Copy)]
 pub struct Context<'a> {
     pub site: &'a str,
     pub start: i64,
@@ -96,6 +107,10 @@ pub struct Context<'a> {
     /// Whether the site's rollups are complete and kept in `tz`: only then may a part be
     /// answered from them.
     pub rollups: bool,
+    /// The site's goals, which `event:goal` names (checked by [`super::goals::check`]).
+    pub goals: &'a [crate::goal::Goal],
+    /// Within a breakdown by goal: the goal this part counts.
+    pub goal: Option<&'a crate::goal::Goal>,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -261,6 +276,9 @@ fn dimension_expr(d: &Dimension, base: Base, dialect: &dyn Dialect) -> Sql {
         Dimension::Visit(p) => s.push(&format!("s.{}", p.column())),
         // Replaced by the bucket key in `dims_select`; never filtered on.
         Dimension::Time(_) => s.push("NULL"),
+        // Not a column: the goal of the part's branch in `dims_select`, conditions by
+        // `super::goals`.
+        Dimension::Goal => s.push("NULL"),
     };
     debug_assert!(base == Base::Events || !d.is_event());
     s
@@ -355,6 +373,19 @@ pub(crate) fn filter_tree(f: &Filter, leaf: &mut dyn FnMut(&Condition) -> Sql) -
     }
 }
 
+/// A condition on the event row `e`.
+fn event_condition(c: &Condition, cx: &Context<'_>, dialect: &dyn Dialect) -> Sql {
+    if c.dimension == Dimension::Goal {
+        super::goals::condition(c, cx.goals, dialect)
+    } else {
+        condition_on(
+            dimension_expr(&c.dimension, Base::Events, dialect),
+            c,
+            dialect,
+        )
+    }
+}
+
 fn filter_sql(f: &Filter, base: Base, cx: &Context<'_>, dialect: &dyn Dialect) -> Sql {
     filter_tree(f, &mut |c| {
         if base == Base::Visits && c.dimension.is_event() {
@@ -364,13 +395,11 @@ fn filter_sql(f: &Filter, base: Base, cx: &Context<'_>, dialect: &dyn Dialect) -
                 .bind(Param::Text(cx.site.to_string()))
                 .bind(Param::Int(cx.start))
                 .bind(Param::Int(cx.end));
-            s.append(condition_on(
-                dimension_expr(&c.dimension, Base::Events, dialect),
-                c,
-                dialect,
-            ));
+            s.append(event_condition(c, cx, dialect));
             s.push(")");
             s
+        } else if base == Base::Events {
+            event_condition(c, cx, dialect)
         } else {
             condition_on(dimension_expr(&c.dimension, base, dialect), c, dialect)
         }
@@ -393,6 +422,13 @@ fn dims_select(
     let mut group = Vec::new();
     for (i, d) in dims.iter().enumerate() {
         let e = match (d, cx.buckets) {
+            (Dimension::Goal, _) => {
+                let mut s = Sql::default();
+                s.push("?").bind(Param::Text(
+                    cx.goal.map(|g| g.name.clone()).unwrap_or_default(),
+                ));
+                s
+            }
             (Dimension::Time(_), Some(key)) => key.sql(
                 if base == Base::Events {
                     "e.ts"
@@ -488,10 +524,31 @@ fn event_query(
         .bind(Param::Int(cx.start))
         .bind(Param::Int(cx.end));
     from.append(where_filters(q, Base::Events, cx, dialect));
+    if let Some(g) = cx.goal {
+        from.push(" AND ")
+            .append(super::goals::converts(g, dialect));
+    }
+    // Engagement events count in none of these metrics but scroll goals' conversions: a
+    // group of only engagement events is no group.
+    let branch_scroll = cx
+        .goal
+        .is_some_and(|g| matches!(g.kind, crate::goal::GoalKind::Scroll { .. }));
+    let scroll_goals = if cx.goal.is_some() {
+        Vec::new()
+    } else {
+        super::goals::scroll_goals(q, cx.goals)
+    };
+    let engagement_counts = branch_scroll || !scroll_goals.is_empty();
     if matches!(part, Part::EventCounts | Part::Total) {
-        // Engagement events count in none of these metrics: a group of only engagement
-        // events is no group.
-        from.push(" AND e.name <> 'engagement'");
+        if branch_scroll {
+            // The goal's own condition reads engagement events only.
+        } else if engagement_counts {
+            from.push(" AND (e.name <> 'engagement' OR ")
+                .append(super::goals::any_converts(&scroll_goals, dialect))
+                .push(")");
+        } else {
+            from.push(" AND e.name <> 'engagement'");
+        }
     }
 
     let ctes: Vec<&Relation> = visits.iter().chain(pv.iter()).collect();
@@ -501,7 +558,10 @@ fn event_query(
             // Only the columns the query's metrics read: the distinct counts cost most of a
             // scan, and a panel asks for visitors alone.
             let wants = |m: Metric| part == Part::Total || q.metrics.contains(&m);
-            let visitors = wants(Metric::Visitors) || wants(Metric::Percentage);
+            let visitors = wants(Metric::Visitors)
+                || wants(Metric::Percentage)
+                || wants(Metric::ConversionRate)
+                || wants(Metric::GroupConversionRate);
             let pageviews = part == Part::EventCounts && wants(Metric::Pageviews);
             let events = part == Part::EventCounts && wants(Metric::Events);
             // Visits split by an event dimension; otherwise they come from visits.
@@ -539,7 +599,7 @@ fn event_query(
                 for d in &outer {
                     sql.push(&format!("{d}, "));
                 }
-                sql.push(&cols.join(", "));
+                sql.push(&named(&cols));
                 sql.push(" FROM (SELECT ").append(sel);
                 sql.push("e.visitor_id AS v_, ").append(day).push(&format!(
                     " AS day_, {} AS pv_, count(*) AS n_",
@@ -553,26 +613,39 @@ fn event_query(
                     sql.push(&format!(" GROUP BY {}", outer.join(", ")));
                 }
             } else {
-                let not_engagement = "e.name <> 'engagement'";
+                // Which events count is settled in WHERE; this repeats it where it can.
+                let not_engagement = if engagement_counts {
+                    "1 = 1"
+                } else {
+                    "e.name <> 'engagement'"
+                };
                 sql.push("SELECT ").append(sel);
                 if visitors {
-                    sql.push(&col(
-                        true,
-                        &dialect.uniq_pair_if("e.visitor_id", &day.text, not_engagement),
+                    sql.push(&format!(
+                        "{} AS m0",
+                        col(
+                            true,
+                            &dialect.uniq_pair_if("e.visitor_id", &day.text, not_engagement),
+                        )
                     ));
                     sql.params.extend(day.params);
                 } else {
-                    sql.push(null);
+                    sql.push(&format!("{null} AS m0"));
                 }
                 if part == Part::EventCounts {
                     sql.push(&format!(
-                        ", {}, {}, {}",
+                        ", {} AS m1, {} AS m2, {} AS m3",
                         col(pageviews, &dialect.count_if("e.name = 'pageview'")),
                         col(events, &dialect.count_if(not_engagement)),
                         col(visits, &dialect.uniq_if("e.session_id", not_engagement)),
                     ));
                 }
                 sql.append(from).push(&group);
+                if cx.goal.is_some() && !group.is_empty() {
+                    // A goal's branch groups by its name, a constant: ClickHouse answers
+                    // a row even over no events.
+                    sql.push(" HAVING count(*) > 0");
+                }
             }
         }
         Part::TimeOnPage | Part::ScrollDepth => {
@@ -614,7 +687,9 @@ fn event_query(
                 sql.push(&format!(" GROUP BY {}", outer_dims.join(", ")));
             }
         }
-        Part::VisitTotals => unreachable!("visit totals are planned by visit_query"),
+        Part::VisitTotals | Part::GoalTotal | Part::GroupTotal => {
+            unreachable!("planned by visit_query and conversion_totals")
+        }
     }
     SqlQuery {
         part,
@@ -622,6 +697,16 @@ fn event_query(
         params: sql.params,
         dimensions: dims.len(),
     }
+}
+
+/// Value columns with names of their own: a statement wrapped in `SELECT * FROM (…)` (a
+/// breakdown by goal) would merge same-named ones, as two NULL columns are in ClickHouse.
+fn named(cols: &[String]) -> String {
+    cols.iter()
+        .enumerate()
+        .map(|(i, c)| format!("{c} AS m{i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Event counts broken down by entry or exit page, which belong to a visit, not an event:
@@ -704,10 +789,15 @@ pub fn plan(q: &Query, cx: &Context<'_>, dialect: &dyn Dialect) -> Vec<SqlQuery>
             .map(|choice| super::rollup_plan::query(q, dims, part, &choice, cx, dialect))
     };
     let mut out = Vec::new();
-    if wants(Metric::Visitors)
+    let by_goal = dims.contains(&Dimension::Goal);
+    if by_goal {
+        out.extend(goal_breakdown(q, dims, cx, dialect));
+    } else if wants(Metric::Visitors)
         || wants(Metric::Pageviews)
         || wants(Metric::Events)
         || wants(Metric::Percentage)
+        || wants(Metric::ConversionRate)
+        || wants(Metric::GroupConversionRate)
         || (wants(Metric::Visits) && has_event_dim)
     {
         match from_rollups(Part::EventCounts, dims) {
@@ -750,7 +840,76 @@ pub fn plan(q: &Query, cx: &Context<'_>, dialect: &dyn Dialect) -> Vec<SqlQuery>
                 .unwrap_or_else(|| event_query(q, &[], Part::Total, cx, dialect)),
         );
     }
+    if wants(Metric::ConversionRate) {
+        out.extend(conversion_totals(q, &[], Part::GoalTotal, cx, dialect));
+    }
+    if wants(Metric::GroupConversionRate) {
+        let others: Vec<Dimension> = dims
+            .iter()
+            .filter(|d| **d != Dimension::Goal)
+            .cloned()
+            .collect();
+        out.extend(conversion_totals(q, &others, Part::GroupTotal, cx, dialect));
+    }
     out
+}
+
+/// Conversions by goal: the event counts of each goal's converting events, one branch per
+/// goal, as one statement. None when no goal can have a row.
+fn goal_breakdown(
+    q: &Query,
+    dims: &[Dimension],
+    cx: &Context<'_>,
+    dialect: &dyn Dialect,
+) -> Option<SqlQuery> {
+    let goals = super::goals::breakdown(q, cx.goals);
+    if goals.is_empty() {
+        return None;
+    }
+    let mut sql = Sql::default();
+    for (i, g) in goals.iter().enumerate() {
+        let branch = Context {
+            goal: Some(g),
+            ..*cx
+        };
+        let one = event_query(q, dims, Part::EventCounts, &branch, dialect);
+        if i > 0 {
+            sql.push(" UNION ALL ");
+        }
+        sql.push("SELECT * FROM (")
+            .push(&one.sql)
+            .push(&format!(") AS g{i}"));
+        sql.params.extend(one.params);
+    }
+    Some(SqlQuery {
+        part: Part::EventCounts,
+        sql: sql.text,
+        params: sql.params,
+        dimensions: dims.len(),
+    })
+}
+
+/// The visitors of the query without its top-level goal and property conditions, by
+/// `dims`: planned as such a query of its own (so rollups answer it when they can), its
+/// parts relabelled `part`.
+fn conversion_totals(
+    q: &Query,
+    dims: &[Dimension],
+    part: Part,
+    cx: &Context<'_>,
+    dialect: &dyn Dialect,
+) -> Vec<SqlQuery> {
+    let mut base = super::goals::without_goal_filters(q);
+    base.metrics = vec![Metric::Visitors];
+    base.dimensions = dims.to_vec();
+    base.order_by.clear();
+    plan(&base, cx, dialect)
+        .into_iter()
+        .map(|mut s| {
+            s.part = part;
+            s
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -780,6 +939,8 @@ mod tests {
                 buckets: Some(&key),
                 tz: chrono_tz::UTC,
                 rollups: false,
+                goals: &[],
+                goal: None,
             },
             dialect,
         )

@@ -25,6 +25,8 @@ struct Raw {
     visit_pageviews: f64,
     time_on_page_ms: Option<f64>,
     scroll_depth: Option<f64>,
+    /// Visitors of the row's group without goal conditions.
+    group_visitors: f64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -48,7 +50,14 @@ fn ratio(a: f64, b: f64) -> f64 {
     }
 }
 
-fn metric_value(m: Metric, r: &Raw, total_visitors: f64, event_dims: bool) -> (Value, f64) {
+/// The denominators of shares: all visitors, and all visitors without goal conditions.
+#[derive(Debug, Clone, Copy, Default)]
+struct Totals {
+    visitors: f64,
+    goal_visitors: f64,
+}
+
+fn metric_value(m: Metric, r: &Raw, totals: Totals, event_dims: bool) -> (Value, f64) {
     let int = |x: f64| (json!(x.round() as i64), x.round());
     let float = |x: f64| (json!(round2(x)), round2(x));
     match m {
@@ -63,7 +72,9 @@ fn metric_value(m: Metric, r: &Raw, total_visitors: f64, event_dims: bool) -> (V
         Metric::ViewsPerVisit => float(ratio(r.visit_pageviews, r.visits)),
         Metric::BounceRate => float(100.0 * ratio(r.bounces, r.visits)),
         Metric::VisitDuration => int(ratio(r.duration_ms, r.visits) / 1000.0),
-        Metric::Percentage => float(100.0 * ratio(r.visitors, total_visitors)),
+        Metric::Percentage => float(100.0 * ratio(r.visitors, totals.visitors)),
+        Metric::ConversionRate => float(100.0 * ratio(r.visitors, totals.goal_visitors)),
+        Metric::GroupConversionRate => float(100.0 * ratio(r.visitors, r.group_visitors)),
         Metric::TimeOnPage => r
             .time_on_page_ms
             .map_or((Value::Null, f64::NAN), |ms| int(ms / 1000.0)),
@@ -74,13 +85,26 @@ fn metric_value(m: Metric, r: &Raw, total_visitors: f64, event_dims: bool) -> (V
 /// Builds the result rows (ordered, not yet paginated).
 pub fn assemble(q: &Query, parts: &[PartRows], time_labels: Option<&[String]>) -> Vec<Row> {
     let mut raw: BTreeMap<Vec<String>, Raw> = BTreeMap::new();
-    let mut total_visitors = 0.0;
+    let mut totals = Totals::default();
+    // Group totals are keyed by the dimensions other than the goal.
+    let mut groups: BTreeMap<Vec<String>, f64> = BTreeMap::new();
     for p in parts {
         for (dims, vals) in &p.rows {
             let v = |i: usize| vals.get(i).copied().flatten();
-            if p.part == Part::Total {
-                total_visitors = v(0).unwrap_or(0.0);
-                continue;
+            match p.part {
+                Part::Total => {
+                    totals.visitors = v(0).unwrap_or(0.0);
+                    continue;
+                }
+                Part::GoalTotal => {
+                    totals.goal_visitors += v(0).unwrap_or(0.0);
+                    continue;
+                }
+                Part::GroupTotal => {
+                    groups.insert(dims.clone(), v(0).unwrap_or(0.0));
+                    continue;
+                }
+                _ => {}
             }
             let r = raw.entry(dims.clone()).or_default();
             match p.part {
@@ -98,7 +122,7 @@ pub fn assemble(q: &Query, parts: &[PartRows], time_labels: Option<&[String]>) -
                 }
                 Part::TimeOnPage => r.time_on_page_ms = v(0),
                 Part::ScrollDepth => r.scroll_depth = v(0),
-                Part::Total => {}
+                Part::Total | Part::GoalTotal | Part::GroupTotal => {}
             }
         }
     }
@@ -107,13 +131,19 @@ pub fn assemble(q: &Query, parts: &[PartRows], time_labels: Option<&[String]>) -
         raw.insert(Vec::new(), Raw::default());
     }
     let event_dims = q.dimensions.iter().any(Dimension::is_event);
+    let goal_at = q.dimensions.iter().position(|d| *d == Dimension::Goal);
     let mut rows: Vec<Row> = raw
         .into_iter()
-        .map(|(dimensions, r)| {
+        .map(|(dimensions, mut r)| {
+            let mut group = dimensions.clone();
+            if let Some(i) = goal_at.filter(|i| *i < group.len()) {
+                group.remove(i);
+            }
+            r.group_visitors = groups.get(&group).copied().unwrap_or(0.0);
             let (metrics, numbers) = q
                 .metrics
                 .iter()
-                .map(|m| metric_value(*m, &r, total_visitors, event_dims))
+                .map(|m| metric_value(*m, &r, totals, event_dims))
                 .unzip();
             Row {
                 dimensions,
@@ -169,12 +199,12 @@ fn sort(q: &Query, rows: &mut [Row], time_labels: Option<&[String]>) {
     });
 }
 
-/// Percent change from `before` to `now` (bounce rate: the difference in points).
+/// Percent change from `before` to `now` (rates: the difference in points).
 pub fn change(m: Metric, now: f64, before: f64) -> Value {
     if now.is_nan() || before.is_nan() {
         return Value::Null;
     }
-    if m == Metric::BounceRate {
+    if m == Metric::BounceRate || m.needs_goal() {
         return json!(round2(now - before));
     }
     if before == 0.0 {

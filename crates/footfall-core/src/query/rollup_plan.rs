@@ -13,7 +13,7 @@
 //!   time on page and scroll depth only by page (a breakdown or a single page), by day or
 //!   longer.
 //!
-//! Everything else goes to the raw tables ([`super::plan`]).
+//! Everything else — goals among them — goes to the raw tables ([`super::plan`]).
 
 use super::model::*;
 use super::plan::{condition_on, filter_tree, Context, Dialect, Param, Part, Sql, SqlQuery};
@@ -35,6 +35,10 @@ pub struct Choice {
 
 /// Whether rollups answer `part` (over `dims`) exactly, and how.
 pub fn choose(q: &Query, dims: &[Dimension], part: Part, cx: &Context<'_>) -> Option<Choice> {
+    // Goals are a lens on raw events: no row keeps which goals an event converted.
+    if q.about_goals() || dims.contains(&Dimension::Goal) {
+        return None;
+    }
     if !cx.rollups
         || !matches!(
             part,

@@ -65,7 +65,7 @@ pub fn dim_code(d: &Dimension) -> Option<u8> {
             .iter()
             .position(|x| x == p)
             .map(|i| dim::VISIT + i as u8),
-        Dimension::Prop(_) | Dimension::Time(_) => None,
+        Dimension::Prop(_) | Dimension::Time(_) | Dimension::Goal => None,
     }
 }
 

@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
 use footfall_core::decode::limits;
+use footfall_core::goal::Goal;
 use footfall_core::query::plan::{self, BucketKey, Context};
 use footfall_core::query::result::{self, PartRows, Row};
 use footfall_core::query::time::{self, Bucket, Resolved};
@@ -170,6 +171,7 @@ pub async fn run_range(
     st: &Arc<AppState>,
     site: &SiteId,
     q: &Query,
+    goals: &[Goal],
     range: Resolved,
 ) -> Result<Answer, ApiError> {
     let buckets = buckets_for(q, &range)?;
@@ -203,6 +205,8 @@ pub async fn run_range(
         buckets: key.as_ref(),
         tz: q.timezone,
         rollups,
+        goals,
+        goal: None,
     };
     let sql = plan::plan(q, &cx, conn.dialect());
     let from_rollups = sql.iter().filter(|s| s.from_rollups()).count() as u64;
@@ -236,7 +240,14 @@ pub async fn run_range(
         &buckets,
     ) {
         let labels = key.labels(bs);
+        // Group totals leave out the goal dimension.
+        let goal_before = q.dimensions[..i].contains(&Dimension::Goal);
         for p in &mut parts {
+            let i = if p.part == plan::Part::GroupTotal && goal_before {
+                i - 1
+            } else {
+                i
+            };
             for (dims, _) in &mut p.rows {
                 if let Some(label) = dims.get(i).and_then(|k| labels.get(k)) {
                     dims[i] = label.clone();
@@ -280,12 +291,19 @@ pub struct Executed {
 /// Runs a validated query (and its comparison) and paginates it: shared by v2 and v1, each
 /// of which only shapes the JSON.
 pub async fn execute(st: &Arc<AppState>, site: &SiteId, q: &Query) -> Result<Executed, ApiError> {
+    // The goals as they are now: both periods read them alike.
+    let goals = st.ingest.sites.goals(site);
+    if q.about_goals() {
+        footfall_core::query::goals::check(q, &goals)?;
+    }
     let range = resolve(st, site, q);
     // Both periods at once: each runs on its own connection, so a comparison costs about
     // one period's time rather than two.
-    let (answer, previous) = tokio::join!(run_range(st, site, q, range.clone()), async {
+    let (answer, previous) = tokio::join!(run_range(st, site, q, &goals, range.clone()), async {
         match q.include.compare {
-            Some(how) => Some(run_range(st, site, q, time::compare(&range, how, q.timezone)).await),
+            Some(how) => {
+                Some(run_range(st, site, q, &goals, time::compare(&range, how, q.timezone)).await)
+            }
             None => None,
         }
     });

@@ -157,6 +157,8 @@ pub fn answer(store: &dyn EventStore, q: &Query, site: &str, rollups: bool) -> (
         buckets: buckets.as_ref().map(|b| &b.0),
         tz: q.timezone,
         rollups,
+        goals: &[],
+        goal: None,
     };
     let sql = plan::plan(q, &cx, store.dialect());
     let used = sql.iter().any(SqlQuery::from_rollups);
