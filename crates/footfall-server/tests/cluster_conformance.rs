@@ -298,6 +298,12 @@ fn filters() -> Vec<Value> {
             ]
         ]]),
         json!([["not", ["contains", "visit:referrer", ["t.co"]]]]),
+        // Behavioural: the visitors who signed up, and those who never read the blog.
+        json!([["has_done", ["is", "event:name", ["signup"]]]]),
+        json!([
+            ["has_not_done", ["is", "event:goal", ["Blog"]]],
+            ["is", "visit:device", ["Desktop"]]
+        ]),
     ]
 }
 

@@ -210,6 +210,8 @@ enum F {
     CountryNot(&'static str),
     PageMatches(&'static str),
     Or,
+    /// `has_done` (true) or `has_not_done` a signup in the range: `who` did.
+    Signed(bool, &'static [usize]),
 }
 
 impl F {
@@ -229,6 +231,10 @@ impl F {
                     ["is", "event:page", ["/pricing"]]
                 ]
             ]]),
+            F::Signed(done, _) => json!([[
+                if done { "has_done" } else { "has_not_done" },
+                ["is", "event:name", ["signup"]]
+            ]]),
         }
     }
     fn is_event_filter(self) -> bool {
@@ -243,6 +249,7 @@ impl F {
             F::CountryNot(c) => v.country != c,
             F::PageMatches(re) => regex::Regex::new(re).unwrap().is_match(e.page),
             F::Or => UAS[v.ua].1 == "Firefox" || e.page == "/pricing",
+            F::Signed(done, who) => who.contains(&v.visitor) == done,
         }
     }
     /// For a visit (visit-level queries): event conditions hold if any event in range does.
@@ -925,7 +932,25 @@ async fn reference_check(rollups: bool) {
     ];
     let mut checked = 0;
     for (range_json, range, date) in &ranges {
-        for f in filters {
+        // Who signed up in the range, for the behavioural filters.
+        let who: &'static [usize] = Box::leak(
+            visits
+                .iter()
+                .filter(|v| {
+                    v.events
+                        .iter()
+                        .any(|e| e.name == "signup" && e.ts >= range.0 && e.ts < range.1)
+                })
+                .map(|v| v.visitor)
+                .collect::<BTreeSet<usize>>()
+                .into_iter()
+                .collect::<Vec<_>>()
+                .into_boxed_slice(),
+        );
+        assert!(!who.is_empty() || range.1 - range.0 <= 86_400_000);
+        let mut filters = filters.to_vec();
+        filters.extend([F::Signed(true, who), F::Signed(false, who)]);
+        for f in filters.iter().copied() {
             for d in dims {
                 if d == Some(D::Hour) && range.1 - range.0 > 2 * 86_400_000 {
                     continue;

@@ -188,7 +188,8 @@ pub fn condition(c: &Condition, goals: &[Goal], dialect: &dyn Dialect) -> Sql {
 /// these goals' conversions, so those that convert one are counted.
 pub fn scroll_goals<'a>(q: &Query, goals: &'a [Goal]) -> Vec<&'a Goal> {
     let mut out: Vec<&Goal> = Vec::new();
-    for c in q.all_conditions() {
+    // A behavioural filter's goals select visitors, not the rows counted.
+    for c in q.filters.iter().flat_map(Filter::own_conditions) {
         if c.dimension != Dimension::Goal {
             continue;
         }

@@ -298,6 +298,9 @@ pub enum Filter {
     And(Vec<Filter>),
     Or(Vec<Filter>),
     Not(Box<Filter>),
+    /// `has_done` (true) / `has_not_done` (false): the visitors who did, or never did, in the
+    /// range, something the inner filter (on event dimensions only) describes.
+    Behaviour(bool, Box<Filter>),
 }
 
 impl Filter {
@@ -305,7 +308,27 @@ impl Filter {
         match self {
             Filter::Condition(c) => vec![c],
             Filter::And(v) | Filter::Or(v) => v.iter().flat_map(|f| f.conditions()).collect(),
-            Filter::Not(f) => f.conditions(),
+            Filter::Not(f) | Filter::Behaviour(_, f) => f.conditions(),
+        }
+    }
+
+    /// The conditions on the rows this filter selects — those inside a behavioural filter
+    /// select other rows (its visitors'), so they are left out.
+    pub fn own_conditions(&self) -> Vec<&Condition> {
+        match self {
+            Filter::Condition(c) => vec![c],
+            Filter::And(v) | Filter::Or(v) => v.iter().flat_map(|f| f.own_conditions()).collect(),
+            Filter::Not(f) => f.own_conditions(),
+            Filter::Behaviour(..) => Vec::new(),
+        }
+    }
+
+    pub fn has_behaviour(&self) -> bool {
+        match self {
+            Filter::Condition(_) => false,
+            Filter::And(v) | Filter::Or(v) => v.iter().any(Filter::has_behaviour),
+            Filter::Not(f) => f.has_behaviour(),
+            Filter::Behaviour(..) => true,
         }
     }
 }
@@ -375,12 +398,14 @@ impl Query {
         self.filters.iter().flat_map(|f| f.conditions()).collect()
     }
 
-    /// Whether the query asks about goals: an `event:goal` dimension or condition.
+    /// Whether the query counts conversions: an `event:goal` dimension or condition (one
+    /// inside a behavioural filter picks visitors, not conversions).
     pub fn about_goals(&self) -> bool {
         self.dimensions.contains(&Dimension::Goal)
             || self
-                .all_conditions()
+                .filters
                 .iter()
+                .flat_map(Filter::own_conditions)
                 .any(|c| c.dimension == Dimension::Goal)
     }
 }

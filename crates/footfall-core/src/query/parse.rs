@@ -308,6 +308,20 @@ fn parse_filter(
                 Filter::Or(parsed)
             })
         }
+        "has_done" | "has_not_done" => {
+            let sub = a
+                .get(1)
+                .filter(|_| a.len() == 2)
+                .ok_or_else(|| err(field, format!("{op} takes one filter")))?;
+            let inner = parse_filter(sub, &format!("{field}[1]"), depth + 1, count)?;
+            if inner.has_behaviour() || inner.conditions().iter().any(|c| !c.dimension.is_event()) {
+                return Err(err(
+                    field,
+                    format!("{op} takes a filter on event dimensions (event:name, event:page, event:goal, event:hostname, event:props:*), not another behavioural filter"),
+                ));
+            }
+            Ok(Filter::Behaviour(op == "has_done", Box::new(inner)))
+        }
         "not" => {
             let sub = a
                 .get(1)
@@ -322,8 +336,7 @@ fn parse_filter(
         }
         _ => {
             let op_parsed = Op::parse(op).ok_or_else(|| {
-                let hint = if matches!(op, "has_done" | "has_not_done") { " (behavioural filters are not supported yet)" } else { "" };
-                err(field, format!("unknown operator {op:?}{hint}; valid: is, is_not, contains, contains_not, matches, matches_not, and, or, not"))
+                err(field, format!("unknown operator {op:?}; valid: is, is_not, contains, contains_not, matches, matches_not, and, or, not, has_done, has_not_done"))
             })?;
             if !(3..=4).contains(&a.len()) {
                 return Err(err(
@@ -648,7 +661,23 @@ mod tests {
             (
                 with("filters", json!([["has_done", "event:page", ["/"]]])),
                 "filters[0]",
-                "behavioural",
+                "takes one filter",
+            ),
+            (
+                with(
+                    "filters",
+                    json!([["has_done", ["is", "visit:country", ["DE"]]]]),
+                ),
+                "filters[0]",
+                "event dimensions",
+            ),
+            (
+                with(
+                    "filters",
+                    json!([["has_done", ["has_not_done", ["is", "event:page", ["/"]]]]]),
+                ),
+                "filters[0]",
+                "event dimensions",
             ),
             (
                 with("filters", json!([["is", "event:page", ["/"], {"x": 1}]])),

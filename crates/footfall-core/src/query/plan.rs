@@ -343,11 +343,17 @@ pub(crate) fn condition_on(expr: Sql, c: &Condition, dialect: &dyn Dialect) -> S
     out
 }
 
-/// A filter tree as SQL: and/or/not kept as they are, each condition by `leaf`. One walk
-/// for raw rows and rollup rows, which differ only in what a condition reads.
-pub(crate) fn filter_tree(f: &Filter, leaf: &mut dyn FnMut(&Condition) -> Sql) -> Sql {
+/// A filter tree as SQL: and/or/not kept as they are, each condition by `leaf`, each
+/// behavioural filter by `behaviour`. One walk for raw rows and rollup rows, which differ
+/// only in what a condition reads.
+pub(crate) fn filter_tree(
+    f: &Filter,
+    leaf: &mut dyn FnMut(&Condition) -> Sql,
+    behaviour: &mut dyn FnMut(bool, &Filter) -> Sql,
+) -> Sql {
     match f {
         Filter::Condition(c) => leaf(c),
+        Filter::Behaviour(done, inner) => behaviour(*done, inner),
         Filter::And(v) | Filter::Or(v) => {
             let joiner = if matches!(f, Filter::And(_)) {
                 " AND "
@@ -360,14 +366,16 @@ pub(crate) fn filter_tree(f: &Filter, leaf: &mut dyn FnMut(&Condition) -> Sql) -
                 if i > 0 {
                     s.push(joiner);
                 }
-                s.append(filter_tree(sub, leaf));
+                s.append(filter_tree(sub, leaf, behaviour));
             }
             s.push(")");
             s
         }
         Filter::Not(inner) => {
             let mut s = Sql::default();
-            s.push("NOT (").append(filter_tree(inner, leaf)).push(")");
+            s.push("NOT (")
+                .append(filter_tree(inner, leaf, behaviour))
+                .push(")");
             s
         }
     }
@@ -387,23 +395,46 @@ fn event_condition(c: &Condition, cx: &Context<'_>, dialect: &dyn Dialect) -> Sq
 }
 
 fn filter_sql(f: &Filter, base: Base, cx: &Context<'_>, dialect: &dyn Dialect) -> Sql {
-    filter_tree(f, &mut |c| {
-        if base == Base::Visits && c.dimension.is_event() {
-            // A visit matches an event condition if any of its events in range does.
-            let mut s = Sql::default();
-            s.push("s.session_id IN (SELECT e.session_id FROM events e WHERE e.site = ? AND e.ts >= ? AND e.ts < ? AND ")
+    filter_tree(
+        f,
+        &mut |c| {
+            if base == Base::Visits && c.dimension.is_event() {
+                // A visit matches an event condition if any of its events in range does.
+                let mut s = Sql::default();
+                s.push("s.session_id IN (SELECT e.session_id FROM events e WHERE e.site = ? AND e.ts >= ? AND e.ts < ? AND ")
                 .bind(Param::Text(cx.site.to_string()))
                 .bind(Param::Int(cx.start))
                 .bind(Param::Int(cx.end));
-            s.append(event_condition(c, cx, dialect));
-            s.push(")");
+                s.append(event_condition(c, cx, dialect));
+                s.push(")");
+                s
+            } else if base == Base::Events {
+                event_condition(c, cx, dialect)
+            } else {
+                condition_on(dimension_expr(&c.dimension, base, dialect), c, dialect)
+            }
+        },
+        &mut |done, inner| {
+            // The visitors with an event in range that `inner` describes. Visitor ids are
+            // daily, so "did" is per visitor and day, as visitors are counted.
+            let mut s = Sql::default();
+            let who = if base == Base::Events {
+                "e.visitor_id"
+            } else {
+                "s.visitor_id"
+            };
+            if !done {
+                s.push("NOT ");
+            }
+            s.push(&format!("({who} IN (SELECT e.visitor_id FROM events e WHERE e.site = ? AND e.ts >= ? AND e.ts < ? AND "))
+            .bind(Param::Text(cx.site.to_string()))
+            .bind(Param::Int(cx.start))
+            .bind(Param::Int(cx.end))
+            .append(filter_sql(inner, Base::Events, cx, dialect))
+            .push("))");
             s
-        } else if base == Base::Events {
-            event_condition(c, cx, dialect)
-        } else {
-            condition_on(dimension_expr(&c.dimension, base, dialect), c, dialect)
-        }
-    })
+        },
+    )
 }
 
 fn needs_visits_join(q: &Query, dims: &[Dimension]) -> bool {

@@ -35,8 +35,14 @@ pub struct Choice {
 
 /// Whether rollups answer `part` (over `dims`) exactly, and how.
 pub fn choose(q: &Query, dims: &[Dimension], part: Part, cx: &Context<'_>) -> Option<Choice> {
-    // Goals are a lens on raw events: no row keeps which goals an event converted.
-    if q.about_goals() || dims.contains(&Dimension::Goal) {
+    // Goals are a lens on raw events: no row keeps which goals an event converted; nor
+    // does one keep who else a visitor's events were (behavioural filters).
+    if q.all_conditions()
+        .iter()
+        .any(|c| c.dimension == Dimension::Goal)
+        || dims.contains(&Dimension::Goal)
+        || q.filters.iter().any(Filter::has_behaviour)
+    {
         return None;
     }
     if !cx.rollups
@@ -195,11 +201,20 @@ pub fn none_row(q: &Query, dims: &[Dimension]) -> Option<Query> {
 
 /// A filter on the breakdown dimension, as a condition on the rollup row's value.
 fn value_filter(f: &Filter, value: &str, dialect: &dyn Dialect) -> Sql {
-    filter_tree(f, &mut |c| {
-        let mut v = Sql::default();
-        v.push(value);
-        condition_on(v, c, dialect)
-    })
+    filter_tree(
+        f,
+        &mut |c| {
+            let mut v = Sql::default();
+            v.push(value);
+            condition_on(v, c, dialect)
+        },
+        // Never reached: `choose` leaves behavioural filters to raw rows.
+        &mut |_, _| {
+            let mut never = Sql::default();
+            never.push("1 = 0");
+            never
+        },
+    )
 }
 
 /// The SQL reading a part from rollups, with the same columns the raw plan gives.

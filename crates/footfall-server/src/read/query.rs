@@ -293,9 +293,7 @@ pub struct Executed {
 pub async fn execute(st: &Arc<AppState>, site: &SiteId, q: &Query) -> Result<Executed, ApiError> {
     // The goals as they are now: both periods read them alike.
     let goals = st.ingest.sites.goals(site);
-    if q.about_goals() {
-        footfall_core::query::goals::check(q, &goals)?;
-    }
+    footfall_core::query::goals::check(q, &goals)?;
     let range = resolve(st, site, q);
     // Both periods at once: each runs on its own connection, so a comparison costs about
     // one period's time rather than two.
