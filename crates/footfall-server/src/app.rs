@@ -123,6 +123,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/api/v2/query", post(crate::read::query::v2))
         .route("/api/v2/query/batch", post(crate::read::query::v2_batch))
+        .route("/api/v2/funnel", post(crate::read::funnel::funnel))
         .route(
             "/api/v1/stats/realtime/visitors",
             get(crate::read::v1::realtime),

@@ -534,6 +534,7 @@ async fn a_two_node_cluster_answers_every_query_as_embedded_does() {
     let mut answered = 0;
     let mut refused = 0;
     let mut nonempty = 0;
+    let mut funnel_visitors = 0;
     for site in SITES {
         for body in queries(site) {
             // Both nodes read the one ClickHouse: each query goes to one of them.
@@ -559,6 +560,31 @@ async fn a_two_node_cluster_answers_every_query_as_embedded_does() {
             ask(&a, "POST", "/api/v2/query/batch", Some(&batch)).await,
             want
         );
+        for steps in [
+            &["Blog", "Signup"][..],
+            &["Signup", "Pro signup"],
+            &["Blog", "Deep read", "Signup", "Pro signup"],
+        ] {
+            for (range, filters) in [
+                (json!("all"), json!([])),
+                (json!("30d"), json!([["is", "visit:country", ["DE", "JP"]]])),
+                (
+                    json!(["2026-01-10", "2026-02-20"]),
+                    json!([["contains", "event:page", ["blog"]]]),
+                ),
+            ] {
+                let body = json!({"site_id": site, "date_range": range, "date": TODAY,
+                    "filters": filters, "steps": steps});
+                let want = ask(&e, "POST", "/api/v2/funnel", Some(&body)).await;
+                assert_eq!(want.0, 200, "{body}: {}", want.1);
+                assert_eq!(
+                    ask(&a, "POST", "/api/v2/funnel", Some(&body)).await,
+                    want,
+                    "{body}"
+                );
+                funnel_visitors += want.1["steps"][1]["visitors"].as_u64().unwrap();
+            }
+        }
         for path in v1_paths(site) {
             let want = ask(&e, "GET", &path, None).await;
             assert_eq!(want.0, 200, "{path}: {}", want.1);
@@ -567,6 +593,10 @@ async fn a_two_node_cluster_answers_every_query_as_embedded_does() {
         }
     }
     assert!(answered > 300, "{answered} queries answered");
+    assert!(
+        funnel_visitors > 10,
+        "funnels were entered and followed: {funnel_visitors}"
+    );
     // The nodes answered from ClickHouse's rollups where they apply, like the embedded
     // server from its own (and from raw rows elsewhere).
     for s in [&a, &b, &e] {

@@ -628,6 +628,45 @@ fn expected_goals(
         .collect()
 }
 
+/// A funnel by hand: all visitors, then the visitors whose best visit reached each step in
+/// order (the earliest event of each step after the previous step's).
+fn expected_funnel(
+    visits: &[Visit],
+    range: (i64, i64),
+    f: F,
+    steps: &[&str],
+) -> (usize, Vec<usize>) {
+    let counted = |e: &Ev| {
+        e.name != "engagement" || steps.iter().any(|s| *s == "Deep read" && converts(s, e))
+    };
+    let mut all = BTreeSet::new();
+    let mut best: BTreeMap<usize, usize> = BTreeMap::new();
+    for v in visits {
+        let mut evs: Vec<&Ev> = v
+            .events
+            .iter()
+            .filter(|e| e.ts >= range.0 && e.ts < range.1 && f.event_ok(v, e) && counted(e))
+            .collect();
+        evs.sort_by_key(|e| e.ts);
+        if evs.is_empty() {
+            continue;
+        }
+        all.insert(v.visitor);
+        let mut reached = 0;
+        for e in evs {
+            if reached < steps.len() && converts(steps[reached], e) {
+                reached += 1;
+            }
+        }
+        let b = best.entry(v.visitor).or_default();
+        *b = (*b).max(reached);
+    }
+    let counts = (1..=steps.len())
+        .map(|k| best.values().filter(|r| **r >= k).count())
+        .collect();
+    (all.len(), counts)
+}
+
 fn rows_by_first_dimension(
     got: &Value,
     metrics: &[&str],
@@ -738,6 +777,111 @@ async fn goal_checks(
         }
     }
     assert!(converted > 20, "the goals converted: {converted} rows");
+
+    // Funnels over the same goals, ranges and filters.
+    let funnels: [&[&str]; 4] = [
+        &["Blog posts", "Signup"],
+        // One signup per visit: it can't be both steps.
+        &["Signup", "Pro signup"],
+        &["Blog posts", "Signup", "Deep read"],
+        &["Deep read", "Blog posts"],
+    ];
+    let mut reached_last = 0;
+    for (range_json, range, date) in ranges {
+        for f in filters {
+            for steps in funnels {
+                let mut body = json!({"site_id": "example.com", "date_range": range_json,
+                    "filters": f.json(), "steps": steps});
+                if let Some(date) = date {
+                    body["date"] = json!(date);
+                }
+                let r = s
+                    .http
+                    .post(format!("{}/api/v2/funnel", s.base))
+                    .bearer_auth(TOKEN)
+                    .body(body.to_string())
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200, "{body}");
+                let got: Value = r.json().await.unwrap();
+                let (all, counts) = expected_funnel(visits, *range, f, steps);
+                let got_counts: Vec<usize> = got["steps"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|s| s["visitors"].as_u64().unwrap() as usize)
+                    .collect();
+                assert_eq!(
+                    (
+                        got["all_visitors"].as_u64().unwrap() as usize,
+                        got_counts.clone()
+                    ),
+                    (all, counts.clone()),
+                    "funnel {body} → {got}"
+                );
+                let labels: Vec<&str> = got["steps"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|s| s["label"].as_str().unwrap())
+                    .collect();
+                assert_eq!(labels, steps);
+                if counts.len() > 1 {
+                    assert_eq!(
+                        got["steps"][1]["conversion_rate"],
+                        pct(counts[1], counts[0]),
+                        "{got}"
+                    );
+                }
+                reached_last += counts.last().copied().unwrap_or(0);
+            }
+        }
+    }
+    assert!(
+        reached_last > 5,
+        "some funnels were completed: {reached_last}"
+    );
+    for (body, field) in [
+        (
+            json!({"site_id": "example.com", "date_range": "7d", "steps": ["Signup"]}),
+            "steps",
+        ),
+        (
+            json!({"site_id": "example.com", "date_range": "7d", "steps": ["Signup", "signup"]}),
+            "steps[1]",
+        ),
+        (
+            json!({"site_id": "example.com", "date_range": "7d", "steps": "Signup"}),
+            "steps",
+        ),
+        (
+            json!({"site_id": "example.com", "date_range": "7d", "steps": ["Signup", "Blog posts"], "metrics": ["visitors"]}),
+            "metrics",
+        ),
+        (
+            json!({"site_id": "example.com", "date_range": "7x", "steps": ["Signup", "Blog posts"]}),
+            "date_range",
+        ),
+    ] {
+        let r = s
+            .http
+            .post(format!("{}/api/v2/funnel", s.base))
+            .bearer_auth(TOKEN)
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{body}");
+        let e: Value = r.json().await.unwrap();
+        assert!(
+            e["error"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with(&format!("{field}:")),
+            "{body} → {e}"
+        );
+    }
 
     // Visits that converted, with their visit metrics: those begun in the range with a
     // converting event in it.

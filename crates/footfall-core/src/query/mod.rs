@@ -3,6 +3,7 @@
 //! dialect. No I/O: the store runs the SQL and hands rows back to [`result`].
 
 pub mod dialect;
+pub mod funnel;
 pub mod goals;
 pub mod legacy;
 pub mod model;

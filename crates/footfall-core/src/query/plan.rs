@@ -43,6 +43,8 @@ pub enum Part {
     /// `EventCounts` of the query without goal and property conditions, by the query's
     /// dimensions other than `event:goal`
     GroupTotal,
+    /// all visitors, then those reaching each funnel step ([`super::funnel`])
+    Funnel,
 }
 
 impl Part {
@@ -51,6 +53,7 @@ impl Part {
         match self {
             Part::EventCounts | Part::VisitTotals | Part::GoalTotal | Part::GroupTotal => 4,
             Part::TimeOnPage | Part::ScrollDepth | Part::Total => 1,
+            Part::Funnel => 1 + super::funnel::MAX_STEPS,
         }
     }
 }
@@ -501,6 +504,11 @@ fn with_clause(ctes: &[&Relation], dialect: &dyn Dialect) -> Sql {
     s
 }
 
+/// The query's filters on the event row `e`, each as ` AND …`.
+pub(crate) fn event_filters(q: &Query, cx: &Context<'_>, dialect: &dyn Dialect) -> Sql {
+    where_filters(q, Base::Events, cx, dialect)
+}
+
 fn where_filters(q: &Query, base: Base, cx: &Context<'_>, dialect: &dyn Dialect) -> Sql {
     let mut s = Sql::default();
     for f in &q.filters {
@@ -718,7 +726,7 @@ fn event_query(
                 sql.push(&format!(" GROUP BY {}", outer_dims.join(", ")));
             }
         }
-        Part::VisitTotals | Part::GoalTotal | Part::GroupTotal => {
+        Part::VisitTotals | Part::GoalTotal | Part::GroupTotal | Part::Funnel => {
             unreachable!("planned by visit_query and conversion_totals")
         }
     }

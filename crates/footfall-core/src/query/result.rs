@@ -104,6 +104,8 @@ pub fn assemble(q: &Query, parts: &[PartRows], time_labels: Option<&[String]>) -
                     groups.insert(dims.clone(), v(0).unwrap_or(0.0));
                     continue;
                 }
+                // Answered by `super::funnel::answer`, never joined here.
+                Part::Funnel => continue,
                 _ => {}
             }
             let r = raw.entry(dims.clone()).or_default();
@@ -122,7 +124,7 @@ pub fn assemble(q: &Query, parts: &[PartRows], time_labels: Option<&[String]>) -
                 }
                 Part::TimeOnPage => r.time_on_page_ms = v(0),
                 Part::ScrollDepth => r.scroll_depth = v(0),
-                Part::Total | Part::GoalTotal | Part::GroupTotal => {}
+                Part::Total | Part::GoalTotal | Part::GroupTotal | Part::Funnel => {}
             }
         }
     }

@@ -73,7 +73,7 @@ pub async fn v2(
     Ok(Json(v2_json(&site, &q, &ex)))
 }
 
-async fn json_body(body: Body, limit: usize) -> Result<Value, ApiError> {
+pub(crate) async fn json_body(body: Body, limit: usize) -> Result<Value, ApiError> {
     let body = crate::http::read_body(body, limit).await?;
     serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("request body is not valid JSON: {e}")))
@@ -166,19 +166,11 @@ fn buckets_for(q: &Query, range: &Resolved) -> Result<Option<(TimeBucket, Vec<Bu
 /// How long a query waits for storage to catch up with the log before it answers anyway.
 const READ_BARRIER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Runs a query for one resolved range.
-pub async fn run_range(
+/// A turn to read and a connection to read with, once storage holds everything
+/// acknowledged before the request began (or the barrier gave up waiting).
+pub async fn read_turn(
     st: &Arc<AppState>,
-    site: &SiteId,
-    q: &Query,
-    goals: &[Goal],
-    range: Resolved,
-) -> Result<Answer, ApiError> {
-    let buckets = buckets_for(q, &range)?;
-    let key = buckets
-        .as_ref()
-        .map(|(kind, bs)| BucketKey::new(*kind, bs, q.timezone));
-    // Everything acknowledged before this query began is in its answer.
+) -> Result<(tokio::sync::OwnedSemaphorePermit, Box<dyn EventStore>), ApiError> {
     if !st.read.stored.wait(READ_BARRIER_WAIT).await {
         tracing::warn!("storage is behind the log; answering from what is stored");
     }
@@ -192,7 +184,48 @@ pub async fn run_range(
         .acquire_owned()
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let conn = st.read.reads.get()?;
+    Ok((turn, st.read.reads.get()?))
+}
+
+/// Runs planned statements on `conn` in a blocking task, then gives back the connection
+/// and the turn.
+pub async fn run_parts(
+    st: &Arc<AppState>,
+    turn: tokio::sync::OwnedSemaphorePermit,
+    conn: Box<dyn EventStore>,
+    sql: Vec<plan::SqlQuery>,
+) -> Result<Vec<PartRows>, ApiError> {
+    let st2 = st.clone();
+    let parts = tokio::task::spawn_blocking(move || {
+        let parts: Result<Vec<PartRows>, _> = sql
+            .iter()
+            .map(|s| {
+                conn.run_query(s)
+                    .map(|rows| PartRows { part: s.part, rows })
+            })
+            .collect();
+        st2.read.reads.put(conn);
+        drop(turn);
+        parts
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    parts.map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// Runs a query for one resolved range.
+pub async fn run_range(
+    st: &Arc<AppState>,
+    site: &SiteId,
+    q: &Query,
+    goals: &[Goal],
+    range: Resolved,
+) -> Result<Answer, ApiError> {
+    let buckets = buckets_for(q, &range)?;
+    let key = buckets
+        .as_ref()
+        .map(|(kind, bs)| BucketKey::new(*kind, bs, q.timezone));
+    let (turn, conn) = read_turn(st).await?;
     // Rollups answer only when complete and kept in the zone this query counts days in.
     let rollups = conn
         .rollup_zone(site)
@@ -217,22 +250,7 @@ pub async fn run_range(
         sql.len() as u64 - from_rollups,
         std::sync::atomic::Ordering::Relaxed,
     );
-    let st2 = st.clone();
-    let parts = tokio::task::spawn_blocking(move || {
-        let parts: Result<Vec<PartRows>, _> = sql
-            .iter()
-            .map(|s| {
-                conn.run_query(s)
-                    .map(|rows| PartRows { part: s.part, rows })
-            })
-            .collect();
-        st2.read.reads.put(conn);
-        drop(turn);
-        parts
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let mut parts = parts.map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut parts = run_parts(st, turn, conn, sql).await?;
     // The SQL grouped by bucket keys; put the labels back.
     if let (Some(i), Some(key), Some((_, bs))) = (
         q.dimensions.iter().position(Dimension::is_time),

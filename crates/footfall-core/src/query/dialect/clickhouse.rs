@@ -25,6 +25,31 @@ const VISIT_COLUMNS: [&str; 10] = [
 ];
 
 impl Dialect for ClickHouse {
+    fn ordered_list(&self, expr: &str, keys: &[&str]) -> String {
+        format!(
+            "arraySort((x, k) -> k, groupArray({expr}), groupArray(({})))",
+            keys.join(", ")
+        )
+    }
+    fn steps_in_order(&self, list: &str, steps: usize) -> String {
+        // No fold in 18.16: the position of each step's event, the first after the last
+        // step's (0: not reached), each named in place for the next to read.
+        (0..steps)
+            .map(|k| {
+                let after = if k == 0 {
+                    String::new()
+                } else {
+                    format!("fs{k} > 0 AND i > fs{k} AND ")
+                };
+                format!(
+                    "((arrayFirstIndex((x, i) -> {after}bitAnd(x, {}) > 0, {list}, arrayEnumerate({list})) AS fs{}) > 0)",
+                    1u64 << k,
+                    k + 1
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" + ")
+    }
     fn count_if(&self, cond: &str) -> String {
         format!("countIf({cond})")
     }

@@ -46,6 +46,17 @@ impl Dialect for DuckDb {
             .append(cond.clone());
         s
     }
+    fn ordered_list(&self, expr: &str, keys: &[&str]) -> String {
+        format!("list({expr} ORDER BY {})", keys.join(", "))
+    }
+    fn steps_in_order(&self, list: &str, steps: usize) -> String {
+        // A fold from 0 steps reached: an event whose mask has the next step's bit moves it
+        // on. Reaching every step stops it (no bit lies past the last).
+        let _ = steps;
+        format!(
+            "list_reduce(list_prepend(CAST(0 AS BIGINT), list_transform({list}, lambda x: CAST(x AS BIGINT))), lambda acc, x: CASE WHEN (x >> acc) & 1 = 1 THEN acc + 1 ELSE acc END)"
+        )
+    }
     fn count_if(&self, cond: &str) -> String {
         format!("count(*) FILTER (WHERE {cond})")
     }

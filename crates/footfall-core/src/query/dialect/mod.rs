@@ -60,4 +60,9 @@ pub trait Dialect {
     /// `nxt`: the time of the next of them in its visit (by time, then event id), NULL for
     /// the last.
     fn with_next(&self, cond: &Sql) -> Sql;
+    /// An aggregate: the values of `expr` in a group as a list, ordered by `keys`.
+    fn ordered_list(&self, expr: &str, keys: &[&str]) -> String;
+    /// How many of `steps` funnel steps the list of step masks `list` (bit k set: the
+    /// event is step k + 1) reaches in order, each event serving one step at most.
+    fn steps_in_order(&self, list: &str, steps: usize) -> String;
 }

@@ -1,0 +1,89 @@
+//! `POST /api/v2/funnel`: how many visitors reached each of 2–8 goals, in order, within a
+//! visit — over a range and any v2 filters. The steps are goals' names; the answer has
+//! Plausible's funnel shape (see docs/API.md).
+
+use super::query::{json_body, read_turn, resolve, run_parts, site_of};
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::Json;
+use footfall_core::decode::limits;
+use footfall_core::query::plan::Context;
+use footfall_core::query::{funnel, goals, parse, QueryError};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+const FIELDS: [&str; 5] = ["site_id", "date_range", "date", "filters", "steps"];
+
+pub async fn funnel(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let mut value = json_body(body, limits::BODY_BYTES).await?;
+    let site = site_of(&st, &headers, value.get("site_id").and_then(Value::as_str))?;
+    let obj = value
+        .as_object_mut()
+        .ok_or_else(|| QueryError::new("query", "must be a JSON object"))?;
+    if let Some(k) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+        return Err(QueryError::new(
+            k.clone(),
+            format!("unknown field; a funnel takes {}", FIELDS.join(", ")),
+        )
+        .into());
+    }
+    let names: Vec<String> = obj
+        .remove("steps")
+        .ok_or_else(|| QueryError::new("steps", "required: 2 to 8 goal names, in order"))
+        .and_then(|v| {
+            serde_json::from_value(v)
+                .map_err(|_| QueryError::new("steps", "must be a list of goal names"))
+        })?;
+    // The rest is a v2 query's range and filters, validated as one.
+    obj.insert("metrics".into(), json!(["visitors"]));
+    let q = parse::parse_v2(&value, st.ingest.sites.timezone(&site))?;
+    let site_goals = st.ingest.sites.goals(&site);
+    goals::check(&q, &site_goals)?;
+    let steps = funnel::resolve(&names, &site_goals)?;
+    let range = resolve(&st, &site, &q);
+    let (turn, conn) = read_turn(&st).await?;
+    let cx = Context {
+        site: site.as_str(),
+        start: range.start,
+        end: range.end,
+        buckets: None,
+        tz: q.timezone,
+        rollups: false,
+        goals: &site_goals,
+        goal: None,
+    };
+    let sql = funnel::plan(&q, &steps, &cx, conn.dialect());
+    st.metrics
+        .parts_raw
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let parts = run_parts(&st, turn, conn, vec![sql]).await?;
+    let row = parts
+        .first()
+        .and_then(|p| p.rows.first())
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let iso = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .map(|d| {
+                d.with_timezone(&q.timezone)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+            })
+            .unwrap_or_default()
+    };
+    let mut out = serde_json::to_value(funnel::answer(&steps, &row))
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    out["query"] = json!({
+        "site_id": site,
+        "date_range": [iso(range.start), iso(range.end - 1)],
+        "steps": names,
+        "timezone": q.timezone.name(),
+    });
+    Ok(Json(out))
+}
