@@ -127,6 +127,13 @@ impl PathPattern {
         reach[bytes.len()]
     }
 
+    /// The literal start of a pattern that is that start then `**` (`/blog/**`): a path
+    /// matches it exactly when it starts so, which engines check faster than a regex.
+    pub fn literal_prefix(&self) -> Option<&str> {
+        let start = self.0.strip_suffix("**")?;
+        (!start.contains('*')).then_some(start)
+    }
+
     /// The pattern as a regular expression over a whole path (for SQL engines).
     pub fn regex(&self) -> String {
         // `(?s)`: `.` crosses newlines in every engine, as `**` does here.
@@ -324,6 +331,12 @@ mod tests {
         assert!(!p("/").matches("/x"));
         assert!(p("/docs*").matches("/docs-old"));
         assert!(p("/a.b").matches("/a.b"));
+        assert_eq!(p("/blog/**").literal_prefix(), Some("/blog/"));
+        assert_eq!(p("/blog**").literal_prefix(), Some("/blog"));
+        assert_eq!(p("/**").literal_prefix(), Some("/"));
+        assert_eq!(p("/*/x/**").literal_prefix(), None);
+        assert_eq!(p("/blog/*").literal_prefix(), None);
+        assert_eq!(p("/blog").literal_prefix(), None);
         assert!(!p("/a.b").matches("/axb"), "dots are literal");
     }
 
@@ -498,6 +511,9 @@ mod tests {
             prop_assert_eq!(p.matches(&path), want, "{} on {:?}", pat, path);
             let re = regex::Regex::new(&p.regex()).unwrap();
             prop_assert_eq!(re.is_match(&path), want, "regex of {} on {:?}", pat, path);
+            if let Some(prefix) = p.literal_prefix() {
+                prop_assert_eq!(path.starts_with(prefix), want, "prefix of {} on {:?}", pat, path);
+            }
         }
     }
 

@@ -628,37 +628,50 @@ fn expected_goals(
         .collect()
 }
 
-/// A funnel by hand: all visitors, then the visitors whose best visit reached each step in
-/// order (the earliest event of each step after the previous step's).
+/// A funnel by hand: all visitors (per visitor and local day, as the `visitors` metric),
+/// then the visitors whose best visit of the day (the day of its first step) reached each
+/// step in order (the earliest event of each step after the previous step's).
 fn expected_funnel(
     visits: &[Visit],
     range: (i64, i64),
     f: F,
     steps: &[&str],
 ) -> (usize, Vec<usize>) {
-    let counted = |e: &Ev| {
-        e.name != "engagement" || steps.iter().any(|s| *s == "Deep read" && converts(s, e))
+    let in_range = |e: &Ev| e.ts >= range.0 && e.ts < range.1;
+    let day_of = |ts: i64| {
+        chrono::DateTime::from_timestamp_millis(ts)
+            .unwrap()
+            .with_timezone(&TZ)
+            .date_naive()
     };
+    let step_event = |e: &Ev| steps.iter().any(|s| converts(s, e));
     let mut all = BTreeSet::new();
-    let mut best: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut best: BTreeMap<(usize, NaiveDate), usize> = BTreeMap::new();
     for v in visits {
+        for e in v
+            .events
+            .iter()
+            .filter(|e| in_range(e) && e.name != "engagement" && f.event_ok(v, e))
+        {
+            all.insert((v.visitor, day_of(e.ts)));
+        }
         let mut evs: Vec<&Ev> = v
             .events
             .iter()
-            .filter(|e| e.ts >= range.0 && e.ts < range.1 && f.event_ok(v, e) && counted(e))
+            .filter(|e| in_range(e) && f.event_ok(v, e) && step_event(e))
             .collect();
         evs.sort_by_key(|e| e.ts);
-        if evs.is_empty() {
+        let Some(first) = evs.first() else {
             continue;
-        }
-        all.insert(v.visitor);
+        };
+        let key = (v.visitor, day_of(first.ts));
         let mut reached = 0;
         for e in evs {
             if reached < steps.len() && converts(steps[reached], e) {
                 reached += 1;
             }
         }
-        let b = best.entry(v.visitor).or_default();
+        let b = best.entry(key).or_default();
         *b = (*b).max(reached);
     }
     let counts = (1..=steps.len())

@@ -4,16 +4,20 @@
 //! 1. each event in the range that passes the filters gets a step mask (bit k: it converts
 //!    step k + 1's goal);
 //! 2. each visit's masks, in event order, give the number of steps it reached in order —
-//!    the earliest event of each step after the previous step's, one event per step;
-//! 3. each visitor keeps their best visit;
-//! 4. one row: all visitors, then the visitors who reached at least 1, 2, … steps.
+//!    the earliest event of each step after the previous step's, one event per step.
+//!    Events of one millisecond are in step order: the order key is the time above the
+//!    mask, so a visit's list is sorted small integers (cheaper than an ordered aggregate,
+//!    and the same in both engines);
+//! 3. each visitor keeps their best visit of the day (the local day of the visit's first
+//!    step), as every visitor count is per visitor and day;
+//! 4. one row: the visitors who reached at least 1, 2, … steps.
 //!
-//! Visitors are distinct visitor ids: daily ids, so a person on two days counts twice, as
-//! in every other visitor count (a browser sending `sid` keeps one id).
+//! All visitors — the funnel's denominator — are the `visitors` metric of the same range and
+//! filters, planned as such (rollups answer it when they can).
 
 use super::goals;
-use super::model::Query;
-use super::plan::{event_filters, Context, Dialect, Param, Part, Sql, SqlQuery};
+use super::model::{Query, TimeBucket};
+use super::plan::{event_filters, BucketKey, Context, Dialect, Param, Part, Sql, SqlQuery};
 use super::QueryError;
 use crate::goal::{Goal, GoalKind};
 
@@ -42,9 +46,9 @@ pub fn resolve<'a>(steps: &[String], goals: &'a [Goal]) -> Result<Vec<&'a Goal>,
         .collect()
 }
 
-/// The funnel's statement: one row of `1 + MAX_STEPS` numbers (all visitors, then the
-/// visitors reaching at least k steps; NULL past the last step). `q` gives the filters;
-/// `cx` the range.
+/// The funnel's statement: one row of `1 + MAX_STEPS` numbers (NULL, then the visitors
+/// reaching at least k steps; NULL past the last step). `q` gives the filters; `cx` the
+/// range.
 pub fn plan(q: &Query, steps: &[&Goal], cx: &Context<'_>, dialect: &dyn Dialect) -> SqlQuery {
     let mut mask = Sql::default();
     for (k, g) in steps.iter().enumerate() {
@@ -61,10 +65,24 @@ pub fn plan(q: &Query, steps: &[&Goal], cx: &Context<'_>, dialect: &dyn Dialect)
         .copied()
         .filter(|g| matches!(g.kind, GoalKind::Scroll { .. }))
         .collect();
+    let mut counted = Sql::default();
+    counted
+        .push(" WHERE e.site = ? AND e.ts >= ? AND e.ts < ?")
+        .bind(Param::Text(cx.site.to_string()))
+        .bind(Param::Int(cx.start))
+        .bind(Param::Int(cx.end))
+        .append(event_filters(q, cx, dialect));
+    if scroll.is_empty() {
+        counted.push(" AND e.name <> 'engagement'");
+    } else {
+        counted
+            .push(" AND (e.name <> 'engagement' OR ")
+            .append(goals::any_converts(&scroll, dialect))
+            .push(")");
+    }
+    let day = BucketKey::over(TimeBucket::Day, cx.tz, cx.start, cx.end).sql("e.ts", dialect);
     let mut sql = Sql::default();
-    sql.push("SELECT ")
-        .push(&dialect.to_double("count(*)"))
-        .push(" AS m0");
+    sql.push(&format!("SELECT {} AS m0", dialect.null_double()));
     for k in 1..=MAX_STEPS {
         let col = if k <= steps.len() {
             dialect.to_double(&dialect.count_if(&format!("r >= {k}")))
@@ -73,25 +91,18 @@ pub fn plan(q: &Query, steps: &[&Goal], cx: &Context<'_>, dialect: &dyn Dialect)
         };
         sql.push(&format!(", {col} AS m{k}"));
     }
-    sql.push(" FROM (SELECT v, max(r) AS r FROM (SELECT v, ")
+    sql.push(" FROM (SELECT max(r) AS r FROM (SELECT v, d, ")
         .push(&dialect.steps_in_order("m", steps.len()))
-        .push(" AS r FROM (SELECT min(v) AS v, ")
-        .push(&dialect.ordered_list("mask", &["t", "eid"]))
-        .push(" AS m FROM (SELECT e.session_id AS sid, e.visitor_id AS v, e.ts AS t, e.event_id AS eid, ")
-        .append(mask)
-        .push(" AS mask FROM events e WHERE e.site = ? AND e.ts >= ? AND e.ts < ?")
-        .bind(Param::Text(cx.site.to_string()))
+        .push(" AS r FROM (SELECT min(v) AS v, min(day_) AS d, ")
+        .push(&dialect.sorted_list("(t - ?) * 256 + mask"))
         .bind(Param::Int(cx.start))
-        .bind(Param::Int(cx.end))
-        .append(event_filters(q, cx, dialect));
-    if scroll.is_empty() {
-        sql.push(" AND e.name <> 'engagement'");
-    } else {
-        sql.push(" AND (e.name <> 'engagement' OR ")
-            .append(goals::any_converts(&scroll, dialect))
-            .push(")");
-    }
-    sql.push(") AS marked GROUP BY sid) AS per_visit) AS reached GROUP BY v) AS per_visitor");
+        .push(" AS m FROM (SELECT e.session_id AS sid, e.visitor_id AS v, e.ts AS t, ")
+        .append(day)
+        .push(" AS day_, ")
+        .append(mask)
+        .push(" AS mask FROM events e")
+        .append(counted)
+        .push(") AS marked WHERE mask > 0 GROUP BY sid) AS per_visit) AS reached GROUP BY v, d) AS per_visitor_day");
     SqlQuery {
         part: Part::Funnel,
         sql: sql.text,
@@ -133,10 +144,11 @@ fn pct(a: u64, b: u64) -> f64 {
     }
 }
 
-/// The answer from the statement's row (`None` values: no rows at all).
-pub fn answer(steps: &[&Goal], row: &[Option<f64>]) -> Answer {
+/// The answer from the statement's row (`None` values: no rows at all) and the range's
+/// visitors.
+pub fn answer(steps: &[&Goal], all_visitors: f64, row: &[Option<f64>]) -> Answer {
     let n = |i: usize| row.get(i).copied().flatten().unwrap_or(0.0).max(0.0) as u64;
-    let all = n(0);
+    let all = all_visitors.max(0.0) as u64;
     let entering = n(1);
     let mut out = Vec::new();
     let mut before = entering;
@@ -228,7 +240,8 @@ mod tests {
         let gs = [goal("A", "/a"), goal("B", "/b"), goal("C", "/c")];
         let a = answer(
             &[&gs[0], &gs[1], &gs[2]],
-            &[Some(200.0), Some(100.0), Some(40.0), Some(10.0), None],
+            200.0,
+            &[None, Some(100.0), Some(40.0), Some(10.0), None],
         );
         assert_eq!((a.all_visitors, a.entering_visitors), (200, 100));
         assert_eq!(a.entering_visitors_percentage, 50.0);
@@ -240,7 +253,7 @@ mod tests {
             (30, 75.0)
         );
         assert_eq!(a.steps[0].dropoff, 0);
-        let empty = answer(&[&gs[0], &gs[1]], &[]);
+        let empty = answer(&[&gs[0], &gs[1]], 0.0, &[]);
         assert_eq!(empty.steps[1].conversion_rate, 0.0);
     }
 }

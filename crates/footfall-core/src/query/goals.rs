@@ -117,13 +117,16 @@ pub fn without_goal_filters(q: &Query) -> Query {
 
 fn page_match(page: &PathPattern, dialect: &dyn Dialect) -> Sql {
     let mut s = Sql::default();
-    // Most goals name one page; equality reads no regex.
-    if page.as_str().contains('*') {
-        s.push(&dialect.regex_match("e.pathname"))
-            .bind(Param::Text(page.regex()));
-    } else {
+    // Most goals name one page or a section; equality and a prefix read no regex.
+    if !page.as_str().contains('*') {
         s.push("e.pathname = ?")
             .bind(Param::Text(page.as_str().to_string()));
+    } else if let Some(prefix) = page.literal_prefix() {
+        s.push(&dialect.starts_with("e.pathname"))
+            .bind(Param::Text(prefix.to_string()));
+    } else {
+        s.push(&dialect.regex_match("e.pathname"))
+            .bind(Param::Text(page.regex()));
     }
     s
 }
@@ -312,11 +315,15 @@ mod tests {
             }
         }
         let s = converts(&gs[2], &super::super::plan::DuckDb);
+        assert!(s.text.contains("starts_with(e.pathname, ?)"), "{}", s.text);
         assert!(
-            s.params.contains(&Param::Text("(?s)^/blog/.*$".into()))
-                || s.params
-                    .iter()
-                    .any(|p| matches!(p, Param::Text(t) if t.starts_with("(?s)^/blog/"))),
+            s.params.contains(&Param::Text("/blog/".into())),
+            "{:?}",
+            s.params
+        );
+        let s = converts(&gs[3], &super::super::plan::DuckDb);
+        assert!(
+            s.params.contains(&Param::Text("(?s)^/blog/[^/]*$".into())),
             "{:?}",
             s.params
         );

@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
 use footfall_core::decode::limits;
-use footfall_core::query::plan::Context;
+use footfall_core::query::plan::{self, Context};
 use footfall_core::query::{funnel, goals, parse, QueryError};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -49,26 +49,37 @@ pub async fn funnel(
     let steps = funnel::resolve(&names, &site_goals)?;
     let range = resolve(&st, &site, &q);
     let (turn, conn) = read_turn(&st).await?;
+    let rollups = conn
+        .rollup_zone(&site)
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .is_some_and(|zone| zone == q.timezone.name());
     let cx = Context {
         site: site.as_str(),
         start: range.start,
         end: range.end,
         buckets: None,
         tz: q.timezone,
-        rollups: false,
+        rollups,
         goals: &site_goals,
         goal: None,
     };
-    let sql = funnel::plan(&q, &steps, &cx, conn.dialect());
-    st.metrics
-        .parts_raw
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let parts = run_parts(&st, turn, conn, vec![sql]).await?;
-    let row = parts
-        .first()
-        .and_then(|p| p.rows.first())
-        .map(|(_, v)| v.clone())
-        .unwrap_or_default();
+    // All visitors: the `visitors` of the same range and filters (the query asks that).
+    let mut sql = plan::plan(&q, &cx, conn.dialect());
+    sql.push(funnel::plan(&q, &steps, &cx, conn.dialect()));
+    let parts = run_parts(&st, turn, conn, sql).await?;
+    let mut all_visitors = 0.0;
+    let mut row = Vec::new();
+    for p in &parts {
+        if p.part == plan::Part::Funnel {
+            row = p.rows.first().map(|(_, v)| v.clone()).unwrap_or_default();
+        } else {
+            all_visitors += p
+                .rows
+                .iter()
+                .filter_map(|(_, v)| v.first().copied().flatten())
+                .sum::<f64>();
+        }
+    }
     let iso = |ms: i64| {
         chrono::DateTime::from_timestamp_millis(ms)
             .map(|d| {
@@ -77,7 +88,7 @@ pub async fn funnel(
             })
             .unwrap_or_default()
     };
-    let mut out = serde_json::to_value(funnel::answer(&steps, &row))
+    let mut out = serde_json::to_value(funnel::answer(&steps, all_visitors, &row))
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     out["query"] = json!({
         "site_id": site,

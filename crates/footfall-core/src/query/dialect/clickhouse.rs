@@ -25,11 +25,11 @@ const VISIT_COLUMNS: [&str; 10] = [
 ];
 
 impl Dialect for ClickHouse {
-    fn ordered_list(&self, expr: &str, keys: &[&str]) -> String {
-        format!(
-            "arraySort((x, k) -> k, groupArray({expr}), groupArray(({})))",
-            keys.join(", ")
-        )
+    fn starts_with(&self, expr: &str) -> String {
+        format!("startsWith({expr}, ?)")
+    }
+    fn sorted_list(&self, expr: &str) -> String {
+        format!("arraySort(groupArray({expr}))")
     }
     fn steps_in_order(&self, list: &str, steps: usize) -> String {
         // No fold in 18.16: the position of each step's event, the first after the last

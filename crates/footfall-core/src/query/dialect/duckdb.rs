@@ -46,15 +46,20 @@ impl Dialect for DuckDb {
             .append(cond.clone());
         s
     }
-    fn ordered_list(&self, expr: &str, keys: &[&str]) -> String {
-        format!("list({expr} ORDER BY {})", keys.join(", "))
+    fn starts_with(&self, expr: &str) -> String {
+        format!("starts_with({expr}, ?)")
+    }
+    fn sorted_list(&self, expr: &str) -> String {
+        // Sorting each small list costs far less than an ordered aggregate, which sorts
+        // the whole input.
+        format!("list_sort(list({expr}))")
     }
     fn steps_in_order(&self, list: &str, steps: usize) -> String {
-        // A fold from 0 steps reached: an event whose mask has the next step's bit moves it
-        // on. Reaching every step stops it (no bit lies past the last).
-        let _ = steps;
+        // A fold from 0 steps reached: an event with the next step's bit moves it on (the
+        // bits past the last step's belong to the order key, so the fold stops there).
         format!(
-            "list_reduce(list_prepend(CAST(0 AS BIGINT), list_transform({list}, lambda x: CAST(x AS BIGINT))), lambda acc, x: CASE WHEN (x >> acc) & 1 = 1 THEN acc + 1 ELSE acc END)"
+            "list_reduce(list_prepend(CAST(0 AS BIGINT), {list}), \
+             lambda acc, x: CASE WHEN acc < {steps} AND (x >> acc) & 1 = 1 THEN acc + 1 ELSE acc END)"
         )
     }
     fn count_if(&self, cond: &str) -> String {

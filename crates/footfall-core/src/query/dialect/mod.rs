@@ -21,6 +21,8 @@ pub trait Dialect {
     fn prop_value(&self, alias: &str) -> String;
     /// Whether `expr` matches the regex in the next parameter.
     fn regex_match(&self, expr: &str) -> String;
+    /// Whether `expr` starts with the next parameter.
+    fn starts_with(&self, expr: &str) -> String;
     /// Whether `expr` contains the next parameter.
     fn contains(&self, expr: &str) -> String;
     fn lower(&self, expr: &str) -> String;
@@ -60,9 +62,10 @@ pub trait Dialect {
     /// `nxt`: the time of the next of them in its visit (by time, then event id), NULL for
     /// the last.
     fn with_next(&self, cond: &Sql) -> Sql;
-    /// An aggregate: the values of `expr` in a group as a list, ordered by `keys`.
-    fn ordered_list(&self, expr: &str, keys: &[&str]) -> String;
-    /// How many of `steps` funnel steps the list of step masks `list` (bit k set: the
-    /// event is step k + 1) reaches in order, each event serving one step at most.
+    /// An aggregate: the values of the integer `expr` in a group, in ascending order.
+    fn sorted_list(&self, expr: &str) -> String;
+    /// How many of `steps` funnel steps the list `list` reaches in order, each event
+    /// serving one step at most. Each element's low 8 bits are its step mask (bit k: the
+    /// event is step k + 1); the bits above only order the list.
     fn steps_in_order(&self, list: &str, steps: usize) -> String;
 }
