@@ -450,7 +450,7 @@ fn every_statement(store: &dyn EventStore) -> Vec<String> {
                 tz: q.timezone,
                 rollups,
                 goals: &[],
-                goal: None,
+                by_goal: None,
             };
             for s in plan::plan(&q, &cx, store.dialect()) {
                 if rollups && !s.from_rollups() {

@@ -319,7 +319,7 @@ fn answer(
         tz: q.timezone,
         rollups: false,
         goals: &[],
-        goal: None,
+        by_goal: None,
     };
     let mut out = Vec::new();
     for (i, part) in plan::plan(q, &cx, store.dialect()).iter().enumerate() {

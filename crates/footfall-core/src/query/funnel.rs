@@ -226,7 +226,7 @@ mod tests {
             tz: chrono_tz::UTC,
             rollups: false,
             goals: &gs,
-            goal: None,
+            by_goal: None,
         };
         for d in [&DuckDb as &dyn Dialect, &ClickHouse] {
             let s = plan(&q, &[&gs[0], &gs[1]], &cx, d);

@@ -11,8 +11,9 @@
 //! - `GoalTotal` and `GroupTotal`: the visitors of the query without its goal and property
 //!   conditions, in all and by the other dimensions — the denominators of conversion rates.
 //!
-//! A breakdown by goal is one `EventCounts` per goal, each over the events converting it,
-//! joined by `UNION ALL` ([`super::goals`] writes the conditions).
+//! A breakdown by goal is one `EventCounts` over the range's events, each repeated once per
+//! goal it converts with that goal's name as a column ([`super::goals`] writes the
+//! conditions).
 //!
 //! [`super::result`] joins the parts' rows by their dimension values.
 
@@ -112,8 +113,9 @@ pub struct Context<'a> {
     pub rollups: bool,
     /// The site's goals, which `event:goal` names (checked by [`super::goals::check`]).
     pub goals: &'a [crate::goal::Goal],
-    /// Within a breakdown by goal: the goal this part counts.
-    pub goal: Option<&'a crate::goal::Goal>,
+    /// In a breakdown by goal: the goals with rows. Each event is read once per goal it
+    /// converts, with that goal's name as `e.goal_`.
+    pub by_goal: Option<&'a [&'a crate::goal::Goal]>,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -458,9 +460,7 @@ fn dims_select(
         let e = match (d, cx.buckets) {
             (Dimension::Goal, _) => {
                 let mut s = Sql::default();
-                s.push("?").bind(Param::Text(
-                    cx.goal.map(|g| g.name.clone()).unwrap_or_default(),
-                ));
+                s.push("e.goal_");
                 s
             }
             (Dimension::Time(_), Some(key)) => key.sql(
@@ -546,12 +546,37 @@ fn event_query(
     });
     let (sel, group) = dims_select(dims, Base::Events, cx, dialect);
     let mut from = Sql::default();
-    match &pv {
-        Some(pv) if dialect.inline_subqueries() => {
+    match (&pv, cx.by_goal) {
+        (Some(pv), _) if dialect.inline_subqueries() => {
             from.push(" FROM (").append(pv.body.clone()).push(") AS e")
         }
-        Some(_) => from.push(" FROM pv e"),
-        None => from.push(" FROM events e"),
+        (Some(_), _) => from.push(" FROM pv e"),
+        (None, Some(goals)) => {
+            // One read of the range's events, each repeated per goal it converts.
+            let mut names = Sql::default();
+            let mut conds = Vec::new();
+            for g in goals {
+                let c = super::goals::converts(g, dialect);
+                names.params.extend(c.params);
+                names.bind(Param::Text(g.name.clone()));
+                conds.push(c.text);
+            }
+            // The rows converting none go before anything else is read of them.
+            let mut scope = Sql::default();
+            scope
+                .push("e.site = ? AND e.ts >= ? AND e.ts < ? AND ")
+                .bind(Param::Text(cx.site.to_string()))
+                .bind(Param::Int(cx.start))
+                .bind(Param::Int(cx.end))
+                .append(super::goals::any_converts(goals, dialect));
+            from.push(" FROM (")
+                .push(&dialect.events_per_name(&conds, &scope.text))
+                .push(") AS e");
+            from.params.extend(names.params);
+            from.params.extend(scope.params);
+            &mut from
+        }
+        (None, None) => from.push(" FROM events e"),
     };
     if let Some(s) = &visits {
         from.push(" JOIN ")
@@ -563,24 +588,13 @@ fn event_query(
         .bind(Param::Int(cx.start))
         .bind(Param::Int(cx.end));
     from.append(where_filters(q, Base::Events, cx, dialect));
-    if let Some(g) = cx.goal {
-        from.push(" AND ")
-            .append(super::goals::converts(g, dialect));
-    }
     // Engagement events count in none of these metrics but scroll goals' conversions: a
     // group of only engagement events is no group.
-    let branch_scroll = cx
-        .goal
-        .is_some_and(|g| matches!(g.kind, crate::goal::GoalKind::Scroll { .. }));
-    let scroll_goals = if cx.goal.is_some() {
-        Vec::new()
-    } else {
-        super::goals::scroll_goals(q, cx.goals)
-    };
-    let engagement_counts = branch_scroll || !scroll_goals.is_empty();
+    let scroll_goals = super::goals::scroll_goals(q, cx.goals);
+    let engagement_counts = cx.by_goal.is_some() || !scroll_goals.is_empty();
     if matches!(part, Part::EventCounts | Part::Total) {
-        if branch_scroll {
-            // The goal's own condition reads engagement events only.
+        if cx.by_goal.is_some() {
+            // Every row there converts a goal: an engagement event, a scroll goal.
         } else if engagement_counts {
             from.push(" AND (e.name <> 'engagement' OR ")
                 .append(super::goals::any_converts(&scroll_goals, dialect))
@@ -680,11 +694,6 @@ fn event_query(
                     ));
                 }
                 sql.append(from).push(&group);
-                if cx.goal.is_some() && !group.is_empty() {
-                    // A goal's branch groups by its name, a constant: ClickHouse answers
-                    // a row even over no events.
-                    sql.push(" HAVING count(*) > 0");
-                }
             }
         }
         Part::TimeOnPage | Part::ScrollDepth => {
@@ -893,8 +902,8 @@ pub fn plan(q: &Query, cx: &Context<'_>, dialect: &dyn Dialect) -> Vec<SqlQuery>
     out
 }
 
-/// Conversions by goal: the event counts of each goal's converting events, one branch per
-/// goal, as one statement. None when no goal can have a row.
+/// Conversions by goal: the event counts over the range's events, each read once per goal
+/// it converts. None when no goal can have a row.
 fn goal_breakdown(
     q: &Query,
     dims: &[Dimension],
@@ -905,27 +914,11 @@ fn goal_breakdown(
     if goals.is_empty() {
         return None;
     }
-    let mut sql = Sql::default();
-    for (i, g) in goals.iter().enumerate() {
-        let branch = Context {
-            goal: Some(g),
-            ..*cx
-        };
-        let one = event_query(q, dims, Part::EventCounts, &branch, dialect);
-        if i > 0 {
-            sql.push(" UNION ALL ");
-        }
-        sql.push("SELECT * FROM (")
-            .push(&one.sql)
-            .push(&format!(") AS g{i}"));
-        sql.params.extend(one.params);
-    }
-    Some(SqlQuery {
-        part: Part::EventCounts,
-        sql: sql.text,
-        params: sql.params,
-        dimensions: dims.len(),
-    })
+    let cx = Context {
+        by_goal: Some(&goals),
+        ..*cx
+    };
+    Some(event_query(q, dims, Part::EventCounts, &cx, dialect))
 }
 
 /// The visitors of the query without its top-level goal and property conditions, by
@@ -979,7 +972,7 @@ mod tests {
                 tz: chrono_tz::UTC,
                 rollups: false,
                 goals: &[],
-                goal: None,
+                by_goal: None,
             },
             dialect,
         )

@@ -61,7 +61,7 @@ pub async fn funnel(
         tz: q.timezone,
         rollups,
         goals: &site_goals,
-        goal: None,
+        by_goal: None,
     };
     // All visitors: the `visitors` of the same range and filters (the query asks that).
     let mut sql = plan::plan(&q, &cx, conn.dialect());

@@ -239,7 +239,7 @@ pub async fn run_range(
         tz: q.timezone,
         rollups,
         goals,
-        goal: None,
+        by_goal: None,
     };
     let sql = plan::plan(q, &cx, conn.dialect());
     let from_rollups = sql.iter().filter(|s| s.from_rollups()).count() as u64;

@@ -158,7 +158,7 @@ pub fn answer(store: &dyn EventStore, q: &Query, site: &str, rollups: bool) -> (
         tz: q.timezone,
         rollups,
         goals: &[],
-        goal: None,
+        by_goal: None,
     };
     let sql = plan::plan(q, &cx, store.dialect());
     let used = sql.iter().any(SqlQuery::from_rollups);

@@ -28,6 +28,18 @@ impl Dialect for ClickHouse {
     fn starts_with(&self, expr: &str) -> String {
         format!("startsWith({expr}, ?)")
     }
+    fn events_per_name(&self, conds: &[String], scope: &str) -> String {
+        // Names are never empty (goals are validated), so '' means "not this one"; a
+        // condition on a missing property is NULL, which is no.
+        let names: Vec<String> = conds
+            .iter()
+            .map(|c| format!("if(ifNull({c}, 0), toString(?), '')"))
+            .collect();
+        format!(
+            "SELECT *, goal_ FROM events AS e ARRAY JOIN arrayFilter(x -> x != '', [{}]) AS goal_ WHERE {scope}",
+            names.join(", ")
+        )
+    }
     fn sorted_list(&self, expr: &str) -> String {
         format!("arraySort(groupArray({expr}))")
     }

@@ -49,6 +49,16 @@ impl Dialect for DuckDb {
     fn starts_with(&self, expr: &str) -> String {
         format!("starts_with({expr}, ?)")
     }
+    fn events_per_name(&self, conds: &[String], scope: &str) -> String {
+        let names: Vec<String> = conds
+            .iter()
+            .map(|c| format!("CASE WHEN {c} THEN CAST(? AS VARCHAR) END"))
+            .collect();
+        format!(
+            "SELECT e.*, unnest(list_filter([{}], lambda x: x IS NOT NULL)) AS goal_ FROM events e WHERE {scope}",
+            names.join(", ")
+        )
+    }
     fn sorted_list(&self, expr: &str) -> String {
         // Sorting each small list costs far less than an ordered aggregate, which sorts
         // the whole input.

@@ -62,6 +62,11 @@ pub trait Dialect {
     /// `nxt`: the time of the next of them in its visit (by time, then event id), NULL for
     /// the last.
     fn with_next(&self, cond: &Sql) -> Sql;
+    /// The body of a relation of the rows of `events e` where `scope`, each repeated once
+    /// per condition of `conds` it meets, with that condition's name as `goal_` (each
+    /// condition's parameters are followed by one more: its name); rows meeting none are
+    /// left out.
+    fn events_per_name(&self, conds: &[String], scope: &str) -> String;
     /// An aggregate: the values of the integer `expr` in a group, in ascending order.
     fn sorted_list(&self, expr: &str) -> String;
     /// How many of `steps` funnel steps the list `list` reaches in order, each event
