@@ -19,6 +19,10 @@ pub const MAX_PATTERN: usize = 2_000;
 pub const MAX_PROPS: usize = 10;
 /// Most goals per site.
 pub const MAX_GOALS: usize = 500;
+/// Most saved funnels per site.
+pub const MAX_FUNNELS: usize = 100;
+/// Steps of a funnel.
+pub const FUNNEL_STEPS: std::ops::RangeInclusive<usize> = 2..=8;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum GoalError {
@@ -38,6 +42,52 @@ pub enum GoalError {
     Depth,
     #[error("a goal is one of: page, event, or page with scroll_depth")]
     Kind,
+    #[error("funnel name must be 1 to {MAX_NAME} characters, not . or ..")]
+    FunnelName,
+    #[error("a funnel has 2 to 8 steps, each a goal's name")]
+    FunnelSteps,
+}
+
+/// A saved funnel: an ordered list of the site's goals, by name (see
+/// [`crate::query::funnel`]). Written and read as `{"name", "steps": [...]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "FunnelSpec", into = "FunnelSpec")]
+pub struct Funnel {
+    pub name: String,
+    pub steps: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunnelSpec {
+    pub name: String,
+    pub steps: Vec<String>,
+}
+
+impl TryFrom<FunnelSpec> for Funnel {
+    type Error = GoalError;
+    fn try_from(spec: FunnelSpec) -> Result<Self, Self::Error> {
+        let name = spec.name.trim().to_string();
+        if !text_ok(&name) || name == "." || name == ".." {
+            return Err(GoalError::FunnelName);
+        }
+        if !FUNNEL_STEPS.contains(&spec.steps.len()) || !spec.steps.iter().all(|s| text_ok(s)) {
+            return Err(GoalError::FunnelSteps);
+        }
+        Ok(Funnel {
+            name,
+            steps: spec.steps,
+        })
+    }
+}
+
+impl From<Funnel> for FunnelSpec {
+    fn from(f: Funnel) -> FunnelSpec {
+        FunnelSpec {
+            name: f.name,
+            steps: f.steps,
+        }
+    }
 }
 
 /// A path pattern with `*` (within one segment) and `**` (across segments).
@@ -524,5 +574,32 @@ mod tests {
         let path = format!("/{}", "a".repeat(1800));
         // Quadratic at worst: this is 2 M steps, not 2^900.
         assert!(!p.matches(&format!("{path}b")));
+    }
+}
+
+#[cfg(test)]
+mod funnel_tests {
+    use super::*;
+
+    #[test]
+    fn funnels_are_validated_on_the_way_in() {
+        let f = |v: &str| serde_json::from_str::<Funnel>(v);
+        let ok = f(r#"{"name": " Checkout ", "steps": ["Visit pricing", "Signup"]}"#).unwrap();
+        assert_eq!(ok.name, "Checkout");
+        assert_eq!(
+            serde_json::to_string(&ok).unwrap(),
+            r#"{"name":"Checkout","steps":["Visit pricing","Signup"]}"#
+        );
+        for bad in [
+            r#"{"name": "x", "steps": ["a"]}"#,
+            r#"{"name": "x", "steps": ["a", "b", "c", "d", "e", "f", "g", "h", "i"]}"#,
+            r#"{"name": "x", "steps": ["a", ""]}"#,
+            r#"{"name": "", "steps": ["a", "b"]}"#,
+            r#"{"name": "..", "steps": ["a", "b"]}"#,
+            r#"{"name": "x", "steps": ["a", "b"], "extra": 1}"#,
+            r#"{"name": "x", "steps": "a"}"#,
+        ] {
+            assert!(f(bad).is_err(), "{bad}");
+        }
     }
 }

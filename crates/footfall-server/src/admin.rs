@@ -224,3 +224,63 @@ pub async fn delete_goal(
         Err(ApiError::NotFound(format!("no goal {name:?} on {site}")))
     }
 }
+
+/// `POST /api/admin/sites/{site}/funnels {"name": "Checkout", "steps": ["Visit pricing",
+/// "Signup"]}`: a saved funnel, 2–8 of the site's goals in order. Replaces the site's
+/// funnel of that name (200); a new one is 201.
+pub async fn put_funnel(
+    State(st): State<Arc<AppState>>,
+    Path(site): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let spec: footfall_core::goal::FunnelSpec = admin_json(&st, &headers, body, "funnel").await?;
+    let site = known_site(&st, &site)?;
+    let funnel = footfall_core::goal::Funnel::try_from(spec)?;
+    let now = st.clock.now().0;
+    let (st2, site2, funnel2) = (st.clone(), site.clone(), funnel.clone());
+    let created = blocking(move || -> Result<bool, ApiError> {
+        Ok(st2.ingest.sites.put_funnel(&site2, funnel2, now)?)
+    })
+    .await?;
+    Ok((
+        created_status(created),
+        Json(json!({ "site": site, "funnel": funnel, "created": created })),
+    )
+        .into_response())
+}
+
+/// `GET /api/admin/sites/{site}/funnels` → `{"funnels": [...]}`, oldest first.
+pub async fn list_funnels(
+    State(st): State<Arc<AppState>>,
+    Path(site): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    crate::auth::require_admin(&st, &headers)?;
+    let site = known_site(&st, &site)?;
+    let (st2, site2) = (st.clone(), site.clone());
+    let funnels =
+        blocking(move || -> Result<_, ApiError> { Ok(st2.ingest.sites.funnels(&site2)?) }).await?;
+    Ok(Json(json!({ "site": site, "funnels": funnels })).into_response())
+}
+
+/// `DELETE /api/admin/sites/{site}/funnels/{name}`
+pub async fn delete_funnel(
+    State(st): State<Arc<AppState>>,
+    Path((site, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    crate::auth::require_admin(&st, &headers)?;
+    let site = known_site(&st, &site)?;
+    let name = name.trim().to_string();
+    let (st2, site2, name2) = (st.clone(), site.clone(), name.clone());
+    let found = blocking(move || -> Result<bool, ApiError> {
+        Ok(st2.ingest.sites.delete_funnel(&site2, &name2)?)
+    })
+    .await?;
+    if found {
+        Ok(Json(json!({ "site": site, "name": name, "deleted": true })).into_response())
+    } else {
+        Err(ApiError::NotFound(format!("no funnel {name:?} on {site}")))
+    }
+}

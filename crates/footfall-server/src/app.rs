@@ -116,6 +116,14 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/admin/sites/{site}/goals/{name}",
             axum::routing::delete(crate::admin::delete_goal),
         )
+        .route(
+            "/api/admin/sites/{site}/funnels",
+            post(crate::admin::put_funnel).get(crate::admin::list_funnels),
+        )
+        .route(
+            "/api/admin/sites/{site}/funnels/{name}",
+            axum::routing::delete(crate::admin::delete_funnel),
+        )
         .route("/api/admin/keys", post(crate::admin::create_key))
         .route(
             "/api/admin/keys/{id}",

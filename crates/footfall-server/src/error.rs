@@ -96,7 +96,10 @@ impl From<crate::pipeline::sites::GoalChangeError> for ApiError {
         use crate::pipeline::sites::GoalChangeError;
         match e {
             GoalChangeError::UnknownSite(_) => ApiError::NotFound(e.to_string()),
-            GoalChangeError::TooMany => ApiError::Conflict(e.to_string()),
+            GoalChangeError::TooMany | GoalChangeError::TooManyFunnels => {
+                ApiError::Conflict(e.to_string())
+            }
+            GoalChangeError::UnknownStep(..) => ApiError::BadRequest(e.to_string()),
             GoalChangeError::Store(s) => s.into(),
         }
     }

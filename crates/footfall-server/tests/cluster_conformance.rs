@@ -572,6 +572,10 @@ async fn a_two_node_cluster_answers_every_query_as_embedded_does() {
                     json!(["2026-01-10", "2026-02-20"]),
                     json!([["contains", "event:page", ["blog"]]]),
                 ),
+                (
+                    json!("all"),
+                    json!([["is", "visit:entry_page", ["/", "/blog"]]]),
+                ),
             ] {
                 let body = json!({"site_id": site, "date_range": range, "date": TODAY,
                     "filters": filters, "steps": steps});

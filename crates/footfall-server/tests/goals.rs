@@ -250,3 +250,134 @@ async fn a_site_has_at_most_so_many_goals() {
     );
     assert_eq!(goals(&s).await.as_array().unwrap().len(), max);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn funnels_are_saved_listed_queried_by_name_and_removed() {
+    let mut s = TestServer::start().await;
+    for g in [
+        json!({"name": "Visit pricing", "page": "/pricing"}),
+        json!({"name": "Signup", "event": "Signup"}),
+    ] {
+        assert_eq!(
+            post(&s, "example.com", Some(TOKEN), g.to_string()).await.0,
+            201
+        );
+    }
+    // Two visitors: one views pricing then signs up, one only views pricing.
+    for (sid, events) in [
+        (
+            "v1",
+            &[("pageview", "/pricing"), ("Signup", "/pricing")][..],
+        ),
+        ("v2", &[("pageview", "/pricing")][..]),
+    ] {
+        for (n, page) in events {
+            let r = s
+                .http
+                .post(format!("{}/api/event", s.base))
+                .header("user-agent", CHROME)
+                .body(json!({"n": n, "u": format!("https://example.com{page}"), "d": "example.com", "sid": sid}).to_string())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 202);
+        }
+    }
+    let path = "/api/admin/sites/example.com/funnels";
+    let put = |body: Value| {
+        let s = &s;
+        async move { call(s, "POST", path, Some(TOKEN), Some(body.to_string())).await }
+    };
+    let (status, body) =
+        put(json!({"name": "Checkout", "steps": ["Visit pricing", "Signup"]})).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, _) = put(json!({"name": "Checkout", "steps": ["Visit pricing", "Signup"]})).await;
+    assert_eq!(status, 200, "the same name replaces");
+    // Refused, changing nothing: a step that is no goal, one step, unknown fields, no token.
+    for (bad, want) in [
+        (
+            json!({"name": "X", "steps": ["Visit pricing", "Sign up"]}),
+            400,
+        ),
+        (json!({"name": "X", "steps": ["Signup"]}), 400),
+        (
+            json!({"name": "X", "steps": ["Signup", "Signup"], "x": 1}),
+            400,
+        ),
+        (json!({"name": "", "steps": ["Signup", "Signup"]}), 400),
+    ] {
+        let (status, body) = put(bad.clone()).await;
+        assert_eq!(status, want, "{bad} → {body}");
+        assert!(
+            body["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{body}"
+        );
+    }
+    let (status, _) = call(
+        &s,
+        "POST",
+        path,
+        None,
+        Some(json!({"name": "Y", "steps": ["Signup", "Signup"]}).to_string()),
+    )
+    .await;
+    assert_eq!(status, 401);
+    let (status, _) = call(
+        &s,
+        "POST",
+        "/api/admin/sites/nope.example/funnels",
+        Some(TOKEN),
+        Some(json!({"name": "Y", "steps": ["Signup", "Signup"]}).to_string()),
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    assert_eq!(
+        listed(&s, path).await,
+        json!([{"name": "Checkout", "steps": ["Visit pricing", "Signup"]}])
+    );
+
+    // Kept across a restart, and queried by name as by its steps.
+    s.restart().await;
+    assert_eq!(listed(&s, path).await.as_array().unwrap().len(), 1);
+    let ask = |body: Value| {
+        let s = &s;
+        async move {
+            call(
+                s,
+                "POST",
+                "/api/v2/funnel",
+                Some(TOKEN),
+                Some(body.to_string()),
+            )
+            .await
+        }
+    };
+    let (status, by_name) =
+        ask(json!({"site_id": "example.com", "date_range": "day", "funnel": "Checkout"})).await;
+    assert_eq!(status, 200, "{by_name}");
+    let visitors: Vec<u64> = by_name["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["visitors"].as_u64().unwrap())
+        .collect();
+    assert_eq!(visitors, [2, 1], "{by_name}");
+    let (_, by_steps) = ask(json!({"site_id": "example.com", "date_range": "day", "steps": ["Visit pricing", "Signup"]})).await;
+    assert_eq!(by_name["steps"], by_steps["steps"]);
+    let (status, _) =
+        ask(json!({"site_id": "example.com", "date_range": "day", "funnel": "Nope"})).await;
+    assert_eq!(status, 404);
+    let (status, _) = ask(json!({"site_id": "example.com", "date_range": "day", "funnel": "Checkout", "steps": ["Signup", "Signup"]})).await;
+    assert_eq!(status, 400, "steps or a name, not both");
+
+    let (status, _) = call(&s, "DELETE", &format!("{path}/Checkout"), Some(TOKEN), None).await;
+    assert_eq!(status, 200);
+    let (status, _) = call(&s, "DELETE", &format!("{path}/Checkout"), Some(TOKEN), None).await;
+    assert_eq!(status, 404);
+    assert_eq!(listed(&s, path).await, json!([]));
+}
+
+async fn listed(s: &TestServer, path: &str) -> Value {
+    call(s, "GET", path, Some(TOKEN), None).await.1["funnels"].clone()
+}

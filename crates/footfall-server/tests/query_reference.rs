@@ -977,6 +977,11 @@ async fn goal_checks(
             json!({"site_id": "example.com", "date_range": "7d", "metrics": ["visitors"], "filters": [["matches", "event:goal", ["(unclosed"]]]}),
             "regex",
         ),
+        (
+            json!({"site_id": "example.com", "date_range": "7d", "metrics": ["conversion_rate"],
+                "filters": [["or", [["is", "event:goal", ["Signup"]], ["is", "visit:country", ["DE"]]]]]}),
+            "top level",
+        ),
     ] {
         let r = s
             .http

@@ -2,22 +2,50 @@
 //! sessions, share links. Embedded: tables in the DuckDB file; cluster: PostgreSQL.
 
 use crate::StoreError;
-use footfall_core::goal::Goal;
+use footfall_core::goal::{Funnel, Goal};
 use footfall_core::SiteId;
 
 /// A goal as stored: its JSON (what [`Goal`] serializes to).
-pub fn goal_json(goal: &Goal) -> Result<String, StoreError> {
-    serde_json::to_string(goal).map_err(|e| StoreError::Corrupt(format!("encoding a goal: {e}")))
+pub fn spec_json<T: serde::Serialize>(what: &str, v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(format!("encoding a {what}: {e}")))
 }
 
-/// A stored goal back, checked again. One that is no goal (hand-edited, or written by a
-/// newer version) is left out with a warning rather than failing every site's load.
-pub fn goal_from_json(site: &SiteId, json: &str) -> Option<Goal> {
+/// A stored goal or funnel back, checked again. One that does not read back (hand-edited,
+/// or written by a newer version) is left out with a warning rather than failing every
+/// site's load.
+pub fn spec_from_json<T: serde::de::DeserializeOwned>(
+    site: &SiteId,
+    what: &str,
+    json: &str,
+) -> Option<T> {
     match serde_json::from_str(json) {
         Ok(g) => Some(g),
         Err(e) => {
-            tracing::warn!(%site, goal = json, error = %e, "ignoring a stored goal that does not read back");
+            tracing::warn!(%site, what, spec = json, error = %e, "ignoring a stored definition that does not read back");
             None
+        }
+    }
+}
+
+/// The tables of a site's named definitions, kept as their JSON. Fixed names: the
+/// only identifiers a statement takes from here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Specs {
+    Goals,
+    Funnels,
+}
+
+impl Specs {
+    pub fn table(self) -> &'static str {
+        match self {
+            Specs::Goals => "goals",
+            Specs::Funnels => "funnels",
+        }
+    }
+    pub fn what(self) -> &'static str {
+        match self {
+            Specs::Goals => "goal",
+            Specs::Funnels => "funnel",
         }
     }
 }
@@ -81,6 +109,14 @@ pub trait MetadataStore: Send {
     fn goals(&self, site: &SiteId) -> Result<Vec<Goal>, StoreError>;
     /// Removes the site's goal of that name; returns whether there was one.
     fn delete_goal(&self, site: &SiteId, name: &str) -> Result<bool, StoreError>;
+
+    /// Adds a saved funnel to `site`, or replaces the site's funnel of that name. Returns
+    /// whether it is new.
+    fn put_funnel(&self, site: &SiteId, funnel: &Funnel, now_ms: i64) -> Result<bool, StoreError>;
+    /// A site's saved funnels, oldest first.
+    fn funnels(&self, site: &SiteId) -> Result<Vec<Funnel>, StoreError>;
+    /// Removes the site's funnel of that name; returns whether there was one.
+    fn delete_funnel(&self, site: &SiteId, name: &str) -> Result<bool, StoreError>;
 
     /// The salts for `day` and `day − 1`, storing `fresh` as today's if there is none yet,
     /// and deleting every older one: a salt lives at most 48 hours.

@@ -161,10 +161,41 @@ fn step(store: &dyn MetadataStore, i: usize) -> String {
         ),
         29 => format!("{:?}", store.delete_goal(&site("a.com"), "Blog")),
         30 => format!("{:?}", store.delete_goal(&site("a.com"), "Blog")),
+        31 => format!(
+            "{:?}",
+            store.put_funnel(
+                &site("a.com"),
+                &funnel("Checkout", &["Blog", "Signup"]),
+                now
+            )
+        ),
+        32 => format!(
+            "{:?}",
+            store.put_funnel(
+                &site("a.com"),
+                &funnel("Read", &["Blog", "Read", "Blog"]),
+                now
+            )
+        ),
+        // Same name: replaced, keeps its place.
+        33 => format!(
+            "{:?}",
+            store.put_funnel(
+                &site("a.com"),
+                &funnel("Checkout", &["Signup", "Blog"]),
+                now
+            )
+        ),
+        34 => format!("{:?}", store.delete_funnel(&site("a.com"), "Read")),
+        35 => format!("{:?}", store.delete_funnel(&site("a.com"), "Read")),
+        36 => format!(
+            "{:?}",
+            store.put_funnel(&site("b.com"), &funnel("Other", &["A", "B"]), now)
+        ),
         _ => unreachable!(),
     };
     format!(
-        "{result}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
+        "{result}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
         store.sites().unwrap(),
         store.salt_days().unwrap(),
         store.api_keys().unwrap(),
@@ -172,7 +203,17 @@ fn step(store: &dyn MetadataStore, i: usize) -> String {
         store.live_sessions(0).unwrap(),
         store.goals(&site("a.com")).unwrap(),
         store.goals(&site("b.com")).unwrap(),
+        store.funnels(&site("a.com")).unwrap(),
+        store.funnels(&site("b.com")).unwrap(),
     )
+}
+
+fn funnel(name: &str, steps: &[&str]) -> footfall_core::goal::Funnel {
+    footfall_core::goal::Funnel::try_from(footfall_core::goal::FunnelSpec {
+        name: name.into(),
+        steps: steps.iter().map(|s| s.to_string()).collect(),
+    })
+    .unwrap()
 }
 
 #[test]
@@ -181,9 +222,15 @@ fn postgres_answers_what_the_embedded_store_answers() {
     let pg = PgStore::open(&db.url()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let duck = DuckStore::open(dir.path()).unwrap();
-    for i in 0..31 {
+    for i in 0..37 {
         assert_eq!(step(&pg, i), step(&duck, i), "after step {i}");
     }
+    // The funnel steps did what they say.
+    assert_eq!(
+        duck.funnels(&site("a.com")).unwrap(),
+        vec![funnel("Checkout", &["Signup", "Blog"])]
+    );
+    assert_eq!(duck.funnels(&site("b.com")).unwrap().len(), 1);
     // The goals steps did what they say (both stores could agree on nothing).
     let goals = duck.goals(&site("a.com")).unwrap();
     assert_eq!(goals.len(), 1, "{goals:?}");

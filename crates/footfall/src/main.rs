@@ -38,6 +38,12 @@ enum Command {
         #[command(subcommand)]
         action: GoalsAction,
     },
+    /// Manage a site's saved funnels (offline: stop the server first; online: the admin
+    /// API, /api/admin/sites/{site}/funnels).
+    Funnels {
+        #[command(subcommand)]
+        action: FunnelsAction,
+    },
     /// Manage Stats API keys (offline: stop the server first).
     Keys {
         #[command(subcommand)]
@@ -193,14 +199,115 @@ enum GoalsAction {
     },
 }
 
-fn goals(action: GoalsAction) -> Result<()> {
-    let known = |store: &dyn MetadataStore, site: &str| -> Result<SiteId> {
-        let site = SiteId::parse(site)?;
-        if !store.sites()?.iter().any(|s| s.domain == site) {
-            return Err(format!("no site {site}: add it with `footfall sites add`").into());
+#[derive(Subcommand)]
+enum FunnelsAction {
+    /// Save a funnel, or replace the site's funnel of that name: 2 to 8 of the site's
+    /// goals, in order (--step NAME, repeated).
+    Add {
+        #[arg(long)]
+        site: String,
+        #[arg(long)]
+        name: String,
+        /// A goal's name; give 2 to 8, in the funnel's order.
+        #[arg(long = "step", required = true)]
+        steps: Vec<String>,
+        #[arg(long, env = "FOOTFALL_DATA_DIR", default_value = "./footfall-data")]
+        data_dir: PathBuf,
+    },
+    /// List a site's funnels, as JSON lines.
+    List {
+        #[arg(long)]
+        site: String,
+        #[arg(long, env = "FOOTFALL_DATA_DIR", default_value = "./footfall-data")]
+        data_dir: PathBuf,
+    },
+    /// Remove a site's funnel by name.
+    Remove {
+        #[arg(long)]
+        site: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, env = "FOOTFALL_DATA_DIR", default_value = "./footfall-data")]
+        data_dir: PathBuf,
+    },
+}
+
+/// A registered site of the data directory, or why not.
+fn known_site(store: &dyn MetadataStore, site: &str) -> Result<SiteId> {
+    let site = SiteId::parse(site)?;
+    if !store.sites()?.iter().any(|s| s.domain == site) {
+        return Err(format!("no site {site}: add it with `footfall sites add`").into());
+    }
+    Ok(site)
+}
+
+fn funnels(action: FunnelsAction) -> Result<()> {
+    match action {
+        FunnelsAction::Add {
+            site,
+            name,
+            steps,
+            data_dir,
+        } => {
+            let funnel = footfall_core::goal::Funnel::try_from(footfall_core::goal::FunnelSpec {
+                name,
+                steps,
+            })?;
+            let store = metadata(&data_dir)?;
+            let site = known_site(store.as_ref(), &site)?;
+            let goals = store.goals(&site)?;
+            if let Some(step) = funnel
+                .steps
+                .iter()
+                .find(|s| !goals.iter().any(|g| &g.name == *s))
+            {
+                return Err(format!(
+                    "step {step:?} is not one of {site}'s goals (add it with `footfall goals add`)"
+                )
+                .into());
+            }
+            let current = store.funnels(&site)?;
+            if !current.iter().any(|f| f.name == funnel.name)
+                && current.len() >= footfall_core::goal::MAX_FUNNELS
+            {
+                return Err(format!(
+                    "{site} has {} funnels, the most a site may have",
+                    current.len()
+                )
+                .into());
+            }
+            let created = store.put_funnel(&site, &funnel, now_ms())?;
+            println!(
+                "{} funnel {:?} on {site}",
+                if created { "added" } else { "replaced" },
+                funnel.name
+            );
         }
-        Ok(site)
-    };
+        FunnelsAction::List { site, data_dir } => {
+            let store = metadata(&data_dir)?;
+            let site = known_site(store.as_ref(), &site)?;
+            for funnel in store.funnels(&site)? {
+                println!("{}", serde_json::to_string(&funnel)?);
+            }
+        }
+        FunnelsAction::Remove {
+            site,
+            name,
+            data_dir,
+        } => {
+            let store = metadata(&data_dir)?;
+            let site = known_site(store.as_ref(), &site)?;
+            if !store.delete_funnel(&site, name.trim())? {
+                return Err(format!("no funnel {name:?} on {site}").into());
+            }
+            println!("removed funnel {name:?} from {site}");
+        }
+    }
+    Ok(())
+}
+
+fn goals(action: GoalsAction) -> Result<()> {
+    let known = known_site;
     match action {
         GoalsAction::Add {
             site,
@@ -281,6 +388,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(*args),
         Command::Sites { action } => sites(action),
         Command::Goals { action } => goals(action),
+        Command::Funnels { action } => funnels(action),
         Command::Keys { action } => keys(action),
         Command::Users { action } => users(action),
         Command::Rebuild {

@@ -310,3 +310,93 @@ fn goals_are_managed_offline() {
     server.kill().unwrap();
     server.wait().unwrap();
 }
+
+#[test]
+fn funnels_are_managed_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    run(&["sites", "add", "example.com"], data);
+    run(
+        &[
+            "goals",
+            "add",
+            "--site",
+            "example.com",
+            "--name",
+            "Pricing",
+            "--page",
+            "/pricing",
+        ],
+        data,
+    );
+    run(
+        &[
+            "goals",
+            "add",
+            "--site",
+            "example.com",
+            "--name",
+            "Signup",
+            "--event",
+            "Signup",
+        ],
+        data,
+    );
+    let funnels = |args: &[&str]| {
+        let mut all = vec!["funnels"];
+        all.extend_from_slice(args);
+        Command::new(BIN)
+            .args(&all)
+            .env("FOOTFALL_DATA_DIR", data)
+            .output()
+            .unwrap()
+    };
+    let add = ["add", "--site", "example.com", "--name", "Checkout"];
+    let out = funnels(&[&add[..], &["--step", "Pricing", "--step", "Signup"]].concat());
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "added funnel \"Checkout\" on example.com"
+    );
+    // Refused, changing nothing: a step that is no goal, one step.
+    for (steps, says) in [
+        (
+            &["--step", "Pricing", "--step", "Sign up"][..],
+            "not one of",
+        ),
+        (&["--step", "Pricing"][..], "2 to 8 steps"),
+    ] {
+        let out = funnels(&[&add[..], steps].concat());
+        assert!(!out.status.success(), "{steps:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{steps:?}: {err}");
+    }
+    assert_eq!(
+        run(&["funnels", "list", "--site", "example.com"], data).trim(),
+        r#"{"name":"Checkout","steps":["Pricing","Signup"]}"#
+    );
+    assert_eq!(
+        run(
+            &[
+                "funnels",
+                "remove",
+                "--site",
+                "example.com",
+                "--name",
+                "Checkout"
+            ],
+            data
+        )
+        .trim(),
+        "removed funnel \"Checkout\" from example.com"
+    );
+    assert!(
+        !funnels(&["remove", "--site", "example.com", "--name", "Checkout"])
+            .status
+            .success()
+    );
+    assert_eq!(
+        run(&["funnels", "list", "--site", "example.com"], data).trim(),
+        ""
+    );
+}

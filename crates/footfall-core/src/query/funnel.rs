@@ -17,7 +17,9 @@
 
 use super::goals;
 use super::model::{Query, TimeBucket};
-use super::plan::{event_filters, BucketKey, Context, Dialect, Param, Part, Sql, SqlQuery};
+use super::plan::{
+    event_filters, events_source, BucketKey, Context, Dialect, Param, Part, Sql, SqlQuery,
+};
 use super::QueryError;
 use crate::goal::{Goal, GoalKind};
 
@@ -81,7 +83,9 @@ pub fn plan(q: &Query, steps: &[&Goal], cx: &Context<'_>, dialect: &dyn Dialect)
             .push(")");
     }
     let day = BucketKey::over(TimeBucket::Day, cx.tz, cx.start, cx.end).sql("e.ts", dialect);
-    let mut sql = Sql::default();
+    // Entry and exit page filters read the event's visit.
+    let (with, from) = events_source(q, cx, dialect);
+    let mut sql = with;
     sql.push(&format!("SELECT {} AS m0", dialect.null_double()));
     for k in 1..=MAX_STEPS {
         let col = if k <= steps.len() {
@@ -100,7 +104,8 @@ pub fn plan(q: &Query, steps: &[&Goal], cx: &Context<'_>, dialect: &dyn Dialect)
         .append(day)
         .push(" AS day_, ")
         .append(mask)
-        .push(" AS mask FROM events e")
+        .push(" AS mask")
+        .append(from)
         .append(counted)
         .push(") AS marked WHERE mask > 0 GROUP BY sid) AS per_visit) AS reached GROUP BY v, d) AS per_visitor_day");
     SqlQuery {
@@ -232,6 +237,18 @@ mod tests {
             let s = plan(&q, &[&gs[0], &gs[1]], &cx, d);
             assert_eq!(s.sql.matches('?').count(), s.params.len(), "{}", s.sql);
             assert!(!s.sql.contains("DROP"));
+        }
+        // An entry page filter reads the visit: joined, every value bound.
+        let q = crate::query::parse::parse_v2(
+            &serde_json::json!({"site_id": "e.com", "date_range": "7d", "metrics": ["visitors"],
+                "filters": [["is", "visit:entry_page", ["/a"]]]}),
+            chrono_tz::UTC,
+        )
+        .unwrap();
+        for d in [&DuckDb as &dyn Dialect, &ClickHouse] {
+            let s = plan(&q, &[&gs[0], &gs[1]], &cx, d);
+            assert!(s.sql.contains("s.session_id = e.session_id"), "{}", s.sql);
+            assert_eq!(s.sql.matches('?').count(), s.params.len(), "{}", s.sql);
         }
     }
 

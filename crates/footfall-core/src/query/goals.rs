@@ -108,9 +108,11 @@ pub fn breakdown<'a>(q: &Query, goals: &'a [Goal]) -> Vec<&'a Goal> {
 /// properties).
 pub fn without_goal_filters(q: &Query) -> Query {
     let mut out = q.clone();
-    out.filters.retain(|f| {
-        !matches!(f, Filter::Condition(c)
-            if matches!(c.dimension, Dimension::Goal | Dimension::Prop(_)))
+    let goal_or_prop = |c: &Condition| matches!(c.dimension, Dimension::Goal | Dimension::Prop(_));
+    out.filters.retain(|f| match f {
+        Filter::Condition(c) => !goal_or_prop(c),
+        Filter::Not(inner) => !matches!(&**inner, Filter::Condition(c) if goal_or_prop(c)),
+        _ => true,
     });
     out
 }
@@ -190,9 +192,14 @@ pub fn condition(c: &Condition, goals: &[Goal], dialect: &dyn Dialect) -> Sql {
 /// The scroll goals a query's conditions name. Engagement events count in no metric but
 /// these goals' conversions, so those that convert one are counted.
 pub fn scroll_goals<'a>(q: &Query, goals: &'a [Goal]) -> Vec<&'a Goal> {
+    scroll_goals_of(&q.filters, goals)
+}
+
+/// The scroll goals `filters` name (not those inside a behavioural filter, whose goals
+/// select visitors, not the rows counted).
+pub fn scroll_goals_of<'a>(filters: &[Filter], goals: &'a [Goal]) -> Vec<&'a Goal> {
     let mut out: Vec<&Goal> = Vec::new();
-    // A behavioural filter's goals select visitors, not the rows counted.
-    for c in q.filters.iter().flat_map(Filter::own_conditions) {
+    for c in filters.iter().flat_map(Filter::own_conditions) {
         if c.dimension != Dimension::Goal {
             continue;
         }

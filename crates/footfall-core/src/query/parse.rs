@@ -165,11 +165,29 @@ pub fn validate(q: &Query) -> Result<(), QueryError> {
             ));
         }
     }
+    // A conversion rate's denominator is the query without its top-level goal filters;
+    // one nested in and/or would stay in it and make every rate about 100 %.
+    let nested_goal = q.filters.iter().any(|f| {
+        !matches!(f, Filter::Condition(_))
+            && !matches!(f, Filter::Not(inner) if matches!(**inner, Filter::Condition(_)))
+            && f.own_conditions()
+                .iter()
+                .any(|c| c.dimension == Dimension::Goal)
+    });
     for m in &q.metrics {
         if m.needs_goal() && !q.about_goals() {
             return Err(err(
                 "metrics",
                 format!("{} needs an event:goal dimension or filter", m.name()),
+            ));
+        }
+        if m.needs_goal() && nested_goal {
+            return Err(err(
+                "metrics",
+                format!(
+                    "{} needs its event:goal filters at the top level (not inside and/or)",
+                    m.name()
+                ),
             ));
         }
         if !m.splits_by_goal() && q.dimensions.contains(&Dimension::Goal) {
@@ -183,8 +201,9 @@ pub fn validate(q: &Query) -> Result<(), QueryError> {
         }
     }
     let page_known = q.dimensions.contains(&Dimension::Page)
-        || q.all_conditions()
+        || q.filters
             .iter()
+            .flat_map(Filter::own_conditions)
             .any(|c| c.dimension == Dimension::Page);
     for m in [Metric::TimeOnPage, Metric::ScrollDepth] {
         if q.metrics.contains(&m) && !page_known {
@@ -594,6 +613,20 @@ mod tests {
                 with("metrics", json!(["conversion_rate"])),
                 "metrics",
                 "needs an event:goal",
+            ),
+            (
+                p(json!({"site_id": "e.com", "date_range": "7d", "metrics": ["conversion_rate"],
+                    "filters": [["and", [["is", "event:goal", ["X"]], ["is", "visit:country", ["DE"]]]]]}))
+                .unwrap_err(),
+                "metrics",
+                "top level",
+            ),
+            (
+                p(json!({"site_id": "e.com", "date_range": "7d", "metrics": ["time_on_page"],
+                    "filters": [["has_done", ["is", "event:page", ["/x"]]]]}))
+                .unwrap_err(),
+                "metrics",
+                "event:page",
             ),
             (
                 p(json!({"site_id": "e.com", "date_range": "7d", "metrics": ["pageviews"], "dimensions": ["event:goal"]})).unwrap_err(),

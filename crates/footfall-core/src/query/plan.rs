@@ -281,8 +281,8 @@ fn dimension_expr(d: &Dimension, base: Base, dialect: &dyn Dialect) -> Sql {
         Dimension::Visit(p) => s.push(&format!("s.{}", p.column())),
         // Replaced by the bucket key in `dims_select`; never filtered on.
         Dimension::Time(_) => s.push("NULL"),
-        // Not a column: the goal of the part's branch in `dims_select`, conditions by
-        // `super::goals`.
+        // Not a column of `events`: `e.goal_` of a breakdown by goal (`dims_select`);
+        // conditions are written by `super::goals`.
         Dimension::Goal => s.push("NULL"),
     };
     debug_assert!(base == Base::Events || !d.is_event());
@@ -420,9 +420,20 @@ fn filter_sql(f: &Filter, base: Base, cx: &Context<'_>, dialect: &dyn Dialect) -
             }
         },
         &mut |done, inner| {
-            // The visitors with an event in range that `inner` describes. Visitor ids are
-            // daily, so "did" is per visitor and day, as visitors are counted.
+            // The visitors with an event in range that `inner` describes — a counted event:
+            // engagement events only as a scroll goal's conversion. Visitor ids are daily
+            // (unless the browser sends its own), so "did" is per visitor id.
             let mut s = Sql::default();
+            let scroll = super::goals::scroll_goals_of(std::slice::from_ref(inner), cx.goals);
+            let mut counted = Sql::default();
+            if scroll.is_empty() {
+                counted.push(" AND e.name <> 'engagement'");
+            } else {
+                counted
+                    .push(" AND (e.name <> 'engagement' OR ")
+                    .append(super::goals::any_converts(&scroll, dialect))
+                    .push(")");
+            }
             let who = if base == Base::Events {
                 "e.visitor_id"
             } else {
@@ -436,6 +447,7 @@ fn filter_sql(f: &Filter, base: Base, cx: &Context<'_>, dialect: &dyn Dialect) -
             .bind(Param::Int(cx.start))
             .bind(Param::Int(cx.end))
             .append(filter_sql(inner, Base::Events, cx, dialect))
+            .append(counted)
             .push("))");
             s
         },
@@ -507,6 +519,22 @@ fn with_clause(ctes: &[&Relation], dialect: &dyn Dialect) -> Sql {
 /// The query's filters on the event row `e`, each as ` AND …`.
 pub(crate) fn event_filters(q: &Query, cx: &Context<'_>, dialect: &dyn Dialect) -> Sql {
     where_filters(q, Base::Events, cx, dialect)
+}
+
+/// `events e` as the query's filters need it: with its visit as `s` when they read entry
+/// or exit pages. The named subqueries to put before the statement (a `WITH` clause, or
+/// nothing where the dialect writes them in place), and the `FROM` clause.
+pub(crate) fn events_source(q: &Query, cx: &Context<'_>, dialect: &dyn Dialect) -> (Sql, Sql) {
+    let mut from = Sql::default();
+    from.push(" FROM events e");
+    if !needs_visits_join(q, &[]) {
+        return (Sql::default(), from);
+    }
+    let visits = live_visits(cx.site, None, cx.end, dialect);
+    from.push(" JOIN ")
+        .append(visits.at_use(dialect))
+        .push(" ON s.session_id = e.session_id");
+    (with_clause(&[&visits], dialect), from)
 }
 
 fn where_filters(q: &Query, base: Base, cx: &Context<'_>, dialect: &dyn Dialect) -> Sql {
@@ -747,8 +775,8 @@ fn event_query(
     }
 }
 
-/// Value columns with names of their own: a statement wrapped in `SELECT * FROM (…)` (a
-/// breakdown by goal) would merge same-named ones, as two NULL columns are in ClickHouse.
+/// Value columns with names of their own: ClickHouse merges same-named columns (two NULL
+/// columns) of a statement read through `SELECT * FROM (…)`.
 fn named(cols: &[String]) -> String {
     cols.iter()
         .enumerate()

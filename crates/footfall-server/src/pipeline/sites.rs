@@ -1,7 +1,7 @@
 //! The registry of sites, in memory for the ingest path and persisted in the store.
 
 use chrono_tz::Tz;
-use footfall_core::goal::Goal;
+use footfall_core::goal::{Funnel, Goal};
 use footfall_core::SiteId;
 use footfall_store::{MetadataStore, StoreError};
 use sha2::{Digest, Sha256};
@@ -20,13 +20,17 @@ pub struct SiteInfo {
     pub goals: Arc<Vec<Goal>>,
 }
 
-/// Why a goal could not be added.
+/// Why a goal or a funnel could not be added.
 #[derive(Debug, thiserror::Error)]
 pub enum GoalChangeError {
     #[error("no site {0}")]
     UnknownSite(SiteId),
     #[error("a site has at most {} goals", footfall_core::goal::MAX_GOALS)]
     TooMany,
+    #[error("a site has at most {} funnels", footfall_core::goal::MAX_FUNNELS)]
+    TooManyFunnels,
+    #[error("steps[{0}]: {1:?} is not one of the site's goals")]
+    UnknownStep(usize, String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -358,6 +362,53 @@ impl Sites {
             self.on_change.fire();
         }
         Ok(found)
+    }
+
+    /// A site's saved funnels, oldest first — read from the store, which other nodes
+    /// write too (they are read per funnel request, not per event).
+    pub fn funnels(&self, site: &SiteId) -> Result<Vec<Funnel>, StoreError> {
+        self.store
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .funnels(site)
+    }
+
+    /// Saves a funnel (replacing the site's funnel of that name); returns whether it is
+    /// new. Its steps must name the site's goals now.
+    pub fn put_funnel(
+        &self,
+        site: &SiteId,
+        funnel: Funnel,
+        now_ms: i64,
+    ) -> Result<bool, GoalChangeError> {
+        let store = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        if !self.contains(site) {
+            return Err(GoalChangeError::UnknownSite(site.clone()));
+        }
+        let goals = store.goals(site)?;
+        if let Some((i, step)) = funnel
+            .steps
+            .iter()
+            .enumerate()
+            .find(|(_, s)| !goals.iter().any(|g| &g.name == *s))
+        {
+            return Err(GoalChangeError::UnknownStep(i, step.clone()));
+        }
+        let current = store.funnels(site)?;
+        if !current.iter().any(|f| f.name == funnel.name)
+            && current.len() >= footfall_core::goal::MAX_FUNNELS
+        {
+            return Err(GoalChangeError::TooManyFunnels);
+        }
+        Ok(store.put_funnel(site, &funnel, now_ms)?)
+    }
+
+    /// Removes a site's saved funnel by name; returns whether there was one.
+    pub fn delete_funnel(&self, site: &SiteId, name: &str) -> Result<bool, StoreError> {
+        self.store
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .delete_funnel(site, name)
     }
 
     fn set_goals(&self, site: &SiteId, goals: Arc<Vec<Goal>>) {

@@ -15,7 +15,14 @@ use footfall_core::query::{funnel, goals, parse, QueryError};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-const FIELDS: [&str; 5] = ["site_id", "date_range", "date", "filters", "steps"];
+const FIELDS: [&str; 6] = [
+    "site_id",
+    "date_range",
+    "date",
+    "filters",
+    "steps",
+    "funnel",
+];
 
 pub async fn funnel(
     State(st): State<Arc<AppState>>,
@@ -34,13 +41,30 @@ pub async fn funnel(
         )
         .into());
     }
-    let names: Vec<String> = obj
-        .remove("steps")
-        .ok_or_else(|| QueryError::new("steps", "required: 2 to 8 goal names, in order"))
-        .and_then(|v| {
-            serde_json::from_value(v)
-                .map_err(|_| QueryError::new("steps", "must be a list of goal names"))
-        })?;
+    let names: Vec<String> =
+        match (obj.remove("steps"), obj.remove("funnel")) {
+            (Some(v), None) => serde_json::from_value(v)
+                .map_err(|_| QueryError::new("steps", "must be a list of goal names"))?,
+            (None, Some(Value::String(name))) => {
+                let (st2, site2) = (st.clone(), site.clone());
+                let saved = tokio::task::spawn_blocking(move || st2.ingest.sites.funnels(&site2))
+                    .await
+                    .map_err(|e| ApiError::Internal(e.to_string()))??;
+                saved
+                    .into_iter()
+                    .find(|f| f.name == name.trim())
+                    .map(|f| f.steps)
+                    .ok_or_else(|| ApiError::NotFound(format!("no funnel {name:?} on {site}")))?
+            }
+            (None, Some(_)) => {
+                return Err(QueryError::new("funnel", "must be a saved funnel's name").into())
+            }
+            _ => return Err(QueryError::new(
+                "steps",
+                "give either steps (2 to 8 goal names, in order) or funnel (a saved funnel's name)",
+            )
+            .into()),
+        };
     // The rest is a v2 query's range and filters, validated as one.
     obj.insert("metrics".into(), json!(["visitors"]));
     let q = parse::parse_v2(&value, st.ingest.sites.timezone(&site))?;

@@ -1,46 +1,73 @@
 //! Metadata: sites and the daily salts.
 
 use super::DuckStore;
-use crate::metadata::{ApiKeyRow, Site};
+use crate::metadata::{ApiKeyRow, Site, Specs};
 use crate::StoreError;
 use ::duckdb::params;
 use footfall_core::goal::Goal;
 use footfall_core::SiteId;
 
 impl DuckStore {
-    pub fn put_goal(&self, site: &SiteId, goal: &Goal, now_ms: i64) -> Result<bool, StoreError> {
-        let spec = crate::metadata::goal_json(goal)?;
+    /// Adds or replaces a named definition; returns whether it is new.
+    pub fn put_spec<T: serde::Serialize>(
+        &self,
+        kind: Specs,
+        site: &SiteId,
+        name: &str,
+        value: &T,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let spec = crate::metadata::spec_json(kind.what(), value)?;
+        let table = kind.table();
         let updated = self.conn.execute(
-            "UPDATE goals SET spec = ? WHERE site = ? AND name = ?",
-            params![spec, site.as_str(), goal.name],
+            &format!("UPDATE {table} SET spec = ? WHERE site = ? AND name = ?"),
+            params![spec, site.as_str(), name],
         )?;
         if updated == 0 {
             self.conn.execute(
-                "INSERT INTO goals (site, name, spec, created_at) VALUES (?, ?, ?, ?)",
-                params![site.as_str(), goal.name, spec, now_ms],
+                &format!("INSERT INTO {table} (site, name, spec, created_at) VALUES (?, ?, ?, ?)"),
+                params![site.as_str(), name, spec, now_ms],
             )?;
         }
         Ok(updated == 0)
     }
 
-    pub fn goals(&self, site: &SiteId) -> Result<Vec<Goal>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT spec FROM goals WHERE site = ? ORDER BY position, name")?;
+    /// A site's definitions of a kind, oldest first.
+    pub fn specs<T: serde::de::DeserializeOwned>(
+        &self,
+        kind: Specs,
+        site: &SiteId,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT spec FROM {} WHERE site = ? ORDER BY position, name",
+            kind.table()
+        ))?;
         let rows = stmt.query_map([site.as_str()], |r| r.get::<_, String>(0))?;
         let mut out = Vec::new();
         for spec in rows {
-            out.extend(crate::metadata::goal_from_json(site, &spec?));
+            out.extend(crate::metadata::spec_from_json(site, kind.what(), &spec?));
         }
         Ok(out)
     }
 
-    pub fn delete_goal(&self, site: &SiteId, name: &str) -> Result<bool, StoreError> {
+    pub fn delete_spec(&self, kind: Specs, site: &SiteId, name: &str) -> Result<bool, StoreError> {
         let n = self.conn.execute(
-            "DELETE FROM goals WHERE site = ? AND name = ?",
+            &format!("DELETE FROM {} WHERE site = ? AND name = ?", kind.table()),
             params![site.as_str(), name],
         )?;
         Ok(n > 0)
+    }
+
+    pub fn put_goal(&self, site: &SiteId, goal: &Goal, now_ms: i64) -> Result<bool, StoreError> {
+        self.put_spec(Specs::Goals, site, &goal.name, goal, now_ms)
+    }
+
+    pub fn goals(&self, site: &SiteId) -> Result<Vec<Goal>, StoreError> {
+        self.specs(Specs::Goals, site)
+    }
+
+    pub fn delete_goal(&self, site: &SiteId, name: &str) -> Result<bool, StoreError> {
+        self.delete_spec(Specs::Goals, site, name)
     }
 
     /// Registers a site; returns false if it already existed (its settings are updated).

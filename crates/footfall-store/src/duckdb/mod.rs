@@ -187,6 +187,29 @@ impl MetadataStore for DuckStore {
         DuckStore::delete_goal(self, site, name)
     }
 
+    fn put_funnel(
+        &self,
+        site: &SiteId,
+        funnel: &footfall_core::goal::Funnel,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        self.put_spec(
+            crate::metadata::Specs::Funnels,
+            site,
+            &funnel.name,
+            funnel,
+            now_ms,
+        )
+    }
+
+    fn funnels(&self, site: &SiteId) -> Result<Vec<footfall_core::goal::Funnel>, StoreError> {
+        self.specs(crate::metadata::Specs::Funnels, site)
+    }
+
+    fn delete_funnel(&self, site: &SiteId, name: &str) -> Result<bool, StoreError> {
+        self.delete_spec(crate::metadata::Specs::Funnels, site, name)
+    }
+
     fn rotate_salts(&self, day: i64, fresh: &str) -> Result<(String, Option<String>), StoreError> {
         DuckStore::rotate_salts(self, day, || fresh.to_string())
     }

@@ -285,6 +285,21 @@ CREATE TABLE goals (
 );
 "#,
     ),
+    (
+        11,
+        r#"
+-- Saved funnels: ordered goal names per site, kept as their JSON.
+CREATE SEQUENCE funnel_positions;
+CREATE TABLE funnels (
+    site       VARCHAR NOT NULL,
+    name       VARCHAR NOT NULL,
+    spec       VARCHAR NOT NULL,
+    created_at BIGINT  NOT NULL,
+    position   BIGINT  NOT NULL DEFAULT nextval('funnel_positions'),
+    PRIMARY KEY (site, name)
+);
+"#,
+    ),
 ];
 
 pub fn latest() -> i64 {

@@ -5,7 +5,7 @@
 
 mod schema;
 
-use crate::metadata::{ApiKeyRow, MetadataStore, SessionRecord, Site, UserRow};
+use crate::metadata::{ApiKeyRow, MetadataStore, SessionRecord, Site, Specs, UserRow};
 use crate::StoreError;
 use ::postgres::{Client, NoTls};
 use footfall_core::SiteId;
@@ -75,6 +75,57 @@ fn site_id(raw: String) -> Result<SiteId, StoreError> {
 }
 
 impl PgStore {
+    /// Adds or replaces a named definition in one statement, so two nodes adding at once
+    /// neither both create nor collide; returns whether it is new.
+    fn put_spec<T: serde::Serialize>(
+        &self,
+        kind: Specs,
+        site: &SiteId,
+        name: &str,
+        value: &T,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let spec = crate::metadata::spec_json(kind.what(), value)?;
+        let sql = format!(
+            "INSERT INTO {} (site, name, spec, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (site, name) DO UPDATE SET spec = EXCLUDED.spec \
+             RETURNING (xmax = 0)",
+            kind.table()
+        );
+        self.with(|c| {
+            let row = c.query_one(&sql, &[&site.as_str(), &name, &spec, &now_ms])?;
+            row.try_get(0)
+        })
+    }
+
+    /// A site's definitions of a kind, oldest first.
+    fn specs<T: serde::de::DeserializeOwned>(
+        &self,
+        kind: Specs,
+        site: &SiteId,
+    ) -> Result<Vec<T>, StoreError> {
+        let sql = format!(
+            "SELECT spec FROM {} WHERE site = $1 ORDER BY position, name",
+            kind.table()
+        );
+        let specs: Vec<String> = self.with(|c| {
+            Ok(c.query(&sql, &[&site.as_str()])?
+                .iter()
+                .map(|r| r.get(0))
+                .collect())
+        })?;
+        Ok(specs
+            .iter()
+            .filter_map(|s| crate::metadata::spec_from_json(site, kind.what(), s))
+            .collect())
+    }
+
+    fn delete_spec(&self, kind: Specs, site: &SiteId, name: &str) -> Result<bool, StoreError> {
+        let sql = format!("DELETE FROM {} WHERE site = $1 AND name = $2", kind.table());
+        self.with(|c| c.execute(&sql, &[&site.as_str(), &name]))
+            .map(|n| n > 0)
+    }
+
     /// Connects (`postgres://user@host:port/db`) and brings the tables up to date.
     pub fn open(url: &str) -> Result<PgStore, StoreError> {
         let client = off_runtime(|| -> Result<Client, StoreError> {
@@ -184,43 +235,32 @@ impl MetadataStore for PgStore {
         goal: &footfall_core::goal::Goal,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        let spec = crate::metadata::goal_json(goal)?;
-        // One statement, so two nodes adding at once neither both create nor collide.
-        self.with(|c| {
-            let row = c.query_one(
-                "INSERT INTO goals (site, name, spec, created_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (site, name) DO UPDATE SET spec = EXCLUDED.spec \
-                 RETURNING (xmax = 0)",
-                &[&site.as_str(), &goal.name, &spec, &now_ms],
-            )?;
-            row.try_get(0)
-        })
+        self.put_spec(Specs::Goals, site, &goal.name, goal, now_ms)
     }
 
     fn goals(&self, site: &SiteId) -> Result<Vec<footfall_core::goal::Goal>, StoreError> {
-        let specs: Vec<String> = self.with(|c| {
-            Ok(c.query(
-                "SELECT spec FROM goals WHERE site = $1 ORDER BY position, name",
-                &[&site.as_str()],
-            )?
-            .iter()
-            .map(|r| r.get(0))
-            .collect())
-        })?;
-        Ok(specs
-            .iter()
-            .filter_map(|s| crate::metadata::goal_from_json(site, s))
-            .collect())
+        self.specs(Specs::Goals, site)
     }
 
     fn delete_goal(&self, site: &SiteId, name: &str) -> Result<bool, StoreError> {
-        self.with(|c| {
-            c.execute(
-                "DELETE FROM goals WHERE site = $1 AND name = $2",
-                &[&site.as_str(), &name],
-            )
-        })
-        .map(|n| n > 0)
+        self.delete_spec(Specs::Goals, site, name)
+    }
+
+    fn put_funnel(
+        &self,
+        site: &SiteId,
+        funnel: &footfall_core::goal::Funnel,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        self.put_spec(Specs::Funnels, site, &funnel.name, funnel, now_ms)
+    }
+
+    fn funnels(&self, site: &SiteId) -> Result<Vec<footfall_core::goal::Funnel>, StoreError> {
+        self.specs(Specs::Funnels, site)
+    }
+
+    fn delete_funnel(&self, site: &SiteId, name: &str) -> Result<bool, StoreError> {
+        self.delete_spec(Specs::Funnels, site, name)
     }
 
     fn rotate_salts(&self, day: i64, fresh: &str) -> Result<(String, Option<String>), StoreError> {

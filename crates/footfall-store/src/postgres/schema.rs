@@ -53,9 +53,21 @@ CREATE TABLE dashboard_sessions (
     PRIMARY KEY (site, name)
 );",
     ),
+    (
+        3,
+        // Saved funnels: ordered goal names per site, kept as their JSON.
+        "CREATE TABLE funnels (
+    site        TEXT   NOT NULL,
+    name        TEXT   NOT NULL,
+    spec        TEXT   NOT NULL,
+    created_at  BIGINT NOT NULL,
+    position    BIGINT GENERATED ALWAYS AS IDENTITY,
+    PRIMARY KEY (site, name)
+);",
+    ),
 ];
 
-pub const VERSION: i32 = 2;
+pub const VERSION: i32 = 3;
 
 /// A fixed key for the advisory lock that serialises migrations ("footfall" in ASCII).
 const MIGRATION_LOCK: i64 = 0x666f_6f74_6661_6c6c;
