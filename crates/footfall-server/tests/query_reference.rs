@@ -712,15 +712,8 @@ async fn goal_checks(
     ranges: &[(Value, (i64, i64), Option<&str>)],
 ) {
     for g in goal_specs() {
-        let r = s
-            .http
-            .post(format!("{}/api/admin/sites/example.com/goals", s.base))
-            .bearer_auth(TOKEN)
-            .body(g.to_string())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201, "{g}");
+        let (status, _) = post(s, "/api/admin/sites/example.com/goals", &g).await;
+        assert_eq!(status, 201, "{g}");
     }
     let metrics = [
         "visitors",
@@ -808,16 +801,8 @@ async fn goal_checks(
                 if let Some(date) = date {
                     body["date"] = json!(date);
                 }
-                let r = s
-                    .http
-                    .post(format!("{}/api/v2/funnel", s.base))
-                    .bearer_auth(TOKEN)
-                    .body(body.to_string())
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(r.status(), 200, "{body}");
-                let got: Value = r.json().await.unwrap();
+                let (status, got) = post(s, "/api/v2/funnel", &body).await;
+                assert_eq!(status, 200, "{body}");
                 let (all, counts) = expected_funnel(visits, *range, f, steps);
                 let got_counts: Vec<usize> = got["steps"]
                     .as_array()
@@ -877,16 +862,8 @@ async fn goal_checks(
             "date_range",
         ),
     ] {
-        let r = s
-            .http
-            .post(format!("{}/api/v2/funnel", s.base))
-            .bearer_auth(TOKEN)
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 400, "{body}");
-        let e: Value = r.json().await.unwrap();
+        let (status, e) = post(s, "/api/v2/funnel", &body).await;
+        assert_eq!(status, 400, "{body}");
         assert!(
             e["error"]
                 .as_str()
@@ -983,21 +960,27 @@ async fn goal_checks(
             "top level",
         ),
     ] {
-        let r = s
-            .http
-            .post(format!("{}/api/v2/query", s.base))
-            .bearer_auth(TOKEN)
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 400, "{body}");
-        let e: Value = r.json().await.unwrap();
+        let (status, e) = post(s, "/api/v2/query", &body).await;
+        assert_eq!(status, 400, "{body}");
         assert!(
             e["error"].as_str().unwrap_or("").contains(needle),
             "{body} → {e}"
         );
     }
+}
+
+/// POSTs `body` to `path` with the admin token: the status and the JSON answer.
+async fn post(s: &TestServer, path: &str, body: &Value) -> (u16, Value) {
+    let r = s
+        .http
+        .post(format!("{}{path}", s.base))
+        .bearer_auth(TOKEN)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
 }
 
 async fn query(s: &TestServer, body: Value) -> Value {

@@ -2,7 +2,7 @@
 //! visit — over a range and any v2 filters. The steps are goals' names; the answer has
 //! Plausible's funnel shape (see docs/API.md).
 
-use super::query::{json_body, read_turn, resolve, run_parts, site_of};
+use super::query::{iso_in, json_body, read_turn, resolve, run_parts, site_of};
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::body::Body;
@@ -104,14 +104,7 @@ pub async fn funnel(
                 .sum::<f64>();
         }
     }
-    let iso = |ms: i64| {
-        chrono::DateTime::from_timestamp_millis(ms)
-            .map(|d| {
-                d.with_timezone(&q.timezone)
-                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
-            })
-            .unwrap_or_default()
-    };
+    let iso = |ms: i64| iso_in(q.timezone, ms);
     let mut out = serde_json::to_value(funnel::answer(&steps, all_visitors, &row))
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     out["query"] = json!({

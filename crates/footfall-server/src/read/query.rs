@@ -393,14 +393,7 @@ fn v2_json(site: &SiteId, q: &Query, ex: &Executed) -> Value {
                 .collect::<Vec<_>>()),
         );
     }
-    let iso = |ms: i64| {
-        chrono::DateTime::from_timestamp_millis(ms)
-            .map(|d| {
-                d.with_timezone(&q.timezone)
-                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
-            })
-            .unwrap_or_default()
-    };
+    let iso = |ms: i64| iso_in(q.timezone, ms);
     let mut query = json!({
         "site_id": site,
         "metrics": q.metrics.iter().map(|m| m.name()).collect::<Vec<_>>(),
@@ -417,6 +410,16 @@ fn v2_json(site: &SiteId, q: &Query, ex: &Executed) -> Value {
         query["comparison_date_range"] = json!([iso(p.start), iso(p.end - 1)]);
     }
     json!({ "results": results, "meta": meta, "query": query })
+}
+
+/// An instant as RFC 3339 in the site's zone, as answers echo their range.
+pub fn iso_in(tz: chrono_tz::Tz, ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|d| {
+            d.with_timezone(&tz)
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+        })
+        .unwrap_or_default()
 }
 
 /// A row of zeros (nulls for averages over nothing) with `row`'s dimensions: what the other
