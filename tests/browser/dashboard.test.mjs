@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { startServer, launchBrowser, newContext, waitFor, adminQuery, live, CHROME_UA } from './harness.mjs';
+import { startServer, launchBrowser, newContext, waitFor, adminQuery, adminPost, live, CHROME_UA } from './harness.mjs';
 
 const USER = { username: 'alice', password: 'correct horse battery staple' };
 const DASHBOARD_FILE = fileURLToPath(new URL('../../web/dashboard/app.js', import.meta.url));
@@ -93,10 +93,11 @@ async function metrics(server, site, body = {}) {
 const SHOP = 'shop.test'; // 3 visitors, 5 page views (tests 4, 6, 7)
 const LIVE = 'live.test'; // starts empty (test 5)
 const GEO = 'geo.test'; // a visitor with a location (test 8)
+const GOALS = 'goals.test'; // goals and a funnel over 3 visitors
 let server;
 
 before(async () => {
-  server = await startServer({ sites: [SHOP, LIVE, GEO], users: [USER] });
+  server = await startServer({ sites: [SHOP, LIVE, GEO, GOALS], users: [USER] });
   // Visitor A: / and /pricing; B: / and /pricing; C: / only → 3 visitors, 5 page views.
   for (const [ip, paths] of [['203.0.113.1', ['/', '/pricing']], ['203.0.113.2', ['/', '/pricing']], ['203.0.113.3', ['/']]]) {
     for (const path of paths) await send(server, { site: SHOP, ip, path, title: path === '/' ? 'Shop home' : 'Pricing plans' });
@@ -285,6 +286,52 @@ test('filter: clicking a page row filters everything, lives in the URL, and the 
     await bookmarked.goto(`${server.url}/s/${SHOP}?f=${encodeURIComponent('event:page:is:/pricing')}`);
     await bookmarked.locator('.ff-chip', { hasText: '/pricing' }).waitFor();
     await cardShows(bookmarked, 'pageviews', '2');
+  } finally {
+    await ctx.close();
+  }
+});
+
+test('goals and funnels: the Goals panel shows conversions and filters by a goal; the funnel view shows the steps', async () => {
+  // A: pricing then a signup; B: pricing only; C: the home page only.
+  await send(server, { site: GOALS, ip: '203.0.113.21', path: '/pricing' });
+  await send(server, { site: GOALS, ip: '203.0.113.21', path: '/pricing', name: 'Signup' });
+  await send(server, { site: GOALS, ip: '203.0.113.22', path: '/pricing' });
+  await send(server, { site: GOALS, ip: '203.0.113.23', path: '/' });
+  // Goals and a funnel added after the traffic: they apply to it.
+  await adminPost(server, `/api/admin/sites/${GOALS}/goals`, { name: 'Visit pricing', page: '/pricing' });
+  await adminPost(server, `/api/admin/sites/${GOALS}/goals`, { name: 'Signup', event: 'Signup' });
+  await adminPost(server, `/api/admin/sites/${GOALS}/funnels`, { name: 'Checkout', steps: ['Visit pricing', 'Signup'] });
+  const byGoal = await adminQuery(server, { site_id: GOALS, date_range: '7d', metrics: ['visitors', 'events', 'conversion_rate'], dimensions: ['event:goal'] });
+  assert.deepEqual(byGoal.results.map((r) => [r.dimensions[0], ...r.metrics]), [['Visit pricing', 2, 2, 66.67], ['Signup', 1, 1, 33.33]]);
+
+  const ctx = await signedIn(server);
+  try {
+    const page = await ctx.newPage();
+    await page.goto(`${server.url}/s/${GOALS}`);
+    await cardShows(page, 'visitors', '3');
+    const rows = () => page.locator('[data-panel="goals"] .ff-rows .ff-row').evaluateAll((els) =>
+      els.map((r) => [r.querySelector('.ff-row-text').textContent, ...[...r.querySelectorAll('.ff-row-val')].map((v) => v.textContent)]));
+    await page.waitForFunction(() => document.querySelectorAll('[data-panel="goals"] .ff-rows .ff-row').length === 2);
+    assert.deepEqual(await rows(), [['Visit pricing', '2', '2', '66.7%'], ['Signup', '1', '1', '33.3%']]);
+
+    // The funnel: both entered at pricing, one signed up.
+    const funnel = page.locator('[data-panel="funnels"]');
+    await funnel.locator('.ff-funnel-step').nth(1).waitFor();
+    const steps = await funnel.locator('.ff-funnel-step').evaluateAll((els) => els.map((s) => [
+      s.querySelector('.ff-funnel-label').textContent, s.querySelector('.ff-funnel-visitors').textContent,
+      s.querySelector('.ff-funnel-rate').textContent]));
+    assert.deepEqual(steps, [['Visit pricing', '2', '100%'], ['Signup', '1', '50%']]);
+    await funnel.locator('.ff-funnel-drop', { hasText: '1 dropped off (50%)' }).waitFor();
+    assert.match(await funnel.locator('.ff-funnel-summary').textContent(), /^2 of 3 visitors entered/);
+    assert.equal(await funnel.locator('#ff-funnel-pick').inputValue(), 'Checkout');
+
+    // Choosing a goal filters the dashboard by it, in the URL too.
+    await page.locator('[data-panel="goals"] .ff-row', { hasText: 'Signup' }).click();
+    await page.locator('.ff-chip', { hasText: 'Signup' }).waitFor();
+    assert.deepEqual(new URL(page.url()).searchParams.getAll('f'), ['event:goal:is:Signup']);
+    await cardShows(page, 'visitors', '1');
+    await page.waitForFunction(() => document.querySelectorAll('[data-panel="goals"] .ff-rows .ff-row').length === 1);
+    assert.equal(await page.locator('.ff-banner.is-error').isVisible(), false);
   } finally {
     await ctx.close();
   }

@@ -302,3 +302,8 @@ export async function adminQuery(server, body) {
 export async function live(server, site, { limit } = {}) {
   return api(server, `/api/stats/${encodeURIComponent(site)}/live${limit ? `?limit=${limit}` : ''}`);
 }
+
+/** POST `body` (an object) to `path` with the admin token. */
+export async function adminPost(server, path, body) {
+  return api(server, path, { method: 'POST', body: JSON.stringify(body) });
+}

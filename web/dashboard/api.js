@@ -155,6 +155,8 @@ export const api = {
   site: (domain) => once(`site:${domain}`, () => request('GET', `/api/dashboard/site/${enc(domain)}`)),
   live: (domain, limit) => request('GET', `/api/stats/${enc(domain)}/live`, { params: { limit } }),
   titles: (domain, paths) => request('GET', `/api/stats/${enc(domain)}/titles`, { params: { path: paths } }),
+  funnels: (domain) => request('GET', `/api/stats/${enc(domain)}/funnels`),
+  funnel: (body) => request('POST', '/api/v2/funnel', { body }),
   query: (body, signal) => batchedQuery(body, signal),
   streamUrl: (domain, params = {}) => url(`/api/stats/${enc(domain)}/live/stream`, params),
 };

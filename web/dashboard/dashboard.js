@@ -7,6 +7,8 @@ import { CARD_METRICS, createCards } from './cards.js';
 import { createChart } from './chart.js';
 import { createCurrentPanel } from './current.js';
 import { createEventsPanel } from './events.js';
+import { createGoalsPanel } from './goals.js';
+import { createFunnelsPanel } from './funnels.js';
 import { readState, renderChips, toApiFilters, withFilter, withoutFilter, writeState } from './filters.js';
 import { METRICS, formatDay, formatNumber, todayIn } from './format.js';
 import { accountControl, brand, siteSwitcher, statusPill } from './header.js';
@@ -144,13 +146,16 @@ export async function dashboardPage({ domain, shareToken = null }) {
   const current = createCurrentPanel({ titles, onPick: (row) => pick('event:page', row) });
   const panels = panelDefs({ titles }).map((def) => createPanel({ ...def, fetchRows, onPick: pick }));
   const events = createEventsPanel({ site, run });
+  const goals = createGoalsPanel({ run, onPick: (row) => pick('event:goal', row) });
+  const funnels = createFunnelsPanel({ site, query: () => base() });
   const footNote = h('span', {});
   const main = h('main', { class: 'ff-page ff-dash', dataset: { site } },
     chips, errorBox, onboarding, topCard,
     h('div', { class: 'ff-grid ff-grid-live' }, map.el, current.el),
     h('div', { class: 'ff-grid' }, panels[1].el, panels[0].el),
     h('div', { class: 'ff-grid' }, panels[2].el, panels[3].el),
-    h('div', { class: 'ff-grid' }, events.el),
+    h('div', { class: 'ff-grid' }, events.el, goals.el),
+    h('div', { class: 'ff-grid' }, funnels.el),
     h('footer', { class: 'ff-foot ff-muted' }, footNote,
       h('span', {}, 'footfall · privacy-first analytics · no cookies on your visitors')));
   const el = h('div', { class: 'ff-app' }, header, main);
@@ -221,7 +226,8 @@ export async function dashboardPage({ domain, shareToken = null }) {
     rq = rangeQuery(state, timeZone);
     const my = gen;
     if (!silent) { cards.loading(); chart.loading(); }
-    const jobs = [loadCards(my), loadGraph(my), loadMap(my), ...panels.map((p) => p.refresh(silent)), events.refresh(silent)];
+    const jobs = [loadCards(my), loadGraph(my), loadMap(my), ...panels.map((p) => p.refresh(silent)), events.refresh(silent),
+      goals.refresh(silent), funnels.refresh(silent)];
     const results = await Promise.allSettled(jobs);
     if (my !== gen || destroyed) return;
     const failed = results.find((r) => r.status === 'rejected' && r.reason?.name !== 'AbortError');

@@ -22,6 +22,7 @@ export const DIMENSION_LABELS = {
   'visit:os': 'OS',
   'visit:device': 'Device',
   'event:name': 'Event',
+  'event:goal': 'Goal',
 };
 
 export function dimensionLabel(dim) {

@@ -100,6 +100,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(crate::dashboard::routes())
         .route("/api/events", post(crate::ingest::batch))
         .route("/api/stats/{site}/live", get(crate::read::stats::live))
+        .route("/api/stats/{site}/funnels", get(crate::read::funnel::saved))
         .route(
             "/api/stats/{site}/live/stream",
             get(crate::read::stream::live_stream),

@@ -367,8 +367,50 @@ async fn backfill(st: &AppState) {
 }
 
 /// Starts the demo traffic; it runs until shutdown.
+/// The demo's goals and funnel, so its Goals and Funnels views have something to show.
+fn conversions(st: &AppState) {
+    use footfall_core::goal::{Funnel, FunnelSpec, Goal, GoalSpec};
+    let site = site();
+    let goal = |name: &str, page: Option<&str>, event: Option<&str>| {
+        Goal::from_spec(GoalSpec {
+            name: name.into(),
+            page: page.map(Into::into),
+            event: event.map(Into::into),
+            ..GoalSpec::default()
+        })
+    };
+    let now = st.clock.now().0;
+    for g in [
+        goal("Visit pricing", Some("/pricing"), None),
+        goal("Signup", None, Some("Signup")),
+        goal("Read the blog", Some("/blog/**"), None),
+    ] {
+        match g {
+            Ok(g) => {
+                if let Err(e) = st.ingest.sites.put_goal(&site, g, now) {
+                    tracing::warn!(error = %e, "demo: could not add a goal");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "demo: a goal that is no goal"),
+        }
+    }
+    let funnel = Funnel::try_from(FunnelSpec {
+        name: "Pricing to signup".into(),
+        steps: vec!["Visit pricing".into(), "Signup".into()],
+    });
+    match funnel.map(|f| st.ingest.sites.put_funnel(&site, f, now)) {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "demo: could not add the funnel"),
+        Err(e) => tracing::warn!(error = %e, "demo: a funnel that is no funnel"),
+    }
+}
+
 pub fn spawn(st: Arc<AppState>) {
     tokio::spawn(async move {
+        let st2 = st.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || conversions(&st2)).await {
+            tracing::warn!(error = %e, "demo: adding goals failed");
+        }
         backfill(&st).await;
         let mut shutdown = st.shutdown.clone();
         if *shutdown.borrow() {

@@ -115,3 +115,18 @@ pub async fn funnel(
     });
     Ok(Json(out))
 }
+
+/// `GET /api/stats/{site}/funnels` → `{"site", "funnels": [{"name", "steps"}]}`: the saved
+/// funnels, for anyone who may read the site's stats (the dashboard's funnel view).
+pub async fn saved(
+    State(st): State<Arc<AppState>>,
+    axum::extract::Path(site): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let site = site_of(&st, &headers, Some(&site))?;
+    let (st2, site2) = (st.clone(), site.clone());
+    let funnels = tokio::task::spawn_blocking(move || st2.ingest.sites.funnels(&site2))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    Ok(Json(json!({ "site": site, "funnels": funnels })))
+}

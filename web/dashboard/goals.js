@@ -1,0 +1,40 @@
+// Goals: per goal, the visitors who converted, the conversions and the conversion rate, for
+// the dashboard's range and filters. Choosing a goal filters the whole dashboard by it.
+import { h } from './dom.js';
+import { createRowList } from './rows.js';
+import { formatNumber } from './format.js';
+
+const rate = (v) => `${Number(v || 0).toFixed(v >= 10 ? 1 : 2).replace(/\.?0+$/, '')}%`;
+
+/**
+ * createGoalsPanel({run, onPick})
+ *   run({dimension, metrics, limit}) → Promise<{results, meta}> with the dashboard's range + filters
+ *   onPick({key, label}) — filter by the goal
+ */
+export function createGoalsPanel({ run, onPick }) {
+  let gen = 0;
+  const columns = [
+    { label: 'Visitors', format: formatNumber },
+    { label: 'Conversions', format: formatNumber },
+    { label: 'CR', format: rate },
+  ];
+  const list = createRowList({ columns, keyLabel: 'Goal', onPick, pickLabel: (r) => `Filter by goal ${r.label}` });
+  const el = h('section', { class: 'ff-card ff-panel', dataset: { panel: 'goals' }, 'aria-labelledby': 'ff-h-goals' },
+    h('header', { class: 'ff-panel-head' }, h('h2', { id: 'ff-h-goals', text: 'Goals' })),
+    h('div', { class: 'ff-panel-body' }, list.el));
+
+  async function refresh(silent) {
+    const my = ++gen;
+    if (!silent) list.loading();
+    try {
+      const res = await run({ dimension: 'event:goal', metrics: ['visitors', 'events', 'conversion_rate'], limit: 50 });
+      if (my !== gen) return;
+      list.setRows(res.results.map((r) => ({ key: r.dimensions[0], label: r.dimensions[0], values: r.metrics })),
+        { emptyText: 'No conversions in this period. Goals are set with `footfall goals add` or the admin API.' });
+    } catch (e) {
+      if (my === gen) list.error(`Couldn't load goals: ${e.message}`);
+    }
+  }
+
+  return { el, refresh };
+}
