@@ -94,10 +94,11 @@ const SHOP = 'shop.test'; // 3 visitors, 5 page views (tests 4, 6, 7)
 const LIVE = 'live.test'; // starts empty (test 5)
 const GEO = 'geo.test'; // a visitor with a location (test 8)
 const GOALS = 'goals.test'; // goals and a funnel over 3 visitors
+const SETTINGS = 'settings.test'; // goals and funnels set in the dashboard
 let server;
 
 before(async () => {
-  server = await startServer({ sites: [SHOP, LIVE, GEO, GOALS], users: [USER] });
+  server = await startServer({ sites: [SHOP, LIVE, GEO, GOALS, SETTINGS], users: [USER] });
   // Visitor A: / and /pricing; B: / and /pricing; C: / only → 3 visitors, 5 page views.
   for (const [ip, paths] of [['203.0.113.1', ['/', '/pricing']], ['203.0.113.2', ['/', '/pricing']], ['203.0.113.3', ['/']]]) {
     for (const path of paths) await send(server, { site: SHOP, ip, path, title: path === '/' ? 'Shop home' : 'Pricing plans' });
@@ -330,6 +331,58 @@ test('goals and funnels: the Goals panel shows conversions and filters by a goal
     await page.locator('.ff-chip', { hasText: 'Signup' }).waitFor();
     assert.deepEqual(new URL(page.url()).searchParams.getAll('f'), ['event:goal:is:Signup']);
     await cardShows(page, 'visitors', '1');
+    await page.waitForFunction(() => document.querySelectorAll('[data-panel="goals"] .ff-rows .ff-row').length === 1);
+    assert.equal(await page.locator('.ff-banner.is-error').isVisible(), false);
+  } finally {
+    await ctx.close();
+  }
+});
+
+test('goal settings: a signed-in user adds and removes goals and a funnel; a bad goal says why and changes nothing', async () => {
+  await send(server, { site: SETTINGS, ip: '203.0.113.31', path: '/' });
+  await send(server, { site: SETTINGS, ip: '203.0.113.31', path: '/docs' });
+  await send(server, { site: SETTINGS, ip: '203.0.113.32', path: '/' });
+  const ctx = await signedIn(server);
+  try {
+    const page = await ctx.newPage();
+    await page.goto(`${server.url}/s/${SETTINGS}`);
+    await cardShows(page, 'visitors', '2');
+    const panel = page.locator('[data-panel="goals"]');
+    await panel.locator('[data-testid=goal-settings]').click();
+    const form = panel.locator('[data-testid=goal-form]');
+    const addGoal = async (name, kind, target) => {
+      await form.locator('[name=goal-name]').fill(name);
+      await form.locator('[name=goal-kind]').selectOption(kind);
+      await form.locator('[name=goal-target]').fill(target);
+      await form.locator('button[type=submit]').click();
+    };
+    // A pattern without a leading slash: the server's reason, shown; nothing saved.
+    await addGoal('Docs', 'page', 'docs');
+    await panel.locator('.ff-settings-msg.is-error', { hasText: 'start with /' }).waitFor();
+    assert.equal(await panel.locator('[data-testid=goal-list] li').count(), 0);
+
+    await addGoal('Home', 'page', '/');
+    await panel.locator('[data-testid=goal-list] li', { hasText: 'Home' }).waitFor();
+    await addGoal('Docs', 'page', '/docs**');
+    await panel.locator('[data-testid=goal-list] li', { hasText: 'Docs' }).waitFor();
+    // The panel counts past traffic at once: the goals are a lens on it.
+    await page.waitForFunction(() => document.querySelectorAll('[data-panel="goals"] .ff-rows .ff-row').length === 2);
+    const goals = await adminQuery(server, { site_id: SETTINGS, date_range: '7d', metrics: ['visitors'], dimensions: ['event:goal'] });
+    assert.deepEqual(goals.results.map((r) => [r.dimensions[0], r.metrics[0]]), [['Home', 2], ['Docs', 1]]);
+
+    // A funnel of the two; it shows in the funnel view.
+    const funnelForm = panel.locator('[data-testid=funnel-form]');
+    await funnelForm.locator('[name=funnel-name]').fill('Home to docs');
+    await funnelForm.locator('[name=funnel-steps]').fill('Home\nDocs');
+    await funnelForm.locator('button[type=submit]').click();
+    await panel.locator('[data-testid=funnel-list] li', { hasText: 'Home → Docs' }).waitFor();
+    const funnel = page.locator('[data-panel="funnels"]');
+    await funnel.locator('.ff-funnel-step').nth(1).waitFor();
+    assert.deepEqual(await funnel.locator('.ff-funnel-visitors').allTextContents(), ['2', '1']);
+
+    // Removing a goal: gone from the list and the panel.
+    await panel.locator('[data-testid=goal-list] li', { hasText: 'Home' }).locator('button').click();
+    await panel.locator('[data-testid=goal-list] li', { hasText: 'Home' }).waitFor({ state: 'detached' });
     await page.waitForFunction(() => document.querySelectorAll('[data-panel="goals"] .ff-rows .ff-row').length === 1);
     assert.equal(await page.locator('.ff-banner.is-error').isVisible(), false);
   } finally {

@@ -146,8 +146,9 @@ export async function dashboardPage({ domain, shareToken = null }) {
   const current = createCurrentPanel({ titles, onPick: (row) => pick('event:page', row) });
   const panels = panelDefs({ titles }).map((def) => createPanel({ ...def, fetchRows, onPick: pick }));
   const events = createEventsPanel({ site, run });
-  const goals = createGoalsPanel({ run, onPick: (row) => pick('event:goal', row) });
   const funnels = createFunnelsPanel({ site, query: () => base() });
+  const goals = createGoalsPanel({ site, run, onPick: (row) => pick('event:goal', row),
+    canEdit: !readonly && !!session.user, onChange: () => funnels.reload() });
   const footNote = h('span', {});
   const main = h('main', { class: 'ff-page ff-dash', dataset: { site } },
     chips, errorBox, onboarding, topCard,

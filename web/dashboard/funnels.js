@@ -75,5 +75,10 @@ export function createFunnelsPanel({ site, query }) {
     }
   }
 
-  return { el, refresh };
+  return {
+    el,
+    refresh,
+    /** Saved funnels changed: list them again. */
+    reload() { funnels = null; return refresh(false); },
+  };
 }

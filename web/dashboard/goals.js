@@ -3,15 +3,18 @@
 import { h } from './dom.js';
 import { createRowList } from './rows.js';
 import { formatNumber } from './format.js';
+import { createGoalSettings } from './goalsettings.js';
 
 const rate = (v) => `${Number(v || 0).toFixed(v >= 10 ? 1 : 2).replace(/\.?0+$/, '')}%`;
 
 /**
- * createGoalsPanel({run, onPick})
+ * createGoalsPanel({site, run, onPick, canEdit, onChange})
  *   run({dimension, metrics, limit}) → Promise<{results, meta}> with the dashboard's range + filters
  *   onPick({key, label}) — filter by the goal
+ *   canEdit — a signed-in user: the panel offers goal and funnel settings
+ *   onChange() — settings changed
  */
-export function createGoalsPanel({ run, onPick }) {
+export function createGoalsPanel({ site, run, onPick, canEdit = false, onChange = () => {} }) {
   let gen = 0;
   const columns = [
     { label: 'Visitors', format: formatNumber },
@@ -19,9 +22,13 @@ export function createGoalsPanel({ run, onPick }) {
     { label: 'CR', format: rate },
   ];
   const list = createRowList({ columns, keyLabel: 'Goal', onPick, pickLabel: (r) => `Filter by goal ${r.label}` });
+  const settings = canEdit ? createGoalSettings({ site, onChange: () => { refresh(false); onChange(); } }) : null;
+  const settingsBtn = settings ? h('button', { type: 'button', class: 'ff-btn ff-btn-ghost ff-btn-sm', dataset: { testid: 'goal-settings' },
+    'aria-expanded': 'false', text: 'Settings',
+    onclick: () => settingsBtn.setAttribute('aria-expanded', String(settings.toggle())) }) : null;
   const el = h('section', { class: 'ff-card ff-panel', dataset: { panel: 'goals' }, 'aria-labelledby': 'ff-h-goals' },
-    h('header', { class: 'ff-panel-head' }, h('h2', { id: 'ff-h-goals', text: 'Goals' })),
-    h('div', { class: 'ff-panel-body' }, list.el));
+    h('header', { class: 'ff-panel-head' }, h('h2', { id: 'ff-h-goals', text: 'Goals' }), settingsBtn),
+    h('div', { class: 'ff-panel-body' }, settings ? settings.el : null, list.el));
 
   async function refresh(silent) {
     const my = ++gen;

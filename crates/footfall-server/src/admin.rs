@@ -26,6 +26,18 @@ async fn admin_json<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid {what}: {e}")))
 }
 
+/// A site setting's JSON body, from the admin token or a signed-in user's change.
+async fn editor_json<T: serde::de::DeserializeOwned>(
+    st: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    what: &str,
+) -> Result<T, ApiError> {
+    crate::auth::require_editor(st, headers)?;
+    let body = crate::http::read_body(body, limits::BODY_BYTES).await?;
+    serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid {what}: {e}")))
+}
+
 /// 201 for something new, 200 for an update of what was there.
 pub(crate) fn created_status(created: bool) -> StatusCode {
     if created {
@@ -175,7 +187,7 @@ pub async fn put_goal(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let spec: footfall_core::goal::GoalSpec = admin_json(&st, &headers, body, "goal").await?;
+    let spec: footfall_core::goal::GoalSpec = editor_json(&st, &headers, body, "goal").await?;
     let site = known_site(&st, &site)?;
     let goal = footfall_core::goal::Goal::from_spec(spec)?;
     let now = st.clock.now().0;
@@ -197,7 +209,7 @@ pub async fn list_goals(
     Path(site): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    crate::auth::require_admin(&st, &headers)?;
+    crate::auth::require_editor_read(&st, &headers)?;
     let site = known_site(&st, &site)?;
     let goals = st.ingest.sites.goals(&site);
     Ok(Json(json!({ "site": site, "goals": &*goals })).into_response())
@@ -209,7 +221,7 @@ pub async fn delete_goal(
     Path((site, name)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    crate::auth::require_admin(&st, &headers)?;
+    crate::auth::require_editor(&st, &headers)?;
     let site = known_site(&st, &site)?;
     // Names are stored trimmed.
     let name = name.trim().to_string();
@@ -234,7 +246,7 @@ pub async fn put_funnel(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let spec: footfall_core::goal::FunnelSpec = admin_json(&st, &headers, body, "funnel").await?;
+    let spec: footfall_core::goal::FunnelSpec = editor_json(&st, &headers, body, "funnel").await?;
     let site = known_site(&st, &site)?;
     let funnel = footfall_core::goal::Funnel::try_from(spec)?;
     let now = st.clock.now().0;
@@ -256,7 +268,7 @@ pub async fn list_funnels(
     Path(site): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    crate::auth::require_admin(&st, &headers)?;
+    crate::auth::require_editor_read(&st, &headers)?;
     let site = known_site(&st, &site)?;
     let (st2, site2) = (st.clone(), site.clone());
     let funnels =
@@ -270,7 +282,7 @@ pub async fn delete_funnel(
     Path((site, name)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    crate::auth::require_admin(&st, &headers)?;
+    crate::auth::require_editor(&st, &headers)?;
     let site = known_site(&st, &site)?;
     let name = name.trim().to_string();
     let (st2, site2, name2) = (st.clone(), site.clone(), name.clone());

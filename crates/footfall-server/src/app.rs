@@ -125,6 +125,23 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/admin/sites/{site}/funnels/{name}",
             axum::routing::delete(crate::admin::delete_funnel),
         )
+        // The same, for the dashboard's settings (a signed-in user's change).
+        .route(
+            "/api/dashboard/sites/{site}/goals",
+            post(crate::admin::put_goal).get(crate::admin::list_goals),
+        )
+        .route(
+            "/api/dashboard/sites/{site}/goals/{name}",
+            axum::routing::delete(crate::admin::delete_goal),
+        )
+        .route(
+            "/api/dashboard/sites/{site}/funnels",
+            post(crate::admin::put_funnel).get(crate::admin::list_funnels),
+        )
+        .route(
+            "/api/dashboard/sites/{site}/funnels/{name}",
+            axum::routing::delete(crate::admin::delete_funnel),
+        )
         .route("/api/admin/keys", post(crate::admin::create_key))
         .route(
             "/api/admin/keys/{id}",

@@ -109,6 +109,24 @@ pub fn require_user_change(
     }
 }
 
+/// Changing a site's settings (goals, funnels): the admin token, or a signed-in dashboard
+/// user's change (session and CSRF token).
+pub fn require_editor(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    if is_admin(state, headers) {
+        return Ok(());
+    }
+    require_user_change(state, headers).map(drop)
+}
+
+/// Reading a site's settings: the admin token or a signed-in dashboard user.
+pub fn require_editor_read(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    if is_admin(state, headers) || session(state, headers).is_some() {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized)
+    }
+}
+
 /// Copies a `share=` query parameter into [`SHARE_HEADER`], so routes read credentials from
 /// headers only.
 pub async fn share_param_to_header(mut req: axum::extract::Request) -> axum::extract::Request {
