@@ -380,6 +380,12 @@ test('goal settings: a signed-in user adds and removes goals and a funnel; a bad
     await funnel.locator('.ff-funnel-step').nth(1).waitFor();
     assert.deepEqual(await funnel.locator('.ff-funnel-visitors').allTextContents(), ['2', '1']);
 
+    // The session alone can't change settings: a cross-site form has no CSRF token.
+    const forged = await ctx.request.post(`${server.url}/api/dashboard/sites/${SETTINGS}/goals`, { data: { name: 'X', page: '/x' } });
+    assert.equal(forged.status(), 403);
+    const anonymous = await fetch(`${server.url}/api/dashboard/sites/${SETTINGS}/goals`);
+    assert.equal(anonymous.status, 401);
+
     // Removing a goal: gone from the list and the panel.
     await panel.locator('[data-testid=goal-list] li', { hasText: 'Home' }).locator('button').click();
     await panel.locator('[data-testid=goal-list] li', { hasText: 'Home' }).waitFor({ state: 'detached' });
