@@ -1,8 +1,8 @@
 //! Funnels: an ordered list of goals, and how many visitors reached each step in order
 //! within a visit. One statement per funnel, written once for both dialects:
 //!
-//! 1. each event in the range that passes the filters gets a step mask (bit k: it converts
-//!    step k + 1's goal);
+//! 1. each event in the range that passes the filters and converts a step gets a step mask
+//!    (bit k: it converts step k + 1's goal);
 //! 2. each visit's masks, in event order, give the number of steps it reached in order —
 //!    the earliest event of each step after the previous step's, one event per step.
 //!    Events of one millisecond are in step order: the order key is the time above the
@@ -82,6 +82,10 @@ pub fn plan(q: &Query, steps: &[&Goal], cx: &Context<'_>, dialect: &dyn Dialect)
             .append(goals::any_converts(&scroll, dialect))
             .push(")");
     }
+    // Only step events go on: the rest is dropped before anything else is computed of it.
+    counted
+        .push(" AND ")
+        .append(goals::any_converts(steps, dialect));
     let day = BucketKey::over(TimeBucket::Day, cx.tz, cx.start, cx.end).sql("e.ts", dialect);
     // Entry and exit page filters read the event's visit.
     let (with, from) = events_source(q, cx, dialect);
