@@ -1119,24 +1119,11 @@ async fn reference_check(rollups: bool) {
                 }
                 let got = query(&s, body.clone()).await;
                 let want = expected(&visits, *range, f, d, &metrics);
-                let rows = got["results"].as_array().unwrap();
-                let got_map: BTreeMap<String, BTreeMap<String, Value>> = rows
-                    .iter()
-                    .map(|r| {
-                        let k = r["dimensions"]
-                            .get(0)
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .to_string();
-                        let ms = metrics
-                            .iter()
-                            .zip(r["metrics"].as_array().unwrap())
-                            .map(|(m, v)| (m.to_string(), v.clone()))
-                            .collect();
-                        (k, ms)
-                    })
-                    .collect();
-                assert_eq!(got_map, want, "query {body}");
+                assert_eq!(
+                    rows_by_first_dimension(&got, &metrics),
+                    want,
+                    "query {body}"
+                );
                 checked += 1;
             }
         }

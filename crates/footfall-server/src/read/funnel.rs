@@ -2,7 +2,7 @@
 //! visit — over a range and any v2 filters. The steps are goals' names; the answer has
 //! Plausible's funnel shape (see docs/API.md).
 
-use super::query::{iso_in, json_body, read_turn, resolve, run_parts, site_of};
+use super::query::{iso_in, json_body, read_turn, resolve, rollups_answer, run_parts, site_of};
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::body::Body;
@@ -73,10 +73,7 @@ pub async fn funnel(
     let steps = funnel::resolve(&names, &site_goals)?;
     let range = resolve(&st, &site, &q);
     let (turn, conn) = read_turn(&st).await?;
-    let rollups = conn
-        .rollup_zone(&site)
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .is_some_and(|zone| zone == q.timezone.name());
+    let rollups = rollups_answer(conn.as_ref(), &site, q.timezone)?;
     let cx = Context {
         site: site.as_str(),
         start: range.start,

@@ -187,14 +187,35 @@ pub async fn read_turn(
     Ok((turn, st.read.reads.get()?))
 }
 
-/// Runs planned statements on `conn` in a blocking task, then gives back the connection
-/// and the turn.
+/// Whether rollups may answer for `site`: only when complete and kept in the zone the
+/// query counts days in.
+pub fn rollups_answer(
+    conn: &dyn EventStore,
+    site: &SiteId,
+    tz: chrono_tz::Tz,
+) -> Result<bool, ApiError> {
+    Ok(conn
+        .rollup_zone(site)
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .is_some_and(|zone| zone == tz.name()))
+}
+
+/// Runs planned statements on `conn` in a blocking task (counted by where they read), then
+/// gives back the connection and the turn.
 pub async fn run_parts(
     st: &Arc<AppState>,
     turn: tokio::sync::OwnedSemaphorePermit,
     conn: Box<dyn EventStore>,
     sql: Vec<plan::SqlQuery>,
 ) -> Result<Vec<PartRows>, ApiError> {
+    let from_rollups = sql.iter().filter(|s| s.from_rollups()).count() as u64;
+    st.metrics
+        .parts_rollup
+        .fetch_add(from_rollups, std::sync::atomic::Ordering::Relaxed);
+    st.metrics.parts_raw.fetch_add(
+        sql.len() as u64 - from_rollups,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let st2 = st.clone();
     let parts = tokio::task::spawn_blocking(move || {
         let parts: Result<Vec<PartRows>, _> = sql
@@ -226,11 +247,7 @@ pub async fn run_range(
         .as_ref()
         .map(|(kind, bs)| BucketKey::new(*kind, bs, q.timezone));
     let (turn, conn) = read_turn(st).await?;
-    // Rollups answer only when complete and kept in the zone this query counts days in.
-    let rollups = conn
-        .rollup_zone(site)
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .is_some_and(|zone| zone == q.timezone.name());
+    let rollups = rollups_answer(conn.as_ref(), site, q.timezone)?;
     let cx = Context {
         site: site.as_str(),
         start: range.start,
@@ -242,14 +259,6 @@ pub async fn run_range(
         by_goal: None,
     };
     let sql = plan::plan(q, &cx, conn.dialect());
-    let from_rollups = sql.iter().filter(|s| s.from_rollups()).count() as u64;
-    st.metrics
-        .parts_rollup
-        .fetch_add(from_rollups, std::sync::atomic::Ordering::Relaxed);
-    st.metrics.parts_raw.fetch_add(
-        sql.len() as u64 - from_rollups,
-        std::sync::atomic::Ordering::Relaxed,
-    );
     let mut parts = run_parts(st, turn, conn, sql).await?;
     // The SQL grouped by bucket keys; put the labels back.
     if let (Some(i), Some(key), Some((_, bs))) = (
