@@ -21,7 +21,7 @@ async fn assert_nothing_stored(s: &TestServer) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_bodies_are_rejected_with_a_named_problem() {
-    let s = TestServer::start().await;
+    let mut s = TestServer::start().await;
     let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
         (
             "/api/event",
@@ -148,11 +148,13 @@ async fn malformed_bodies_are_rejected_with_a_named_problem() {
         assert!(msg.contains(needle), "{msg:?} should mention {needle:?}");
     }
     assert_nothing_stored(&s).await;
+    // Stopped before the process exits: DuckDB's threads must not outlive main.
+    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bots_unknown_sites_and_foreign_hostnames_are_dropped_and_counted() {
-    let s = TestServer::start().await;
+    let mut s = TestServer::start().await;
     let ev = json!({"n":"pageview","u":"https://example.com/","d":"example.com"}).to_string();
     let (status, body) = s
         .post_raw(
@@ -222,11 +224,13 @@ async fn bots_unknown_sites_and_foreign_hostnames_are_dropped_and_counted() {
         )
         .await;
     assert_eq!(body["status"], "accepted");
+    // Stopped before the process exits: DuckDB's threads must not outlive main.
+    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sql_ish_and_unicode_values_are_stored_literally() {
-    let s = TestServer::start().await;
+    let mut s = TestServer::start().await;
     let title = "'); DROP TABLE events; -- ☃ \"quoted\"";
     let path = "/a'%20OR%201=1--";
     let (status, _) = s.post("/api/event", json!({"n":"pageview","u":format!("https://example.com{path}"),"d":"example.com","t":title}), "1.1.1.1").await;
@@ -241,11 +245,13 @@ async fn sql_ish_and_unicode_values_are_stored_literally() {
         2,
         "the events table is still there"
     );
+    // Stopped before the process exits: DuckDB's threads must not outlive main.
+    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_identical_requests_count_once() {
-    let s = TestServer::start().await;
+    let mut s = TestServer::start().await;
     let futs: Vec<_> = (0..64).map(|_| s.pageview("/same", "9.9.9.9")).collect();
     let results = futures::future::join_all(futs).await;
     assert!(results.iter().all(|(status, _)| *status == 202));
@@ -260,11 +266,13 @@ async fn concurrent_identical_requests_count_once() {
     let st = s.stats().await;
     assert_eq!(st["totalPageViews"], 1);
     assert_eq!(st["visits"], 1);
+    // Stopped before the process exits: DuckDB's threads must not outlive main.
+    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_routes_need_the_token_unless_the_site_is_public() {
-    let s = TestServer::start().await;
+    let mut s = TestServer::start().await;
     let get = |path: String, token: Option<&str>| {
         let mut r = s.http.get(format!("{}{path}", s.base));
         if let Some(t) = token {
@@ -314,11 +322,13 @@ async fn read_routes_need_the_token_unless_the_site_is_public() {
             .status(),
         400
     );
+    // Stopped before the process exits: DuckDB's threads must not outlive main.
+    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cors_allows_ingest_from_anywhere_and_reads_from_nowhere() {
-    let s = TestServer::start().await;
+    let mut s = TestServer::start().await;
     let pre = s
         .http
         .request(reqwest::Method::OPTIONS, format!("{}/api/event", s.base))
@@ -351,11 +361,13 @@ async fn cors_allows_ingest_from_anywhere_and_reads_from_nowhere() {
         .await
         .unwrap();
     assert!(pre.headers().get("access-control-allow-origin").is_none());
+    // Stopped before the process exits: DuckDB's threads must not outlive main.
+    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_adds_sites_with_the_token_only() {
-    let s = TestServer::start().await;
+    let mut s = TestServer::start().await;
     let add = |token: Option<&str>, body: String| {
         let mut r = s
             .http
@@ -411,11 +423,13 @@ async fn admin_adds_sites_with_the_token_only() {
         .await;
     assert_eq!(body["status"], "accepted");
     assert_eq!(s.live("new.example").await["totalPageViews"], 1);
+    // Stopped before the process exits: DuckDB's threads must not outlive main.
+    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_routes_are_off_without_a_token() {
-    let s = TestServer::start_with(|c| c.admin_token = None).await;
+    let mut s = TestServer::start_with(|c| c.admin_token = None).await;
     let r = s
         .http
         .post(format!("{}/api/admin/sites", s.base))
@@ -425,4 +439,6 @@ async fn admin_routes_are_off_without_a_token() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
+    // Stopped before the process exits: DuckDB's threads must not outlive main.
+    s.stop().await;
 }
