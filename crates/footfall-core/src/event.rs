@@ -1,6 +1,7 @@
 //! The event as it moves through the pipeline: [`IncomingEvent`] out of decode,
 //! [`EnrichedEvent`] out of enrich (no IP, no raw user agent from here on).
 
+use crate::money::Revenue;
 use crate::types::{SiteId, Timestamp, VisitorId};
 use serde::{Deserialize, Serialize};
 
@@ -63,6 +64,8 @@ pub struct IncomingEvent {
     pub scroll_depth: Option<u8>,
     pub engaged_ms: Option<u64>,
     pub interactive: bool,
+    /// What a custom event earned (Plausible's `revenue` field).
+    pub revenue: Option<Revenue>,
     pub geo: GeoHint,
     /// Only from trusted server-side batch senders.
     pub timestamp: Option<Timestamp>,
@@ -87,6 +90,7 @@ impl IncomingEvent {
             scroll_depth: None,
             engaged_ms: None,
             interactive: true,
+            revenue: None,
             geo: GeoHint::default(),
             timestamp: None,
             ip: None,
@@ -138,6 +142,7 @@ pub struct EnrichedEvent {
     pub scroll_depth: Option<u8>,
     pub engaged_ms: Option<u64>,
     pub interactive: bool,
+    pub revenue: Option<Revenue>,
 }
 
 impl EnrichedEvent {
@@ -176,6 +181,7 @@ impl EnrichedEvent {
             scroll_depth: None,
             engaged_ms: None,
             interactive: true,
+            revenue: None,
         }
     }
 }

@@ -9,6 +9,7 @@
 //!
 //! Everything here is validated on the way in; a goal that exists is well-formed.
 
+use crate::money::Currency;
 use serde::{Deserialize, Serialize};
 
 /// Longest goal name, event name or property text accepted.
@@ -42,6 +43,10 @@ pub enum GoalError {
     Depth,
     #[error("a goal is one of: page, event, or page with scroll_depth")]
     Kind,
+    #[error("currency must be a three-letter ISO 4217 code such as EUR")]
+    Currency,
+    #[error("only custom-event goals have a currency (their events carry the revenue)")]
+    CurrencyKind,
     #[error("funnel name must be 1 to {MAX_NAME} characters, not . or ..")]
     FunnelName,
     #[error("a funnel has 2 to 8 steps, each a goal's name")]
@@ -234,6 +239,9 @@ pub enum GoalKind {
 pub struct Goal {
     pub name: String,
     pub kind: GoalKind,
+    /// A revenue goal's currency (custom-event goals only): its conversions' revenue is
+    /// reported in it.
+    pub currency: Option<Currency>,
 }
 
 /// A goal as the API and CLI describe it: `{"name", "page"}`, `{"name", "event",
@@ -250,6 +258,8 @@ pub struct GoalSpec {
     pub props: std::collections::BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scroll_depth: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
 }
 
 impl TryFrom<GoalSpec> for Goal {
@@ -263,6 +273,7 @@ impl From<Goal> for GoalSpec {
     fn from(g: Goal) -> GoalSpec {
         let mut spec = GoalSpec {
             name: g.name,
+            currency: g.currency.map(String::from),
             ..GoalSpec::default()
         };
         match g.kind {
@@ -331,7 +342,18 @@ impl Goal {
             }
             _ => return Err(GoalError::Kind),
         };
-        Ok(Goal { name, kind })
+        let currency = match spec.currency {
+            None => None,
+            Some(_) if !matches!(kind, GoalKind::Event { .. }) => {
+                return Err(GoalError::CurrencyKind)
+            }
+            Some(c) => Some(Currency::parse(&c).map_err(|_| GoalError::Currency)?),
+        };
+        Ok(Goal {
+            name,
+            kind,
+            currency,
+        })
     }
 
     /// Whether an event counts as a conversion of this goal: `name` and `pathname` are
@@ -445,6 +467,20 @@ mod tests {
             Err(GoalError::Kind)
         );
         assert!(serde_json::from_str::<GoalSpec>(r#"{"name": "x", "evil": 1}"#).is_err());
+        let paid = spec(r#"{"name": "Buy", "event": "Purchase", "currency": "eur"}"#).unwrap();
+        assert_eq!(paid.currency.map(|c| c.to_string()), Some("EUR".into()));
+        assert_eq!(
+            serde_json::to_value(&paid).unwrap(),
+            serde_json::json!({"name": "Buy", "event": "Purchase", "currency": "EUR"})
+        );
+        assert_eq!(
+            spec(r#"{"name": "x", "event": "x", "currency": "EURO"}"#),
+            Err(GoalError::Currency)
+        );
+        assert_eq!(
+            spec(r#"{"name": "x", "page": "/", "currency": "EUR"}"#),
+            Err(GoalError::CurrencyKind)
+        );
     }
 
     #[test]

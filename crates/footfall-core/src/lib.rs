@@ -13,6 +13,7 @@ pub mod goal;
 pub mod identify;
 pub mod intern;
 pub mod live;
+pub mod money;
 pub mod query;
 pub mod record;
 pub mod rollup;

@@ -35,6 +35,7 @@ fn ev(kind: EventKind, ts: i64, path: &str, visitor: u64) -> EnrichedEvent {
         scroll_depth: None,
         engaged_ms: None,
         interactive: true,
+        revenue: None,
     }
 }
 

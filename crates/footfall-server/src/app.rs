@@ -39,6 +39,8 @@ pub enum StartError {
     },
     #[error("{0}")]
     Geo(String),
+    #[error("currency rates {path}: {reason}")]
+    Rates { path: String, reason: String },
     #[error("accounts: {0}")]
     Accounts(#[from] crate::accounts::AccountError),
     #[error("log: {0}")]
@@ -457,6 +459,21 @@ pub(crate) async fn serve(
         Some(p) => Some(GeoDb::open(p).map_err(StartError::Geo)?),
         None => None,
     };
+    let rates = match &config.currency_rates {
+        Some(p) => {
+            let bad = |reason: String| StartError::Rates {
+                path: p.display().to_string(),
+                reason,
+            };
+            let text = std::fs::read(p).map_err(|e| bad(e.to_string()))?;
+            if text.len() > 1 << 20 {
+                return Err(bad("larger than 1 MiB".into()));
+            }
+            let text = String::from_utf8(text).map_err(|_| bad("not UTF-8".into()))?;
+            footfall_core::money::Rates::from_json(&text).map_err(|e| bad(e.to_string()))?
+        }
+        None => footfall_core::money::Rates::none(),
+    };
     let metadata = backend.metadata;
     let (rate, now) = (config.api_rate_limit_per_hour, clock.now().0);
     // Store calls block (a networked store's client runs its own runtime): off the workers.
@@ -496,6 +513,7 @@ pub(crate) async fn serve(
             live: backend.live,
             reads,
             stored: backend.stored,
+            rates,
         },
         access: AccessState { keys, accounts },
     });

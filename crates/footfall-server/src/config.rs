@@ -17,6 +17,9 @@ pub struct ServerConfig {
     /// Peers whose forwarding headers are believed (loopback is always trusted).
     pub trusted_proxies: Vec<IpNet>,
     pub geoip_db: Option<PathBuf>,
+    /// Exchange rates for revenue in other currencies than a goal's (JSON, see
+    /// `footfall_core::money::Rates`); without it each currency stands apart.
+    pub currency_rates: Option<PathBuf>,
     pub active_timeout_ms: i64,
     pub visit_gap_ms: i64,
     pub dedup_window_ms: i64,
@@ -110,6 +113,7 @@ impl ServerConfig {
             admin_token: None,
             trusted_proxies: Vec::new(),
             geoip_db: None,
+            currency_rates: None,
             active_timeout_ms: 2 * 60_000,
             visit_gap_ms: 30 * 60_000,
             dedup_window_ms: 30 * 60_000,

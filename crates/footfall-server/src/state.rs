@@ -45,6 +45,8 @@ pub struct ReadState {
     pub live: Arc<dyn LiveState>,
     pub reads: ReadPool,
     pub stored: Stored,
+    /// The operator's exchange rates for revenue (empty: no conversions).
+    pub rates: footfall_core::money::Rates,
 }
 
 /// What a query waits for before reading storage: the embedded applier, or the cluster's

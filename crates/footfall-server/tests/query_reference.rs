@@ -28,6 +28,8 @@ struct Ev {
     page: &'static str,
     plan: Option<&'static str>,
     sd: Option<u8>,
+    /// (amount, currency) as sent.
+    revenue: Option<(&'static str, &'static str)>,
 }
 
 #[derive(Clone, Debug)]
@@ -81,6 +83,55 @@ impl Lcg {
     }
 }
 
+/// Revenue some signups carry: exact decimals in four currencies, one of which (JPY) the
+/// server's rate table lacks, and a refund.
+const REVENUES: [(&str, &str); 7] = [
+    ("19.99", "EUR"),
+    ("5.5", "USD"),
+    ("1234.567", "EUR"),
+    ("0.001", "usd"),
+    ("300", "JPY"),
+    ("12.345", "GBP"),
+    ("-4.2", "EUR"),
+];
+
+/// The rate table the server is given (units per EUR), and the same in millionths here.
+const RATES_JSON: &str = r#"{"base": "EUR", "rates": {"USD": "1.25", "GBP": 0.8}}"#;
+fn rate_millionths(currency: &str) -> Option<i128> {
+    match currency {
+        "EUR" => Some(1_000_000),
+        "USD" => Some(1_250_000),
+        "GBP" => Some(800_000),
+        _ => None,
+    }
+}
+
+/// "12.3" → 12300 thousandths.
+fn thousandths(s: &str) -> i128 {
+    let neg = s.starts_with('-');
+    let s = s.trim_start_matches('-');
+    let (i, f) = s.split_once('.').unwrap_or((s, ""));
+    let f = format!("{f:0<3}");
+    let v = i.parse::<i128>().unwrap() * 1000 + f[..3].parse::<i128>().unwrap();
+    if neg {
+        -v
+    } else {
+        v
+    }
+}
+
+/// n / d rounded half to even, written out for the model.
+fn round_half_even(n: i128, d: i128) -> i128 {
+    let q = n / d;
+    let r = n % d;
+    let (q, r) = if r < 0 { (q - 1, r + d) } else { (q, r) };
+    if 2 * r > d || (2 * r == d && q % 2 != 0) {
+        q + 1
+    } else {
+        q
+    }
+}
+
 fn local(day: u32, hour: u32, minute: u32) -> i64 {
     TZ.from_local_datetime(
         &NaiveDate::from_ymd_opt(2026, 3, day)
@@ -124,6 +175,7 @@ fn dataset() -> Vec<Visit> {
                     page,
                     plan: None,
                     sd: None,
+                    revenue: None,
                 });
                 ts += (10 + r.next(600) as i64) * 1000;
             }
@@ -137,6 +189,18 @@ fn dataset() -> Vec<Visit> {
                     page: last_page,
                     plan: Some(plan),
                     sd: None,
+                    // Not drawn from `r`: the rest of the dataset stays as it was.
+                    // The n-th signup takes the n-th entry, then two without revenue.
+                    revenue: REVENUES
+                        .get(
+                            visits
+                                .iter()
+                                .flat_map(|v: &Visit| &v.events)
+                                .filter(|e| e.name == "signup")
+                                .count()
+                                % (REVENUES.len() + 2),
+                        )
+                        .copied(),
                 });
                 ts += 5_000;
             }
@@ -149,6 +213,7 @@ fn dataset() -> Vec<Visit> {
                     page: last_page,
                     plan: None,
                     sd: Some(10 + r.next(90) as u8),
+                    revenue: None,
                 });
             }
             visits.push(Visit {
@@ -184,6 +249,14 @@ async fn ingest(s: &TestServer, visits: &[Visit]) {
         if let Some(sd) = e.sd {
             body["sd"] = json!(sd);
             body["e"] = json!(1000);
+        }
+        if let Some((amount, currency)) = e.revenue {
+            // Half as Plausible's tracker sends it (`$`, a number), half as a string.
+            if e.visitor % 2 == 0 {
+                body["$"] = json!({"amount": amount.parse::<f64>().unwrap(), "currency": currency});
+            } else {
+                body["revenue"] = json!({"amount": amount, "currency": currency});
+            }
         }
         let r = s
             .http
@@ -515,15 +588,33 @@ fn goal_specs() -> Vec<Value> {
         json!({"name": "Pro signup", "event": "signup", "props": {"plan": "pro"}}),
         json!({"name": "Blog posts", "page": "/blog/**"}),
         json!({"name": "Deep read", "page": "/blog**", "scroll_depth": 50}),
+        json!({"name": "Sale", "event": "signup", "currency": "EUR"}),
+        json!({"name": "Pro sale", "event": "signup", "props": {"plan": "pro"}, "currency": "usd"}),
     ]
 }
 
-const GOALS: [&str; 4] = ["Signup", "Pro signup", "Blog posts", "Deep read"];
+const GOALS: [&str; 6] = [
+    "Signup",
+    "Pro signup",
+    "Blog posts",
+    "Deep read",
+    "Sale",
+    "Pro sale",
+];
+
+/// A revenue goal's currency.
+fn goal_currency(goal: &str) -> Option<&'static str> {
+    match goal {
+        "Sale" => Some("EUR"),
+        "Pro sale" => Some("USD"),
+        _ => None,
+    }
+}
 
 fn converts(goal: &str, e: &Ev) -> bool {
     match goal {
-        "Signup" => e.name == "signup",
-        "Pro signup" => e.name == "signup" && e.plan == Some("pro"),
+        "Signup" | "Sale" => e.name == "signup",
+        "Pro signup" | "Pro sale" => e.name == "signup" && e.plan == Some("pro"),
         // `/blog/**`: below /blog/, not /blog itself.
         "Blog posts" => e.name == "pageview" && e.page.starts_with("/blog/"),
         // `/blog**`: /blog and everything after it.
@@ -626,6 +717,102 @@ fn expected_goals(
             (k, m)
         })
         .collect()
+}
+
+/// Revenue by hand: per row (keyed as `expected_goals` keys them), the conversions'
+/// amounts summed per currency, each sum converted to the row's currency with the model's
+/// rates and rounded half to even once; currencies without a rate are left out (and
+/// returned). Returns row → (total, average) in thousandths.
+fn expected_revenue(
+    visits: &[Visit],
+    range: (i64, i64),
+    f: F,
+    goals: &[&str],
+    by_goal: bool,
+    d: Option<D>,
+) -> (BTreeMap<String, (i128, i128)>, BTreeSet<String>) {
+    let mut sums: BTreeMap<String, BTreeMap<String, (i128, i128)>> = BTreeMap::new();
+    for v in visits {
+        for e in v
+            .events
+            .iter()
+            .filter(|e| e.ts >= range.0 && e.ts < range.1 && f.event_ok(v, e))
+        {
+            let Some((amount, currency)) = e.revenue else {
+                continue;
+            };
+            let hits: Vec<&str> = goals
+                .iter()
+                .copied()
+                .filter(|g| goal_currency(g).is_some() && converts(g, e))
+                .collect();
+            let keys: Vec<String> = if by_goal {
+                hits.iter().map(|g| g.to_string()).collect()
+            } else if hits.is_empty() {
+                vec![]
+            } else {
+                vec![d.map_or(String::new(), |d| d.value(v, e))]
+            };
+            for k in keys {
+                let c = sums
+                    .entry(k)
+                    .or_default()
+                    .entry(currency.to_uppercase())
+                    .or_default();
+                c.0 += thousandths(amount);
+                c.1 += 1;
+            }
+        }
+    }
+    let mut left = BTreeSet::new();
+    let target = |k: &str| {
+        if by_goal {
+            goal_currency(k)
+        } else {
+            goals.iter().find_map(|g| goal_currency(g))
+        }
+    };
+    let rows = sums
+        .into_iter()
+        .map(|(k, by_currency)| {
+            let to = target(&k).unwrap();
+            let (mut total, mut n) = (0, 0);
+            for (c, (sum, count)) in by_currency {
+                match (rate_millionths(&c), rate_millionths(to)) {
+                    _ if c == to => {
+                        total += sum;
+                        n += count;
+                    }
+                    (Some(from), Some(to)) => {
+                        total += round_half_even(sum * to, from);
+                        n += count;
+                    }
+                    _ => {
+                        left.insert(c);
+                    }
+                }
+            }
+            let avg = if n == 0 { 0 } else { round_half_even(total, n) };
+            (k, (total, avg))
+        })
+        .collect();
+    (rows, left)
+}
+
+/// A revenue metric's exact amount (read from `long`, the full figure) and currency.
+fn money_of(v: &Value) -> Option<(i128, String)> {
+    let long = v["long"].as_str()?;
+    let digits: String = long
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == '.' || *c == '-')
+        .collect();
+    let exact = thousandths(&digits);
+    // `value` is the same figure as a number.
+    assert!(
+        (v["value"].as_f64()? - exact as f64 / 1000.0).abs() < 1e-6,
+        "{v}"
+    );
+    Some((exact, v["currency"].as_str()?.to_string()))
 }
 
 /// A funnel by hand: all visitors (per visitor and local day, as the `visitors` metric),
@@ -783,6 +970,7 @@ async fn goal_checks(
         }
     }
     assert!(converted > 20, "the goals converted: {converted} rows");
+    revenue_checks(s, visits, ranges, &filters).await;
 
     // Funnels over the same goals, ranges and filters.
     let funnels: [&[&str]; 4] = [
@@ -969,6 +1157,129 @@ async fn goal_checks(
     }
 }
 
+/// Revenue metrics by goal and filtered by revenue goals, against the model; the
+/// warnings for queries whose revenue is null or partly left out.
+async fn revenue_checks(
+    s: &TestServer,
+    visits: &[Visit],
+    ranges: &[(Value, (i64, i64), Option<&str>)],
+    filters: &[F],
+) {
+    let metrics = ["visitors", "total_revenue", "average_revenue"];
+    let mut with_revenue = 0;
+    let mut saw_unconverted = false;
+    for (range_json, range, date) in ranges {
+        for f in filters.iter().copied() {
+            let mut cases: Vec<(Value, Vec<&str>, bool, Option<D>)> =
+                vec![(json!([]), GOALS.to_vec(), true, None)];
+            for goals in [&["Sale"][..], &["Pro sale"], &["Sale", "Signup"]] {
+                for d in [None, Some(D::Source), Some(D::Day)] {
+                    cases.push((
+                        json!([["is", "event:goal", goals]]),
+                        goals.to_vec(),
+                        false,
+                        d,
+                    ));
+                }
+            }
+            for (goal_filter, goals, by_goal, d) in cases {
+                let mut fs = f.json();
+                fs.as_array_mut()
+                    .unwrap()
+                    .extend(goal_filter.as_array().unwrap().iter().cloned());
+                let dims = if by_goal {
+                    json!(["event:goal"])
+                } else {
+                    d.map_or(json!([]), |d| json!([d.name()]))
+                };
+                let mut body = json!({"site_id": "example.com", "date_range": range_json,
+                    "metrics": metrics, "filters": fs, "dimensions": dims});
+                if let Some(date) = date {
+                    body["date"] = json!(date);
+                }
+                let got = query(s, body.clone()).await;
+                let rows = rows_by_first_dimension(&got, &metrics);
+                let (want, left) = expected_revenue(visits, *range, f, &goals, by_goal, d);
+                let keys: BTreeSet<String> = rows.keys().cloned().collect();
+                let want_keys: BTreeSet<String> =
+                    expected_goals(visits, *range, f, &goals, by_goal, d)
+                        .into_keys()
+                        .collect();
+                assert_eq!(keys, want_keys, "rows of {body} → {got}");
+                for (k, ms) in &rows {
+                    let currency = if by_goal {
+                        goal_currency(k)
+                    } else {
+                        goals.iter().find_map(|g| goal_currency(g))
+                    };
+                    let Some(currency) = currency else {
+                        assert_eq!(ms["total_revenue"], Value::Null, "{body} → {got}");
+                        assert_eq!(ms["average_revenue"], Value::Null, "{body} → {got}");
+                        continue;
+                    };
+                    let (total, avg) = want.get(k).copied().unwrap_or((0, 0));
+                    if total != 0 {
+                        with_revenue += 1;
+                    }
+                    assert_eq!(
+                        money_of(&ms["total_revenue"]),
+                        Some((total, currency.to_string())),
+                        "total of {k:?}: {body} → {got}"
+                    );
+                    assert_eq!(
+                        money_of(&ms["average_revenue"]),
+                        Some((avg, currency.to_string())),
+                        "average of {k:?}: {body} → {got}"
+                    );
+                }
+                let warning = &got["meta"]["metric_warnings"]["total_revenue"];
+                if left.is_empty() {
+                    assert_eq!(*warning, Value::Null, "{body} → {got}");
+                } else {
+                    saw_unconverted = true;
+                    assert_eq!(warning["code"], "unconverted_currencies", "{got}");
+                    assert_eq!(warning["currencies"], json!(left), "{got}");
+                }
+            }
+        }
+    }
+    assert!(with_revenue > 10, "rows with revenue: {with_revenue}");
+    assert!(saw_unconverted, "JPY had no rate somewhere");
+    // Null, with Plausible's warning codes, where no single currency applies.
+    for (filters, code) in [
+        (json!([]), "no_revenue_goals_matching"),
+        (
+            json!([["is", "event:goal", ["Signup"]]]),
+            "no_revenue_goals_matching",
+        ),
+        (
+            json!([["is", "event:goal", ["Sale", "Pro sale"]]]),
+            "no_single_revenue_currency",
+        ),
+    ] {
+        let body = json!({"site_id": "example.com", "date_range": ["2026-03-01", "2026-03-14"],
+            "metrics": ["visitors", "total_revenue"], "filters": filters});
+        let got = query(s, body.clone()).await;
+        assert_eq!(
+            got["results"][0]["metrics"][1],
+            Value::Null,
+            "{body} → {got}"
+        );
+        assert_eq!(
+            got["meta"]["metric_warnings"]["total_revenue"]["code"], code,
+            "{got}"
+        );
+    }
+    // A page goal has no currency.
+    let (status, e) = post(
+        s,
+        "/api/admin/sites/example.com/goals",
+        &json!({"name": "Paid page", "page": "/pricing", "currency": "EUR"}),
+    )
+    .await;
+    assert_eq!(status, 400, "{e}");
+}
+
 /// POSTs `body` to `path` with the admin token: the status and the JSON answer.
 async fn post(s: &TestServer, path: &str, body: &Value) -> (u16, Value) {
     let r = s
@@ -1010,9 +1321,12 @@ async fn raw_rows_alone_match_the_model_too() {
 }
 
 async fn reference_check(rollups: bool) {
+    let rates = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(rates.path(), RATES_JSON).unwrap();
     let s = TestServer::start_with(|c| {
         c.dedup_window_ms = 0;
         c.rollups = rollups;
+        c.currency_rates = Some(rates.path().to_path_buf());
     })
     .await;
     s.running()

@@ -178,6 +178,10 @@ enum GoalsAction {
         /// With --page: the page scrolled to at least this percent.
         #[arg(long, requires = "page")]
         scroll_depth: Option<u32>,
+        /// With --event: a revenue goal; its conversions' revenue is reported in this
+        /// currency (ISO 4217, e.g. EUR).
+        #[arg(long, requires = "event")]
+        currency: Option<String>,
         #[arg(long, env = "FOOTFALL_DATA_DIR", default_value = "./footfall-data")]
         data_dir: PathBuf,
     },
@@ -316,6 +320,7 @@ fn goals(action: GoalsAction) -> Result<()> {
             event,
             props,
             scroll_depth,
+            currency,
             data_dir,
         } => {
             let mut conditions = std::collections::BTreeMap::new();
@@ -331,6 +336,7 @@ fn goals(action: GoalsAction) -> Result<()> {
                 event,
                 props: conditions,
                 scroll_depth,
+                currency,
             })?;
             let store = metadata(&data_dir)?;
             let site = known(store.as_ref(), &site)?;

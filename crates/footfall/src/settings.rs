@@ -44,6 +44,11 @@ pub struct ServeArgs {
     /// MaxMind-format (.mmdb) database for country, region, city and coordinates.
     #[arg(long, env = "FOOTFALL_GEOIP_DB")]
     pub geoip_db: Option<PathBuf>,
+    /// Exchange rates for revenue: JSON `{"base": "USD", "rates": {"EUR": 0.92, ...}}`
+    /// (units per base unit). Without it, revenue only counts toward goals in its own
+    /// currency. Read at start; no network calls.
+    #[arg(long, env = "FOOTFALL_CURRENCY_RATES")]
+    pub currency_rates: Option<PathBuf>,
     /// Seconds without a heartbeat or event before a visitor stops being active [120].
     #[arg(long, env = "FOOTFALL_ACTIVE_TIMEOUT_SECS")]
     pub active_timeout_secs: Option<u64>,
@@ -135,6 +140,7 @@ struct FileSettings {
     #[serde(default)]
     trusted_proxies: Vec<IpNet>,
     geoip_db: Option<PathBuf>,
+    currency_rates: Option<PathBuf>,
     active_timeout_secs: Option<u64>,
     dedup_window_secs: Option<u64>,
     visit_gap_mins: Option<u64>,
@@ -220,6 +226,7 @@ impl Settings {
             args.trusted_proxies
         };
         c.geoip_db = args.geoip_db.or(file.geoip_db);
+        c.currency_rates = args.currency_rates.or(file.currency_rates);
         if let Some(s) = args.active_timeout_secs.or(file.active_timeout_secs) {
             c.active_timeout_ms = (s as i64).max(1) * 1000;
         }

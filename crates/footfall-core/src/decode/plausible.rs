@@ -4,6 +4,7 @@
 use super::fields::Fields;
 use super::{limits, parse_json, DecodeError};
 use crate::event::{EventKind, IncomingEvent};
+use crate::money::{Amount, Currency, Revenue};
 use crate::types::Timestamp;
 use serde_json::Value;
 
@@ -52,6 +53,13 @@ pub fn decode_value(value: &Value, server_side: bool) -> Result<IncomingEvent, D
         .filter(|r| !r.is_empty());
     ev.interactive = f.boolean(&["interactive", "i"])?.unwrap_or(true);
     ev.props = decode_props(&f)?;
+    ev.revenue = decode_revenue(&f)?;
+    if ev.revenue.is_some() && ev.kind != EventKind::Custom {
+        return Err(DecodeError::Invalid {
+            field: "revenue".into(),
+            reason: "only custom events carry revenue".into(),
+        });
+    }
     ev.title = f.string(&["title", "t"], limits::TITLE)?;
     ev.client_id = f
         .string(&["sid"], limits::CLIENT_ID)?
@@ -189,6 +197,49 @@ fn decode_props(f: &Fields<'_>) -> Result<Vec<(String, String)>, DecodeError> {
     }
     props.sort();
     Ok(props)
+}
+
+/// Plausible's `revenue` (its tracker sends `$`): `{"amount": 19.99 or "19.99", "currency":
+/// "EUR"}`, kept exactly to thousandths.
+fn decode_revenue(f: &Fields<'_>) -> Result<Option<Revenue>, DecodeError> {
+    let Some((field, raw)) = f.raw(&["revenue", "$"]) else {
+        return Ok(None);
+    };
+    let parsed;
+    let raw = match raw {
+        Value::String(s) if s.len() <= 1024 => {
+            parsed = serde_json::from_str::<Value>(s).map_err(|_| DecodeError::WrongType {
+                field: field.into(),
+                expected: "an object {amount, currency}",
+            })?;
+            &parsed
+        }
+        v => v,
+    };
+    let obj = match raw {
+        Value::Object(o) if o.len() == 2 => o,
+        _ => {
+            return Err(DecodeError::WrongType {
+                field: field.into(),
+                expected: "an object {amount, currency}",
+            })
+        }
+    };
+    let invalid = |part: &str, e: crate::money::MoneyError| DecodeError::Invalid {
+        field: format!("{field}.{part}"),
+        reason: e.to_string(),
+    };
+    let amount = match obj.get("amount") {
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::String(s)) if s.len() <= 64 => s.clone(),
+        _ => return Err(invalid("amount", crate::money::MoneyError::Amount)),
+    };
+    let amount = Amount::parse(&amount).map_err(|e| invalid("amount", e))?;
+    let currency = match obj.get("currency") {
+        Some(Value::String(s)) => Currency::parse(s).map_err(|e| invalid("currency", e))?,
+        _ => return Err(invalid("currency", crate::money::MoneyError::Currency)),
+    };
+    Ok(Some(Revenue { amount, currency }))
 }
 
 fn decode_timestamp(f: &Fields<'_>) -> Result<Option<Timestamp>, DecodeError> {
@@ -330,6 +381,62 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("at most 30"));
+    }
+
+    #[test]
+    fn revenue_is_exact_and_checked() {
+        let rev = |extra: &str| {
+            decode(
+                format!(r#"{{"n":"Purchase","u":"https://e.com/","d":"e.com",{extra}}}"#)
+                    .as_bytes(),
+            )
+            .map(|e| e.revenue.map(|r| (r.amount.0, r.currency.to_string())))
+            .map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            rev(r#""revenue":{"amount":1322.22,"currency":"EUR"}"#),
+            Ok(Some((1_322_220, "EUR".into())))
+        );
+        assert_eq!(
+            rev(r#""$":{"amount":"0.1","currency":"usd"}"#),
+            Ok(Some((100, "USD".into())))
+        );
+        assert_eq!(
+            rev(r#""$":"{\"amount\":\"7\",\"currency\":\"GBP\"}""#),
+            Ok(Some((7_000, "GBP".into())))
+        );
+        assert_eq!(rev(r#""revenue":null"#), Ok(None));
+        for (bad, needle) in [
+            (r#""revenue":5"#, "an object"),
+            (r#""revenue":{"amount":5}"#, "an object"),
+            (
+                r#""revenue":{"amount":"x","currency":"EUR"}"#,
+                "revenue.amount",
+            ),
+            (
+                r#""revenue":{"amount":1e20,"currency":"EUR"}"#,
+                "revenue.amount",
+            ),
+            (
+                r#""revenue":{"amount":true,"currency":"EUR"}"#,
+                "revenue.amount",
+            ),
+            (
+                r#""revenue":{"amount":1,"currency":"EURO"}"#,
+                "revenue.currency",
+            ),
+            (r#""revenue":{"amount":1,"currency":7}"#, "revenue.currency"),
+            (r#""revenue":{"amount":1,"cur":"EUR"}"#, "revenue.currency"),
+            (r#""revenue":"{nope""#, "an object"),
+        ] {
+            let err = rev(bad).unwrap_err();
+            assert!(
+                err.contains(needle),
+                "{bad}: {err:?} should mention {needle:?}"
+            );
+        }
+        let pv = decode(br#"{"n":"pageview","u":"https://e.com/","d":"e.com","revenue":{"amount":1,"currency":"EUR"}}"#);
+        assert!(pv.unwrap_err().to_string().contains("only custom events"));
     }
 
     #[test]

@@ -68,5 +68,6 @@ pub fn enrich(ev: IncomingEvent, cx: Context<'_>) -> EnrichedEvent {
         scroll_depth: ev.scroll_depth,
         engaged_ms: ev.engaged_ms,
         interactive: ev.interactive,
+        revenue: ev.revenue,
     }
 }

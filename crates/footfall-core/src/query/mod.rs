@@ -10,6 +10,7 @@ pub mod model;
 pub mod parse;
 pub mod plan;
 pub mod result;
+pub mod revenue;
 pub mod rollup_plan;
 pub mod time;
 

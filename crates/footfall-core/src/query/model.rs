@@ -19,10 +19,14 @@ pub enum Metric {
     ConversionRate,
     /// The same within each row's group of the other dimensions.
     GroupConversionRate,
+    /// Revenue of revenue-goal conversions, in the goal's currency ([`super::revenue`]).
+    TotalRevenue,
+    /// The same per conversion carrying revenue.
+    AverageRevenue,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 12] = [
+    pub const ALL: [Metric; 14] = [
         Metric::Visitors,
         Metric::Visits,
         Metric::Pageviews,
@@ -35,6 +39,8 @@ impl Metric {
         Metric::ScrollDepth,
         Metric::ConversionRate,
         Metric::GroupConversionRate,
+        Metric::TotalRevenue,
+        Metric::AverageRevenue,
     ];
 
     pub fn name(self) -> &'static str {
@@ -51,6 +57,8 @@ impl Metric {
             Metric::ScrollDepth => "scroll_depth",
             Metric::ConversionRate => "conversion_rate",
             Metric::GroupConversionRate => "group_conversion_rate",
+            Metric::TotalRevenue => "total_revenue",
+            Metric::AverageRevenue => "average_revenue",
         }
     }
 
@@ -81,6 +89,8 @@ impl Metric {
                 | Metric::Percentage
                 | Metric::ConversionRate
                 | Metric::GroupConversionRate
+                | Metric::TotalRevenue
+                | Metric::AverageRevenue
         )
     }
 }

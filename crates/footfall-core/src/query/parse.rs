@@ -77,15 +77,10 @@ pub fn parse_v2(body: &Value, tz: Tz) -> Result<Query, QueryError> {
     let mut metrics = Vec::new();
     for name in metric_names {
         let m = Metric::parse(name).ok_or_else(|| {
-            let hint = if matches!(name, "average_revenue" | "total_revenue") {
-                " (revenue is not supported yet)"
-            } else {
-                ""
-            };
             err(
                 "metrics",
                 format!(
-                    "unknown metric {name:?}{hint}; valid: {}",
+                    "unknown metric {name:?}; valid: {}",
                     Metric::ALL.map(Metric::name).join(", ")
                 ),
             )
@@ -194,7 +189,7 @@ pub fn validate(q: &Query) -> Result<(), QueryError> {
             return Err(err(
                 "metrics",
                 format!(
-                    "{} can't be split by event:goal; use visitors, visits, events, percentage, conversion_rate or group_conversion_rate",
+                    "{} can't be split by event:goal; use visitors, visits, events, percentage, conversion_rate, group_conversion_rate, total_revenue or average_revenue",
                     m.name()
                 ),
             ));
@@ -603,11 +598,6 @@ mod tests {
                 with("metrics", json!(["bogus"])),
                 "metrics",
                 "unknown metric",
-            ),
-            (
-                with("metrics", json!(["total_revenue"])),
-                "metrics",
-                "revenue is not supported",
             ),
             (
                 with("metrics", json!(["conversion_rate"])),

@@ -9,7 +9,8 @@
 //! - `TimeOnPage` and `ScrollDepth`, which need per-visit sub-aggregates,
 //! - `Total`: visitors without dimensions, the denominator of `percentage`;
 //! - `GoalTotal` and `GroupTotal`: the visitors of the query without its goal and property
-//!   conditions, in all and by the other dimensions — the denominators of conversion rates.
+//!   conditions, in all and by the other dimensions — the denominators of conversion rates;
+//! - `Revenue`: revenue sums per currency of the revenue goals' conversions.
 //!
 //! A breakdown by goal is one `EventCounts` over the range's events, each repeated once per
 //! goal it converts with that goal's name as a column ([`super::goals`] writes the
@@ -46,6 +47,10 @@ pub enum Part {
     GroupTotal,
     /// all visitors, then those reaching each funnel step ([`super::funnel`])
     Funnel,
+    /// revenue of revenue-goal conversions ([`super::revenue`]): two more text columns
+    /// after the dimensions, the currency and the exact sum of thousandths, then the
+    /// number of events
+    Revenue,
 }
 
 impl Part {
@@ -53,7 +58,7 @@ impl Part {
     pub fn width(self) -> usize {
         match self {
             Part::EventCounts | Part::VisitTotals | Part::GoalTotal | Part::GroupTotal => 4,
-            Part::TimeOnPage | Part::ScrollDepth | Part::Total => 1,
+            Part::TimeOnPage | Part::ScrollDepth | Part::Total | Part::Revenue => 1,
             Part::Funnel => 1 + super::funnel::MAX_STEPS,
         }
     }
@@ -632,9 +637,30 @@ fn event_query(
         }
     }
 
+    if part == Part::Revenue {
+        from.push(" AND e.revenue_amount IS NOT NULL");
+    }
+
     let ctes: Vec<&Relation> = visits.iter().chain(pv.iter()).collect();
     let mut sql = with_clause(&ctes, dialect);
+    let mut dimensions = dims.len();
     match part {
+        Part::Revenue => {
+            // Exact sums, as text: a double would round past 2^53 thousandths.
+            sql.push("SELECT ").append(sel).push(&format!(
+                "{} AS c_, {} AS s_, {} AS m0",
+                dialect.to_text("e.revenue_currency"),
+                dialect.to_text("sum(e.revenue_amount)"),
+                dialect.to_double("count(*)")
+            ));
+            sql.append(from);
+            sql.push(&if group.is_empty() {
+                " GROUP BY c_".to_string()
+            } else {
+                format!("{group}, c_")
+            });
+            dimensions += 2;
+        }
         Part::EventCounts | Part::Total => {
             // Only the columns the query's metrics read: the distinct counts cost most of a
             // scan, and a panel asks for visitors alone.
@@ -771,7 +797,7 @@ fn event_query(
         part,
         sql: sql.text,
         params: sql.params,
-        dimensions: dims.len(),
+        dimensions,
     }
 }
 
@@ -927,7 +953,38 @@ pub fn plan(q: &Query, cx: &Context<'_>, dialect: &dyn Dialect) -> Vec<SqlQuery>
             .collect();
         out.extend(conversion_totals(q, &others, Part::GroupTotal, cx, dialect));
     }
+    if super::revenue::wanted(q) {
+        out.extend(revenue_query(q, dims, cx, dialect));
+    }
     out
+}
+
+/// The revenue sums of the goals [`super::revenue::target`] picks: in a breakdown by goal,
+/// read per goal as the breakdown reads conversions; otherwise the query's rows narrowed
+/// to those goals' conversions. None when revenue metrics are null.
+fn revenue_query(
+    q: &Query,
+    dims: &[Dimension],
+    cx: &Context<'_>,
+    dialect: &dyn Dialect,
+) -> Option<SqlQuery> {
+    let target = super::revenue::target(q, cx.goals);
+    let (goals, by_goal) = super::revenue::goals_read(&target)?;
+    if by_goal {
+        let cx = Context {
+            by_goal: Some(goals),
+            ..*cx
+        };
+        return Some(event_query(q, dims, Part::Revenue, &cx, dialect));
+    }
+    let mut narrowed = q.clone();
+    narrowed.filters.push(Filter::Condition(Condition {
+        dimension: Dimension::Goal,
+        op: Op::Is,
+        values: goals.iter().map(|g| g.name.clone()).collect(),
+        case_sensitive: true,
+    }));
+    Some(event_query(&narrowed, dims, Part::Revenue, cx, dialect))
 }
 
 /// Conversions by goal: the event counts over the range's events, each read once per goal

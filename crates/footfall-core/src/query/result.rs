@@ -27,6 +27,8 @@ struct Raw {
     scroll_depth: Option<f64>,
     /// Visitors of the row's group without goal conditions.
     group_visitors: f64,
+    /// Revenue per currency.
+    revenue: super::revenue::Sums,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -57,7 +59,19 @@ struct Totals {
     goal_visitors: f64,
 }
 
-fn metric_value(m: Metric, r: &Raw, totals: Totals, event_dims: bool) -> (Value, f64) {
+/// How a row reads its revenue: the currency it is reported in and the rates.
+struct RowRevenue<'a> {
+    currency: Option<crate::money::Currency>,
+    rates: &'a crate::money::Rates,
+}
+
+fn metric_value(
+    m: Metric,
+    r: &Raw,
+    totals: Totals,
+    event_dims: bool,
+    revenue: &RowRevenue<'_>,
+) -> (Value, f64) {
     let int = |x: f64| (json!(x.round() as i64), x.round());
     let float = |x: f64| (json!(round2(x)), round2(x));
     match m {
@@ -79,11 +93,50 @@ fn metric_value(m: Metric, r: &Raw, totals: Totals, event_dims: bool) -> (Value,
             .time_on_page_ms
             .map_or((Value::Null, f64::NAN), |ms| int(ms / 1000.0)),
         Metric::ScrollDepth => r.scroll_depth.map_or((Value::Null, f64::NAN), int),
+        Metric::TotalRevenue | Metric::AverageRevenue => {
+            super::revenue::metric(m, &r.revenue, revenue.currency, revenue.rates)
+        }
     }
 }
 
+/// Splits a revenue row's dimensions into the query's and (currency, exact sum).
+pub fn revenue_row(dims: &[String]) -> Option<(&[String], &str, i128)> {
+    let n = dims.len().checked_sub(2)?;
+    Some((&dims[..n], &dims[n], dims[n + 1].parse().ok()?))
+}
+
+/// The currencies of revenue rows that `lens` cannot convert (their revenue is left out).
+pub fn unconverted(
+    q: &Query,
+    parts: &[PartRows],
+    lens: &super::revenue::Lens<'_>,
+) -> std::collections::BTreeSet<String> {
+    let goal_at = q.dimensions.iter().position(|d| *d == Dimension::Goal);
+    let mut out = std::collections::BTreeSet::new();
+    for p in parts.iter().filter(|p| p.part == Part::Revenue) {
+        for (dims, vals) in &p.rows {
+            let Some((key, code, sum)) = revenue_row(dims) else {
+                continue;
+            };
+            let Some(to) = lens.currency(goal_at.and_then(|i| key.get(i)).map(String::as_str))
+            else {
+                continue;
+            };
+            let n = vals.first().copied().flatten().unwrap_or(0.0) as i64;
+            let sums = vec![(code.to_string(), sum, n)];
+            out.extend(super::revenue::fold(&sums, to, lens.rates).1);
+        }
+    }
+    out
+}
+
 /// Builds the result rows (ordered, not yet paginated).
-pub fn assemble(q: &Query, parts: &[PartRows], time_labels: Option<&[String]>) -> Vec<Row> {
+pub fn assemble(
+    q: &Query,
+    parts: &[PartRows],
+    time_labels: Option<&[String]>,
+    lens: &super::revenue::Lens<'_>,
+) -> Vec<Row> {
     let mut raw: BTreeMap<Vec<String>, Raw> = BTreeMap::new();
     let mut totals = Totals::default();
     // Group totals are keyed by the dimensions other than the goal.
@@ -106,6 +159,18 @@ pub fn assemble(q: &Query, parts: &[PartRows], time_labels: Option<&[String]>) -
                 }
                 // Answered by `super::funnel::answer`, never joined here.
                 Part::Funnel => continue,
+                Part::Revenue => {
+                    // A row whose sum does not read is no revenue (never so from SQL).
+                    if let Some((key, code, sum)) = revenue_row(dims) {
+                        let n = v(0).unwrap_or(0.0) as i64;
+                        raw.entry(key.to_vec()).or_default().revenue.push((
+                            code.to_string(),
+                            sum,
+                            n,
+                        ));
+                    }
+                    continue;
+                }
                 _ => {}
             }
             let r = raw.entry(dims.clone()).or_default();
@@ -124,7 +189,8 @@ pub fn assemble(q: &Query, parts: &[PartRows], time_labels: Option<&[String]>) -
                 }
                 Part::TimeOnPage => r.time_on_page_ms = v(0),
                 Part::ScrollDepth => r.scroll_depth = v(0),
-                Part::Total | Part::GoalTotal | Part::GroupTotal | Part::Funnel => {}
+                Part::Total | Part::GoalTotal | Part::GroupTotal | Part::Funnel | Part::Revenue => {
+                }
             }
         }
     }
@@ -142,10 +208,15 @@ pub fn assemble(q: &Query, parts: &[PartRows], time_labels: Option<&[String]>) -
                 group.remove(i);
             }
             r.group_visitors = groups.get(&group).copied().unwrap_or(0.0);
+            let revenue = RowRevenue {
+                currency: lens
+                    .currency(goal_at.and_then(|i| dimensions.get(i)).map(String::as_str)),
+                rates: lens.rates,
+            };
             let (metrics, numbers) = q
                 .metrics
                 .iter()
-                .map(|m| metric_value(*m, &r, totals, event_dims))
+                .map(|m| metric_value(*m, &r, totals, event_dims, &revenue))
                 .unzip();
             Row {
                 dimensions,
@@ -264,7 +335,8 @@ mod tests {
                 rows: vec![(vec![], vec![Some(4.0)])],
             },
         ];
-        let rows = assemble(&q, &parts, None);
+        let rates = crate::money::Rates::none();
+        let rows = assemble(&q, &parts, None, &super::super::revenue::Lens::none(&rates));
         assert_eq!(rows[0].dimensions, vec!["DE"]);
         assert_eq!(
             rows[0].metrics,
@@ -280,7 +352,8 @@ mod tests {
     #[test]
     fn empty_aggregate_has_one_row() {
         let q = parse_v2(&json!({"site_id": "e.com", "date_range": "7d", "metrics": ["visitors", "time_on_page"], "filters": [["is", "event:page", ["/"]]]}), chrono_tz::UTC).unwrap();
-        let rows = assemble(&q, &[], None);
+        let rates = crate::money::Rates::none();
+        let rows = assemble(&q, &[], None, &super::super::revenue::Lens::none(&rates));
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].metrics, vec![json!(0), Value::Null]);
     }

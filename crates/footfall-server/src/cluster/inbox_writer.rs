@@ -60,7 +60,8 @@ impl InboxWriter {
 
 /// The first byte of an inbox entry: the encoding of the events after it. A node meeting
 /// a newer format (a rolling upgrade) leaves the entry alone instead of dropping it.
-pub const ENTRY_FORMAT: u8 = 1;
+/// Format 1 (events before revenue) is still read.
+pub const ENTRY_FORMAT: u8 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EntryError {
@@ -76,6 +77,8 @@ pub fn decode_entry(bytes: &[u8]) -> Result<Vec<EnrichedEvent>, EntryError> {
         Some((&ENTRY_FORMAT, rest)) => {
             postcard::from_bytes(rest).map_err(|e| EntryError::Corrupt(e.to_string()))
         }
+        Some((1, rest)) => footfall_core::record::legacy::events_v2(rest)
+            .map_err(|e| EntryError::Corrupt(e.to_string())),
         Some((&f, _)) if f > ENTRY_FORMAT => Err(EntryError::NewerFormat(f)),
         Some((f, _)) => Err(EntryError::Corrupt(format!("unknown format {f}"))),
         None => Err(EntryError::Corrupt("empty entry".into())),

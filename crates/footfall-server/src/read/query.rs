@@ -11,6 +11,7 @@ use footfall_core::decode::limits;
 use footfall_core::goal::Goal;
 use footfall_core::query::plan::{self, BucketKey, Context};
 use footfall_core::query::result::{self, PartRows, Row};
+use footfall_core::query::revenue::{self, Lens};
 use footfall_core::query::time::{self, Bucket, Resolved};
 use footfall_core::query::{parse, Dimension, Query, QueryError, TimeBucket};
 use footfall_core::SiteId;
@@ -145,6 +146,8 @@ pub struct Answer {
     pub rows: Vec<Row>,
     pub range: Resolved,
     pub labels: Option<Vec<String>>,
+    /// Currencies whose revenue was left out for want of a rate.
+    pub unconverted: std::collections::BTreeSet<String>,
 }
 
 fn buckets_for(q: &Query, range: &Resolved) -> Result<Option<(TimeBucket, Vec<Bucket>)>, ApiError> {
@@ -242,6 +245,7 @@ pub async fn run_range(
     goals: &[Goal],
     range: Resolved,
 ) -> Result<Answer, ApiError> {
+    let lens = Lens::new(q, goals, &st.read.rates);
     let buckets = buckets_for(q, &range)?;
     let key = buckets
         .as_ref()
@@ -284,11 +288,12 @@ pub async fn run_range(
     }
     let labels: Option<Vec<String>> =
         buckets.map(|(_, b)| b.into_iter().map(|b| b.label).collect());
-    let rows = result::assemble(q, &parts, labels.as_deref());
+    let rows = result::assemble(q, &parts, labels.as_deref(), &lens);
     Ok(Answer {
         rows,
         range,
         labels,
+        unconverted: result::unconverted(q, &parts, &lens),
     })
 }
 
@@ -313,6 +318,8 @@ pub struct Executed {
     /// A time series' other period whole — its rows and time labels — for charts that
     /// draw it in full (position matching drops buckets the current period lacks).
     pub comparison_series: Option<(Vec<Row>, Vec<String>)>,
+    /// Plausible's `meta.metric_warnings`, when a metric has something to say.
+    pub metric_warnings: Option<Value>,
 }
 
 /// Runs a validated query (and its comparison) and paginates it: shared by v2 and v1, each
@@ -343,6 +350,10 @@ pub async fn execute(st: &Arc<AppState>, site: &SiteId, q: &Query) -> Result<Exe
             .filter_map(|r| Some((comparison_key(r, time_index, &pos)?, r)))
             .collect()
     });
+    let lens = Lens::new(q, &goals, &st.read.rates);
+    let mut unconverted = answer.unconverted.clone();
+    unconverted.extend(previous.iter().flat_map(|p| p.unconverted.iter().cloned()));
+    let metric_warnings = revenue::warnings(q, &lens, &unconverted);
     let rows = answer
         .rows
         .iter()
@@ -353,7 +364,7 @@ pub async fn execute(st: &Arc<AppState>, site: &SiteId, q: &Query) -> Result<Exe
                 comparison_key(row, time_index, &now_pos)
                     .and_then(|k| index.get(&k))
                     .map(|r| (*r).clone())
-                    .unwrap_or_else(|| empty_like(q, row))
+                    .unwrap_or_else(|| empty_like(q, row, &lens))
             });
             (row.clone(), prev)
         })
@@ -370,6 +381,7 @@ pub async fn execute(st: &Arc<AppState>, site: &SiteId, q: &Query) -> Result<Exe
         range,
         comparison_range: previous.map(|p| p.range),
         comparison_series,
+        metric_warnings,
     })
 }
 
@@ -389,6 +401,9 @@ fn v2_json(site: &SiteId, q: &Query, ex: &Executed) -> Value {
     }
     if q.include.total_rows {
         meta.insert("total_rows".into(), json!(ex.total));
+    }
+    if let Some(w) = &ex.metric_warnings {
+        meta.insert("metric_warnings".into(), w.clone());
     }
     // footfall's addition: a time series with a comparison and time labels also carries the
     // other period in full, so a chart needs no second request for it.
@@ -433,12 +448,25 @@ pub fn iso_in(tz: chrono_tz::Tz, ms: i64) -> String {
 
 /// A row of zeros (nulls for averages over nothing) with `row`'s dimensions: what the other
 /// period had where it had no data.
-fn empty_like(q: &Query, row: &Row) -> Row {
+fn empty_like(q: &Query, row: &Row, lens: &Lens<'_>) -> Row {
     let mut zero = q.clone();
     zero.dimensions.clear();
     zero.metrics
         .retain(|m| *m != footfall_core::query::Metric::Percentage);
-    let base = result::assemble(&zero, &[], None).pop();
+    // A breakdown by goal reads each row's currency from its goal: keep this row's.
+    let goal = q
+        .dimensions
+        .iter()
+        .position(|d| *d == Dimension::Goal)
+        .and_then(|i| row.dimensions.get(i));
+    let lens = Lens {
+        target: match lens.currency(goal.map(String::as_str)) {
+            None => revenue::Target::Missing(revenue::Missing::NoRevenueGoals),
+            Some(c) => revenue::Target::One(c, Vec::new()),
+        },
+        rates: lens.rates,
+    };
+    let base = result::assemble(&zero, &[], None, &lens).pop();
     let (mut metrics, mut numbers) = (Vec::new(), Vec::new());
     for m in &q.metrics {
         let i = zero.metrics.iter().position(|x| x == m);

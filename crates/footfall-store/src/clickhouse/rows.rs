@@ -29,6 +29,8 @@ struct EventRow<'a> {
     interactive: u8,
     prop_keys: Vec<&'a str>,
     prop_values: Vec<&'a str>,
+    revenue_amount: Option<i64>,
+    revenue_currency: Option<String>,
     log_part: u16,
     log_pos: u64,
     #[serde(flatten)]
@@ -122,6 +124,8 @@ pub fn events(
                     interactive: u8::from(ev.interactive),
                     prop_keys: ev.props.iter().map(|(k, _)| k.as_str()).collect(),
                     prop_values: ev.props.iter().map(|(_, v)| v.as_str()).collect(),
+                    revenue_amount: ev.revenue.map(|r| r.amount.0),
+                    revenue_currency: ev.revenue.map(|r| r.currency.to_string()),
                     log_part: part,
                     log_pos: pos.0,
                     visit: Attrs(visit, 1),

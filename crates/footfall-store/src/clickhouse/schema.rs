@@ -169,9 +169,22 @@ ORDER BY (site, ",
              SELECT site, log_part, 'UTC', 0, 0 FROM events GROUP BY site, log_part",
         ],
     ),
+    (
+        3,
+        &[
+            // Revenue of custom events, as in the embedded store: exact thousandths and
+            // the ISO 4217 code, NULL without revenue. 18.16 has no ADD COLUMN IF NOT
+            // EXISTS: `migrate` lets a node find a column another node just added.
+            "ALTER TABLE events ADD COLUMN revenue_amount Nullable(Int64)",
+            "ALTER TABLE events ADD COLUMN revenue_currency Nullable(String)",
+        ],
+    ),
 ];
 
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
+
+/// ClickHouse's code for "column with this name already exists".
+const DUPLICATE_COLUMN: &str = "Code: 44,";
 
 const VERSIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_version (version UInt32, applied_at DateTime DEFAULT now()) \
      ENGINE = ReplacingMergeTree ORDER BY version";
@@ -198,7 +211,11 @@ pub fn migrate(http: &Http, database: &str) -> Result<(), StoreError> {
     }
     for (version, statements) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
         for s in *statements {
-            http.execute(s)?;
+            match http.execute(s) {
+                Err(StoreError::Backend(e))
+                    if s.contains(" ADD COLUMN ") && e.contains(DUPLICATE_COLUMN) => {}
+                other => other?,
+            }
         }
         http.execute(&format!(
             "INSERT INTO schema_version (version) VALUES ({version})"

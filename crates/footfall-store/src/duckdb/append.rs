@@ -237,6 +237,16 @@ fn events_batch(fresh: &Fresh<'_>) -> Result<RecordBatch, StoreError> {
     ));
     columns.push(props(false));
     columns.push(props(true));
+    columns.push(Arc::new(
+        rows.iter()
+            .map(|(e, _, _)| e.event.revenue.map(|r| r.amount.0))
+            .collect::<Int64Array>(),
+    ));
+    columns.push(Arc::new(
+        rows.iter()
+            .map(|(e, _, _)| e.event.revenue.map(|r| r.currency.to_string()))
+            .collect::<StringArray>(),
+    ));
     batch(columns)
 }
 

@@ -300,6 +300,20 @@ CREATE TABLE funnels (
 );
 "#,
     ),
+    (
+        12,
+        r#"
+-- Revenue of custom events (footfall_core::money): thousandths of a unit, exact, and the
+-- ISO 4217 code; NULL for events without revenue. Added to both tiers in the same order,
+-- and the view recreated, as migration 7 asks.
+DROP VIEW events;
+ALTER TABLE events_hot ADD COLUMN revenue_amount BIGINT;
+ALTER TABLE events_hot ADD COLUMN revenue_currency VARCHAR;
+ALTER TABLE events_archive ADD COLUMN revenue_amount BIGINT;
+ALTER TABLE events_archive ADD COLUMN revenue_currency VARCHAR;
+CREATE VIEW events AS SELECT * FROM events_hot UNION ALL SELECT * FROM events_archive;
+"#,
+    ),
 ];
 
 pub fn latest() -> i64 {

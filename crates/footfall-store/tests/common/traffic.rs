@@ -182,7 +182,9 @@ pub fn answer(store: &dyn EventStore, q: &Query, site: &str, rollups: bool) -> (
         }
         bs.iter().map(|b| b.label.clone()).collect::<Vec<_>>()
     });
-    (result::assemble(q, &parts, labels.as_deref()), used)
+    let rates = footfall_core::money::Rates::none();
+    let lens = footfall_core::query::revenue::Lens::none(&rates);
+    (result::assemble(q, &parts, labels.as_deref(), &lens), used)
 }
 
 pub const DIMS: [&str; 10] = [

@@ -12,9 +12,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Bumped when the encoding changes incompatibly; a record of an unknown version is refused
-/// rather than misread. Format 1 (before page durations carried their page view's time) is
-/// still read: see [`v1`].
-pub const FORMAT: u8 = 2;
+/// rather than misread. Formats 1 (before page durations carried their page view's time)
+/// and 2 (before events carried revenue) are still read: see [`legacy`].
+pub const FORMAT: u8 = 3;
 
 /// What became of one event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,6 +122,7 @@ impl CommitRecord {
         let (&format, body) = bytes.split_first().ok_or(RecordError::Empty)?;
         let mut rec: CommitRecord = match format {
             FORMAT => postcard::from_bytes(body)?,
+            2 => postcard::from_bytes::<v2::CommitRecord>(body)?.into(),
             1 => postcard::from_bytes::<v1::CommitRecord>(body)?.into(),
             _ => return Err(RecordError::Format(format)),
         };
@@ -155,81 +156,8 @@ impl CommitRecord {
     }
 }
 
-/// Format 1, read so that a log written before an upgrade still replays after it.
-mod v1 {
-    use super::{Disposition, VisitChange};
-    use crate::event::EnrichedEvent;
-    use crate::identify::{DurationChange, SessionAttrs};
-    use crate::types::{EventId, SessionId, Timestamp, VisitorId};
-    use serde::Deserialize;
-    use std::sync::Arc;
-
-    #[derive(Deserialize)]
-    #[cfg_attr(test, derive(serde::Serialize))]
-    pub struct CommitRecord {
-        pub(super) now: Timestamp,
-        pub(super) entries: Vec<Entry>,
-        pub(super) visits: Vec<VisitChange>,
-    }
-
-    #[derive(Deserialize)]
-    #[cfg_attr(test, derive(serde::Serialize))]
-    pub(super) struct Entry {
-        pub(super) event: EnrichedEvent,
-        pub(super) id: EventId,
-        pub(super) visitor: VisitorId,
-        pub(super) session: Option<SessionId>,
-        pub(super) disposition: Disposition,
-        pub(super) visit: Option<Arc<SessionAttrs>>,
-        pub(super) durations: Vec<Change>,
-    }
-
-    #[derive(Deserialize)]
-    #[cfg_attr(test, derive(serde::Serialize))]
-    pub(super) struct Change {
-        pub(super) event: EventId,
-        pub(super) pathname: Arc<str>,
-        pub(super) before: Option<i64>,
-        pub(super) after: Option<i64>,
-    }
-
-    impl From<CommitRecord> for super::CommitRecord {
-        fn from(r: CommitRecord) -> Self {
-            let entries = r
-                .entries
-                .into_iter()
-                .map(|e| {
-                    let ts = e.event.ts;
-                    super::Entry {
-                        event: e.event,
-                        id: e.id,
-                        visitor: e.visitor,
-                        session: e.session,
-                        disposition: e.disposition,
-                        visit: e.visit,
-                        durations: e
-                            .durations
-                            .into_iter()
-                            .map(|d| DurationChange {
-                                event: d.event,
-                                ts,
-                                pathname: d.pathname,
-                                before: d.before,
-                                after: d.after,
-                            })
-                            .collect(),
-                    }
-                })
-                .collect();
-            super::CommitRecord {
-                now: r.now,
-                entries,
-                visits: r.visits,
-                legacy: true,
-            }
-        }
-    }
-}
+pub mod legacy;
+use legacy::{v1, v2};
 
 #[cfg(test)]
 mod tests {
@@ -277,7 +205,7 @@ mod tests {
                 .entries
                 .iter()
                 .map(|e| v1::Entry {
-                    event: e.event.clone(),
+                    event: (&e.event).into(),
                     id: e.id,
                     visitor: e.visitor,
                     session: e.session,
@@ -316,8 +244,46 @@ mod tests {
         // Replaying it decides the same as when it was written.
         assert!(Sequencer::new(Config::default(), 0).replay(1, &back));
         assert!(matches!(
-            CommitRecord::decode(&[3, 0]),
-            Err(RecordError::Format(3))
+            CommitRecord::decode(&[4, 0]),
+            Err(RecordError::Format(4))
         ));
+    }
+
+    /// A format-2 record (before revenue) decodes as it was, its events without revenue.
+    #[test]
+    fn format_2_is_read() {
+        let rec = record();
+        let old = v2::CommitRecord {
+            now: rec.now,
+            entries: rec
+                .entries
+                .iter()
+                .map(|e| v2::Entry {
+                    event: (&e.event).into(),
+                    id: e.id,
+                    visitor: e.visitor,
+                    session: e.session,
+                    disposition: e.disposition,
+                    visit: e.visit.clone(),
+                    durations: e.durations.clone(),
+                })
+                .collect(),
+            visits: rec.visits.clone(),
+        };
+        let bytes = postcard::to_extend(&old, vec![2]).unwrap();
+        assert_eq!(CommitRecord::decode(&bytes).unwrap(), rec);
+    }
+
+    #[test]
+    fn revenue_travels_in_records() {
+        let mut rec = record();
+        let r = crate::money::Revenue {
+            amount: crate::money::Amount(-12_345),
+            currency: crate::money::Currency::parse("EUR").unwrap(),
+        };
+        rec.entries[1].event.revenue = Some(r);
+        let back = CommitRecord::decode(&rec.encode().unwrap()).unwrap();
+        assert_eq!(back.entries[1].event.revenue, Some(r));
+        assert_eq!(back, rec);
     }
 }
