@@ -132,10 +132,19 @@ fn dataset() -> Vec<Hit> {
                     0 => {
                         let plan = ["pro", "free"][r.next(2)];
                         let method = ["google", "email"][r.next(2)];
-                        hit(
-                            ts,
-                            json!({"n": "signup", "u": url, "d": site, "p": {"plan": plan, "method": method}}),
-                        );
+                        let mut body = json!({"n": "signup", "u": url, "d": site, "p": {"plan": plan, "method": method}});
+                        // Revenue in three currencies (JPY has no rate), or none.
+                        let k = r.next(5);
+                        if k < 4 {
+                            let (amount, currency) = [
+                                ("49.99", "EUR"),
+                                ("12.5", "USD"),
+                                ("0.005", "GBP"),
+                                ("300", "JPY"),
+                            ][k];
+                            body["revenue"] = json!({"amount": amount, "currency": currency});
+                        }
+                        hit(ts, body);
                         ts += 3_000;
                     }
                     1 => {
@@ -424,6 +433,29 @@ fn queries(site: &str) -> Vec<Value> {
         &["event:goal"],
         &json!([["contains", "event:goal", ["sign"], {"case_sensitive": false}], ["is", "visit:country", ["DE", "US"]]]),
     ));
+    // Revenue: by goal, and filtered by revenue goals (one currency, mixed, none).
+    let revenue = vec!["visitors", "total_revenue", "average_revenue"];
+    for range in [&all, &json!(["2026-01-10", "2026-02-20"])] {
+        out.push(q(range, revenue.clone(), &["event:goal"], &none));
+        out.push(q(
+            range,
+            revenue.clone(),
+            &["event:goal", "time:month"],
+            &none,
+        ));
+    }
+    for goals in [
+        &["Sale"][..],
+        &["Pro sale"],
+        &["Sale", "Signup"],
+        &["Sale", "Pro sale"],
+    ] {
+        let f = json!([["is", "event:goal", goals]]);
+        for dims in [&[][..], &["visit:country"], &["time:week"]] {
+            out.push(q(&all, revenue.clone(), dims, &f));
+        }
+    }
+    out.push(q(&all, revenue.clone(), &[], &none));
     // Refused queries must be refused alike.
     out.push(q(
         &all,
@@ -466,9 +498,26 @@ fn live_view(v: &Value) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_two_node_cluster_answers_every_query_as_embedded_does() {
     let cluster = Cluster::new();
-    let a = TestServer::start_with(cluster.node("a", 4)).await;
-    let b = TestServer::start_with(cluster.node("b", 4)).await;
-    let e = TestServer::start().await;
+    // The same exchange rates everywhere (revenue in other currencies than a goal's).
+    let rates = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        rates.path(),
+        r#"{"base": "EUR", "rates": {"USD": 1.1, "GBP": "0.85"}}"#,
+    )
+    .unwrap();
+    let with_rates = |node: Box<dyn FnOnce(&mut footfall_server::ServerConfig)>| {
+        let path = rates.path().to_path_buf();
+        move |c: &mut footfall_server::ServerConfig| {
+            node(c);
+            c.currency_rates = Some(path);
+        }
+    };
+    let a = TestServer::start_with(with_rates(Box::new(cluster.node("a", 4)))).await;
+    let b = TestServer::start_with(with_rates(Box::new(cluster.node("b", 4)))).await;
+    let e = TestServer::start_with(with_rates(Box::new(
+        |_: &mut footfall_server::ServerConfig| {},
+    )))
+    .await;
     for s in [&a, &e] {
         let (status, body) = ask(
             s,
@@ -491,6 +540,8 @@ async fn a_two_node_cluster_answers_every_query_as_embedded_does() {
             json!({"name": "Pro signup", "event": "signup", "props": {"plan": "pro"}}),
             json!({"name": "Blog", "page": "/blog/**"}),
             json!({"name": "Deep read", "page": "/blog**", "scroll_depth": 50}),
+            json!({"name": "Sale", "event": "signup", "currency": "EUR"}),
+            json!({"name": "Pro sale", "event": "signup", "props": {"plan": "pro"}, "currency": "USD"}),
         ] {
             for s in [&a, &e] {
                 let path = format!("/api/admin/sites/{site}/goals");
@@ -501,7 +552,7 @@ async fn a_two_node_cluster_answers_every_query_as_embedded_does() {
         let path = format!("/api/admin/sites/{site}/goals");
         let goals_on_b = || async { ask(&b, "GET", &path, None).await.1.to_string() };
         eventually("B to know the goals", goals_on_b, |l| {
-            l.contains("Deep read")
+            l.contains("Pro sale")
         })
         .await;
     }
@@ -534,6 +585,7 @@ async fn a_two_node_cluster_answers_every_query_as_embedded_does() {
     let mut answered = 0;
     let mut refused = 0;
     let mut nonempty = 0;
+    let mut revenue_seen = [false; 3];
     let mut funnel_visitors = 0;
     for site in SITES {
         for body in queries(site) {
@@ -549,6 +601,14 @@ async fn a_two_node_cluster_answers_every_query_as_embedded_does() {
             if want.0 == 200 {
                 answered += 1;
                 nonempty += usize::from(!want.1["results"].as_array().unwrap().is_empty());
+                // Revenue figures in both goal currencies, and JPY left out somewhere.
+                let text = want.1.to_string();
+                for (i, needle) in ["\"currency\":\"EUR\"", "\"currency\":\"USD\"", "\"JPY\""]
+                    .iter()
+                    .enumerate()
+                {
+                    revenue_seen[i] |= text.contains(needle);
+                }
             } else {
                 refused += 1;
             }
@@ -620,6 +680,10 @@ async fn a_two_node_cluster_answers_every_query_as_embedded_does() {
         "{nonempty} of {answered} answers have rows"
     );
     assert_eq!(refused, 6, "three refused queries per site");
+    assert_eq!(
+        revenue_seen, [true; 3],
+        "revenue in EUR, in USD, and JPY without a rate"
+    );
 
     // The shop moves to a zone with a half-hour offset. Its rollups are rebuilt — by the
     // embedded server at its next records, by each partition's applier in the cluster —

@@ -121,6 +121,24 @@ async fn malformed_bodies_are_rejected_with_a_named_problem() {
         ),
         ("/api/event", Vec::new(), 400, "not valid JSON"),
         (
+            "/api/event",
+            br#"{"n":"Purchase","u":"https://example.com/","d":"example.com","revenue":{"amount":"1e400","currency":"EUR"}}"#.to_vec(),
+            400,
+            "revenue.amount",
+        ),
+        (
+            "/api/event",
+            br#"{"n":"Purchase","u":"https://example.com/","d":"example.com","$":{"amount":5,"currency":"E\u0000R"}}"#.to_vec(),
+            400,
+            "$.currency",
+        ),
+        (
+            "/api/event",
+            br#"{"n":"pageview","u":"https://example.com/","d":"example.com","revenue":{"amount":5,"currency":"EUR"}}"#.to_vec(),
+            400,
+            "only custom events",
+        ),
+        (
             "/track",
             br#"{"type":"track","payload":{"name":"x"}}"#.to_vec(),
             400,

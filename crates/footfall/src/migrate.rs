@@ -1,7 +1,7 @@
 //! `footfall migrate --to cluster.toml`: copies an embedded installation (its data
 //! directory, server stopped) into a cluster, then checks the copy.
 //!
-//! What goes where: sites, keys, users and the current salts to PostgreSQL (salts too, so
+//! What goes where: sites, keys, users, goals, funnels and the current salts to PostgreSQL (salts too, so
 //! a visitor seen before the move keeps its id for the rest of the day); stored events,
 //! the current state of every visit and complete rollups to ClickHouse, in numbered
 //! chunks under partitions of their own (see `footfall_store::clickhouse::import`) so an
@@ -214,7 +214,7 @@ fn same_source(source: &DuckStore, clickhouse: &str, database: &str) -> Result<(
 }
 
 /// Sites (with zone, share link and OpenPanel id), keys (revoked ones stay revoked),
-/// users and the salts of the last two days. Idempotent: a resumed copy runs it again.
+/// users, goals and funnels, and the salts of the last two days. Idempotent: a resumed copy runs it again.
 fn copy_metadata(source: &DuckStore, to: &PgStore) -> Result<()> {
     for s in source.sites()? {
         to.add_site(&s.domain, s.public, s.created_at)?;
@@ -238,6 +238,16 @@ fn copy_metadata(source: &DuckStore, to: &PgStore) -> Result<()> {
     }
     for u in source.users()? {
         to.put_user(&u.username, &u.password_hash, u.created_at)?;
+    }
+    // Goals before funnels, which name them; in their order (put keeps a name's place).
+    let now = chrono::Utc::now().timestamp_millis();
+    for s in source.sites()? {
+        for g in source.goals(&s.domain)? {
+            to.put_goal(&s.domain, &g, now)?;
+        }
+        for f in source.funnels(&s.domain)? {
+            to.put_funnel(&s.domain, &f, now)?;
+        }
     }
     // Oldest first: storing a day's salt drops those older than the day before it.
     for day in source.salt_days()? {

@@ -122,6 +122,11 @@ fn history(end: i64) -> Vec<Value> {
             let plan = ["pro", "free"][next(2) as usize];
             e["p"] = json!({ "plan": plan });
             e["timestamp"] = json!(iso(ts + 5_000));
+            if plan == "pro" {
+                let amount = format!("{}.{:03}", 10 + next(90), next(1000));
+                let currency = ["EUR", "USD"][next(2) as usize];
+                e["revenue"] = json!({"amount": amount, "currency": currency});
+            }
             e.as_object_mut().unwrap().remove("r");
             out.push(e);
         }
@@ -137,6 +142,8 @@ fn queries(site: &str) -> Vec<Value> {
         json!({"site_id": site, "date_range": "all", "metrics": ["visitors", "pageviews"], "dimensions": ["time:day"]}),
         json!({"site_id": site, "date_range": "all", "metrics": ["visitors", "events"], "dimensions": ["event:props:plan"], "filters": [["is", "event:name", ["signup"]]]}),
         json!({"site_id": site, "date_range": "7d", "metrics": ["visitors", "visits", "pageviews"]}),
+        json!({"site_id": site, "date_range": "all", "metrics": ["visitors", "conversion_rate", "total_revenue", "average_revenue"], "filters": [["is", "event:goal", ["Sale"]]]}),
+        json!({"site_id": site, "date_range": "all", "metrics": ["visitors", "total_revenue"], "dimensions": ["event:goal"]}),
     ]
 }
 
@@ -218,7 +225,34 @@ fn an_embedded_installation_moves_into_a_cluster_whole() {
         &json!({"username": "ana", "password": "correct horse battery staple"}),
     );
     assert!(status == 200 || status == 201);
+    // Goals and a funnel, which the copy must bring along (reports name them).
+    for site in SITES {
+        for goal in [
+            json!({"name": "Signup", "event": "signup"}),
+            json!({"name": "Sale", "event": "signup", "props": {"plan": "pro"}, "currency": "EUR"}),
+        ] {
+            let (status, body) = post(
+                &base,
+                &format!("/api/admin/sites/{site}/goals"),
+                TOKEN,
+                &goal,
+            );
+            assert_eq!(status, 201, "{body}");
+        }
+        let (status, body) = post(
+            &base,
+            &format!("/api/admin/sites/{site}/funnels"),
+            TOKEN,
+            &json!({"name": "Buy", "steps": ["Signup", "Sale"]}),
+        );
+        assert_eq!(status, 201, "{body}");
+    }
     let want = answers(&base);
+    assert!(
+        want[6][0]["metrics"][2]["value"].as_f64().unwrap() > 0.0,
+        "revenue: {}",
+        want[6]
+    );
     assert!(
         want[0][0]["metrics"][2].as_u64().unwrap() > 500,
         "{}",
@@ -283,6 +317,12 @@ fn an_embedded_installation_moves_into_a_cluster_whole() {
     );
     let node = Running(Some(node));
     assert_eq!(answers(&nbase), want);
+    let (status, funnels) = get(&nbase, "/api/admin/sites/shop.example/funnels", TOKEN);
+    assert_eq!(status, 200);
+    assert_eq!(
+        funnels["funnels"],
+        json!([{"name": "Buy", "steps": ["Signup", "Sale"]}])
+    );
     // …from the copied rollups where they apply (both sites' were complete).
     let metrics = http()
         .get(format!("{nbase}/metrics"))
