@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { startServer, launchBrowser, newContext, waitFor, adminQuery, adminPost, live, CHROME_UA } from './harness.mjs';
+import { startServer, launchBrowser, newContext, waitFor, adminQuery, adminPost, adminGet, live, CHROME_UA } from './harness.mjs';
 
 const USER = { username: 'alice', password: 'correct horse battery staple' };
 const DASHBOARD_FILE = fileURLToPath(new URL('../../web/dashboard/app.js', import.meta.url));
@@ -29,7 +29,7 @@ after(async () => {
 // helpers
 
 /** A page view (or custom event) from visitor `ip`, with optional edge geo headers. */
-async function send(server, { site, path = '/', ip, name = 'pageview', title, props, geo, ua = CHROME_UA }) {
+async function send(server, { site, path = '/', ip, name = 'pageview', title, props, revenue, geo, ua = CHROME_UA }) {
   const headers = { 'content-type': 'text/plain', 'user-agent': ua, 'x-forwarded-for': ip };
   if (geo) {
     Object.assign(headers, {
@@ -42,6 +42,7 @@ async function send(server, { site, path = '/', ip, name = 'pageview', title, pr
   const body = { n: name, u: `https://${site}${path}`, d: site, r: null };
   if (title) body.t = title;
   if (props) body.p = props;
+  if (revenue) body.$ = revenue;
   const res = await fetch(`${server.url}/api/event`, { method: 'POST', headers, body: JSON.stringify(body) });
   assert.equal(res.status, 202, `POST /api/event: ${res.status} ${await res.text()}`);
   assert.equal(res.headers.get('x-footfall-dropped'), null, `event dropped: ${res.headers.get('x-footfall-dropped')}`);
@@ -292,15 +293,15 @@ test('filter: clicking a page row filters everything, lives in the URL, and the 
   }
 });
 
-test('goals and funnels: the Goals panel shows conversions and filters by a goal; the funnel view shows the steps', async () => {
-  // A: pricing then a signup; B: pricing only; C: the home page only.
+test('goals and funnels: the Goals panel shows conversions and revenue and filters by a goal; the funnel view shows the steps', async () => {
+  // A: pricing then a signup that paid; B: pricing only; C: the home page only.
   await send(server, { site: GOALS, ip: '203.0.113.21', path: '/pricing' });
-  await send(server, { site: GOALS, ip: '203.0.113.21', path: '/pricing', name: 'Signup' });
+  await send(server, { site: GOALS, ip: '203.0.113.21', path: '/pricing', name: 'Signup', revenue: { amount: '1249.5', currency: 'EUR' } });
   await send(server, { site: GOALS, ip: '203.0.113.22', path: '/pricing' });
   await send(server, { site: GOALS, ip: '203.0.113.23', path: '/' });
   // Goals and a funnel added after the traffic: they apply to it.
   await adminPost(server, `/api/admin/sites/${GOALS}/goals`, { name: 'Visit pricing', page: '/pricing' });
-  await adminPost(server, `/api/admin/sites/${GOALS}/goals`, { name: 'Signup', event: 'Signup' });
+  await adminPost(server, `/api/admin/sites/${GOALS}/goals`, { name: 'Signup', event: 'Signup', currency: 'EUR' });
   await adminPost(server, `/api/admin/sites/${GOALS}/funnels`, { name: 'Checkout', steps: ['Visit pricing', 'Signup'] });
   const byGoal = await adminQuery(server, { site_id: GOALS, date_range: '7d', metrics: ['visitors', 'events', 'conversion_rate'], dimensions: ['event:goal'] });
   assert.deepEqual(byGoal.results.map((r) => [r.dimensions[0], ...r.metrics]), [['Visit pricing', 2, 2, 66.67], ['Signup', 1, 1, 33.33]]);
@@ -313,7 +314,8 @@ test('goals and funnels: the Goals panel shows conversions and filters by a goal
     const rows = () => page.locator('[data-panel="goals"] .ff-rows .ff-row').evaluateAll((els) =>
       els.map((r) => [r.querySelector('.ff-row-text').textContent, ...[...r.querySelectorAll('.ff-row-val')].map((v) => v.textContent)]));
     await page.waitForFunction(() => document.querySelectorAll('[data-panel="goals"] .ff-rows .ff-row').length === 2);
-    assert.deepEqual(await rows(), [['Visit pricing', '2', '2', '66.7%'], ['Signup', '1', '1', '33.3%']]);
+    // Revenue for the revenue goal only, in its currency.
+    assert.deepEqual(await rows(), [['Visit pricing', '2', '2', '66.7%', '—'], ['Signup', '1', '1', '33.3%', '€1.2K']]);
 
     // The funnel: both entered at pricing, one signed up.
     const funnel = page.locator('[data-panel="funnels"]');
@@ -365,6 +367,16 @@ test('goal settings: a signed-in user adds and removes goals and a funnel; a bad
     await panel.locator('[data-testid=goal-list] li', { hasText: 'Home' }).waitFor();
     await addGoal('Docs', 'page', '/docs**');
     await panel.locator('[data-testid=goal-list] li', { hasText: 'Docs' }).waitFor();
+    // A revenue goal: a custom event with a currency, which the form offers for events only.
+    assert.equal(await form.locator('[name=goal-currency]').isVisible(), false);
+    await form.locator('[name=goal-kind]').selectOption('event');
+    await form.locator('[name=goal-currency]').fill('usd');
+    await addGoal('Upgrade', 'event', 'Upgrade');
+    await panel.locator('[data-testid=goal-list] li', { hasText: 'revenue in USD' }).waitFor();
+    const saved = await adminGet(server, `/api/admin/sites/${SETTINGS}/goals`);
+    assert.deepEqual(saved.goals.find((g) => g.name === 'Upgrade'), { name: 'Upgrade', event: 'Upgrade', currency: 'USD' });
+    await panel.locator('[data-testid=goal-list] li', { hasText: 'Upgrade' }).locator('button').click();
+    await panel.locator('[data-testid=goal-list] li', { hasText: 'Upgrade' }).waitFor({ state: 'detached' });
     // The panel counts past traffic at once: the goals are a lens on it.
     await page.waitForFunction(() => document.querySelectorAll('[data-panel="goals"] .ff-rows .ff-row').length === 2);
     const goals = await adminQuery(server, { site_id: SETTINGS, date_range: '7d', metrics: ['visitors'], dimensions: ['event:goal'] });

@@ -307,3 +307,8 @@ export async function live(server, site, { limit } = {}) {
 export async function adminPost(server, path, body) {
   return api(server, path, { method: 'POST', body: JSON.stringify(body) });
 }
+
+/** GET `path` with the admin token: its JSON. */
+export async function adminGet(server, path) {
+  return api(server, path);
+}

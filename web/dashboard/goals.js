@@ -1,10 +1,12 @@
-// Goals: per goal, the visitors who converted, the conversions and the conversion rate, for
-// the dashboard's range and filters. Choosing a goal filters the whole dashboard by it.
+// Goals: per goal, the visitors who converted, the conversions, the conversion rate and (for
+// revenue goals) the revenue, for the dashboard's range and filters. Choosing a goal filters the whole dashboard by it.
 import { h } from './dom.js';
 import { createRowList } from './rows.js';
 import { formatNumber } from './format.js';
 import { createGoalSettings } from './goalsettings.js';
 
+// A revenue figure as the API gives it ({short, long, value, currency}); other goals have none.
+const money = (v) => (v && typeof v === 'object' ? v.short : '—');
 const rate = (v) => `${Number(v || 0).toFixed(v >= 10 ? 1 : 2).replace(/\.?0+$/, '')}%`;
 
 /**
@@ -20,6 +22,7 @@ export function createGoalsPanel({ site, run, onPick, canEdit = false, onChange 
     { label: 'Visitors', format: formatNumber },
     { label: 'Conversions', format: formatNumber },
     { label: 'CR', format: rate },
+    { label: 'Revenue', format: money },
   ];
   const list = createRowList({ columns, keyLabel: 'Goal', onPick, pickLabel: (r) => `Filter by goal ${r.label}` });
   const settings = canEdit ? createGoalSettings({ site, onChange: () => { refresh(false); onChange(); } }) : null;
@@ -34,7 +37,7 @@ export function createGoalsPanel({ site, run, onPick, canEdit = false, onChange 
     const my = ++gen;
     if (!silent) list.loading();
     try {
-      const res = await run({ dimension: 'event:goal', metrics: ['visitors', 'events', 'conversion_rate'], limit: 50 });
+      const res = await run({ dimension: 'event:goal', metrics: ['visitors', 'events', 'conversion_rate', 'total_revenue'], limit: 50 });
       if (my !== gen) return;
       list.setRows(res.results.map((r) => ({ key: r.dimensions[0], label: r.dimensions[0], values: r.metrics })),
         { emptyText: 'No conversions in this period. Goals are set with `footfall goals add` or the admin API.' });

@@ -19,12 +19,16 @@ export function createGoalSettings({ site, onChange }) {
     h('option', { value: 'scroll', text: 'Scroll depth' }));
   const gTarget = h('input', { class: 'ff-input ff-input-sm', name: 'goal-target', placeholder: '/pricing or /blog/**', required: true });
   const gDepth = h('input', { class: 'ff-input ff-input-sm', name: 'goal-depth', type: 'number', min: 1, max: 100, value: 75, hidden: true });
+  // A custom event's goal may report its events' revenue, in this currency.
+  const gCurrency = h('input', { class: 'ff-input ff-input-sm', name: 'goal-currency', placeholder: 'Currency (revenue), e.g. EUR',
+    maxlength: 3, pattern: '[A-Za-z]{3}', hidden: true, title: 'Optional: a three-letter currency code makes this a revenue goal' });
   gKind.addEventListener('change', () => {
     gDepth.hidden = gKind.value !== 'scroll';
+    gCurrency.hidden = gKind.value !== 'event';
     gTarget.placeholder = gKind.value === 'event' ? 'Event name, e.g. Signup' : '/pricing or /blog/**';
   });
   const goalForm = h('form', { class: 'ff-settings-form', dataset: { testid: 'goal-form' }, onsubmit: (e) => { e.preventDefault(); addGoal(); } },
-    gName, gKind, gTarget, gDepth, h('button', { type: 'submit', class: 'ff-btn ff-btn-sm', text: 'Add goal' }));
+    gName, gKind, gTarget, gDepth, gCurrency, h('button', { type: 'submit', class: 'ff-btn ff-btn-sm', text: 'Add goal' }));
 
   const fName = h('input', { class: 'ff-input ff-input-sm', name: 'funnel-name', placeholder: 'Name', required: true, maxlength: 120 });
   const fSteps = h('textarea', { class: 'ff-input', name: 'funnel-steps', rows: 3, required: true,
@@ -44,7 +48,7 @@ export function createGoalSettings({ site, onChange }) {
   }
 
   function describe(g) {
-    if (g.event) return `event ${g.event}${g.props ? ` with ${Object.entries(g.props).map(([k, v]) => `${k}=${v}`).join(', ')}` : ''}`;
+    if (g.event) return `event ${g.event}${g.props ? ` with ${Object.entries(g.props).map(([k, v]) => `${k}=${v}`).join(', ')}` : ''}${g.currency ? ` · revenue in ${g.currency}` : ''}`;
     if (g.scroll_depth) return `${g.page} scrolled ${g.scroll_depth}%`;
     return `visit ${g.page}`;
   }
@@ -75,7 +79,8 @@ export function createGoalSettings({ site, onChange }) {
   async function addGoal() {
     const name = gName.value.trim();
     const target = gTarget.value.trim();
-    const goal = gKind.value === 'event' ? { name, event: target }
+    const currency = gCurrency.value.trim();
+    const goal = gKind.value === 'event' ? { name, event: target, ...(currency ? { currency } : {}) }
       : gKind.value === 'scroll' ? { name, page: target, scroll_depth: Number(gDepth.value) } : { name, page: target };
     if (await change(() => api.addGoal(site, goal), `Saved goal ${name}.`)) goalForm.reset();
   }

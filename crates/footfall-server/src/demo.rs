@@ -236,10 +236,20 @@ impl Visitor {
         out.push(self.event("pageview", now, backfill));
         if PAGES[self.page].0 == "/signup" && rng.random_bool(0.5) {
             let mut e = self.event("Signup", now, backfill);
-            e.props = vec![(
-                "plan".into(),
-                (*["free", "pro", "team"].choose(rng).unwrap_or(&"free")).into(),
-            )];
+            let plan = *["free", "pro", "team"].choose(rng).unwrap_or(&"free");
+            e.props = vec![("plan".into(), plan.into())];
+            // Paid plans earn their first month.
+            let price = match plan {
+                "pro" => Some("29.00"),
+                "team" => Some("99.00"),
+                _ => None,
+            };
+            e.revenue = price.and_then(|p| {
+                Some(footfall_core::money::Revenue {
+                    amount: footfall_core::money::Amount::parse(p).ok()?,
+                    currency: footfall_core::money::Currency::parse("EUR").ok()?,
+                })
+            });
             out.push(e);
         } else if PAGES[self.page].0.starts_with("/docs") && rng.random_bool(0.15) {
             let mut e = self.event("Download", now, backfill);
@@ -384,6 +394,12 @@ fn conversions(st: &AppState) {
         goal("Visit pricing", Some("/pricing"), None),
         goal("Signup", None, Some("Signup")),
         goal("Read the blog", Some("/blog/**"), None),
+        Goal::from_spec(GoalSpec {
+            name: "Subscription".into(),
+            event: Some("Signup".into()),
+            currency: Some("EUR".into()),
+            ..GoalSpec::default()
+        }),
     ] {
         match g {
             Ok(g) => {
