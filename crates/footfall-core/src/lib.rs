@@ -17,6 +17,7 @@ pub mod money;
 pub mod query;
 pub mod record;
 pub mod rollup;
+pub mod segment;
 pub mod sequence;
 pub mod types;
 

@@ -137,6 +137,22 @@ pub fn router(state: Arc<AppState>) -> Router {
             axum::routing::delete(crate::admin::delete_goal),
         )
         .route(
+            "/api/dashboard/sites/{site}/segments",
+            post(crate::segments::put).get(crate::segments::list),
+        )
+        .route(
+            "/api/dashboard/sites/{site}/segments/{name}",
+            axum::routing::delete(crate::segments::delete),
+        )
+        .route(
+            "/api/admin/sites/{site}/segments",
+            post(crate::segments::put).get(crate::segments::list),
+        )
+        .route(
+            "/api/admin/sites/{site}/segments/{name}",
+            axum::routing::delete(crate::segments::delete),
+        )
+        .route(
             "/api/dashboard/sites/{site}/funnels",
             post(crate::admin::put_funnel).get(crate::admin::list_funnels),
         )

@@ -118,6 +118,27 @@ pub fn require_editor(state: &AppState, headers: &HeaderMap) -> Result<(), ApiEr
     require_user_change(state, headers).map(drop)
 }
 
+/// Who is asking, for what is personal to a user (saved segments).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Who {
+    /// The admin token: sees and changes everything.
+    Admin,
+    /// A signed-in dashboard user.
+    User(String),
+    /// An API key, a share link or a public site's visitor: shared things only.
+    Reader,
+}
+
+pub fn who(state: &AppState, headers: &HeaderMap) -> Who {
+    if is_admin(state, headers) {
+        Who::Admin
+    } else if let Some((_, s)) = session(state, headers) {
+        Who::User(s.username)
+    } else {
+        Who::Reader
+    }
+}
+
 /// Reading a site's settings: the admin token or a signed-in dashboard user.
 pub fn require_editor_read(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     if is_admin(state, headers) || session(state, headers).is_some() {

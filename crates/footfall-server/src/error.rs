@@ -96,12 +96,20 @@ impl From<crate::pipeline::sites::GoalChangeError> for ApiError {
         use crate::pipeline::sites::GoalChangeError;
         match e {
             GoalChangeError::UnknownSite(_) => ApiError::NotFound(e.to_string()),
-            GoalChangeError::TooMany | GoalChangeError::TooManyFunnels => {
-                ApiError::Conflict(e.to_string())
-            }
+            GoalChangeError::TooMany
+            | GoalChangeError::TooManyFunnels
+            | GoalChangeError::TooManySegments
+            | GoalChangeError::SegmentTaken(_) => ApiError::Conflict(e.to_string()),
+            GoalChangeError::NotYours(_) => ApiError::Forbidden,
             GoalChangeError::UnknownStep(..) => ApiError::BadRequest(e.to_string()),
             GoalChangeError::Store(s) => s.into(),
         }
+    }
+}
+
+impl From<footfall_core::segment::SegmentError> for ApiError {
+    fn from(e: footfall_core::segment::SegmentError) -> Self {
+        ApiError::BadRequest(e.to_string())
     }
 }
 

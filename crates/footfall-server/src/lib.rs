@@ -19,6 +19,7 @@ pub mod keys;
 pub mod metrics;
 pub mod pipeline;
 pub mod read;
+pub mod segments;
 pub mod state;
 
 pub use app::{start, start_with_log, Running};

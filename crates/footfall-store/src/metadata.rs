@@ -3,6 +3,7 @@
 
 use crate::StoreError;
 use footfall_core::goal::{Funnel, Goal};
+use footfall_core::segment::Segment;
 use footfall_core::SiteId;
 
 /// A goal as stored: its JSON (what [`Goal`] serializes to).
@@ -33,6 +34,7 @@ pub fn spec_from_json<T: serde::de::DeserializeOwned>(
 pub enum Specs {
     Goals,
     Funnels,
+    Segments,
 }
 
 impl Specs {
@@ -40,12 +42,14 @@ impl Specs {
         match self {
             Specs::Goals => "goals",
             Specs::Funnels => "funnels",
+            Specs::Segments => "segments",
         }
     }
     pub fn what(self) -> &'static str {
         match self {
             Specs::Goals => "goal",
             Specs::Funnels => "funnel",
+            Specs::Segments => "segment",
         }
     }
 }
@@ -117,6 +121,19 @@ pub trait MetadataStore: Send {
     fn funnels(&self, site: &SiteId) -> Result<Vec<Funnel>, StoreError>;
     /// Removes the site's funnel of that name; returns whether there was one.
     fn delete_funnel(&self, site: &SiteId, name: &str) -> Result<bool, StoreError>;
+
+    /// Saves a segment (names are unique per site), replacing one of that name. Returns
+    /// whether it is new. Who may replace whose is the caller's to check.
+    fn put_segment(
+        &self,
+        site: &SiteId,
+        segment: &Segment,
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
+    /// A site's segments, every owner's, oldest first.
+    fn segments(&self, site: &SiteId) -> Result<Vec<Segment>, StoreError>;
+    /// Removes the site's segment of that name; returns whether there was one.
+    fn delete_segment(&self, site: &SiteId, name: &str) -> Result<bool, StoreError>;
 
     /// The salts for `day` and `day − 1`, storing `fresh` as today's if there is none yet,
     /// and deleting every older one: a salt lives at most 48 hours.

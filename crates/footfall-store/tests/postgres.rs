@@ -192,10 +192,25 @@ fn step(store: &dyn MetadataStore, i: usize) -> String {
             "{:?}",
             store.put_funnel(&site("b.com"), &funnel("Other", &["A", "B"]), now)
         ),
+        37 => format!(
+            "{:?}",
+            store.put_segment(&site("a.com"), &segment("Mobile", "ana", false), now)
+        ),
+        38 => format!(
+            "{:?}",
+            store.put_segment(&site("a.com"), &segment("Google", "bob", true), now)
+        ),
+        // Same name: replaced, keeps its place.
+        39 => format!(
+            "{:?}",
+            store.put_segment(&site("a.com"), &segment("Mobile", "ana", true), now)
+        ),
+        40 => format!("{:?}", store.delete_segment(&site("a.com"), "Google")),
+        41 => format!("{:?}", store.delete_segment(&site("a.com"), "Google")),
         _ => unreachable!(),
     };
     format!(
-        "{result}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
+        "{result}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
         store.sites().unwrap(),
         store.salt_days().unwrap(),
         store.api_keys().unwrap(),
@@ -205,7 +220,20 @@ fn step(store: &dyn MetadataStore, i: usize) -> String {
         store.goals(&site("b.com")).unwrap(),
         store.funnels(&site("a.com")).unwrap(),
         store.funnels(&site("b.com")).unwrap(),
+        store.segments(&site("a.com")).unwrap(),
     )
+}
+
+fn segment(name: &str, owner: &str, shared: bool) -> footfall_core::segment::Segment {
+    footfall_core::segment::Segment::new(
+        footfall_core::segment::SegmentSpec {
+            name: name.into(),
+            filters: serde_json::json!([["is", "visit:source", [name]]]),
+            shared,
+        },
+        owner.into(),
+    )
+    .unwrap()
 }
 
 fn funnel(name: &str, steps: &[&str]) -> footfall_core::goal::Funnel {
@@ -222,7 +250,7 @@ fn postgres_answers_what_the_embedded_store_answers() {
     let pg = PgStore::open(&db.url()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let duck = DuckStore::open(dir.path()).unwrap();
-    for i in 0..37 {
+    for i in 0..42 {
         assert_eq!(step(&pg, i), step(&duck, i), "after step {i}");
     }
     // The funnel steps did what they say.
@@ -231,6 +259,10 @@ fn postgres_answers_what_the_embedded_store_answers() {
         vec![funnel("Checkout", &["Signup", "Blog"])]
     );
     assert_eq!(duck.funnels(&site("b.com")).unwrap().len(), 1);
+    assert_eq!(
+        duck.segments(&site("a.com")).unwrap(),
+        vec![segment("Mobile", "ana", true)]
+    );
     // The goals steps did what they say (both stores could agree on nothing).
     let goals = duck.goals(&site("a.com")).unwrap();
     assert_eq!(goals.len(), 1, "{goals:?}");

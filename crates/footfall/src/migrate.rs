@@ -1,8 +1,9 @@
 //! `footfall migrate --to cluster.toml`: copies an embedded installation (its data
 //! directory, server stopped) into a cluster, then checks the copy.
 //!
-//! What goes where: sites, keys, users, goals, funnels and the current salts to PostgreSQL (salts too, so
-//! a visitor seen before the move keeps its id for the rest of the day); stored events,
+//! What goes where: sites, keys, users, goals, funnels, segments and the current salts to
+//! PostgreSQL (salts too, so a visitor seen before the move keeps its id for the rest of
+//! the day); stored events,
 //! the current state of every visit and complete rollups to ClickHouse, in numbered
 //! chunks under partitions of their own (see `footfall_store::clickhouse::import`) so an
 //! interrupted copy resumes where it stopped, exactly once; the live counters to Redis,
@@ -214,7 +215,7 @@ fn same_source(source: &DuckStore, clickhouse: &str, database: &str) -> Result<(
 }
 
 /// Sites (with zone, share link and OpenPanel id), keys (revoked ones stay revoked),
-/// users, goals and funnels, and the salts of the last two days. Idempotent: a resumed copy runs it again.
+/// users, goals, funnels and segments, and the salts of the last two days. Idempotent: a resumed copy runs it again.
 fn copy_metadata(source: &DuckStore, to: &PgStore) -> Result<()> {
     for s in source.sites()? {
         to.add_site(&s.domain, s.public, s.created_at)?;
@@ -247,6 +248,9 @@ fn copy_metadata(source: &DuckStore, to: &PgStore) -> Result<()> {
         }
         for f in source.funnels(&s.domain)? {
             to.put_funnel(&s.domain, &f, now)?;
+        }
+        for seg in source.segments(&s.domain)? {
+            to.put_segment(&s.domain, &seg, now)?;
         }
     }
     // Oldest first: storing a day's salt drops those older than the day before it.

@@ -144,6 +144,7 @@ fn queries(site: &str) -> Vec<Value> {
         json!({"site_id": site, "date_range": "7d", "metrics": ["visitors", "visits", "pageviews"]}),
         json!({"site_id": site, "date_range": "all", "metrics": ["visitors", "conversion_rate", "total_revenue", "average_revenue"], "filters": [["is", "event:goal", ["Sale"]]]}),
         json!({"site_id": site, "date_range": "all", "metrics": ["visitors", "total_revenue"], "dimensions": ["event:goal"]}),
+        json!({"site_id": site, "date_range": "all", "metrics": ["visitors", "events"], "filters": [["is", "segment", ["Pro"]]]}),
     ]
 }
 
@@ -244,6 +245,13 @@ fn an_embedded_installation_moves_into_a_cluster_whole() {
             &format!("/api/admin/sites/{site}/funnels"),
             TOKEN,
             &json!({"name": "Buy", "steps": ["Signup", "Sale"]}),
+        );
+        assert_eq!(status, 201, "{body}");
+        let (status, body) = post(
+            &base,
+            &format!("/api/admin/sites/{site}/segments"),
+            TOKEN,
+            &json!({"name": "Pro", "filters": [["is", "event:props:plan", ["pro"]]], "shared": true}),
         );
         assert_eq!(status, 201, "{body}");
     }

@@ -2,6 +2,7 @@
 
 use chrono_tz::Tz;
 use footfall_core::goal::{Funnel, Goal};
+use footfall_core::segment::Segment;
 use footfall_core::SiteId;
 use footfall_store::{MetadataStore, StoreError};
 use sha2::{Digest, Sha256};
@@ -31,6 +32,12 @@ pub enum GoalChangeError {
     TooManyFunnels,
     #[error("steps[{0}]: {1:?} is not one of the site's goals")]
     UnknownStep(usize, String),
+    #[error("a site has at most {} segments", footfall_core::segment::MAX_SEGMENTS)]
+    TooManySegments,
+    #[error("segment {0:?} belongs to another user; choose another name")]
+    SegmentTaken(String),
+    #[error("segment {0:?} belongs to another user")]
+    NotYours(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -404,6 +411,64 @@ impl Sites {
     }
 
     /// Removes a site's saved funnel by name; returns whether there was one.
+    /// A site's segments, every owner's (the caller shows each requester theirs).
+    pub fn segments(&self, site: &SiteId) -> Result<Vec<Segment>, StoreError> {
+        self.store
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .segments(site)
+    }
+
+    /// Saves a segment; one of the same name is replaced only if `may_change` it (under
+    /// the store lock, so two users can't take one name at once on this node). Returns
+    /// whether it is new.
+    pub fn put_segment(
+        &self,
+        site: &SiteId,
+        segment: &Segment,
+        may_change: &dyn Fn(&Segment) -> bool,
+        now_ms: i64,
+    ) -> Result<bool, GoalChangeError> {
+        let store = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        if !self.contains(site) {
+            return Err(GoalChangeError::UnknownSite(site.clone()));
+        }
+        let current = store.segments(site)?;
+        match current.iter().find(|s| s.name == segment.name) {
+            Some(old) if !may_change(old) => {
+                return Err(GoalChangeError::SegmentTaken(segment.name.clone()))
+            }
+            None if current.len() >= footfall_core::segment::MAX_SEGMENTS => {
+                return Err(GoalChangeError::TooManySegments)
+            }
+            _ => {}
+        }
+        Ok(store.put_segment(site, segment, now_ms)?)
+    }
+
+    /// Removes a segment that `visible` shows and `may_change` allows; false when there
+    /// is none the requester can see.
+    pub fn delete_segment(
+        &self,
+        site: &SiteId,
+        name: &str,
+        visible: &dyn Fn(&Segment) -> bool,
+        may_change: &dyn Fn(&Segment) -> bool,
+    ) -> Result<bool, GoalChangeError> {
+        let store = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(seg) = store
+            .segments(site)?
+            .into_iter()
+            .find(|s| s.name == name && visible(s))
+        else {
+            return Ok(false);
+        };
+        if !may_change(&seg) {
+            return Err(GoalChangeError::NotYours(seg.name));
+        }
+        Ok(store.delete_segment(site, name)?)
+    }
+
     pub fn delete_funnel(&self, site: &SiteId, name: &str) -> Result<bool, StoreError> {
         self.store
             .lock()

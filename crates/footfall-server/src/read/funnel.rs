@@ -31,6 +31,7 @@ pub async fn funnel(
 ) -> Result<Json<Value>, ApiError> {
     let mut value = json_body(body, limits::BODY_BYTES).await?;
     let site = site_of(&st, &headers, value.get("site_id").and_then(Value::as_str))?;
+    crate::segments::expand_in_query(&st, &headers, &site, &mut value).await?;
     let obj = value
         .as_object_mut()
         .ok_or_else(|| QueryError::new("query", "must be a JSON object"))?;

@@ -67,8 +67,9 @@ pub async fn v2(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let value = json_body(body, limits::BODY_BYTES).await?;
+    let mut value = json_body(body, limits::BODY_BYTES).await?;
     let site = site_of(&st, &headers, value.get("site_id").and_then(Value::as_str))?;
+    crate::segments::expand_in_query(&st, &headers, &site, &mut value).await?;
     let q = parse::parse_v2(&value, st.ingest.sites.timezone(&site))?;
     let ex = execute(&st, &site, &q).await?;
     Ok(Json(v2_json(&site, &q, &ex)))
@@ -105,9 +106,10 @@ pub async fn v2_batch(
         )));
     }
     let one = |q: &Value| {
-        let (st, headers, q) = (&st, &headers, q.clone());
+        let (st, headers, mut q) = (&st, &headers, q.clone());
         async move {
             let site = site_of(st, headers, q.get("site_id").and_then(Value::as_str))?;
+            crate::segments::expand_in_query(st, headers, &site, &mut q).await?;
             let parsed = parse::parse_v2(&q, st.ingest.sites.timezone(&site))?;
             let ex = execute(st, &site, &parsed).await?;
             Ok::<Value, ApiError>(v2_json(&site, &parsed, &ex))

@@ -210,6 +210,29 @@ impl MetadataStore for DuckStore {
         self.delete_spec(crate::metadata::Specs::Funnels, site, name)
     }
 
+    fn put_segment(
+        &self,
+        site: &SiteId,
+        segment: &footfall_core::segment::Segment,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        self.put_spec(
+            crate::metadata::Specs::Segments,
+            site,
+            &segment.name,
+            segment,
+            now_ms,
+        )
+    }
+
+    fn segments(&self, site: &SiteId) -> Result<Vec<footfall_core::segment::Segment>, StoreError> {
+        self.specs(crate::metadata::Specs::Segments, site)
+    }
+
+    fn delete_segment(&self, site: &SiteId, name: &str) -> Result<bool, StoreError> {
+        self.delete_spec(crate::metadata::Specs::Segments, site, name)
+    }
+
     fn rotate_salts(&self, day: i64, fresh: &str) -> Result<(String, Option<String>), StoreError> {
         DuckStore::rotate_salts(self, day, || fresh.to_string())
     }

@@ -314,6 +314,22 @@ ALTER TABLE events_archive ADD COLUMN revenue_currency VARCHAR;
 CREATE VIEW events AS SELECT * FROM events_hot UNION ALL SELECT * FROM events_archive;
 "#,
     ),
+    (
+        13,
+        r#"
+-- Saved segments: named filter sets per site, kept as their JSON (with their owner and
+-- whether they are shared).
+CREATE SEQUENCE segment_positions;
+CREATE TABLE segments (
+    site       VARCHAR NOT NULL,
+    name       VARCHAR NOT NULL,
+    spec       VARCHAR NOT NULL,
+    created_at BIGINT  NOT NULL,
+    position   BIGINT  NOT NULL DEFAULT nextval('segment_positions'),
+    PRIMARY KEY (site, name)
+);
+"#,
+    ),
 ];
 
 pub fn latest() -> i64 {

@@ -263,6 +263,23 @@ impl MetadataStore for PgStore {
         self.delete_spec(Specs::Funnels, site, name)
     }
 
+    fn put_segment(
+        &self,
+        site: &SiteId,
+        segment: &footfall_core::segment::Segment,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        self.put_spec(Specs::Segments, site, &segment.name, segment, now_ms)
+    }
+
+    fn segments(&self, site: &SiteId) -> Result<Vec<footfall_core::segment::Segment>, StoreError> {
+        self.specs(Specs::Segments, site)
+    }
+
+    fn delete_segment(&self, site: &SiteId, name: &str) -> Result<bool, StoreError> {
+        self.delete_spec(Specs::Segments, site, name)
+    }
+
     fn rotate_salts(&self, day: i64, fresh: &str) -> Result<(String, Option<String>), StoreError> {
         self.with(|c| {
             let mut tx = c.transaction()?;

@@ -65,9 +65,22 @@ CREATE TABLE dashboard_sessions (
     PRIMARY KEY (site, name)
 );",
     ),
+    (
+        4,
+        // Saved segments: named filter sets per site, kept as their JSON (with their
+        // owner and whether they are shared).
+        "CREATE TABLE segments (
+    site        TEXT   NOT NULL,
+    name        TEXT   NOT NULL,
+    spec        TEXT   NOT NULL,
+    created_at  BIGINT NOT NULL,
+    position    BIGINT GENERATED ALWAYS AS IDENTITY,
+    PRIMARY KEY (site, name)
+);",
+    ),
 ];
 
-pub const VERSION: i32 = 3;
+pub const VERSION: i32 = 4;
 
 /// A fixed key for the advisory lock that serialises migrations ("footfall" in ASCII).
 const MIGRATION_LOCK: i64 = 0x666f_6f74_6661_6c6c;
