@@ -96,10 +96,11 @@ const LIVE = 'live.test'; // starts empty (test 5)
 const GEO = 'geo.test'; // a visitor with a location (test 8)
 const GOALS = 'goals.test'; // goals and a funnel over 3 visitors
 const SETTINGS = 'settings.test'; // goals and funnels set in the dashboard
+const SEGMENTS = 'segments.test'; // a segment saved and applied in the dashboard
 let server;
 
 before(async () => {
-  server = await startServer({ sites: [SHOP, LIVE, GEO, GOALS, SETTINGS], users: [USER] });
+  server = await startServer({ sites: [SHOP, LIVE, GEO, GOALS, SETTINGS, SEGMENTS], users: [USER] });
   // Visitor A: / and /pricing; B: / and /pricing; C: / only → 3 visitors, 5 page views.
   for (const [ip, paths] of [['203.0.113.1', ['/', '/pricing']], ['203.0.113.2', ['/', '/pricing']], ['203.0.113.3', ['/']]]) {
     for (const path of paths) await send(server, { site: SHOP, ip, path, title: path === '/' ? 'Shop home' : 'Pricing plans' });
@@ -402,6 +403,50 @@ test('goal settings: a signed-in user adds and removes goals and a funnel; a bad
     await panel.locator('[data-testid=goal-list] li', { hasText: 'Home' }).locator('button').click();
     await panel.locator('[data-testid=goal-list] li', { hasText: 'Home' }).waitFor({ state: 'detached' });
     await page.waitForFunction(() => document.querySelectorAll('[data-panel="goals"] .ff-rows .ff-row').length === 1);
+    assert.equal(await page.locator('.ff-banner.is-error').isVisible(), false);
+  } finally {
+    await ctx.close();
+  }
+});
+
+test('segments: the current filters saved as a segment become its chip; applied from the menu; removed', async () => {
+  // Two of three visitors view /pricing.
+  for (const [ip, path] of [['203.0.113.41', '/pricing'], ['203.0.113.42', '/'], ['203.0.113.43', '/pricing']]) {
+    await send(server, { site: SEGMENTS, ip, path });
+  }
+  const ctx = await signedIn(server);
+  try {
+    const page = await ctx.newPage();
+    await page.goto(`${server.url}/s/${SEGMENTS}?f=${encodeURIComponent('event:page:is:/pricing')}`);
+    await cardShows(page, 'visitors', '2');
+    const trigger = page.locator('[data-testid=segments]');
+    await trigger.click();
+    const form = page.locator('[data-testid=segment-form]');
+    await form.locator('[name=segment-name]').fill('Pricing readers');
+    await form.locator('[name=segment-shared]').check();
+    await form.locator('button[type=submit]').click();
+    // The page filter became the segment, and means the same.
+    await page.locator('.ff-chip', { hasText: 'Pricing readers' }).waitFor();
+    assert.deepEqual(new URL(page.url()).searchParams.getAll('f'), ['segment:is:Pricing readers']);
+    await cardShows(page, 'visitors', '2');
+    const saved = await adminGet(server, `/api/admin/sites/${SEGMENTS}/segments`);
+    assert.deepEqual(saved.segments.map((x) => [x.name, x.shared, x.owner, x.filters]),
+      [['Pricing readers', true, USER.username, [['is', 'event:page', ['/pricing']]]]]);
+
+    // Off, then on again from the menu.
+    await page.locator('.ff-chip-x').click();
+    await cardShows(page, 'visitors', '3');
+    await trigger.click();
+    assert.equal(await form.isVisible(), false, 'nothing to save without filters');
+    await page.locator('[data-segment="Pricing readers"]').click();
+    await page.locator('.ff-chip', { hasText: 'Pricing readers' }).waitFor();
+    await cardShows(page, 'visitors', '2');
+
+    // Removed by its owner.
+    await trigger.click();
+    await page.locator('[aria-label="Remove segment Pricing readers"]').click();
+    await page.locator('.ff-seg-empty').waitFor();
+    assert.deepEqual((await adminGet(server, `/api/admin/sites/${SEGMENTS}/segments`)).segments, []);
     assert.equal(await page.locator('.ff-banner.is-error').isVisible(), false);
   } finally {
     await ctx.close();

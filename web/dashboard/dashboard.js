@@ -8,6 +8,7 @@ import { createChart } from './chart.js';
 import { createCurrentPanel } from './current.js';
 import { createEventsPanel } from './events.js';
 import { createGoalsPanel } from './goals.js';
+import { createSegmentsControl } from './segments.js';
 import { createFunnelsPanel } from './funnels.js';
 import { readState, renderChips, toApiFilters, withFilter, withoutFilter, writeState } from './filters.js';
 import { METRICS, formatDay, formatNumber, todayIn } from './format.js';
@@ -113,7 +114,14 @@ export async function dashboardPage({ domain, shareToken = null }) {
     title: 'Compare with the previous period', onclick: () => setState({ ...state, compare: !state.compare }) },
   icon('compare'), h('span', { class: 'ff-hide-sm', text: 'Compare' }));
   const headerRight = [rangePicker.el, compareBtn];
-  if (!readonly && session.user) headerRight.push(createShareControl({ domain: site }).el);
+  if (!readonly && session.user) {
+    // Saving the current filters replaces them with the segment they became.
+    headerRight.push(createSegmentsControl({ site,
+      filters: () => toApiFilters(state.filters.filter((f) => f.dim !== 'segment')),
+      onApply: (name) => setState(withFilter(state, 'segment', name)),
+      onSaved: (name) => setState({ ...state, filters: [...state.filters.filter((f) => f.dim === 'segment'), { dim: 'segment', op: 'is', value: name }] }) }).el);
+    headerRight.push(createShareControl({ domain: site }).el);
+  }
   headerRight.push(themeButton());
   if (!readonly) headerRight.push(accountControl());
   const header = h('header', { class: 'ff-topbar' }, h('div', { class: 'ff-topbar-inner' },

@@ -23,6 +23,8 @@ export const DIMENSION_LABELS = {
   'visit:device': 'Device',
   'event:name': 'Event',
   'event:goal': 'Goal',
+  // A saved segment: the server puts its filters in its place.
+  segment: 'Segment',
 };
 
 export function dimensionLabel(dim) {
@@ -32,7 +34,7 @@ export function dimensionLabel(dim) {
 
 function parseFilter(s) {
   const parts = s.split(':');
-  const n = s.startsWith('event:props:') ? 3 : 2;
+  const n = s.startsWith('event:props:') ? 3 : s.startsWith('segment:') ? 1 : 2;
   if (parts.length < n + 2) return null;
   const dim = parts.slice(0, n).join(':');
   const op = parts[n];
