@@ -5,6 +5,7 @@
 //! The modules follow the ingest pipeline: [`decode`] → [`enrich`] → [`identify`] (driven by
 //! [`sequence`], which emits one [`record::CommitRecord`] per batch) → [`live`].
 
+pub mod catalogue;
 pub mod decode;
 pub mod drop;
 pub mod enrich;

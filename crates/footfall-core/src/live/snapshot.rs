@@ -49,6 +49,10 @@ pub struct LiveStats {
     /// Unix milliseconds of the first page view, null before any.
     pub tracking_since: Option<i64>,
     pub page_stats: Vec<PageStat>,
+    /// Published entries of the content catalogue of type `post` and `page` (the seed's
+    /// counts); 0 without a catalogue ([`crate::catalogue`]).
+    pub published_posts: u64,
+    pub published_pages: u64,
     pub visits: i64,
     /// Percentage of visits with one page view and no interaction, 0–100.
     pub bounce_rate: f64,
@@ -122,6 +126,8 @@ impl LiveStats {
             unique_visitors: c.visitor_days.total(),
             tracking_since: c.tracking_since.map(|t| t.0),
             page_stats: pages,
+            published_posts: 0,
+            published_pages: 0,
             visits,
             bounce_rate: if visits > 0 {
                 (c.bounces as f64 * 1000.0 / visits as f64).round() / 10.0
