@@ -104,6 +104,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/stats/{site}/live", get(crate::read::stats::live))
         .route("/api/stats/{site}/funnels", get(crate::read::funnel::saved))
         .route(
+            "/api/sites/{site}/content",
+            axum::routing::put(crate::content::put).get(crate::content::get),
+        )
+        .route(
             "/api/stats/{site}/live/stream",
             get(crate::read::stream::live_stream),
         )

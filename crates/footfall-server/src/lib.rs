@@ -10,6 +10,7 @@ pub mod changes;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod content;
 pub mod dashboard;
 pub mod demo;
 pub mod error;

@@ -2,11 +2,19 @@
 //! sessions, share links. Embedded: tables in the DuckDB file; cluster: PostgreSQL.
 
 use crate::StoreError;
+use footfall_core::catalogue::{Catalogue, Entry as CatalogueEntry};
 use footfall_core::goal::{Funnel, Goal};
 use footfall_core::segment::Segment;
 use footfall_core::SiteId;
 
 /// A goal as stored: its JSON (what [`Goal`] serializes to).
+/// A stored catalogue back: its entries were checked when set; one that does not read
+/// back is left out with a warning, as other definitions are.
+pub fn catalogue_from_json(site: &SiteId, revision: i64, json: &str) -> Catalogue {
+    let entries: Vec<CatalogueEntry> = spec_from_json(site, "catalogue", json).unwrap_or_default();
+    Catalogue::new(u64::try_from(revision).unwrap_or(0), entries)
+}
+
 pub fn spec_json<T: serde::Serialize>(what: &str, v: &T) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(|e| StoreError::Corrupt(format!("encoding a {what}: {e}")))
 }
@@ -134,6 +142,17 @@ pub trait MetadataStore: Send {
     fn segments(&self, site: &SiteId) -> Result<Vec<Segment>, StoreError>;
     /// Removes the site's segment of that name; returns whether there was one.
     fn delete_segment(&self, site: &SiteId, name: &str) -> Result<bool, StoreError>;
+
+    /// Replaces the site's content catalogue, all at once; returns its new revision (one
+    /// more than the last, so it only grows).
+    fn set_catalogue(
+        &self,
+        site: &SiteId,
+        entries: &[CatalogueEntry],
+        now_ms: i64,
+    ) -> Result<u64, StoreError>;
+    /// The site's catalogue (empty, revision 0, if never set).
+    fn catalogue(&self, site: &SiteId) -> Result<Catalogue, StoreError>;
 
     /// The salts for `day` and `day − 1`, storing `fresh` as today's if there is none yet,
     /// and deleting every older one: a salt lives at most 48 hours.

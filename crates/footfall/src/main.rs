@@ -44,6 +44,12 @@ enum Command {
         #[command(subcommand)]
         action: FunnelsAction,
     },
+    /// Set a site's content catalogue from a sitemap, an RSS or Atom feed, or JSON
+    /// (offline: stop the server first; online: PUT /api/sites/{site}/content).
+    Content {
+        #[command(subcommand)]
+        action: ContentAction,
+    },
     /// Manage Stats API keys (offline: stop the server first).
     Keys {
         #[command(subcommand)]
@@ -236,6 +242,67 @@ enum FunnelsAction {
     },
 }
 
+#[derive(Subcommand)]
+enum ContentAction {
+    /// Replace the site's catalogue with the pages FILE lists: sitemap.xml entries are
+    /// pages, RSS and Atom items posts; JSON is the API's list of {path, title, type,
+    /// published}. URLs on other hosts are left out.
+    Import {
+        #[arg(long)]
+        site: String,
+        file: PathBuf,
+        #[arg(long, env = "FOOTFALL_DATA_DIR", default_value = "./footfall-data")]
+        data_dir: PathBuf,
+    },
+    /// Print the site's catalogue, as JSON lines.
+    List {
+        #[arg(long)]
+        site: String,
+        #[arg(long, env = "FOOTFALL_DATA_DIR", default_value = "./footfall-data")]
+        data_dir: PathBuf,
+    },
+}
+
+fn content(action: ContentAction) -> Result<()> {
+    match action {
+        ContentAction::Import {
+            site,
+            file,
+            data_dir,
+        } => {
+            // Read no more than a catalogue may hold (and one byte to tell it is more).
+            use std::io::Read;
+            let mut bytes = Vec::new();
+            std::fs::File::open(&file)
+                .map_err(|e| format!("{}: {e}", file.display()))?
+                .take(footfall_core::catalogue::MAX_BYTES as u64 + 1)
+                .read_to_end(&mut bytes)?;
+            let imported = footfall_core::catalogue::import(&bytes, &site)
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+            let store = metadata(&data_dir)?;
+            let site = known_site(store.as_ref(), &site)?;
+            let now = chrono::Utc::now().timestamp_millis();
+            let revision = store.set_catalogue(&site, &imported.entries, now)?;
+            let count = |k: &str| imported.entries.iter().filter(|e| e.kind == k).count();
+            println!(
+                "{site}: {} entries ({} posts, {} pages), {} left out; revision {revision}",
+                imported.entries.len(),
+                count("post"),
+                count("page"),
+                imported.skipped
+            );
+        }
+        ContentAction::List { site, data_dir } => {
+            let store = metadata(&data_dir)?;
+            let site = known_site(store.as_ref(), &site)?;
+            for e in store.catalogue(&site)?.entries() {
+                println!("{}", serde_json::to_string(e)?);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A registered site of the data directory, or why not.
 fn known_site(store: &dyn MetadataStore, site: &str) -> Result<SiteId> {
     let site = SiteId::parse(site)?;
@@ -395,6 +462,7 @@ fn main() -> ExitCode {
         Command::Sites { action } => sites(action),
         Command::Goals { action } => goals(action),
         Command::Funnels { action } => funnels(action),
+        Command::Content { action } => content(action),
         Command::Keys { action } => keys(action),
         Command::Users { action } => users(action),
         Command::Rebuild {

@@ -1,6 +1,7 @@
 //! The registry of sites, in memory for the ingest path and persisted in the store.
 
 use chrono_tz::Tz;
+use footfall_core::catalogue::{Catalogue, Entry as CatalogueEntry};
 use footfall_core::goal::{Funnel, Goal};
 use footfall_core::segment::Segment;
 use footfall_core::SiteId;
@@ -19,6 +20,8 @@ pub struct SiteInfo {
     pub openpanel_client_id: Option<Arc<str>>,
     /// The site's goals, oldest first.
     pub goals: Arc<Vec<Goal>>,
+    /// The site's content catalogue (empty if none was set).
+    pub catalogue: Arc<Catalogue>,
 }
 
 /// Why a goal or a funnel could not be added.
@@ -71,6 +74,9 @@ pub struct Sites {
     store: Mutex<Box<dyn MetadataStore>>,
     /// Called after this cache changed the store (cluster: other nodes reload).
     pub on_change: crate::changes::OnChange,
+    /// Bumped when a catalogue may have changed (set here, or a reload): live streams
+    /// send a fresh snapshot if their site's did.
+    catalogues: tokio::sync::watch::Sender<u64>,
 }
 
 type Maps = (
@@ -90,6 +96,7 @@ fn read_all(store: &dyn MetadataStore) -> Result<Maps, StoreError> {
         }
         let timezone = parse_timezone(&s.timezone).unwrap_or(Tz::UTC);
         let goals = Arc::new(store.goals(&s.domain)?);
+        let catalogue = Arc::new(store.catalogue(&s.domain)?);
         if let Some(t) = &s.share_token {
             shares.insert(share_key(t), s.domain.clone());
         }
@@ -101,6 +108,7 @@ fn read_all(store: &dyn MetadataStore) -> Result<Maps, StoreError> {
                 share_token: s.share_token.map(Arc::from),
                 openpanel_client_id: client_id,
                 goals,
+                catalogue,
             },
         );
     }
@@ -126,7 +134,42 @@ impl Sites {
             openpanel: RwLock::new(openpanel),
             store: Mutex::new(store),
             on_change: Default::default(),
+            catalogues: tokio::sync::watch::Sender::new(0),
         })
+    }
+
+    /// The site's content catalogue (empty if none).
+    pub fn catalogue(&self, site: &SiteId) -> Arc<Catalogue> {
+        self.info(site).map(|i| i.catalogue).unwrap_or_default()
+    }
+
+    /// Wakes when a catalogue may have changed.
+    pub fn catalogue_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.catalogues.subscribe()
+    }
+
+    /// Replaces a site's catalogue; returns its new revision.
+    pub fn set_catalogue(
+        &self,
+        site: &SiteId,
+        entries: &[CatalogueEntry],
+        now_ms: i64,
+    ) -> Result<u64, GoalChangeError> {
+        let store = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        if !self.contains(site) {
+            return Err(GoalChangeError::UnknownSite(site.clone()));
+        }
+        let revision = store.set_catalogue(site, entries, now_ms)?;
+        let fresh = Arc::new(store.catalogue(site)?);
+        if let Ok(mut k) = self.known.write() {
+            if let Some(info) = k.get_mut(site) {
+                info.catalogue = fresh;
+            }
+        }
+        drop(store);
+        self.catalogues.send_modify(|n| *n += 1);
+        self.on_change.fire();
+        Ok(revision)
     }
 
     /// Reads every site from the store again (another node changed them).
@@ -136,6 +179,7 @@ impl Sites {
         *self.known.write().unwrap_or_else(|p| p.into_inner()) = known;
         *self.shares.write().unwrap_or_else(|p| p.into_inner()) = shares;
         *self.openpanel.write().unwrap_or_else(|p| p.into_inner()) = openpanel;
+        self.catalogues.send_modify(|n| *n += 1);
         Ok(())
     }
 
@@ -310,9 +354,12 @@ impl Sites {
             let share_token = old.and_then(|i| i.share_token.clone());
             let openpanel_client_id = old.and_then(|i| i.openpanel_client_id.clone());
             // A site new to this node may have goals already (another node's).
-            let goals = match old {
-                Some(i) => i.goals.clone(),
-                None => Arc::new(store.goals(site)?),
+            let (goals, catalogue) = match old {
+                Some(i) => (i.goals.clone(), i.catalogue.clone()),
+                None => (
+                    Arc::new(store.goals(site)?),
+                    Arc::new(store.catalogue(site)?),
+                ),
             };
             k.insert(
                 site.clone(),
@@ -322,6 +369,7 @@ impl Sites {
                     share_token,
                     openpanel_client_id,
                     goals,
+                    catalogue,
                 },
             );
         }

@@ -33,9 +33,12 @@ pub async fn live(
     headers: HeaderMap,
 ) -> Result<Json<LiveStats>, ApiError> {
     let site = authorized_site(&st, &headers, &site)?;
-    Ok(Json(st.read.live.snapshot(
-        &site,
-        st.clock.as_ref(),
-        p.limit,
-    )))
+    Ok(Json(snapshot(&st, &site, p.limit)))
+}
+
+/// The live stats with the site's content catalogue applied.
+pub fn snapshot(st: &AppState, site: &SiteId, limit: Option<usize>) -> LiveStats {
+    let mut snap = st.read.live.snapshot(site, st.clock.as_ref(), limit);
+    st.ingest.sites.catalogue(site).apply(&mut snap, limit);
+    snap
 }

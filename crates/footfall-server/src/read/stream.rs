@@ -35,6 +35,8 @@ pub async fn live_stream(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let site = authorized_site(&st, &headers, &site)?;
     let mut feed = st.read.live.subscribe(&site);
+    // A catalogue change is news too (its revision is in the version).
+    let mut catalogues = st.ingest.sites.catalogue_changes();
     let mut shutdown = st.shutdown.clone();
     st.metrics.sse_subscribers.fetch_add(1, Relaxed);
     let guard = Subscribed(st.clone());
@@ -43,12 +45,13 @@ pub async fn live_stream(
         let mut last_sent = 0u64;
         loop {
             feed.borrow_and_update();
+            catalogues.borrow_and_update();
             // Access is checked again for every update: a revoked share link, a logout or
             // an expired session ends the stream, not just the next connection.
             if crate::auth::require_read(&st, &headers, &site).is_err() {
                 return;
             }
-            let snap = st.read.live.snapshot(&site, st.clock.as_ref(), p.limit);
+            let snap = super::stats::snapshot(&st, &site, p.limit);
             if snap.version > last_sent {
                 last_sent = snap.version;
                 let data = serde_json::to_string(&snap).unwrap_or_else(|_| "{}".into());
@@ -68,6 +71,7 @@ pub async fn live_stream(
             }
             tokio::select! {
                 r = feed.changed() => if r.is_err() { return },
+                r = catalogues.changed() => if r.is_err() { return },
                 _ = shutdown.changed() => return,
                 _ = tx.closed() => return,
             }

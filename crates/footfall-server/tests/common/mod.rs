@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod sse;
 
 use footfall_core::{SiteId, Timestamp};
 use footfall_server::{start, ManualClock, Running, ServerConfig};

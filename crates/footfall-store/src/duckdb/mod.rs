@@ -233,6 +233,52 @@ impl MetadataStore for DuckStore {
         self.delete_spec(crate::metadata::Specs::Segments, site, name)
     }
 
+    fn set_catalogue(
+        &self,
+        site: &SiteId,
+        entries: &[footfall_core::catalogue::Entry],
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let spec = crate::metadata::spec_json("catalogue", &entries)?;
+        let tx = self.conn.unchecked_transaction()?;
+        let updated = tx.execute(
+            "UPDATE catalogues SET spec = ?, revision = revision + 1, updated_at = ? WHERE site = ?",
+            ::duckdb::params![spec, now_ms, site.as_str()],
+        )?;
+        if updated == 0 {
+            tx.execute(
+                "INSERT INTO catalogues (site, spec, revision, updated_at) VALUES (?, ?, 1, ?)",
+                ::duckdb::params![site.as_str(), spec, now_ms],
+            )?;
+        }
+        let revision: i64 = tx.query_row(
+            "SELECT revision FROM catalogues WHERE site = ?",
+            [site.as_str()],
+            |r| r.get(0),
+        )?;
+        tx.commit()?;
+        Ok(u64::try_from(revision).unwrap_or(0))
+    }
+
+    fn catalogue(&self, site: &SiteId) -> Result<footfall_core::catalogue::Catalogue, StoreError> {
+        let row: Option<(i64, String)> = self
+            .conn
+            .query_row(
+                "SELECT revision, spec FROM catalogues WHERE site = ?",
+                [site.as_str()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map(Some)
+            .or_else(|e| match e {
+                ::duckdb::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e),
+            })?;
+        Ok(match row {
+            Some((revision, spec)) => crate::metadata::catalogue_from_json(site, revision, &spec),
+            None => footfall_core::catalogue::Catalogue::default(),
+        })
+    }
+
     fn rotate_salts(&self, day: i64, fresh: &str) -> Result<(String, Option<String>), StoreError> {
         DuckStore::rotate_salts(self, day, || fresh.to_string())
     }

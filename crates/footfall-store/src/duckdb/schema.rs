@@ -330,6 +330,19 @@ CREATE TABLE segments (
 );
 "#,
     ),
+    (
+        14,
+        r#"
+-- Content catalogues: each site's known pages as one JSON list, replaced whole; the
+-- revision counts the changes (the live stats' version grows with it).
+CREATE TABLE catalogues (
+    site        VARCHAR PRIMARY KEY,
+    spec        VARCHAR NOT NULL,
+    revision    BIGINT  NOT NULL,
+    updated_at  BIGINT  NOT NULL
+);
+"#,
+    ),
 ];
 
 pub fn latest() -> i64 {

@@ -280,6 +280,41 @@ impl MetadataStore for PgStore {
         self.delete_spec(Specs::Segments, site, name)
     }
 
+    fn set_catalogue(
+        &self,
+        site: &SiteId,
+        entries: &[footfall_core::catalogue::Entry],
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let spec = crate::metadata::spec_json("catalogue", &entries)?;
+        // One statement: two nodes setting it at once get two revisions, never one.
+        let revision: i64 = self.with(|c| {
+            c.query_one(
+                "INSERT INTO catalogues (site, spec, revision, updated_at) VALUES ($1, $2, 1, $3) \
+                 ON CONFLICT (site) DO UPDATE SET spec = EXCLUDED.spec, \
+                 revision = catalogues.revision + 1, updated_at = EXCLUDED.updated_at \
+                 RETURNING revision",
+                &[&site.as_str(), &spec, &now_ms],
+            )?
+            .try_get(0)
+        })?;
+        Ok(u64::try_from(revision).unwrap_or(0))
+    }
+
+    fn catalogue(&self, site: &SiteId) -> Result<footfall_core::catalogue::Catalogue, StoreError> {
+        let row: Option<(i64, String)> = self.with(|c| {
+            Ok(c.query_opt(
+                "SELECT revision, spec FROM catalogues WHERE site = $1",
+                &[&site.as_str()],
+            )?
+            .map(|r| (r.get(0), r.get(1))))
+        })?;
+        Ok(match row {
+            Some((revision, spec)) => crate::metadata::catalogue_from_json(site, revision, &spec),
+            None => footfall_core::catalogue::Catalogue::default(),
+        })
+    }
+
     fn rotate_salts(&self, day: i64, fresh: &str) -> Result<(String, Option<String>), StoreError> {
         self.with(|c| {
             let mut tx = c.transaction()?;

@@ -78,9 +78,20 @@ CREATE TABLE dashboard_sessions (
     PRIMARY KEY (site, name)
 );",
     ),
+    (
+        5,
+        // Content catalogues: each site's known pages as one JSON list, replaced whole;
+        // the revision counts the changes (the live stats' version grows with it).
+        "CREATE TABLE catalogues (
+    site        TEXT   PRIMARY KEY,
+    spec        TEXT   NOT NULL,
+    revision    BIGINT NOT NULL,
+    updated_at  BIGINT NOT NULL
+);",
+    ),
 ];
 
-pub const VERSION: i32 = 4;
+pub const VERSION: i32 = 5;
 
 /// A fixed key for the advisory lock that serialises migrations ("footfall" in ASCII).
 const MIGRATION_LOCK: i64 = 0x666f_6f74_6661_6c6c;
