@@ -118,6 +118,9 @@ pub async fn list_sites(
 #[serde(deny_unknown_fields)]
 struct CreateKey {
     sites: Vec<String>,
+    /// Besides reading: `content:write`.
+    #[serde(default)]
+    scopes: Vec<String>,
 }
 
 /// `POST /api/admin/keys {"sites": ["example.com"]}` → `{"id": "...", "key": "ff_..."}`; the
@@ -141,12 +144,22 @@ pub async fn create_key(
         }
         sites.push(site);
     }
+    if let Some(bad) = req
+        .scopes
+        .iter()
+        .find(|s| !crate::keys::SCOPES.contains(&s.as_str()))
+    {
+        return Err(ApiError::BadRequest(format!(
+            "scopes: unknown scope {bad:?}; known: {}",
+            crate::keys::SCOPES.join(", ")
+        )));
+    }
     let now = st.clock.now().0;
-    let st2 = st.clone();
-    let (id, key) = blocking(move || st2.access.keys.create(&sites, now)).await?;
+    let (st2, scopes) = (st.clone(), req.scopes.clone());
+    let (id, key) = blocking(move || st2.access.keys.create(&sites, &scopes, now)).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "id": id, "key": key, "sites": req.sites })),
+        Json(json!({ "id": id, "key": key, "sites": req.sites, "scopes": req.scopes })),
     )
         .into_response())
 }

@@ -118,6 +118,32 @@ pub fn require_editor(state: &AppState, headers: &HeaderMap) -> Result<(), ApiEr
     require_user_change(state, headers).map(drop)
 }
 
+/// A change to a site that a key with `scope` may make too: the admin token, or an API key
+/// for the site holding the scope (403 for a key without it).
+pub fn require_scope(
+    state: &AppState,
+    headers: &HeaderMap,
+    site: &SiteId,
+    scope: &str,
+) -> Result<(), ApiError> {
+    if is_admin(state, headers) {
+        return Ok(());
+    }
+    match bearer(headers) {
+        Some(key) => match state.access.keys.check(key) {
+            crate::keys::Check::Ok(info)
+                if info.sites.contains(site) && info.scopes.iter().any(|s| s == scope) =>
+            {
+                Ok(())
+            }
+            crate::keys::Check::Ok(_) => Err(ApiError::Forbidden),
+            crate::keys::Check::Limited => Err(ApiError::TooManyRequests),
+            crate::keys::Check::Unknown => Err(ApiError::Unauthorized),
+        },
+        None => Err(ApiError::Unauthorized),
+    }
+}
+
 /// Who is asking, for what is personal to a user (saved segments).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Who {

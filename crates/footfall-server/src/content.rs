@@ -32,7 +32,7 @@ fn known_site(st: &AppState, raw: &str) -> Result<SiteId, ApiError> {
     Ok(site)
 }
 
-/// Replaces the catalogue: `{"site", "revision", "entries", "posts", "pages", "skipped"}`.
+/// Replaces the catalogue (the admin token, or a key with `content:write` for the site): `{"site", "revision", "entries", "posts", "pages", "skipped"}`.
 /// A document that does not read changes nothing.
 pub async fn put(
     State(st): State<Arc<AppState>>,
@@ -40,8 +40,8 @@ pub async fn put(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    crate::auth::require_admin(&st, &headers)?;
     let site = known_site(&st, &site)?;
+    crate::auth::require_scope(&st, &headers, &site, crate::keys::CONTENT_WRITE)?;
     let body = crate::http::read_body(body, catalogue::MAX_BYTES).await?;
     let host = site.to_string();
     let imported =

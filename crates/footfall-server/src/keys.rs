@@ -16,7 +16,13 @@ use std::time::Instant;
 pub struct KeyInfo {
     pub id: String,
     pub sites: Vec<SiteId>,
+    pub scopes: Vec<String>,
 }
+
+/// The scopes a key may be given: what it may do besides reading its sites' stats.
+pub const SCOPES: [&str; 1] = [CONTENT_WRITE];
+/// Setting its sites' content catalogues (`PUT /api/sites/{site}/content`).
+pub const CONTENT_WRITE: &str = "content:write";
 
 /// A token bucket per key: `per_hour` requests an hour, refilled continuously.
 struct Bucket {
@@ -55,10 +61,11 @@ pub fn generate() -> (String, String) {
 pub fn create(
     store: &dyn MetadataStore,
     sites: &[SiteId],
+    scopes: &[String],
     now_ms: i64,
 ) -> Result<(String, String), StoreError> {
     let (id, key) = generate();
-    store.create_api_key(&id, &hash(&key), sites, now_ms)?;
+    store.create_api_key(&id, &hash(&key), sites, scopes, now_ms)?;
     Ok((id, key))
 }
 
@@ -102,6 +109,7 @@ impl ApiKeys {
                             .iter()
                             .filter_map(|s| SiteId::parse(s).ok())
                             .collect(),
+                        scopes: r.scopes,
                     },
                 )
             })
@@ -112,13 +120,19 @@ impl ApiKeys {
         Ok(())
     }
 
-    pub fn create(&self, sites: &[SiteId], now_ms: i64) -> Result<(String, String), StoreError> {
+    pub fn create(
+        &self,
+        sites: &[SiteId],
+        scopes: &[String],
+        now_ms: i64,
+    ) -> Result<(String, String), StoreError> {
         let out = create(
             self.store
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .as_ref(),
             sites,
+            scopes,
             now_ms,
         )?;
         self.reload()?;

@@ -169,6 +169,30 @@ async fn the_catalogue_names_counts_and_lists_pages_in_the_live_stats() {
     let live = s.live("example.com").await;
     assert_eq!(live["version"], pushed["version"], "nothing changed");
     assert_eq!(live["publishedPosts"], 2);
+    // A Stats API key reads; only one with the write scope sets the catalogue.
+    let key = |scopes: Value| {
+        let s = &s;
+        async move {
+            let r = s
+                .http
+                .post(format!("{}/api/admin/keys", s.base))
+                .bearer_auth(TOKEN)
+                .json(&json!({"sites": ["example.com"], "scopes": scopes}))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let v: Value = r.json().await.unwrap();
+            (status, v["key"].as_str().unwrap_or("").to_string())
+        }
+    };
+    let (_, reader) = key(json!([])).await;
+    assert_eq!(put(&s, catalogue.to_string(), Some(&reader)).await.0, 403);
+    assert_eq!(key(json!(["content:delete"])).await.0, 400);
+    let (status, writer) = key(json!(["content:write"])).await;
+    assert_eq!(status, 201);
+    let (status, v) = put(&s, catalogue.to_string(), Some(&writer)).await;
+    assert_eq!((status, v["revision"].as_u64()), (200, Some(2)), "{v}");
 
     // A sitemap: its URLs on this site are pages; others are left out.
     let sitemap = r#"<?xml version="1.0" encoding="UTF-8"?>
@@ -185,7 +209,7 @@ async fn the_catalogue_names_counts_and_lists_pages_in_the_live_stats() {
             v["pages"].as_u64(),
             v["skipped"].as_u64()
         ),
-        (Some(2), Some(2), Some(1))
+        (Some(3), Some(2), Some(1))
     );
     let live = s.live("example.com").await;
     assert_eq!(

@@ -82,6 +82,8 @@ pub struct ApiKeyRow {
     pub id: String,
     pub hash: String,
     pub sites: Vec<String>,
+    /// What the key may do besides reading stats (`content:write`).
+    pub scopes: Vec<String>,
     pub created_at: i64,
     pub revoked: bool,
 }
@@ -164,6 +166,7 @@ pub trait MetadataStore: Send {
         id: &str,
         hash: &str,
         sites: &[SiteId],
+        scopes: &[String],
         now_ms: i64,
     ) -> Result<(), StoreError>;
     /// Returns whether a live key with this id existed.

@@ -88,9 +88,15 @@ fn step(store: &dyn MetadataStore, i: usize) -> String {
         9 => format!("{:?}", store.rotate_salts(20_003, "s3")),
         10 => format!(
             "{:?}",
-            store.create_api_key("k1", "h1", &[site("a.com"), site("b.com")], now)
+            store.create_api_key(
+                "k1",
+                "h1",
+                &[site("a.com"), site("b.com")],
+                &["content:write".to_string()],
+                now
+            )
         ),
-        11 => format!("{:?}", store.create_api_key("k2", "h2", &[], now)),
+        11 => format!("{:?}", store.create_api_key("k2", "h2", &[], &[], now)),
         12 => format!("{:?}", store.revoke_api_key("k1", now)),
         13 => format!("{:?}", store.revoke_api_key("k1", now)),
         14 => format!("{:?}", store.put_user("ann", "hash1", now)),

@@ -95,6 +95,10 @@ enum KeysAction {
         /// A site the key may read (repeatable).
         #[arg(long = "site", required = true)]
         sites: Vec<String>,
+        /// Something more the key may do (repeatable): content:write sets its sites'
+        /// content catalogues.
+        #[arg(long = "scope", value_parser = clap::builder::PossibleValuesParser::new(footfall_server::keys::SCOPES))]
+        scopes: Vec<String>,
         #[arg(long, env = "FOOTFALL_DATA_DIR", default_value = "./footfall-data")]
         data_dir: PathBuf,
     },
@@ -606,7 +610,11 @@ fn sites(action: SitesAction) -> Result<()> {
 
 fn keys(action: KeysAction) -> Result<()> {
     match action {
-        KeysAction::Create { sites, data_dir } => {
+        KeysAction::Create {
+            sites,
+            scopes,
+            data_dir,
+        } => {
             let store = metadata(&data_dir)?;
             let known: Vec<SiteId> = store.sites()?.into_iter().map(|s| s.domain).collect();
             let mut scoped = Vec::new();
@@ -620,7 +628,8 @@ fn keys(action: KeysAction) -> Result<()> {
                 }
                 scoped.push(site);
             }
-            let (id, key) = footfall_server::keys::create(store.as_ref(), &scoped, now_ms())?;
+            let (id, key) =
+                footfall_server::keys::create(store.as_ref(), &scoped, &scopes, now_ms())?;
             println!("{key}");
             eprintln!(
                 "key {id} created for {}; it is shown only this once",

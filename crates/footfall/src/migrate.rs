@@ -231,7 +231,7 @@ fn copy_metadata(source: &DuckStore, to: &PgStore) -> Result<()> {
                 .iter()
                 .filter_map(|s| SiteId::parse(s).ok())
                 .collect();
-            to.create_api_key(&key.id, &key.hash, &sites, key.created_at)?;
+            to.create_api_key(&key.id, &key.hash, &sites, &key.scopes, key.created_at)?;
         }
         if key.revoked {
             to.revoke_api_key(&key.id, key.created_at)?;

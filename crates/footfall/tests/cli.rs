@@ -400,3 +400,89 @@ fn funnels_are_managed_offline() {
         ""
     );
 }
+
+/// `footfall content import` reads a feed or a sitemap into the catalogue; a hostile file
+/// is refused and changes nothing; a key may be given the scope to set it online.
+#[test]
+fn content_is_imported_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    run(&["sites", "add", "example.com"], data);
+    let feed = data.join("feed.xml");
+    std::fs::write(
+        &feed,
+        r#"<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel>
+<item><title>Hello &amp; welcome</title><link>https://example.com/blog/hello</link></item>
+<item><title>Elsewhere</title><link>https://other.org/x</link></item>
+</channel></rss>"#,
+    )
+    .unwrap();
+    let out = run(
+        &[
+            "content",
+            "import",
+            "--site",
+            "example.com",
+            feed.to_str().unwrap(),
+        ],
+        data,
+    );
+    assert!(
+        out.contains("1 entries (1 posts, 0 pages), 1 left out; revision 1"),
+        "{out}"
+    );
+    let list = run(&["content", "list", "--site", "example.com"], data);
+    let entry: serde_json::Value = serde_json::from_str(list.trim()).unwrap();
+    assert_eq!(
+        entry,
+        serde_json::json!({"path": "/blog/hello", "title": "Hello & welcome", "type": "post", "published": true})
+    );
+    let bomb = data.join("bomb.xml");
+    std::fs::write(
+        &bomb,
+        r#"<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;">]><urlset><url><loc>https://example.com/&b;</loc></url></urlset>"#,
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "content",
+            "import",
+            "--site",
+            "example.com",
+            bomb.to_str().unwrap(),
+        ])
+        .env("FOOTFALL_DATA_DIR", data)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("DTD"));
+    assert_eq!(
+        run(&["content", "list", "--site", "example.com"], data),
+        list
+    );
+    // A key that may set the catalogue; an unknown scope is refused.
+    run(
+        &[
+            "keys",
+            "create",
+            "--site",
+            "example.com",
+            "--scope",
+            "content:write",
+        ],
+        data,
+    );
+    let out = Command::new(BIN)
+        .args([
+            "keys",
+            "create",
+            "--site",
+            "example.com",
+            "--scope",
+            "everything",
+        ])
+        .env("FOOTFALL_DATA_DIR", data)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}

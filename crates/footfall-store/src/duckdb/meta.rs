@@ -198,6 +198,7 @@ impl DuckStore {
         id: &str,
         hash: &str,
         sites: &[SiteId],
+        scopes: &[String],
         now_ms: i64,
     ) -> Result<(), StoreError> {
         let sites = sites
@@ -206,8 +207,8 @@ impl DuckStore {
             .collect::<Vec<_>>()
             .join(",");
         self.conn.execute(
-            "INSERT INTO api_keys (id, hash, sites, created_at) VALUES (?, ?, ?, ?)",
-            params![id, hash, sites, now_ms],
+            "INSERT INTO api_keys (id, hash, sites, scopes, created_at) VALUES (?, ?, ?, ?, ?)",
+            params![id, hash, sites, scopes.join(","), now_ms],
         )?;
         Ok(())
     }
@@ -222,13 +223,19 @@ impl DuckStore {
     }
 
     pub fn api_keys(&self) -> Result<Vec<ApiKeyRow>, StoreError> {
-        let mut stmt = self.conn.prepare("SELECT id, hash, sites, created_at, revoked_at IS NOT NULL FROM api_keys ORDER BY created_at, id")?;
+        let mut stmt = self.conn.prepare("SELECT id, hash, sites, created_at, revoked_at IS NOT NULL, scopes FROM api_keys ORDER BY created_at, id")?;
         let rows = stmt.query_map([], |r| {
             let sites: String = r.get(2)?;
+            let scopes: String = r.get(5)?;
             Ok(ApiKeyRow {
                 id: r.get(0)?,
                 hash: r.get(1)?,
                 sites: sites
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+                scopes: scopes
                     .split(',')
                     .filter(|s| !s.is_empty())
                     .map(str::to_string)

@@ -292,9 +292,10 @@ impl MetadataStore for DuckStore {
         id: &str,
         hash: &str,
         sites: &[SiteId],
+        scopes: &[String],
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        DuckStore::create_api_key(self, id, hash, sites, now_ms)
+        DuckStore::create_api_key(self, id, hash, sites, scopes, now_ms)
     }
 
     fn revoke_api_key(&self, id: &str, now_ms: i64) -> Result<bool, StoreError> {

@@ -343,6 +343,13 @@ CREATE TABLE catalogues (
 );
 "#,
     ),
+    (
+        15,
+        r#"
+-- What a key may do besides reading stats (comma-separated; `content:write`).
+ALTER TABLE api_keys ADD COLUMN scopes VARCHAR NOT NULL DEFAULT '';
+"#,
+    ),
 ];
 
 pub fn latest() -> i64 {

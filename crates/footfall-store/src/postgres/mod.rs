@@ -353,6 +353,7 @@ impl MetadataStore for PgStore {
         id: &str,
         hash: &str,
         sites: &[SiteId],
+        scopes: &[String],
         now_ms: i64,
     ) -> Result<(), StoreError> {
         let sites = sites
@@ -360,10 +361,11 @@ impl MetadataStore for PgStore {
             .map(SiteId::as_str)
             .collect::<Vec<_>>()
             .join(",");
+        let scopes = scopes.join(",");
         self.with(|c| {
             c.execute(
-                "INSERT INTO api_keys (id, hash, sites, created_at) VALUES ($1, $2, $3, $4)",
-                &[&id, &hash, &sites, &now_ms],
+                "INSERT INTO api_keys (id, hash, sites, scopes, created_at) VALUES ($1, $2, $3, $4, $5)",
+                &[&id, &hash, &sites, &scopes, &now_ms],
             )
         })
         .map(drop)
@@ -382,7 +384,7 @@ impl MetadataStore for PgStore {
     fn api_keys(&self) -> Result<Vec<ApiKeyRow>, StoreError> {
         let rows = self.with(|c| {
             c.query(
-                "SELECT id, hash, sites, created_at, revoked_at IS NOT NULL FROM api_keys \
+                "SELECT id, hash, sites, created_at, revoked_at IS NOT NULL, scopes FROM api_keys \
                  ORDER BY created_at, id",
                 &[],
             )
@@ -390,10 +392,16 @@ impl MetadataStore for PgStore {
         rows.into_iter()
             .map(|r| {
                 let sites: String = r.try_get(2).map_err(err)?;
+                let scopes: String = r.try_get(5).map_err(err)?;
                 Ok(ApiKeyRow {
                     id: r.try_get(0).map_err(err)?,
                     hash: r.try_get(1).map_err(err)?,
                     sites: sites
+                        .split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                        .collect(),
+                    scopes: scopes
                         .split(',')
                         .filter(|s| !s.is_empty())
                         .map(str::to_string)

@@ -89,9 +89,14 @@ CREATE TABLE dashboard_sessions (
     updated_at  BIGINT NOT NULL
 );",
     ),
+    (
+        6,
+        // What a key may do besides reading stats (comma-separated; `content:write`).
+        "ALTER TABLE api_keys ADD COLUMN scopes TEXT NOT NULL DEFAULT ''",
+    ),
 ];
 
-pub const VERSION: i32 = 5;
+pub const VERSION: i32 = 6;
 
 /// A fixed key for the advisory lock that serialises migrations ("footfall" in ASCII).
 const MIGRATION_LOCK: i64 = 0x666f_6f74_6661_6c6c;
