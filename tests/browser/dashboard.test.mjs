@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { startServer, launchBrowser, newContext, waitFor, adminQuery, adminPost, adminGet, live, CHROME_UA } from './harness.mjs';
+import { startServer, launchBrowser, newContext, waitFor, adminQuery, adminPost, adminGet, adminPut, live, CHROME_UA } from './harness.mjs';
 
 const USER = { username: 'alice', password: 'correct horse battery staple' };
 const DASHBOARD_FILE = fileURLToPath(new URL('../../web/dashboard/app.js', import.meta.url));
@@ -97,10 +97,11 @@ const GEO = 'geo.test'; // a visitor with a location (test 8)
 const GOALS = 'goals.test'; // goals and a funnel over 3 visitors
 const SETTINGS = 'settings.test'; // goals and funnels set in the dashboard
 const SEGMENTS = 'segments.test'; // a segment saved and applied in the dashboard
+const CONTENT = 'content.test'; // a content catalogue: page types and unvisited pages
 let server;
 
 before(async () => {
-  server = await startServer({ sites: [SHOP, LIVE, GEO, GOALS, SETTINGS, SEGMENTS], users: [USER] });
+  server = await startServer({ sites: [SHOP, LIVE, GEO, GOALS, SETTINGS, SEGMENTS, CONTENT], users: [USER] });
   // Visitor A: / and /pricing; B: / and /pricing; C: / only → 3 visitors, 5 page views.
   for (const [ip, paths] of [['203.0.113.1', ['/', '/pricing']], ['203.0.113.2', ['/', '/pricing']], ['203.0.113.3', ['/']]]) {
     for (const path of paths) await send(server, { site: SHOP, ip, path, title: path === '/' ? 'Shop home' : 'Pricing plans' });
@@ -447,6 +448,34 @@ test('segments: the current filters saved as a segment become its chip; applied 
     await page.locator('[aria-label="Remove segment Pricing readers"]').click();
     await page.locator('.ff-seg-empty').waitFor();
     assert.deepEqual((await adminGet(server, `/api/admin/sites/${SEGMENTS}/segments`)).segments, []);
+    assert.equal(await page.locator('.ff-banner.is-error').isVisible(), false);
+  } finally {
+    await ctx.close();
+  }
+});
+
+test('content catalogue: Top pages show page types and titles; published pages without views are listed as not yet visited', async () => {
+  await send(server, { site: CONTENT, ip: '203.0.113.51', path: '/blog/first', title: 'first - the page says' });
+  await adminPut(server, `/api/sites/${CONTENT}/content`, [
+    { path: '/blog/first', title: 'The first post', type: 'post' },
+    { path: '/blog/second', title: 'The second post', type: 'post' },
+    { path: '/about', type: 'page' },
+    { path: '/draft', title: 'Draft', type: 'post', published: false },
+  ]);
+  const ctx = await signedIn(server);
+  try {
+    const page = await ctx.newPage();
+    await page.goto(`${server.url}/s/${CONTENT}`);
+    await cardShows(page, 'visitors', '1');
+    const top = page.locator('[data-panel="pages"] .ff-row', { hasText: '/blog/first' });
+    await top.locator('.ff-row-sub', { hasText: 'Post · The first post' }).waitFor();
+    const panel = page.locator('[data-panel="unvisited"]');
+    await panel.waitFor();
+    assert.match(await panel.locator('.ff-unvisited-summary').textContent(), /^2 of 3 published pages have no views/);
+    assert.deepEqual(await panel.locator('.ff-unvisited-title').allTextContents(), ['/about', 'The second post']);
+    // A filter narrows what counts as visited.
+    await page.goto(`${server.url}/s/${CONTENT}?f=${encodeURIComponent('event:page:is:/nowhere')}`);
+    await panel.locator('.ff-unvisited-summary', { hasText: '3 of 3' }).waitFor();
     assert.equal(await page.locator('.ff-banner.is-error').isVisible(), false);
   } finally {
     await ctx.close();

@@ -312,3 +312,8 @@ export async function adminPost(server, path, body) {
 export async function adminGet(server, path) {
   return api(server, path);
 }
+
+/** PUT `body` (an object) to `path` with the admin token. */
+export async function adminPut(server, path, body) {
+  return api(server, path, { method: 'PUT', body: JSON.stringify(body) });
+}

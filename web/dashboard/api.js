@@ -165,6 +165,7 @@ export const api = {
   segments: (domain) => request('GET', `/api/dashboard/sites/${enc(domain)}/segments`, { withShare: false }),
   addSegment: (domain, segment) => request('POST', `/api/dashboard/sites/${enc(domain)}/segments`, { body: segment, withShare: false }),
   deleteSegment: (domain, name) => request('DELETE', `/api/dashboard/sites/${enc(domain)}/segments/${enc(name)}`, { withShare: false }),
+  content: (domain) => request('GET', `/api/sites/${enc(domain)}/content`),
   funnel: (body) => request('POST', '/api/v2/funnel', { body }),
   query: (body, signal) => batchedQuery(body, signal),
   streamUrl: (domain, params = {}) => url(`/api/stats/${enc(domain)}/live/stream`, params),

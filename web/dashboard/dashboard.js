@@ -9,6 +9,7 @@ import { createCurrentPanel } from './current.js';
 import { createEventsPanel } from './events.js';
 import { createGoalsPanel } from './goals.js';
 import { createSegmentsControl } from './segments.js';
+import { createUnvisitedPanel } from './unvisited.js';
 import { createFunnelsPanel } from './funnels.js';
 import { readState, renderChips, toApiFilters, withFilter, withoutFilter, writeState } from './filters.js';
 import { METRICS, formatDay, formatNumber, todayIn } from './format.js';
@@ -79,8 +80,18 @@ export async function dashboardPage({ domain, shareToken = null }) {
   let activeNow = 0;
 
   // --- data -------------------------------------------------------------------------------
+  // The site's content catalogue (titles and types of known pages), read once per view.
+  let catalogueOnce = null;
+  const catalogue = () => (catalogueOnce ??= api.content(site).then((c) => c.entries).catch(() => []));
   const titleCache = new Map();
   async function titles(paths) {
+    const known = new Map((await catalogue()).map((e) => [e.path, e]));
+    const typed = (p) => {
+      const e = known.get(p);
+      if (!e) return titleCache.get(p) || '';
+      const t = e.title || titleCache.get(p) || '';
+      return `${e.type[0].toUpperCase()}${e.type.slice(1)}${t ? ` · ${t}` : ''}`;
+    };
     const missing = paths.filter((p) => !titleCache.has(p));
     if (missing.length) {
       try {
@@ -88,7 +99,7 @@ export async function dashboardPage({ domain, shareToken = null }) {
         for (const p of missing.slice(0, 50)) titleCache.set(p, got?.[p] || '');
       } catch { /* not cached: asked again next time */ }
     }
-    return Object.fromEntries(paths.map((p) => [p, titleCache.get(p) || '']));
+    return Object.fromEntries(paths.map((p) => [p, typed(p)]));
   }
 
   function base(extraFilters = []) {
@@ -155,6 +166,7 @@ export async function dashboardPage({ domain, shareToken = null }) {
   const panels = panelDefs({ titles }).map((def) => createPanel({ ...def, fetchRows, onPick: pick }));
   const events = createEventsPanel({ site, run });
   const funnels = createFunnelsPanel({ site, query: () => base() });
+  const unvisited = createUnvisitedPanel({ catalogue, run });
   const goals = createGoalsPanel({ site, run, onPick: (row) => pick('event:goal', row),
     canEdit: !readonly && !!session.user, onChange: () => funnels.reload() });
   const footNote = h('span', {});
@@ -165,6 +177,7 @@ export async function dashboardPage({ domain, shareToken = null }) {
     h('div', { class: 'ff-grid' }, panels[2].el, panels[3].el),
     h('div', { class: 'ff-grid' }, events.el, goals.el),
     h('div', { class: 'ff-grid' }, funnels.el),
+    unvisited.el,
     h('footer', { class: 'ff-foot ff-muted' }, footNote,
       h('span', {}, 'footfall · privacy-first analytics · no cookies on your visitors')));
   const el = h('div', { class: 'ff-app' }, header, main);
@@ -236,7 +249,7 @@ export async function dashboardPage({ domain, shareToken = null }) {
     const my = gen;
     if (!silent) { cards.loading(); chart.loading(); }
     const jobs = [loadCards(my), loadGraph(my), loadMap(my), ...panels.map((p) => p.refresh(silent)), events.refresh(silent),
-      goals.refresh(silent), funnels.refresh(silent)];
+      goals.refresh(silent), funnels.refresh(silent), unvisited.refresh()];
     const results = await Promise.allSettled(jobs);
     if (my !== gen || destroyed) return;
     const failed = results.find((r) => r.status === 'rejected' && r.reason?.name !== 'AbortError');

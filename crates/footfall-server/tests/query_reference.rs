@@ -1280,6 +1280,94 @@ async fn revenue_checks(
     assert_eq!(status, 400, "{e}");
 }
 
+/// The content catalogue in the live stats: counts by type, titles and types, and the
+/// unviewed published pages — against the dataset's page views counted here.
+async fn catalogue_check(s: &TestServer, visits: &[Visit]) {
+    let catalogue = json!([
+        {"path": "/blog/post-1", "title": "Post one", "type": "post"},
+        {"path": "/blog/post-2", "title": "Post two", "type": "post"},
+        {"path": "/", "title": "Home page", "type": "page"},
+        {"path": "/pricing", "type": "page"},
+        {"path": "/docs/old", "title": "Old docs", "type": "page", "published": false},
+        {"path": "/guide", "title": "Guide", "type": "guide"}
+    ]);
+    let r = s
+        .http
+        .put(format!("{}/api/sites/example.com/content", s.base))
+        .bearer_auth(TOKEN)
+        .body(catalogue.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let live = s.live("example.com").await;
+    let mut views: BTreeMap<&str, u64> = BTreeMap::new();
+    for e in visits
+        .iter()
+        .flat_map(|v| &v.events)
+        .filter(|e| e.name == "pageview")
+    {
+        *views.entry(e.page).or_default() += 1;
+    }
+    let entries = catalogue.as_array().unwrap();
+    let published = |kind: &str| {
+        entries
+            .iter()
+            .filter(|e| e["type"] == kind && e["published"] != false)
+            .count() as u64
+    };
+    assert_eq!(live["publishedPosts"].as_u64(), Some(published("post")));
+    assert_eq!(live["publishedPages"].as_u64(), Some(published("page")));
+    // Every viewed page with its views; then the published pages nobody viewed.
+    let mut want: BTreeMap<String, (String, String, u64)> = BTreeMap::new();
+    for (page, n) in &views {
+        let entry = entries.iter().find(|e| e["path"] == *page);
+        let (title, kind) = match entry {
+            Some(e) => (
+                e["title"].as_str().unwrap_or(page).to_string(),
+                e["type"].as_str().unwrap().to_string(),
+            ),
+            // Without a title sent by the page: the seed's defaults.
+            None => (
+                if *page == "/" {
+                    "Home".into()
+                } else {
+                    page.to_string()
+                },
+                if *page == "/" {
+                    "home".into()
+                } else {
+                    "other".into()
+                },
+            ),
+        };
+        want.insert(page.to_string(), (title, kind, *n));
+    }
+    for e in entries.iter().filter(|e| e["published"] != false) {
+        let path = e["path"].as_str().unwrap();
+        if !views.contains_key(path) {
+            let title = e["title"].as_str().unwrap_or(path).to_string();
+            want.insert(path.into(), (title, e["type"].as_str().unwrap().into(), 0));
+        }
+    }
+    let got: BTreeMap<String, (String, String, u64)> = live["pageStats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["path"].as_str().unwrap().to_string(),
+                (
+                    p["title"].as_str().unwrap().to_string(),
+                    p["pageType"].as_str().unwrap().to_string(),
+                    p["views"].as_u64().unwrap(),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(got, want, "{live}");
+}
+
 /// POSTs `body` to `path` with the admin token: the status and the JSON answer.
 async fn post(s: &TestServer, path: &str, body: &Value) -> (u16, Value) {
     let r = s
@@ -1444,6 +1532,7 @@ async fn reference_check(rollups: bool) {
     }
     assert!(checked > 120, "{checked} combinations checked");
     goal_checks(&s, &visits, &ranges).await;
+    catalogue_check(&s, &visits).await;
     let m = s.running().state.metrics.clone();
     let (fast, raw) = (
         m.parts_rollup.load(std::sync::atomic::Ordering::Relaxed),
