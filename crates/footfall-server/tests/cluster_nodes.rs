@@ -195,6 +195,36 @@ async fn two_nodes_answer_what_one_embedded_server_answers() {
     })
     .await;
 
+    // A content catalogue set on A reaches B's live stats (and its streams' next update).
+    let put = a
+        .http
+        .put(format!("{}/api/sites/new.example/content", a.base))
+        .bearer_auth(TOKEN)
+        .body(json!([{"path": "/launch", "title": "Launch", "type": "post"}]).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status().as_u16(), 200);
+    let live_on_b = || async {
+        b.http
+            .get(format!("{}/api/stats/new.example/live", b.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap()
+    };
+    eventually("B to read A's catalogue", live_on_b, |v| {
+        v["publishedPosts"] == 1
+            && v["pageStats"].as_array().is_some_and(|p| {
+                p.iter()
+                    .any(|r| r["path"] == "/launch" && r["title"] == "Launch")
+            })
+    })
+    .await;
+
     // A key's rate limit counts across nodes: RATE requests spread over A and B, then 429.
     let key = make_key(&a).await["key"].as_str().unwrap().to_string();
     let ask = |s: &TestServer| {
