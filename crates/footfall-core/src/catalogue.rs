@@ -71,6 +71,8 @@ pub struct Catalogue {
     pub revision: u64,
     entries: Vec<Entry>,
     by_path: HashMap<String, usize>,
+    /// Published posts and pages, counted once: every live snapshot reports them.
+    counts: (u64, u64),
 }
 
 impl Catalogue {
@@ -82,10 +84,18 @@ impl Catalogue {
             .enumerate()
             .map(|(i, e)| (e.path.clone(), i))
             .collect();
+        let count = |k: &str| {
+            entries
+                .iter()
+                .filter(|e| e.published && e.kind == k)
+                .count() as u64
+        };
+        let counts = (count("post"), count("page"));
         Catalogue {
             revision,
             entries,
             by_path,
+            counts,
         }
     }
 
@@ -110,8 +120,7 @@ impl Catalogue {
     /// published pages without views, with 0 views, after the viewed ones. The version
     /// grows by the catalogue's revision, so a catalogue change is a newer snapshot.
     pub fn apply(&self, stats: &mut LiveStats, limit: Option<usize>) {
-        stats.published_posts = self.published("post") as u64;
-        stats.published_pages = self.published("page") as u64;
+        (stats.published_posts, stats.published_pages) = self.counts;
         stats.version += self.revision;
         for p in &mut stats.page_stats {
             if let Some(e) = self.get(&p.path) {
