@@ -306,7 +306,15 @@ fn from_xml(text: &str, host: &str) -> Result<Imported, CatalogueError> {
             }
             Event::Start(ref s) | Event::Empty(ref s) => {
                 let empty = matches!(ev, Event::Empty(_));
+                // Other vocabularies' elements (itunes:title, xhtml:link, media:…) are not
+                // the feed's own, whatever their local name.
+                let foreign = s.name().prefix().is_some();
                 let name = String::from_utf8_lossy(s.local_name().as_ref()).to_string();
+                if stack.is_empty() && kind.is_some() {
+                    return Err(CatalogueError::Xml(
+                        "a second root element after the first".into(),
+                    ));
+                }
                 if stack.is_empty() {
                     kind = Some(match name.as_str() {
                         "urlset" => Kind::Sitemap,
@@ -322,6 +330,7 @@ fn from_xml(text: &str, host: &str) -> Result<Imported, CatalogueError> {
                 }
                 let parent = stack.last().map(String::as_str);
                 match (kind, parent, name.as_str()) {
+                    _ if foreign => {}
                     (Some(Kind::Sitemap), Some("urlset"), "url")
                     | (Some(Kind::Rss), Some("channel"), "item")
                     | (Some(Kind::Atom), Some("feed"), "entry") => {
@@ -329,6 +338,7 @@ fn from_xml(text: &str, host: &str) -> Result<Imported, CatalogueError> {
                             return Err(CatalogueError::TooMany);
                         }
                         item = Some(Item::default());
+                        field = None;
                     }
                     (Some(Kind::Atom), Some("entry"), "link") => {
                         // The entry's own page: rel="alternate", or no rel.
@@ -350,7 +360,7 @@ fn from_xml(text: &str, host: &str) -> Result<Imported, CatalogueError> {
                         }
                     }
                     (_, Some("url" | "item" | "entry"), "loc" | "link" | "title")
-                        if item.is_some() =>
+                        if item.is_some() && !empty =>
                     {
                         field = Some((name.clone(), String::new()));
                     }
@@ -417,9 +427,19 @@ fn from_xml(text: &str, host: &str) -> Result<Imported, CatalogueError> {
                     )
                 {
                     items.extend(item.take());
+                    field = None;
                 }
             }
-            Event::Eof => break,
+            Event::Eof => {
+                // quick-xml stops at the end of input whatever is still open: a document
+                // cut short must not replace a catalogue with its first part.
+                if let Some(open) = stack.last() {
+                    return Err(CatalogueError::Xml(format!(
+                        "the document ends inside <{open}>: it is cut short"
+                    )));
+                }
+                break;
+            }
             _ => {}
         }
     }
@@ -468,6 +488,13 @@ fn from_xml(text: &str, host: &str) -> Result<Imported, CatalogueError> {
             published: true,
         };
         out.entries.push(check_entry(e, i)?);
+    }
+    // Every URL elsewhere: the site is probably registered under another name (www.).
+    if out.entries.is_empty() && out.skipped > 0 {
+        return Err(CatalogueError::Xml(format!(
+            "none of its {} URLs is on {host} or its subdomains; nothing was changed",
+            out.skipped
+        )));
     }
     Ok(out)
 }
@@ -550,6 +577,15 @@ mod tests {
   <item><title><![CDATA[A <b>bold</b> post]]></title><link>https://example.com/blog/bold</link></item>
 </channel></rss>"#;
         let got = import(rss.as_bytes(), "example.com").unwrap().entries;
+        let podcast = r#"<rss xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd"><channel>
+  <item><title>Episode 1</title><itunes:title>Not this</itunes:title><title/>
+  <link>https://example.com/ep/1</link></item></channel></rss>"#;
+        let ep = import(podcast.as_bytes(), "example.com").unwrap().entries;
+        assert_eq!(
+            ep[0].title.as_deref(),
+            Some("Episode 1"),
+            "other vocabularies' titles are not the item's"
+        );
         assert_eq!(
             got[0],
             Entry {
@@ -613,6 +649,18 @@ mod tests {
             Err(CatalogueError::Format)
         );
         assert_eq!(import(b"hello", "example.com"), Err(CatalogueError::Format));
+        let cut = "<urlset><url><loc>https://example.com/a</loc></url><url><loc>https://exa";
+        assert!(
+            matches!(import(cut.as_bytes(), "example.com"), Err(CatalogueError::Xml(e)) if e.contains("cut short"))
+        );
+        let two = "<urlset></urlset><rss><channel></channel></rss>";
+        assert!(
+            matches!(import(two.as_bytes(), "example.com"), Err(CatalogueError::Xml(e)) if e.contains("second root"))
+        );
+        let elsewhere = "<urlset><url><loc>https://example.org/a</loc></url></urlset>";
+        assert!(
+            matches!(import(elsewhere.as_bytes(), "example.com"), Err(CatalogueError::Xml(e)) if e.contains("none of its 1"))
+        );
         let huge = vec![b' '; MAX_BYTES + 1];
         assert_eq!(import(&huge, "example.com"), Err(CatalogueError::TooLarge));
         let many = format!(

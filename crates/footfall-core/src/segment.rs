@@ -9,6 +9,9 @@ use serde_json::{json, Value};
 
 /// Most segments one site may hold.
 pub const MAX_SEGMENTS: usize = 200;
+/// Most segment names one query may use, all conditions together (repeats count once per
+/// condition): each is replaced by up to 16 KB of filters.
+pub const MAX_NAMES_PER_QUERY: usize = 10;
 /// Largest filter list a segment may hold, as JSON.
 const MAX_FILTERS_BYTES: usize = 16 * 1024;
 const MAX_NAME: usize = 120;
@@ -70,13 +73,48 @@ impl TryFrom<Stored> for Segment {
     }
 }
 
+/// Whether a filter names a segment: its own dimension, or one of its sub-filters' (values
+/// are not looked at: a page may well be called "segment").
 fn names_a_segment(v: &Value) -> bool {
-    match v {
-        Value::Array(a) => {
-            a.get(1).and_then(Value::as_str) == Some("segment") || a.iter().any(names_a_segment)
-        }
-        _ => false,
+    let Some(a) = v.as_array() else {
+        return false;
+    };
+    match a.first().and_then(Value::as_str) {
+        Some("and" | "or") => a
+            .get(1)
+            .and_then(Value::as_array)
+            .is_some_and(|subs| subs.iter().any(names_a_segment)),
+        Some("not" | "has_done" | "has_not_done") => a.get(1).is_some_and(names_a_segment),
+        _ => a.get(1).and_then(Value::as_str) == Some("segment"),
     }
+}
+
+/// The segment names a filter list uses, repeats within a condition counted once.
+fn names_used(list: &[Value]) -> usize {
+    list.iter()
+        .map(|f| {
+            let Some(a) = f.as_array() else {
+                return 0;
+            };
+            match a.first().and_then(Value::as_str) {
+                Some("and" | "or") => a
+                    .get(1)
+                    .and_then(Value::as_array)
+                    .map_or(0, |subs| names_used(subs)),
+                Some("not" | "has_done" | "has_not_done") => a
+                    .get(1)
+                    .map_or(0, |sub| names_used(std::slice::from_ref(sub))),
+                _ if a.get(1).and_then(Value::as_str) == Some("segment") => {
+                    a.get(2).and_then(Value::as_array).map_or(1, |names| {
+                        let distinct: std::collections::HashSet<String> =
+                            names.iter().map(Value::to_string).collect();
+                        distinct.len().max(1)
+                    })
+                }
+                _ => 0,
+            }
+        })
+        .sum()
 }
 
 impl Segment {
@@ -126,6 +164,15 @@ pub fn expand(
     let Some(Value::Array(filters)) = query.get_mut("filters") else {
         return Ok(());
     };
+    // Counted before anything is copied: a query naming one segment thousands of times
+    // must cost nothing.
+    let used = names_used(filters);
+    if used > MAX_NAMES_PER_QUERY {
+        return Err(QueryError::new(
+            "filters",
+            format!("{used} segment names; a query may use at most {MAX_NAMES_PER_QUERY}"),
+        ));
+    }
     let expanded = expand_list(std::mem::take(filters), "filters", true, lookup)?;
     *filters = expanded;
     Ok(())
@@ -204,7 +251,7 @@ fn resolve(
             "a segment is named as [\"is\", \"segment\", [name, …]]",
         ));
     }
-    let names: Vec<&str> = a[2]
+    let mut names: Vec<&str> = a[2]
         .as_array()
         .map(|v| v.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
@@ -214,6 +261,9 @@ fn resolve(
             "give one or more segment names",
         ));
     }
+    // A name twice is the same alternative once.
+    let mut seen = std::collections::HashSet::new();
+    names.retain(|n| seen.insert(n.trim()));
     let mut each = Vec::new();
     for name in &names {
         let filters = lookup(name.trim()).ok_or_else(|| {
@@ -335,6 +385,18 @@ mod tests {
         assert!(e(json!([["is", "segment", []]])).contains("segment names"));
         assert!(e(json!([["is", "segment", [5]]])).contains("segment names"));
         assert!(e(json!([["and", [["is", "segment", ["x"]]]]])).starts_with("filters[0][1][0][2]:"));
+        // Many names: refused before any is copied; repeats count once.
+        let many: Vec<String> = (0..11).map(|i| format!("S{i}")).collect();
+        assert!(e(json!([["is", "segment", many]])).contains("at most 10"));
+        let repeated = vec!["Mobile"; 16_000];
+        assert_eq!(
+            expanded(json!([["is", "segment", repeated]])),
+            Ok(json!([["is", "visit:device", ["Mobile"]]]))
+        );
+        let spread: Vec<Value> = (0..11)
+            .map(|_| json!(["is", "segment", ["Mobile"]]))
+            .collect();
+        assert!(e(json!(spread)).contains("at most 10"));
     }
 
     #[test]
@@ -362,6 +424,10 @@ mod tests {
         assert_eq!(
             spec("x", json!([["and", [["is", "segment", ["y"]]]]])),
             Err(SegmentError::Nested)
+        );
+        assert!(
+            spec("x", json!([["is", "event:page", ["/pricing", "segment"]]])).is_ok(),
+            "a value called segment is a value"
         );
         assert!(matches!(
             spec("x", json!([["is", "visit:nope", ["y"]]])),

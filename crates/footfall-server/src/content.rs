@@ -40,8 +40,10 @@ pub async fn put(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let site = known_site(&st, &site)?;
+    // Credentials before existence: an unknown caller learns nothing about which sites exist.
+    let site = SiteId::parse(&site).map_err(|e| ApiError::BadRequest(format!("site: {e}")))?;
     crate::auth::require_scope(&st, &headers, &site, crate::keys::CONTENT_WRITE)?;
+    let site = known_site(&st, site.as_str())?;
     let body = crate::http::read_body(body, catalogue::MAX_BYTES).await?;
     let host = site.to_string();
     let imported =

@@ -85,7 +85,7 @@ pub async fn put(
     let segment = Segment::new(spec, owner)?;
     let now = st.clock.now().0;
     let (st2, site2, seg2, who2) = (st.clone(), site.clone(), segment.clone(), who.clone());
-    let created = blocking(move || -> Result<bool, ApiError> {
+    let (created, segment) = blocking(move || -> Result<(bool, Segment), ApiError> {
         Ok(st2
             .ingest
             .sites

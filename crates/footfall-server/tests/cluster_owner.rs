@@ -399,7 +399,9 @@ fn an_undecodable_inbox_entry_is_dropped_and_counted_not_retried_forever() {
 fn an_entry_of_a_newer_format_is_left_for_a_newer_node() {
     let prefix = format!("t{:016x}", rand::random::<u64>());
     let inbox = Arc::new(Inbox::new(conn(), &prefix, PARTS, 1_000_000));
-    inbox.push(&[(1, b"\x02from a newer footfall")]).unwrap();
+    let mut newer = vec![footfall_server::cluster::inbox_writer::ENTRY_FORMAT + 1];
+    newer.extend_from_slice(b"from a newer footfall");
+    inbox.push(&[(1, newer.as_slice())]).unwrap();
     let node = start_node(&prefix, "node-old");
     wait_until("the old node to see it", || {
         node.stats

@@ -321,6 +321,20 @@ async fn segments_are_personal_or_shared_and_mean_their_filters() {
         visitors(&s, As::User(&bob), m.clone(), seg(&["Pricing"])).await,
         Ok(json!([1]))
     );
+    // The admin token may edit anyone's segment; it stays its owner's.
+    let (status, v) = call(
+        &s,
+        "POST",
+        "/api/admin/sites/example.com/segments",
+        As::Bearer(TOKEN),
+        Some(json!({"name": "Google", "filters": google.clone()})),
+    )
+    .await;
+    assert_eq!(
+        (status, v["segment"]["owner"].as_str()),
+        (200, Some("ana")),
+        "{v}"
+    );
 
     // Bad segments: a clear 400, nothing saved.
     for (body, needle) in [

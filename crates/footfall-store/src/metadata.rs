@@ -132,14 +132,16 @@ pub trait MetadataStore: Send {
     /// Removes the site's funnel of that name; returns whether there was one.
     fn delete_funnel(&self, site: &SiteId, name: &str) -> Result<bool, StoreError>;
 
-    /// Saves a segment (names are unique per site), replacing one of that name. Returns
-    /// whether it is new. Who may replace whose is the caller's to check.
+    /// Saves a segment (names are unique per site), replacing one of that name only if it
+    /// has the same owner — in one step, so two nodes saving one name for two users can't
+    /// both win. Returns whether it is new, or None when the name is another owner's
+    /// (nothing changed).
     fn put_segment(
         &self,
         site: &SiteId,
         segment: &Segment,
         now_ms: i64,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<Option<bool>, StoreError>;
     /// A site's segments, every owner's, oldest first.
     fn segments(&self, site: &SiteId) -> Result<Vec<Segment>, StoreError>;
     /// Removes the site's segment of that name; returns whether there was one.

@@ -213,6 +213,11 @@ fn step(store: &dyn MetadataStore, i: usize) -> String {
         ),
         40 => format!("{:?}", store.delete_segment(&site("a.com"), "Google")),
         41 => format!("{:?}", store.delete_segment(&site("a.com"), "Google")),
+        // Another owner's name: nothing changes (None).
+        42 => format!(
+            "{:?}",
+            store.put_segment(&site("a.com"), &segment("Mobile", "bob", false), now)
+        ),
         _ => unreachable!(),
     };
     format!(
@@ -256,7 +261,7 @@ fn postgres_answers_what_the_embedded_store_answers() {
     let pg = PgStore::open(&db.url()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let duck = DuckStore::open(dir.path()).unwrap();
-    for i in 0..42 {
+    for i in 0..43 {
         assert_eq!(step(&pg, i), step(&duck, i), "after step {i}");
     }
     // The funnel steps did what they say.

@@ -1,8 +1,8 @@
 //! `footfall migrate --to cluster.toml`: copies an embedded installation (its data
 //! directory, server stopped) into a cluster, then checks the copy.
 //!
-//! What goes where: sites, keys, users, goals, funnels, segments and the current salts to
-//! PostgreSQL (salts too, so a visitor seen before the move keeps its id for the rest of
+//! What goes where: sites, keys, users, goals, funnels, segments, content catalogues and the
+//! current salts to PostgreSQL (salts too, so a visitor seen before the move keeps its id for the rest of
 //! the day); stored events,
 //! the current state of every visit and complete rollups to ClickHouse, in numbered
 //! chunks under partitions of their own (see `footfall_store::clickhouse::import`) so an
@@ -215,7 +215,8 @@ fn same_source(source: &DuckStore, clickhouse: &str, database: &str) -> Result<(
 }
 
 /// Sites (with zone, share link and OpenPanel id), keys (revoked ones stay revoked),
-/// users, goals, funnels and segments, and the salts of the last two days. Idempotent: a resumed copy runs it again.
+/// users, goals, funnels, segments and content catalogues, and the salts of the last two
+/// days. Idempotent: a resumed copy runs it again.
 fn copy_metadata(source: &DuckStore, to: &PgStore) -> Result<()> {
     for s in source.sites()? {
         to.add_site(&s.domain, s.public, s.created_at)?;
@@ -251,6 +252,10 @@ fn copy_metadata(source: &DuckStore, to: &PgStore) -> Result<()> {
         }
         for seg in source.segments(&s.domain)? {
             to.put_segment(&s.domain, &seg, now)?;
+        }
+        let catalogue = source.catalogue(&s.domain)?;
+        if catalogue.entries() != to.catalogue(&s.domain)?.entries() {
+            to.set_catalogue(&s.domain, catalogue.entries(), now)?;
         }
     }
     // Oldest first: storing a day's salt drops those older than the day before it.

@@ -418,6 +418,10 @@ mod tests {
                 "revenue.amount",
             ),
             (
+                r#""revenue":{"amount":"1000000000.5","currency":"EUR"}"#,
+                "revenue.amount",
+            ),
+            (
                 r#""revenue":{"amount":true,"currency":"EUR"}"#,
                 "revenue.amount",
             ),

@@ -160,12 +160,13 @@ impl Sites {
             return Err(GoalChangeError::UnknownSite(site.clone()));
         }
         let revision = store.set_catalogue(site, entries, now_ms)?;
-        let fresh = Arc::new(store.catalogue(site)?);
-        if let Ok(mut k) = self.known.write() {
-            if let Some(info) = k.get_mut(site) {
-                info.catalogue = fresh;
-            }
+        // From what was stored, not read back: the change is made, whatever a read says.
+        let fresh = Arc::new(Catalogue::new(revision, entries.to_vec()));
+        let mut k = self.known.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(info) = k.get_mut(site) {
+            info.catalogue = fresh;
         }
+        drop(k);
         drop(store);
         self.catalogues.send_modify(|n| *n += 1);
         self.on_change.fire();
@@ -467,31 +468,40 @@ impl Sites {
             .segments(site)
     }
 
-    /// Saves a segment; one of the same name is replaced only if `may_change` it (under
-    /// the store lock, so two users can't take one name at once on this node). Returns
-    /// whether it is new.
+    /// Saves a segment; one of the same name is replaced only if `may_change` it, and keeps
+    /// its owner (the admin token editing a user's segment leaves it theirs). Returns
+    /// whether it is new, and the segment as saved.
     pub fn put_segment(
         &self,
         site: &SiteId,
         segment: &Segment,
         may_change: &dyn Fn(&Segment) -> bool,
         now_ms: i64,
-    ) -> Result<bool, GoalChangeError> {
+    ) -> Result<(bool, Segment), GoalChangeError> {
         let store = self.store.lock().unwrap_or_else(|p| p.into_inner());
         if !self.contains(site) {
             return Err(GoalChangeError::UnknownSite(site.clone()));
         }
         let current = store.segments(site)?;
-        match current.iter().find(|s| s.name == segment.name) {
+        let saved = match current.iter().find(|s| s.name == segment.name) {
             Some(old) if !may_change(old) => {
                 return Err(GoalChangeError::SegmentTaken(segment.name.clone()))
             }
+            Some(old) => Segment {
+                owner: old.owner.clone(),
+                ..segment.clone()
+            },
             None if current.len() >= footfall_core::segment::MAX_SEGMENTS => {
                 return Err(GoalChangeError::TooManySegments)
             }
-            _ => {}
+            None => segment.clone(),
+        };
+        // The store checks the owner again in the same step as the write: another node
+        // may have saved the name since it was read above.
+        match store.put_segment(site, &saved, now_ms)? {
+            Some(created) => Ok((created, saved)),
+            None => Err(GoalChangeError::SegmentTaken(segment.name.clone())),
         }
-        Ok(store.put_segment(site, segment, now_ms)?)
     }
 
     /// Removes a segment that `visible` shows and `may_change` allows; false when there

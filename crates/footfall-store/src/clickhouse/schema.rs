@@ -183,8 +183,9 @@ ORDER BY (site, ",
 
 pub const VERSION: u32 = 3;
 
-/// ClickHouse's code for "column with this name already exists".
-const DUPLICATE_COLUMN: &str = "Code: 44,";
+/// ClickHouse's codes for "column with this name already exists": 44 in 18.16, 15
+/// (DUPLICATE_COLUMN) in later releases.
+const DUPLICATE_COLUMN: [&str; 2] = ["Code: 44,", "Code: 15,"];
 
 const VERSIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_version (version UInt32, applied_at DateTime DEFAULT now()) \
      ENGINE = ReplacingMergeTree ORDER BY version";
@@ -213,7 +214,8 @@ pub fn migrate(http: &Http, database: &str) -> Result<(), StoreError> {
         for s in *statements {
             match http.execute(s) {
                 Err(StoreError::Backend(e))
-                    if s.contains(" ADD COLUMN ") && e.contains(DUPLICATE_COLUMN) => {}
+                    if s.contains(" ADD COLUMN ")
+                        && DUPLICATE_COLUMN.iter().any(|c| e.contains(c)) => {}
                 other => other?,
             }
         }

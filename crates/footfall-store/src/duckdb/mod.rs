@@ -215,7 +215,17 @@ impl MetadataStore for DuckStore {
         site: &SiteId,
         segment: &footfall_core::segment::Segment,
         now_ms: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<bool>, StoreError> {
+        // One connection writes this file, and the registry calls under its lock: reading
+        // the owner first is the same step.
+        let current: Vec<footfall_core::segment::Segment> =
+            self.specs(crate::metadata::Specs::Segments, site)?;
+        if current
+            .iter()
+            .any(|s| s.name == segment.name && s.owner != segment.owner)
+        {
+            return Ok(None);
+        }
         self.put_spec(
             crate::metadata::Specs::Segments,
             site,
@@ -223,6 +233,7 @@ impl MetadataStore for DuckStore {
             segment,
             now_ms,
         )
+        .map(Some)
     }
 
     fn segments(&self, site: &SiteId) -> Result<Vec<footfall_core::segment::Segment>, StoreError> {

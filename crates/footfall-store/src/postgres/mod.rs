@@ -268,8 +268,26 @@ impl MetadataStore for PgStore {
         site: &SiteId,
         segment: &footfall_core::segment::Segment,
         now_ms: i64,
-    ) -> Result<bool, StoreError> {
-        self.put_spec(Specs::Segments, site, &segment.name, segment, now_ms)
+    ) -> Result<Option<bool>, StoreError> {
+        let spec = crate::metadata::spec_json("segment", segment)?;
+        // Replaces only the same owner's: another's name makes the update do nothing, and
+        // no row comes back.
+        self.with(|c| {
+            let row = c.query_opt(
+                "INSERT INTO segments (site, name, spec, created_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (site, name) DO UPDATE SET spec = EXCLUDED.spec \
+                 WHERE (segments.spec::jsonb ->> 'owner') = $5 \
+                 RETURNING (xmax = 0)",
+                &[
+                    &site.as_str(),
+                    &segment.name,
+                    &spec,
+                    &now_ms,
+                    &segment.owner,
+                ],
+            )?;
+            row.map(|r| r.try_get(0)).transpose()
+        })
     }
 
     fn segments(&self, site: &SiteId) -> Result<Vec<footfall_core::segment::Segment>, StoreError> {
