@@ -95,7 +95,6 @@ impl Drop for TestServer {
 }
 
 impl TestServer {
-
     pub fn advance(&self, ms: i64) {
         self.clock.advance_ms(ms);
     }
