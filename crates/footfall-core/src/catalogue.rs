@@ -107,14 +107,6 @@ impl Catalogue {
         self.by_path.get(path).map(|i| &self.entries[*i])
     }
 
-    /// Published entries of a type.
-    pub fn published(&self, kind: &str) -> usize {
-        self.entries
-            .iter()
-            .filter(|e| e.published && e.kind == kind)
-            .count()
-    }
-
     /// The live stats with the catalogue applied: `publishedPosts` / `publishedPages`,
     /// catalogue titles and types first, and — unless `limit` cut the list short — the
     /// published pages without views, with 0 views, after the viewed ones. The version

@@ -182,8 +182,8 @@ pub async fn revoke_key(
     }
 }
 
-/// The site named in an admin route's path, which must be registered.
-fn known_site(st: &AppState, raw: &str) -> Result<SiteId, ApiError> {
+/// The site named in a route's path, which must be registered.
+pub(crate) fn known_site(st: &AppState, raw: &str) -> Result<SiteId, ApiError> {
     let site = SiteId::parse(raw).map_err(|e| ApiError::BadRequest(format!("site: {e}")))?;
     if !st.ingest.sites.contains(&site) {
         return Err(ApiError::NotFound(format!("no site {site}")));

@@ -24,14 +24,6 @@ impl From<CatalogueError> for ApiError {
     }
 }
 
-fn known_site(st: &AppState, raw: &str) -> Result<SiteId, ApiError> {
-    let site = SiteId::parse(raw).map_err(|e| ApiError::BadRequest(format!("site: {e}")))?;
-    if !st.ingest.sites.contains(&site) {
-        return Err(ApiError::NotFound(format!("no site {site}")));
-    }
-    Ok(site)
-}
-
 /// Replaces the catalogue (the admin token, or a key with `content:write` for the site): `{"site", "revision", "entries", "posts", "pages", "skipped"}`.
 /// A document that does not read changes nothing.
 pub async fn put(
@@ -43,7 +35,7 @@ pub async fn put(
     // Credentials before existence: an unknown caller learns nothing about which sites exist.
     let site = SiteId::parse(&site).map_err(|e| ApiError::BadRequest(format!("site: {e}")))?;
     crate::auth::require_scope(&st, &headers, &site, crate::keys::CONTENT_WRITE)?;
-    let site = known_site(&st, site.as_str())?;
+    let site = crate::admin::known_site(&st, site.as_str())?;
     let body = crate::http::read_body(body, catalogue::MAX_BYTES).await?;
     let host = site.to_string();
     let imported =

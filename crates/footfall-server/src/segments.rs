@@ -29,14 +29,6 @@ fn may_change(s: &Segment, who: &Who) -> bool {
     }
 }
 
-fn known_site(st: &AppState, raw: &str) -> Result<SiteId, ApiError> {
-    let site = SiteId::parse(raw).map_err(|e| ApiError::BadRequest(format!("site: {e}")))?;
-    if !st.ingest.sites.contains(&site) {
-        return Err(ApiError::NotFound(format!("no site {site}")));
-    }
-    Ok(site)
-}
-
 fn shown(s: &Segment, who: &Who) -> Value {
     json!({"name": s.name, "filters": s.filters, "shared": s.shared, "owner": s.owner,
         "mine": may_change(s, who)})
@@ -50,7 +42,7 @@ pub async fn list(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     auth::require_editor_read(&st, &headers)?;
-    let site = known_site(&st, &site)?;
+    let site = crate::admin::known_site(&st, &site)?;
     let who = auth::who(&st, &headers);
     let (st2, site2) = (st.clone(), site.clone());
     let all =
@@ -76,7 +68,7 @@ pub async fn put(
     let body = crate::http::read_body(body, limits::BODY_BYTES).await?;
     let spec: SegmentSpec = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("invalid segment: {e}")))?;
-    let site = known_site(&st, &site)?;
+    let site = crate::admin::known_site(&st, &site)?;
     let who = auth::who(&st, &headers);
     let owner = match &who {
         Who::User(u) => u.clone(),
@@ -107,7 +99,7 @@ pub async fn delete(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     auth::require_editor(&st, &headers)?;
-    let site = known_site(&st, &site)?;
+    let site = crate::admin::known_site(&st, &site)?;
     let who = auth::who(&st, &headers);
     let name = name.trim().to_string();
     let (st2, site2, name2) = (st.clone(), site.clone(), name.clone());

@@ -8,10 +8,14 @@ use footfall_core::segment::Segment;
 use footfall_core::SiteId;
 
 /// A goal as stored: its JSON (what [`Goal`] serializes to).
-/// A stored catalogue back: its entries were checked when set; one that does not read
-/// back is left out with a warning, as other definitions are.
-pub fn catalogue_from_json(site: &SiteId, revision: i64, json: &str) -> Catalogue {
-    let entries: Vec<CatalogueEntry> = spec_from_json(site, "catalogue", json).unwrap_or_default();
+/// A stored catalogue back from its (revision, JSON) row, empty without one. Its entries
+/// were checked when set; one that does not read back is left out with a warning, as
+/// other definitions are.
+pub fn stored_catalogue(site: &SiteId, row: Option<(i64, String)>) -> Catalogue {
+    let Some((revision, json)) = row else {
+        return Catalogue::default();
+    };
+    let entries: Vec<CatalogueEntry> = spec_from_json(site, "catalogue", &json).unwrap_or_default();
     Catalogue::new(u64::try_from(revision).unwrap_or(0), entries)
 }
 

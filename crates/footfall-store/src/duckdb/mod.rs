@@ -284,10 +284,7 @@ impl MetadataStore for DuckStore {
                 ::duckdb::Error::QueryReturnedNoRows => Ok(None),
                 e => Err(e),
             })?;
-        Ok(match row {
-            Some((revision, spec)) => crate::metadata::catalogue_from_json(site, revision, &spec),
-            None => footfall_core::catalogue::Catalogue::default(),
-        })
+        Ok(crate::metadata::stored_catalogue(site, row))
     }
 
     fn rotate_salts(&self, day: i64, fresh: &str) -> Result<(String, Option<String>), StoreError> {
